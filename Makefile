@@ -1,0 +1,69 @@
+# cht-sync build.  `make` builds build/cht-sync; `make asan` the same with
+# AddressSanitizer and UndefinedBehaviorSanitizer into build/asan/; `make unit`
+# builds and runs the unit tests in both; `make test` runs the whole suite
+# (scripts/test).  Libraries come from pkg-config.
+
+PKGS     := libcurl libpq jansson yaml-0.1
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+STD      := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+SRCS     := $(sort $(wildcard src/*.c))
+LIB_SRCS := $(filter-out src/main.c,$(SRCS))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+
+OBJS      := $(SRCS:src/%.c=build/obj/%.o)
+ASAN_OBJS := $(SRCS:src/%.c=build/asan/obj/%.o)
+LIB_OBJS      := $(LIB_SRCS:src/%.c=build/obj/%.o)
+ASAN_LIB_OBJS := $(LIB_SRCS:src/%.c=build/asan/obj/%.o)
+UNIT_BINS      := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
+ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
+
+.PHONY: all asan unit test format check-format clean
+
+all: build/cht-sync
+
+asan: build/asan/cht-sync
+
+build/cht-sync: $(OBJS)
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
+
+build/asan/cht-sync: $(ASAN_OBJS)
+	$(CC) $(CFLAGS) $(ASAN) -o $@ $^ $(PKG_LIBS)
+
+build/obj/%.o: src/%.c $(wildcard src/*.h) | build/obj
+	$(CC) $(STD) $(WARN) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+build/asan/obj/%.o: src/%.c $(wildcard src/*.h) | build/asan/obj
+	$(CC) $(STD) $(WARN) $(CFLAGS) $(ASAN) $(PKG_CFLAGS) -c -o $@ $<
+
+build/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB_OBJS) | build/tests
+	$(CC) $(STD) $(WARN) $(CFLAGS) $(PKG_CFLAGS) -Isrc -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
+
+build/asan/tests/%: tests/unit/%.c tests/unit/unit.h $(ASAN_LIB_OBJS) | build/asan/tests
+	$(CC) $(STD) $(WARN) $(CFLAGS) $(ASAN) $(PKG_CFLAGS) -Isrc -o $@ $< $(ASAN_LIB_OBJS) $(PKG_LIBS)
+
+build/obj build/asan/obj build/tests build/asan/tests:
+	mkdir -p $@
+
+# runs every unit test binary, plain and sanitized; prints one line per test
+unit: $(UNIT_BINS) $(ASAN_UNIT_BINS)
+	@scripts/run-unit $(UNIT_BINS) $(ASAN_UNIT_BINS)
+
+test:
+	scripts/test
+
+format:
+	clang-format -i src/*.c src/*.h tests/unit/*.c tests/unit/*.h bench/*.c 2>/dev/null || true
+
+check-format:
+	@bad=$$(for f in src/*.[ch] tests/unit/*.[ch] $(wildcard bench/*.c); do \
+	  clang-format --dry-run -Werror $$f >/dev/null 2>&1 || echo $$f; done); \
+	if [ -n "$$bad" ]; then echo "not clang-formatted:"; echo "$$bad"; exit 1; fi
+
+clean:
+	rm -rf build

@@ -1,0 +1,73 @@
+/*
+ * main.c - the command line: reads the environment once into a cs_config
+ * and dispatches to a command.  Nothing below main reads the environment or
+ * exits the process.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(const cs_config *cfg, int argc, char **argv);
+    const char *help;
+} command;
+
+static int cmd_config(const cs_config *cfg, int argc, char **argv)
+{
+    config_print(cfg, stdout);
+    return 0;
+}
+
+static const command commands[] = {
+    {"config", cmd_config, "print the effective settings (secrets masked)"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: cht-sync COMMAND [OPTIONS]\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fputc('\n', out);
+    config_print_help(out);
+}
+
+int main(int argc, char **argv)
+{
+    cs_config cfg;
+    cs_error err;
+    log_level lvl;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+    }
+    if (config_load(&cfg, getenv, &argc, argv, &err) != CS_OK) {
+        fprintf(stderr, "cht-sync: %s\n", err.msg);
+        return 2;
+    }
+    if (log_parse_level(cfg.log_level, &lvl))
+        log_set_level(lvl);
+    if (argc < 2) {
+        usage(stderr);
+        config_free(&cfg);
+        return 2;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            rc = commands[i].run(&cfg, argc - 1, argv + 1);
+            config_free(&cfg);
+            return rc;
+        }
+    }
+    fprintf(stderr, "cht-sync: unknown command \"%s\"\n", argv[1]);
+    usage(stderr);
+    config_free(&cfg);
+    return 2;
+}
