@@ -1,0 +1,153 @@
+# tests/lib.sh - the integration-test harness, sourced by every test script.
+#
+# Starts throw-away servers on free loopback ports and always stops them:
+#   pg_start            PostgreSQL 15 as an unprivileged user, in a new data
+#                       directory; exports PG* and POSTGRES_* for the sync
+#   couch_start [DIR]   pouchdb-server, in memory (or on disk in DIR, so that
+#                       it survives couch_stop/couch_start); exports COUCH_URL
+#                       and COUCHDB_* for the sync
+# Checks print one line each, "PASS <test>: <what>" or "FAIL ...", which
+# scripts/test counts; a test script exits 1 when any of its checks failed.
+
+set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TEST_NAME=${TEST_NAME:-$(basename "$0" .sh)}
+CHT_SYNC=${CHT_SYNC:-$ROOT/build/cht-sync}
+PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+POUCHDB_SERVER=$ROOT/tests/couch/node_modules/.bin/pouchdb-server
+TEST_USER=${TEST_USER:-chtsynctest}
+PG_TEST_PASSWORD='pg-S3cret!pw'
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/cht-sync-test.XXXXXX")
+chmod 755 "$WORK"
+FAILED=0
+PASSED=0
+PIDS_TO_KILL=()
+
+cleanup() {
+    local pid
+    for pid in "${PIDS_TO_KILL[@]}"; do kill -9 "$pid" 2>/dev/null; done
+    couch_stop 2>/dev/null
+    pg_stop 2>/dev/null
+    if [ "$FAILED" -eq 0 ] || [ -z "${KEEP_WORK:-}" ]; then rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+pass() { PASSED=$((PASSED + 1)); echo "PASS $TEST_NAME: $1"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL $TEST_NAME: $1"; [ $# -gt 1 ] && printf '  %s\n' "${@:2}"; return 0; }
+
+# eq WHAT GOT WANT
+eq() {
+    if [ "$2" == "$3" ]; then pass "$1"; else fail "$1" "got:  $2" "want: $3"; fi
+}
+# ok WHAT CMD...: the command succeeds
+ok() {
+    local what=$1; shift
+    local out
+    if out=$("$@" 2>&1); then pass "$what"; else fail "$what" "command failed: $*" "$(printf '%s' "$out" | tail -n 5)"; fi
+}
+# contains WHAT HAYSTACK NEEDLE
+contains() {
+    if [[ "$2" == *"$3"* ]]; then pass "$1"; else fail "$1" "missing: $3" "in: $(printf '%s' "$2" | tail -n 5)"; fi
+}
+not_contains() {
+    if [[ "$2" != *"$3"* ]]; then pass "$1"; else fail "$1" "unexpected: $3"; fi
+}
+finish() { exit $((FAILED > 0)); }
+
+# wait_until SECONDS CMD...: polls every 50 ms; returns 1 on time-out
+wait_until() {
+    local deadline=$(( $(date +%s%N) + $1 * 1000000000 )); shift
+    while ! "$@" >/dev/null 2>&1; do
+        [ "$(date +%s%N)" -ge "$deadline" ] && return 1
+        sleep 0.05
+    done
+}
+
+free_port() {
+    local p
+    while :; do
+        p=$(( 20000 + RANDOM % 40000 ))
+        (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "$p"; return; }
+    done
+}
+
+as_test_user() {
+    if [ "$(id -u)" -eq 0 ]; then
+        id "$TEST_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$TEST_USER"
+        runuser -u "$TEST_USER" -- "$@"
+    else
+        "$@"
+    fi
+}
+
+pg_start() {
+    PG_DIR=$WORK/pg
+    PGDATA_DIR=$PG_DIR/data
+    PG_PORT=${PG_PORT:-$(free_port)}
+    mkdir -p "$PG_DIR"
+    printf '%s\n' "$PG_TEST_PASSWORD" > "$PG_DIR/pw"
+    if [ "$(id -u)" -eq 0 ]; then
+        as_test_user true
+        chown -R "$TEST_USER" "$PG_DIR"
+    fi
+    as_test_user "$PG_BIN/initdb" -D "$PGDATA_DIR" -U postgres --pwfile="$PG_DIR/pw" \
+        --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 \
+        || { cat "$PG_DIR/initdb.log"; echo "pg_start: initdb failed"; exit 1; }
+    pg_ctl_start || { tail "$PG_DIR/log"; echo "pg_start: server did not start"; exit 1; }
+    export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=postgres PGPASSWORD=$PG_TEST_PASSWORD PGDATABASE=cht_sync
+    export POSTGRES_HOST=127.0.0.1 POSTGRES_PORT=$PG_PORT POSTGRES_USER=postgres
+    export POSTGRES_PASSWORD=$PG_TEST_PASSWORD POSTGRES_DB=cht_sync
+    PGDATABASE=postgres psql -qAtc "CREATE DATABASE cht_sync" >/dev/null
+}
+
+pg_ctl_start() {
+    as_test_user "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PG_DIR/log" -w -t 60 start \
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=100" >/dev/null
+}
+
+# pg_stop_server [MODE]: stops the server but keeps its data (for restarts)
+pg_stop_server() {
+    as_test_user "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m "${1:-fast}" -w stop >/dev/null 2>&1
+}
+
+pg_stop() {
+    [ -n "${PGDATA_DIR:-}" ] && [ -d "$PGDATA_DIR" ] && pg_stop_server immediate
+    return 0
+}
+
+# sql QUERY: one value per line, fields separated by |
+sql() { psql -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
+
+couch_start() {
+    COUCH_PORT=${COUCH_PORT:-$(free_port)}
+    local dirarg=(--in-memory)
+    if [ $# -gt 0 ]; then mkdir -p "$1"; dirarg=(--dir "$1"); fi
+    mkdir -p "$WORK/couch"
+    (cd "$WORK/couch" && exec "$POUCHDB_SERVER" -p "$COUCH_PORT" -o 127.0.0.1 "${dirarg[@]}" \
+        --config "$WORK/couch/config.json" -n >"$WORK/couch/server.log" 2>&1) &
+    COUCH_PID=$!
+    export COUCH_URL=http://127.0.0.1:$COUCH_PORT
+    export COUCHDB_HOST=127.0.0.1 COUCHDB_PORT=$COUCH_PORT COUCHDB_SECURE=false
+    wait_until 60 curl -sf "$COUCH_URL/" || { tail "$WORK/couch/server.log"; echo "couch_start: pouchdb-server did not start"; exit 1; }
+}
+
+couch_stop() {
+    if [ -n "${COUCH_PID:-}" ]; then
+        kill "$COUCH_PID" 2>/dev/null
+        pkill -P "$COUCH_PID" 2>/dev/null
+        wait "$COUCH_PID" 2>/dev/null
+        COUCH_PID=
+    fi
+    return 0
+}
+
+# couch METHOD PATH [BODY]: a request to the test CouchDB, prints the body
+couch() {
+    if [ $# -gt 2 ]; then
+        curl -sS -X "$1" -H 'Content-Type: application/json' --data-binary "$3" "$COUCH_URL$2"
+    else
+        curl -sS -X "$1" "$COUCH_URL$2"
+    fi
+}
