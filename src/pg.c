@@ -5,6 +5,15 @@
 
 #include <string.h>
 
+#include "log.h"
+
+/* server NOTICEs ("index ... does not exist, skipping") are debug chatter */
+static void notice_to_log(void *arg, const char *message)
+{
+    (void)arg;
+    log_debug(NULL, "PostgreSQL: %.*s", (int)strcspn(message, "\n"), message);
+}
+
 PGconn *pg_connect(const cs_config *cfg, const char *application_name, cs_error *err)
 {
     const char *keywords[16], *values[16];
@@ -31,6 +40,7 @@ PGconn *pg_connect(const cs_config *cfg, const char *application_name, cs_error 
         PQfinish(conn);
         return NULL;
     }
+    PQsetNoticeProcessor(conn, notice_to_log, NULL);
     res = PQexec(conn, "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         pg_fail(conn, res, "could not set up the session", err);
@@ -53,7 +63,8 @@ static cs_result classify(const char *state, bool conn_bad)
         strcmp(state, "57P03") == 0 ||                                /* cannot connect now */
         strcmp(state, "55P03") == 0)                                  /* lock not available */
         return CS_TRANSIENT;
-    if (strncmp(state, "22", 2) == 0 || strcmp(state, "54001") == 0) /* data, stack depth */
+    /* data exceptions, integrity constraint violations, stack depth */
+    if (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0 || strcmp(state, "54001") == 0)
         return CS_INVALID;
     return CS_PERMANENT;
 }

@@ -25,9 +25,9 @@ PGconn *pg_connect(const cs_config *cfg, const char *application_name, cs_error 
 /*
  * Classifies a failed result (or, with res NULL, the connection's state):
  * lost connection, deadlock, serialization failure, too many connections,
- * admin shutdown, cannot connect now -> CS_TRANSIENT; data errors (class 22)
- * -> CS_INVALID; everything else CS_PERMANENT.  Fills err with
- * "what: message (SQLSTATE xxxxx)" and returns the class.
+ * admin shutdown, cannot connect now -> CS_TRANSIENT; data errors (class 22),
+ * integrity violations (class 23) and stack depth -> CS_INVALID; everything else CS_PERMANENT.
+ * Fills err with "what: message (SQLSTATE xxxxx)" and returns the class.
  */
 cs_result pg_fail(PGconn *conn, const PGresult *res, const char *what, cs_error *err);
 

@@ -151,3 +151,46 @@ couch() {
         curl -sS -X "$1" "$COUCH_URL$2"
     fi
 }
+
+# --- sync helpers ---
+
+GEN_CHT="node $ROOT/tests/data/gen-cht.js"
+
+# source_of DB: the raw table's source value for a database
+source_of() { echo "$COUCHDB_HOST/$1"; }
+
+# expected_docs DB FILE: CouchDB's current documents of DB as the sync must
+# store them (password material of _users docs removed), one JSON per line
+expected_docs() {
+    curl -sS "$COUCH_URL/$1/_all_docs?include_docs=true" | jq -c '.rows[].doc
+        | if (._id | startswith("org.couchdb.user:"))
+          then del(.password_scheme, .derived_key, .salt, .iterations, .pbkdf2_prf, .password)
+          else . end' > "$2"
+}
+
+# diff_count DB: rows where the raw table and CouchDB disagree (missing,
+# extra live rows, or a different doc); 0 when the table equals CouchDB
+diff_count() {
+    local f=$WORK/expected-$1.json
+    expected_docs "$1" "$f"
+    sql "DROP TABLE IF EXISTS expected_docs; CREATE TABLE expected_docs (doc jsonb)" >/dev/null
+    sed 's/\\/\\\\/g' "$f" | psql -qX -v ON_ERROR_STOP=1 -c "\\copy expected_docs(doc) from stdin" >/dev/null
+    sql "SELECT count(*) FROM (SELECT * FROM v1.couchdb WHERE source = '$(source_of "$1")' AND _deleted IS NOT TRUE) c
+         FULL JOIN expected_docs e ON c._id = e.doc->>'_id'
+         WHERE c.doc IS DISTINCT FROM e.doc"
+}
+
+# sync_bg [ARGS]: starts the sync in the background, logging to $WORK/sync.log
+sync_bg() {
+    "$CHT_SYNC" sync "$@" >>"$WORK/sync.log" 2>&1 &
+    SYNC_PID=$!
+    PIDS_TO_KILL+=("$SYNC_PID")
+}
+
+sync_stop() {
+    [ -n "${SYNC_PID:-}" ] || return 0
+    kill -TERM "$SYNC_PID" 2>/dev/null
+    wait "$SYNC_PID"
+    SYNC_STATUS=$?
+    SYNC_PID=
+}
