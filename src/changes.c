@@ -981,7 +981,7 @@ static void string_done(changes_parser *p)
     if (p->str_cleaned) {
         if (p->doc_base >= 0 && p->sp > p->doc_base)
             p->doc_cleaned = true;
-        else if (p->vrole == V_ID || p->vrole == V_REV)
+        else if (!p->str_key && (p->vrole == V_ID || p->vrole == V_REV))
             p->row_cleaned = true;
     }
     if (p->deep) {

@@ -258,6 +258,20 @@ static const tcase cases[] = {
      "{\"id\":\"c\",\"doc\":{\"i\":3}}],\"last_seq\":\"9\"}",
      "a|~|~|0|0|{\"i\":1}\nb|~|~|1|0|{\"_id\":\"b\",\"_deleted\":true}\nc|~|~|0|0|{\"i\":3}\n"
      "last_seq=9 pending=~ rows=3\n"},
+    {"deleted row: an oversized, too deep or bad tombstone does not matter",
+     "{\"results\":[{\"id\":\"a\",\"doc\":{\"n\":[[[[[[[[[[[[1]]]]]]]]]]]],\"e\":1e999999},"
+     "\"deleted\":true,\"changes\":[{\"rev\":\"2-a\"}]}],\"last_seq\":\"9\"}",
+     "a|2-a|~|1|0|{\"_id\":\"a\",\"_rev\":\"2-a\",\"_deleted\":true}\n" END1},
+    {"cleaned id marks a deleted row cleaned; a cleaned row key does not",
+     ROW1("{\"i\\u0000d\":1,\"id\":\"a\\u0000\",\"deleted\":true}"),
+     "a|~|~|1|1|{\"_id\":\"a\",\"_deleted\":true}\n" END1},
+    {"long unknown keys and a long key inside a doc",
+     ROW1("{\"idxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\":"
+          "\"no\","
+          "\"id\":\"a\",\"doc\":{\"passwordxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+          "xxxxxxxxxxxxxx\":1}}"),
+     "a|~|~|0|0|{\"passwordxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+     "\":1}\n" END1},
     /* errors */
     {"not a _changes response", "{\"error\":\"not_found\",\"reason\":\"missing\"}",
      "error(transient): response has no \"results\"\n"},
@@ -330,7 +344,7 @@ static void test_table(void)
 
 /* Every proper prefix of a valid response is "ended early", never a crash
  * and never success. */
-static void test_every_truncation(void)
+static void test_every_truncation_and_cut(void)
 {
     const char *in =
         "{\"results\":[{\"seq\":\"1-g\",\"id\":\"a\\u00e9\",\"changes\":[{\"rev\":\"1-x\"}],"
@@ -351,6 +365,26 @@ static void test_every_truncation(void)
     CHECK_INT(bad, 0);
     char *full = run_split(in, len, NULL, WHOLE, 0);
     CHECK(strstr(full, "last_seq=12 pending=0 rows=2\n") != NULL);
+    CHECK(strstr(full, "\\ud83d\\ude00\xf0\x9f\x98\x80") != NULL);
+
+    /* the same body in two pieces, cut at every index, parses the same */
+    bad = 0;
+    for (size_t cut = 0; cut <= len; cut++) {
+        sink k;
+        cs_error err;
+        changes_parser *p;
+        memset(&k, 0, sizeof(k));
+        buf_init(&k.out, 0);
+        p = changes_parser_new(NULL, collect, &k);
+        if (changes_parser_feed(p, in, cut, &err) != CS_OK ||
+            changes_parser_feed(p, in + cut, len - cut, &err) != CS_OK ||
+            changes_parser_finish(p, &err) != CS_OK || !strstr(full, k.out.data) ||
+            strncmp(full, k.out.data, k.out.len) != 0)
+            bad++;
+        changes_parser_free(p);
+        buf_free(&k.out);
+    }
+    CHECK_INT(bad, 0);
     free(full);
 }
 
@@ -508,6 +542,11 @@ static void test_numbers(void)
 
 /* ---- callback and reuse -------------------------------------------------------- */
 
+static cs_result silent_stop(void *ud, const change_row *row, cs_error *err)
+{
+    return CS_STOPPED;
+}
+
 static void test_callback_error(void)
 {
     const char *in = "{\"results\":[{\"id\":\"a\",\"doc\":{}},{\"id\":\"b\",\"doc\":{}},"
@@ -541,6 +580,14 @@ static void test_callback_error(void)
     CHECK(!changes_parser_pending(p, NULL));
     CHECK_STR(k.out.data, "a|~|~|0|0|{}\nb|~|~|0|0|{}\nc|~|~|0|0|{}\n");
     changes_parser_free(p);
+
+    /* a callback that fails without a message still gets one */
+    buf_reset(&k.out);
+    p = changes_parser_new(NULL, silent_stop, NULL);
+    CHECK_INT(changes_parser_feed(p, in, strlen(in), &err), CS_STOPPED);
+    CHECK_STR(err.msg, "row callback stopped the parse (stopped)");
+    CHECK_INT(changes_parser_rows(p), 1);
+    changes_parser_free(p);
     buf_free(&k.out);
 }
 
@@ -548,7 +595,7 @@ int main(void)
 {
     UNIT_BEGIN("test_changes");
     RUN(test_table);
-    RUN(test_every_truncation);
+    RUN(test_every_truncation_and_cut);
     RUN(test_max_doc_bytes);
     RUN(test_nesting);
     RUN(test_numbers);
