@@ -1358,8 +1358,7 @@ cs_result tpl_call_render_caller(tpl_call *call, buf *out, cs_error *err)
     if (!err)
         err = &local;
     if (!call->caller || !call->caller->u.fn.clo)
-        return cs_fail(err, CS_INVALID, "%s: \"%s\" was not called from a call block",
-                       tpl_call_where(call), "caller()");
+        return cs_fail(err, CS_INVALID, "caller() is not available: not called from a call block");
     c->err = err;
     r = render_closure(c, call->node, call->caller->u.fn.clo, NULL, out);
     if (r == R_RETURN)

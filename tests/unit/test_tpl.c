@@ -7,6 +7,7 @@
 #include "tpl.h"
 #include "unit.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -654,6 +655,89 @@ static void test_where_and_output_cap(void)
     tpl_template_free(t);
 }
 
+static void test_caller_misuse(void)
+{
+    cs_error err = {0};
+    char *got = render("x\n{{ statement('a') }}", &err);
+
+    CHECK(got == NULL);
+    CHECK_INT(err.code, CS_INVALID);
+    CHECK_STR(err.msg, "t.sql:2:4: caller() is not available: not called from a call block");
+    free(got);
+
+    /* a caller kept past its block cannot be called */
+    got = render("{% set ns = namespace() %}{% macro keep() %}{% set ns.c = caller %}"
+                 "{% endmacro %}{% call keep() %}body{% endcall %}{{ ns.c() }}",
+                 &err);
+    CHECK(got == NULL);
+    CHECK_STR(err.msg, "t.sql:1:122: caller() used after its call block ended");
+    free(got);
+}
+
+static void test_block_set_whitespace(void)
+{
+    static const tcase cases[] = {
+        {"{%- set sql -%}\n  select {{ n }}\n{%- endset -%}\n[{{ sql }}]", "[select 3]"},
+        {"{% set x %}{% for i in range(3) %}{{ i }}{% endfor %}{% endset %}{{ x | length }}", "3"},
+        {"{% macro m() -%}\n  body\n{%- endmacro %}[{{ m() }}]", "[body]"},
+    };
+    RUN_CASES(cases);
+}
+
+typedef struct {
+    const tpl_template *t;
+    int ok;
+} thread_arg;
+
+static void *render_thread(void *p)
+{
+    thread_arg *ta = p;
+    int i;
+
+    for (i = 0; i < 200; i++) {
+        tpl_env *env = tpl_env_new();
+        tpl_value *locals = tpl_dict_new();
+        cs_error err;
+        buf out;
+        tpl_dict_set(locals, "k", tpl_int(i));
+        buf_init(&out, 0);
+        if (tpl_render(ta->t, env, locals, &out, &err) == CS_OK && out.data) {
+            char want[64];
+            snprintf(want, sizeof(want), "%d:a,b:None", i * 2);
+            ta->ok += strcmp(out.data, want) == 0;
+        }
+        buf_free(&out);
+        tpl_unref(locals);
+        tpl_env_free(env);
+    }
+    return NULL;
+}
+
+/* one compiled template, rendered by several threads with their own envs */
+static void test_threads_share_template(void)
+{
+    cs_error err = {0};
+    tpl_template *t = tpl_compile("shared.sql",
+                                  "{% macro d(x) %}{{ x * 2 }}{% endmacro %}"
+                                  "{{ d(k) }}:{{ ['a', 'b'] | join(',') }}:{{ none }}",
+                                  &err);
+    pthread_t th[4];
+    thread_arg ta[4];
+    int i;
+
+    CHECK(t != NULL);
+    for (i = 0; i < 4; i++) {
+        ta[i].t = t;
+        ta[i].ok = 0;
+        CHECK(pthread_create(&th[i], NULL, render_thread, &ta[i]) == 0);
+    }
+    for (i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_INT(ta[i].ok, 200);
+    }
+    tpl_template_free(t);
+}
+
 /* hostile input must fail cleanly, not crash */
 static void test_hostile_input(void)
 {
@@ -782,6 +866,9 @@ int main(void)
     RUN(test_errors);
     RUN(test_native_error_class);
     RUN(test_where_and_output_cap);
+    RUN(test_caller_misuse);
+    RUN(test_block_set_whitespace);
+    RUN(test_threads_share_template);
     RUN(test_hostile_input);
     RUN(test_performance);
     RUN(test_values_api);
