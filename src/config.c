@@ -41,7 +41,7 @@ static const setting config_table[] = {
     {"BATCH_SIZE", INT(batch_size), "1000", 1, 100000, "changes per batch"},
     {"MAX_DOC_BYTES", INT(max_doc_bytes), "67108864", 1024, 268435455,
      "largest document stored; a larger one is recorded in the rejects table"},
-    {"COUCHDB_LONGPOLL_SECONDS", INT(longpoll_seconds), "25", 1, 300,
+    {"COUCHDB_LONGPOLL_SECONDS", INT(longpoll_seconds), "20", 1, 300,
      "how long one wait for new changes lasts when caught up"},
     {"POSTGRES_HOST", STR(postgres_host), NULL, 0, 0, "PostgreSQL host (default: libpq's)"},
     {"POSTGRES_PORT", INT(postgres_port), "5432", 1, 65535, "PostgreSQL port"},

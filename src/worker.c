@@ -20,7 +20,7 @@
 #define BACKOFF_BASE_MS 250
 #define BACKOFF_CAP_MS 30000
 /* how often a database that failed permanently is looked at again */
-#define RECHECK_FAILED_MS 60000
+#define RECHECK_FAILED_MS 30000
 #define MAX_DEPTH 512
 
 struct worker {
@@ -264,7 +264,7 @@ static void *reader_main(void *arg)
             bool reset = false;
             rc = inspect(w, since, &reset, &err);
             if (rc == CS_OK && (reset || (vanished && strcmp(since, "0") != 0))) {
-                if (vanished)
+                if (!reset)
                     log_warn(w->db, "the database is back after it vanished: reading it again "
                                     "from the start and marking documents it no longer has as "
                                     "deleted");
@@ -343,6 +343,10 @@ static void *reader_main(void *arg)
             }
         }
         caught_up = b->kind == BATCH_IDLE || b->caught_up;
+        /* a quiet feed may also mean the database was re-created behind a
+         * sequence it has not reached again: look at it once per idle wait */
+        if (b->kind == BATCH_IDLE || (caught_up && b->nrows == 0))
+            inspected = false;
         enqueue(w, b);
         if (w->once && caught_up)
             break;
@@ -457,7 +461,7 @@ static void *writer_main(void *arg)
                 store_disconnect(w->store);
             free(ignored);
         }
-        if (stored && b->kind == BATCH_CHANGES) {
+        if (stored && b->kind == BATCH_CHANGES && b->nrows > 0) {
             log_stored(w, b, &st, now_ms() - t0);
             w->failed = false;
         }

@@ -56,12 +56,24 @@ not_contains() {
 }
 finish() { exit $((FAILED > 0)); }
 
-# wait_until SECONDS CMD...: polls every 50 ms; returns 1 on time-out
+# wait_until SECONDS CMD...: runs CMD every 50 ms until it succeeds; returns
+# 1 on time-out.  CMD's arguments are expanded once, by the caller: to
+# re-read a value each time, use wait_sql.
 wait_until() {
     local deadline=$(( $(date +%s%N) + $1 * 1000000000 )); shift
     while ! "$@" >/dev/null 2>&1; do
         [ "$(date +%s%N)" -ge "$deadline" ] && return 1
         sleep 0.05
+    done
+}
+
+# wait_sql SECONDS QUERY WANT: polls QUERY until it returns WANT; returns 1
+# on time-out
+wait_sql() {
+    local deadline=$(( $(date +%s%N) + $1 * 1000000000 ))
+    while [ "$(sql "$2" 2>/dev/null)" != "$3" ]; do
+        [ "$(date +%s%N)" -ge "$deadline" ] && return 1
+        sleep 0.02
     done
 }
 
@@ -96,6 +108,7 @@ pg_start() {
         --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 \
         || { cat "$PG_DIR/initdb.log"; echo "pg_start: initdb failed"; exit 1; }
     pg_ctl_start || { tail "$PG_DIR/log"; echo "pg_start: server did not start"; exit 1; }
+    export PGOPTIONS="-c client_min_messages=warning"
     export PGHOST=127.0.0.1 PGPORT=$PG_PORT PGUSER=postgres PGPASSWORD=$PG_TEST_PASSWORD PGDATABASE=cht_sync
     export POSTGRES_HOST=127.0.0.1 POSTGRES_PORT=$PG_PORT POSTGRES_USER=postgres
     export POSTGRES_PASSWORD=$PG_TEST_PASSWORD POSTGRES_DB=cht_sync

@@ -249,7 +249,7 @@ class Medic {
                 group_danger_signs: { danger_signs: r.chance(0.2) ? 'bleeding fever' : '', refer: r.chance(0.1) ? 'yes' : 'no' },
                 vitals: { temperature: Number((35 + r.next() * 5).toFixed(1)), weight_kg: r.int(3, 90), muac_cm: Number((10 + r.next() * 15).toFixed(1)) },
                 previous_visits: visits,
-                meta: { instanceID: `uuid:${docId(this.o.seed, 'instance', id)}`, deprecatedID: '' },
+                meta: { instanceID: `uuid:${docId(this.o.seed, "", `instance:${id}`)}`, deprecatedID: '' },
             },
             hidden_fields: ['meta', 'inputs', 'previous_visits'],
             geolocation_log: [{ timestamp: t, recording: r.chance(0.5) ? { latitude: r.next() * 10 - 5, longitude: 30 + r.next() * 10, accuracy: r.int(3, 60) } : { code: 1, message: 'User denied Geolocation' } }],
@@ -341,7 +341,7 @@ function telemetry(r, id, prefix) {
 }
 
 function sentinelInfo(r, o, i) {
-    const medicId = docId(o.seed, o.prefix, i);
+    const medicId = i === 0 ? 'settings' : docId(o.seed, o.prefix, i);   // index 0 of medic is settings
     const t = T0 + Math.floor(r.next() * T_SPAN);
     const transitions = {};
     for (const name of TRANSITIONS) {

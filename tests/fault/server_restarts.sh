@@ -9,7 +9,7 @@ export COUCHDB_DBS="medic medic-sentinel"
 $GEN_CHT --url "$COUCH_URL" --db medic --count 1000 --seed 11 >/dev/null
 $GEN_CHT --url "$COUCH_URL" --db medic-sentinel --kind sentinel --count 500 --seed 12 >/dev/null
 sync_bg
-wait_until 30 test "$(sql "SELECT count(*) FROM v1.couchdb" 2>/dev/null)" = 1500
+wait_sql 30 "SELECT count(*) FROM v1.couchdb" 1500
 
 # PostgreSQL goes away while CouchDB keeps taking writes
 pg_stop_server fast
@@ -17,7 +17,9 @@ $GEN_CHT --url "$COUCH_URL" --db medic --count 700 --seed 13 --prefix pgdown >/d
 sleep 2
 pg_ctl_start
 $GEN_CHT --url "$COUCH_URL" --db medic-sentinel --kind sentinel --count 300 --seed 14 --prefix pgup >/dev/null
-if wait_until 60 test "$(sql "SELECT count(*) FROM v1.couchdb" 2>/dev/null)" = 2500; then
+total() { echo $(( $(couch GET /medic/_changes | jq '.results | length') + $(couch GET /medic-sentinel/_changes | jq '.results | length') )); }
+want=$(total)
+if wait_sql 60 "SELECT count(*) FROM v1.couchdb" "$want"; then
     pass "recovered after PostgreSQL restart"
 else
     fail "recovered after PostgreSQL restart" "rows: $(sql "SELECT count(*) FROM v1.couchdb")"
@@ -28,7 +30,8 @@ couch_stop
 sleep 2
 couch_start "$WORK/couchdata"
 $GEN_CHT --url "$COUCH_URL" --db medic --count 400 --seed 15 --prefix couchup >/dev/null
-if wait_until 60 test "$(sql "SELECT count(*) FROM v1.couchdb" 2>/dev/null)" = 2900; then
+want=$(total)
+if wait_sql 60 "SELECT count(*) FROM v1.couchdb" "$want"; then
     pass "recovered after CouchDB restart"
 else
     fail "recovered after CouchDB restart" "rows: $(sql "SELECT count(*) FROM v1.couchdb")"

@@ -18,8 +18,8 @@ couch PUT /medic/shared-id '{"in":"medic"}' >/dev/null
 couch PUT /medic-sentinel/shared-id '{"in":"sentinel"}' >/dev/null
 
 ok "sync --once exits 0" "$CHT_SYNC" sync --once
-n_medic=$(couch GET /medic | jq '.doc_count + .doc_del_count')
-n_sentinel=$(couch GET /medic-sentinel | jq '.doc_count + .doc_del_count')
+n_medic=$(couch GET /medic/_changes | jq '.results | length')
+n_sentinel=$(couch GET /medic-sentinel/_changes | jq '.results | length')
 eq "one row per medic doc" "$(sql "SELECT count(*) FROM v1.couchdb WHERE source = '$(source_of medic)'")" "$n_medic"
 eq "one row per sentinel doc" "$(sql "SELECT count(*) FROM v1.couchdb WHERE source = '$(source_of medic-sentinel)'")" "$n_sentinel"
 eq "no duplicate ids per source" "$(sql "SELECT count(*) FROM (SELECT _id, source FROM v1.couchdb GROUP BY 1, 2 HAVING count(*) > 1) d")" "0"

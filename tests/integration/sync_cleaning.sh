@@ -36,7 +36,7 @@ curl -sS -H 'Content-Type: application/json' -X PUT --data-binary @"$WORK/deeper
 
 ok "sync --once exits 0" "$CHT_SYNC" sync --once
 v() { sql "SELECT $2 FROM v1.couchdb WHERE _id = '$1'"; }
-eq "\\u0000 removed from strings" "$(v nul "doc->>'s' || '|' || (doc->>'k\"ey')")" "ab|v"
+eq "\\u0000 removed from strings" "$(v nul "(doc->>'s') || '|' || (doc->>'key')")" "ab|v"
 eq "\\u0000 removed from keys" "$(v nul "doc ? 'key'")" "t"
 eq "\\u0000 removed in arrays" "$(v nul "doc->'arr'->>0")" "x"
 eq "escaped backslash before u0000 kept" "$(v backslash "doc->>'s'")" 'a\u0000b'
@@ -53,7 +53,7 @@ eq "200 levels of nesting stored" "$(v deep200 "jsonb_typeof(doc->'n') || (doc->
 eq "600 levels of nesting rejected, not stored" "$(sql "SELECT count(*) FROM v1.couchdb WHERE _id = 'deep600'")" "0"
 contains "rejected document recorded with its reason" "$(sql "SELECT _id, reason, rev IS NOT NULL FROM v1.couchdb_rejects")" "deep600|document is nested deeper than"
 eq "neighbours stored" "$(v plain-neighbour "doc->>'v'")" "5"
-eq "all but the rejected stored" "$(sql "SELECT count(*) FROM v1.couchdb")" "13"
+eq "all but the rejected stored" "$(sql "SELECT count(*) FROM v1.couchdb")" "12"
 
 # PostgreSQL refusing a document (here through a check constraint an
 # operator added): recorded and skipped, the rest of the batch stored

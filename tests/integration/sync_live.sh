@@ -8,14 +8,15 @@ couch_start
 export COUCHDB_DBS=medic
 $GEN_CHT --url "$COUCH_URL" --db medic --count 500 --seed 5 >/dev/null
 sync_bg
-wait_until 30 test "$(sql "SELECT count(*) FROM v1.couchdb" 2>/dev/null)" = 500
+wait_sql 30 "SELECT count(*) FROM v1.couchdb" 500
 eq "initial documents synced" "$(sql "SELECT count(*) FROM v1.couchdb")" "500"
 
-row() { sql "SELECT _deleted, doc->>'_rev', coalesce(doc->>'v', '') FROM v1.couchdb WHERE _id = '$1'"; }
+row_query() { echo "SELECT _deleted, doc->>'_rev', coalesce(doc->>'v', '') FROM v1.couchdb WHERE _id = '$1'"; }
+row() { sql "$(row_query "$1")"; }
 # within SECONDS: the row of ID becomes WANT
 within() {
     local t0=$(date +%s%N)
-    if wait_until "$1" test "$(row "$2")" = "$3"; then
+    if wait_sql "$1" "$(row_query "$2")" "$3"; then
         echo "  ($4 visible after $(( ($(date +%s%N) - t0) / 1000000 )) ms)"
         pass "$4 within $1 s"
     else
@@ -45,7 +46,7 @@ within 1 conf "f|$winner" "new conflict winner"
 # a burst while following
 for i in $(seq 1 200); do printf '{"_id":"burst%03d","type":"data_record"}\n' "$i"; done | jq -s '{docs: .}' > "$WORK/burst.json"
 curl -sS -H 'Content-Type: application/json' -X POST --data-binary @"$WORK/burst.json" "$COUCH_URL/medic/_bulk_docs" >/dev/null
-wait_until 5 test "$(sql "SELECT count(*) FROM v1.couchdb WHERE _id LIKE 'burst%'")" = 200
+wait_sql 5 "SELECT count(*) FROM v1.couchdb WHERE _id LIKE 'burst%'" 200
 eq "burst of 200 docs synced" "$(sql "SELECT count(*) FROM v1.couchdb WHERE _id LIKE 'burst%'")" "200"
 eq "table equals CouchDB" "$(diff_count medic)" "0"
 eq "checkpoint is update_seq" "$(sql "SELECT seq FROM v1.couchdb_progress")" "$(couch GET /medic | jq -r .update_seq)"
