@@ -9,6 +9,16 @@
 
 #include "pg.h"
 
+void mat_quote_ident(buf *b, const char *name)
+{
+    pg_quote_ident(b, name);
+}
+
+void mat_quote_literal(buf *b, const char *text)
+{
+    pg_quote_literal(b, text);
+}
+
 void mat_relation(buf *b, const char *schema, const char *name)
 {
     pg_quote_ident(b, schema);

@@ -25,6 +25,10 @@
 #include "pipeline_yaml.h"
 #include "result.h"
 
+/* "name" and 'text', quotes doubled (no libpq needed by callers) */
+void mat_quote_ident(buf *b, const char *name);
+void mat_quote_literal(buf *b, const char *text);
+
 /* "schema"."name" */
 void mat_relation(buf *b, const char *schema, const char *name);
 
