@@ -23,8 +23,8 @@ struct dbt_worker {
     long model; /* -1: none (project hooks, tests) */
     bool parsing;
     const dbt_render_opts *o;
-    pv *collected;      /* parse: config() keywords */
-    size_t *deps;       /* parse: refs */
+    pv *collected; /* parse: config() keywords */
+    size_t *deps;  /* parse: refs */
     size_t ndeps;
     tpl_value *results; /* statement results by name */
 };
@@ -177,10 +177,11 @@ static cs_result n_config(void *ud, tpl_call *call, const tpl_args *a, tpl_value
         const char *mat = pv_gets(kw, "materialized");
         if (mat && strcmp(mat, "view") != 0 && strcmp(mat, "table") != 0 &&
             strcmp(mat, "incremental") != 0 && strcmp(mat, "ephemeral") != 0) {
+            cs_fail(err, CS_INVALID,
+                    "materialized='%s' is not supported (view, table, incremental, ephemeral)",
+                    mat);
             pv_free(kw);
-            return cs_fail(err, CS_INVALID, "materialized='%s' is not supported (view, table, "
-                                            "incremental, ephemeral)",
-                           mat);
+            return CS_INVALID;
         }
         project_config_merge(w->collected, kw);
         pv_free(kw);
@@ -189,8 +190,7 @@ static cs_result n_config(void *ud, tpl_call *call, const tpl_args *a, tpl_value
     return CS_OK;
 }
 
-static cs_result n_ref(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
-                       cs_error *err)
+static cs_result n_ref(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out, cs_error *err)
 {
     dbt_worker *w = ud;
     const char *pkg = NULL, *name = arg_str(a, 0, NULL);
@@ -224,10 +224,8 @@ static cs_result n_source(void *ud, tpl_call *call, const tpl_args *a, tpl_value
         return cs_fail(err, CS_INVALID, "source() takes a source name and a table name");
     i = project_find_source(w->m->p, s, t);
     if (i < 0)
-        return cs_fail(err, CS_INVALID, "source('%s', '%s') was not found in any .yml file", s,
-                       t);
-    *out = relation(w->m->set.database, w->m->p->sources[i].schema,
-                    w->m->p->sources[i].identifier);
+        return cs_fail(err, CS_INVALID, "source('%s', '%s') was not found in any .yml file", s, t);
+    *out = relation(w->m->set.database, w->m->p->sources[i].schema, w->m->p->sources[i].identifier);
     return CS_OK;
 }
 
@@ -254,8 +252,7 @@ static const pv *lookup_var(const dbt_worker *w, const char *name)
     return pv_get(p->packages[pkg].vars, name);
 }
 
-static cs_result n_var(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
-                       cs_error *err)
+static cs_result n_var(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out, cs_error *err)
 {
     dbt_worker *w = ud;
     const char *name = arg_str(a, 0, NULL);
@@ -390,8 +387,7 @@ static cs_result n_run_query(void *ud, tpl_call *call, const tpl_args *a, tpl_va
     return CS_OK;
 }
 
-static cs_result n_log(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
-                       cs_error *err)
+static cs_result n_log(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out, cs_error *err)
 {
     dbt_worker *w = ud;
     buf b;
@@ -417,8 +413,7 @@ static cs_result n_raise(void *ud, tpl_call *call, const tpl_args *a, tpl_value 
     return CS_INVALID;
 }
 
-static cs_result n_warn(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
-                        cs_error *err)
+static cs_result n_warn(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out, cs_error *err)
 {
     buf b;
     buf_init(&b, 0);
@@ -446,8 +441,7 @@ static cs_result n_quote(void *ud, tpl_call *call, const tpl_args *a, tpl_value 
 static cs_result n_unsupported(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
                                cs_error *err)
 {
-    return cs_fail(err, CS_INVALID, "%s is not supported by cht-sync's pipeline",
-                   (const char *)ud);
+    return cs_fail(err, CS_INVALID, "%s is not supported by cht-sync's pipeline", (const char *)ud);
 }
 
 dbt_worker *dbt_worker_new(const dbt_manifest *m)
@@ -455,8 +449,8 @@ dbt_worker *dbt_worker_new(const dbt_manifest *m)
     dbt_worker *w = xrealloc(NULL, sizeof(*w));
     tpl_value *obj, *target;
     static const char *const unsupported[] = {"get_columns_in_relation", "get_relation",
-                                              "create_schema", "drop_relation",
-                                              "rename_relation", "already_exists"};
+                                              "create_schema",           "drop_relation",
+                                              "rename_relation",         "already_exists"};
 
     memset(w, 0, sizeof(*w));
     w->m = m;
@@ -816,6 +810,9 @@ static cs_result parse_model(dbt_manifest *m, dbt_worker *w, size_t i, cs_error 
     nd->parse_sql = buf_steal(&b);
     nd->config = w->collected;
     w->collected = NULL;
+    /* selection (tag:, config.X:) sees the final config, config() included */
+    pv_free(pm->config);
+    pm->config = pv_copy(nd->config);
     nd->deps = w->deps;
     nd->ndeps = w->ndeps;
     w->deps = NULL;
@@ -831,8 +828,9 @@ static cs_result parse_model(dbt_manifest *m, dbt_worker *w, size_t i, cs_error 
     else if (strcmp(mat, "ephemeral") == 0)
         nd->mat = MAT_EPHEMERAL;
     else
-        return cs_fail(err, CS_INVALID, "%s:1: materialized='%s' is not supported (view, table, "
-                                        "incremental, ephemeral)",
+        return cs_fail(err, CS_INVALID,
+                       "%s:1: materialized='%s' is not supported (view, table, "
+                       "incremental, ephemeral)",
                        pm->file, mat);
     if (pv_get(nd->config, "schema") && pv_gets(nd->config, "schema"))
         return cs_fail(err, CS_INVALID,
@@ -863,8 +861,8 @@ static cs_result parse_model(dbt_manifest *m, dbt_worker *w, size_t i, cs_error 
         const char *osc = pv_gets(nd->config, "on_schema_change");
         if (osc && strcmp(osc, "ignore") != 0 && strcmp(osc, "append_new_columns") != 0 &&
             strcmp(osc, "fail") != 0 && strcmp(osc, "sync_all_columns") != 0)
-            return cs_fail(err, CS_INVALID, "%s: on_schema_change='%s' is not supported",
-                           pm->file, osc);
+            return cs_fail(err, CS_INVALID, "%s: on_schema_change='%s' is not supported", pm->file,
+                           osc);
         const char *strategy = pv_gets(nd->config, "incremental_strategy");
         if (strategy && strcmp(strategy, "delete+insert") != 0 && strcmp(strategy, "append") != 0)
             return cs_fail(err, CS_INVALID,
@@ -872,10 +870,10 @@ static cs_result parse_model(dbt_manifest *m, dbt_worker *w, size_t i, cs_error 
                            "append)",
                            pm->file, strategy);
     }
-    if ((rc = compile_hooks(pv_get(nd->config, "pre_hook"), pm->file, "pre_hook",
-                            &nd->pre_hooks, &nd->npre_hooks, err)) != CS_OK ||
-        (rc = compile_hooks(pv_get(nd->config, "post_hook"), pm->file, "post_hook",
-                            &nd->post_hooks, &nd->npost_hooks, err)) != CS_OK)
+    if ((rc = compile_hooks(pv_get(nd->config, "pre_hook"), pm->file, "pre_hook", &nd->pre_hooks,
+                            &nd->npre_hooks, err)) != CS_OK ||
+        (rc = compile_hooks(pv_get(nd->config, "post_hook"), pm->file, "post_hook", &nd->post_hooks,
+                            &nd->npost_hooks, err)) != CS_OK)
         return rc;
     contract = pv_get(nd->config, "contract");
     if (pv_truthy(pv_get(contract, "enforced"))) {

@@ -35,7 +35,7 @@ typedef struct {
     const char *database; /* POSTGRES_DB */
     const char *user;
     int threads;
-    char *const *env; /* NULL-terminated NAME=VALUE strings (borrowed) */
+    char *const *env;   /* NULL-terminated NAME=VALUE strings (borrowed) */
     const pv *cli_vars; /* --vars, a map or NULL (borrowed) */
 } dbt_settings;
 
@@ -69,8 +69,8 @@ typedef struct {
 typedef struct {
     pl_project *p; /* owned */
     dbt_settings set;
-    pv *cli_vars; /* owned copy behind set.cli_vars */
-    dbt_node *nodes; /* p->nmodels */
+    pv *cli_vars;          /* owned copy behind set.cli_vars */
+    dbt_node *nodes;       /* p->nmodels */
     tpl_template **macros; /* p->nmacros */
     dbt_test_node *tests;  /* p->ntests (tpl NULL for generic tests) */
     tpl_template **on_run_start;

@@ -56,8 +56,8 @@ cs_result pipeline_session_open(const cs_config *cfg, const char *project_dir, c
     s->cfg = cfg;
     s->dir = strdup(project_dir);
     s->env = env;
-    if (vars_yaml && (rc = pv_parse_yaml("--vars", vars_yaml, strlen(vars_yaml), &s->vars,
-                                         err)) != CS_OK)
+    if (vars_yaml &&
+        (rc = pv_parse_yaml("--vars", vars_yaml, strlen(vars_yaml), &s->vars, err)) != CS_OK)
         goto fail;
     if (s->vars && s->vars->type != PV_MAP && s->vars->type != PV_NULL) {
         rc = cs_fail(err, CS_PERMANENT, "--vars must be a YAML mapping such as '{key: value}'");
@@ -276,8 +276,8 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
             snprintf(tbuf, sizeof(tbuf), "%s/target", dir);
             target = tbuf;
         }
-        if (run_mode(s, cmd[0] == 'c' ? RUNNER_COMPILE : RUNNER_TEST, select, exclude,
-                     full_refresh, target, &sum, &err) != CS_OK) {
+        if (run_mode(s, cmd[0] == 'c' ? RUNNER_COMPILE : RUNNER_TEST, select, exclude, full_refresh,
+                     target, &sum, &err) != CS_OK) {
             fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
             rc = 2;
         } else {

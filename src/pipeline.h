@@ -33,8 +33,7 @@ cs_result pipeline_session_open(const cs_config *cfg, const char *project_dir, c
                                 cs_error *err) CS_MUST_CHECK;
 /* builds the models selected by select/exclude (NULL: all) */
 cs_result pipeline_session_run(pipeline_session *s, const char *select, const char *exclude,
-                               bool full_refresh, runner_summary *sum,
-                               cs_error *err) CS_MUST_CHECK;
+                               bool full_refresh, runner_summary *sum, cs_error *err) CS_MUST_CHECK;
 void pipeline_session_close(pipeline_session *s);
 
 #endif

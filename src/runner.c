@@ -47,6 +47,13 @@ void runner_pool_free(runner_pool *pool)
     free(pool);
 }
 
+/* server notices ("relation already exists, skipping") are debug output */
+static void on_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    log_debug("postgres", "%.*s", (int)strcspn(msg, "\n"), msg);
+}
+
 /* the pool's connection k, (re)connected when needed */
 static PGconn *pool_conn(runner_pool *pool, int k, cs_error *err)
 {
@@ -55,6 +62,8 @@ static PGconn *pool_conn(runner_pool *pool, int k, cs_error *err)
     if (pool->conns[k])
         PQfinish(pool->conns[k]);
     pool->conns[k] = pg_connect(pool->cfg, "cht-sync pipeline", err);
+    if (pool->conns[k])
+        PQsetNoticeProcessor(pool->conns[k], on_notice, NULL);
     return pool->conns[k];
 }
 
@@ -250,8 +259,7 @@ static cs_result columns_of(PGconn *conn, const char *regclass, pv **out, cs_err
 }
 
 /* dbt's contract check: the model returns exactly the contract's columns */
-static cs_result check_contract(const dbt_node *nd, const pv *cols, const char *file,
-                                cs_error *err)
+static cs_result check_contract(const dbt_node *nd, const pv *cols, const char *file, cs_error *err)
 {
     buf missing, extra;
     cs_result rc = CS_OK;
@@ -394,8 +402,7 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, 
                     buf_puts(&b, " ADD COLUMN ");
                     mat_quote_ident(&b, tcols->keys[k]);
                     buf_printf(&b, " %s", pv_s(tcols->items[k]));
-                    if ((rc = exec_sql(conn, b.data, "could not add a column", NULL, err)) !=
-                        CS_OK)
+                    if ((rc = exec_sql(conn, b.data, "could not add a column", NULL, err)) != CS_OK)
                         goto rollback;
                     pv_set(dcols, tcols->keys[k], pv_copy(tcols->items[k]));
                 } else if (osc && strcmp(osc, "fail") == 0) {
@@ -444,8 +451,8 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, 
             if (rc == CS_OK && nd->nunique_key > 0 &&
                 !(strategy && strcmp(strategy, "append") == 0)) {
                 buf_reset(&b);
-                mat_incr_delete(&b, schema, nd->relname, incr,
-                                (const char *const *)nd->unique_key, nd->nunique_key);
+                mat_incr_delete(&b, schema, nd->relname, incr, (const char *const *)nd->unique_key,
+                                nd->nunique_key);
                 rc = exec_sql(conn, b.data, "could not delete the replaced rows", NULL, err);
             }
             if (rc == CS_OK) {
@@ -472,8 +479,8 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, 
             mat_drop(&b, schema, tmp, c->tmp_kinds[i]);
         if (c->bak_kinds[i])
             mat_drop(&b, schema, bak, c->bak_kinds[i]);
-        if (b.len && (rc = exec_sql(conn, b.data, "could not drop a leftover relation", NULL,
-                                    err)) != CS_OK)
+        if (b.len &&
+            (rc = exec_sql(conn, b.data, "could not drop a leftover relation", NULL, err)) != CS_OK)
             goto rollback;
         if (nd->contract) {
             /* dbt's check before building: the columns the query returns */
@@ -502,9 +509,9 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, 
             cs_error_prefix(err, "%s: ", pm->props_file ? pm->props_file : pm->file);
             goto rollback;
         }
-        if ((rc = exec_sql(conn, b.data, view ? "could not create the view"
-                                              : "could not create the table",
-                           &n, err)) != CS_OK)
+        if ((rc = exec_sql(conn, b.data,
+                           view ? "could not create the view" : "could not create the table", &n,
+                           err)) != CS_OK)
             goto rollback;
         /* indexes after the swap (same transaction), so that they get names
          * from the final relation and never clash with the old one's */
@@ -515,8 +522,7 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, 
             cs_error_prefix(err, "%s: ", pm->file);
             goto rollback;
         }
-        if ((rc = exec_sql(conn, b.data, "could not swap the new relation in", NULL, err)) !=
-            CS_OK)
+        if ((rc = exec_sql(conn, b.data, "could not swap the new relation in", NULL, err)) != CS_OK)
             goto rollback;
         *rows = view ? 0 : n;
         if (view)
@@ -767,8 +773,7 @@ static cs_result read_state(run_ctx *c, PGconn *conn, cs_error *err)
         for (size_t i = 0; i < m->p->nmodels; i++) {
             const pl_model *pm = &m->p->models[i];
             char want[512];
-            snprintf(want, sizeof(want), "model.%s.%s", m->p->packages[pm->package].name,
-                     pm->name);
+            snprintf(want, sizeof(want), "model.%s.%s", m->p->packages[pm->package].name, pm->name);
             if (strcmp(uid, want) == 0)
                 snprintf(c->stored[i], sizeof(c->stored[i]), "%s", PQgetvalue(res, r, 1));
         }
@@ -792,10 +797,9 @@ static void invocation_id(char *out, size_t n)
         fclose(f);
     r[6] = (r[6] & 0x0f) | 0x40;
     r[8] = (r[8] & 0x3f) | 0x80;
-    snprintf(out, n,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1],
-             r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14],
-             r[15]);
+    snprintf(out, n, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
+             r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
+             r[14], r[15]);
 }
 
 static const char *status_name(int st)
@@ -844,8 +848,7 @@ static cs_result write_results(run_ctx *c, PGconn *conn, cs_error *err)
     buf_puts(&b, ";\nDELETE FROM ");
     mat_relation(&b, m->set.schema, "dbt_results");
     buf_puts(&b, " WHERE start_time < (now() AT TIME ZONE 'UTC') - interval '14 days'");
-    rc = any ? exec_sql(conn, b.data, "could not record the run in dbt_results", NULL, err)
-             : CS_OK;
+    rc = any ? exec_sql(conn, b.data, "could not record the run in dbt_results", NULL, err) : CS_OK;
     buf_free(&b);
     return rc;
 }
@@ -912,13 +915,12 @@ static cs_result run_tests(run_ctx *c, PGconn *conn, runner_summary *sum, cs_err
                 failures = pv_get(res, "rows")->items[0]->items[0]->i;
             pv_free(res);
             index++;
-            const char *status = rc != CS_OK       ? "ERROR"
-                                 : failures == 0   ? "PASS"
-                                 : warn            ? "WARN"
-                                                   : "FAIL";
+            const char *status = rc != CS_OK     ? "ERROR"
+                                 : failures == 0 ? "PASS"
+                                 : warn          ? "WARN"
+                                                 : "FAIL";
             char left[512], d[128];
-            int n = snprintf(left, sizeof(left), "%d of %d %s %s ", index, total, status,
-                             pt->name);
+            int n = snprintf(left, sizeof(left), "%d of %d %s %s ", index, total, status, pt->name);
             fprintf(c->o->out, "%s", left);
             for (int k = n; k < 72; k++)
                 fputc('.', c->o->out);
@@ -935,8 +937,8 @@ static cs_result run_tests(run_ctx *c, PGconn *conn, runner_summary *sum, cs_err
             } else if (warn) {
                 sum->warnings++;
             } else {
-                log_error(pt->name, "%s:%d: got %ld result%s, configured to fail if != 0",
-                          pt->file, pt->line, failures, failures == 1 ? "" : "s");
+                log_error(pt->name, "%s:%d: got %ld result%s, configured to fail if != 0", pt->file,
+                          pt->line, failures, failures == 1 ? "" : "s");
                 sum->errors++;
             }
             buf_free(&sql);
@@ -971,8 +973,8 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
     c.kinds = calloc(n + 1, 1);
     c.tmp_kinds = calloc(n + 1, 1);
     c.bak_kinds = calloc(n + 1, 1);
-    if (!c.state || !c.effdeps || !c.neffdeps || !c.res || !c.stored || !c.kinds ||
-        !c.tmp_kinds || !c.bak_kinds)
+    if (!c.state || !c.effdeps || !c.neffdeps || !c.res || !c.stored || !c.kinds || !c.tmp_kinds ||
+        !c.bak_kinds)
         abort();
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.cv, NULL);
@@ -982,8 +984,9 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
         goto out;
     }
     sud.conn = conn;
-    if (o->mode != RUNNER_TEST && ((o->mode == RUNNER_BUILD && (rc = setup_tables(&c, conn, err)) != CS_OK) ||
-        (rc = read_state(&c, conn, err)) != CS_OK))
+    if (o->mode != RUNNER_TEST &&
+        ((o->mode == RUNNER_BUILD && (rc = setup_tables(&c, conn, err)) != CS_OK) ||
+         (rc = read_state(&c, conn, err)) != CS_OK))
         goto out;
     if (o->mode == RUNNER_TEST) {
         rc = run_tests(&c, conn, sum, err);
