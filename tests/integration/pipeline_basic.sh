@@ -70,4 +70,15 @@ out=$(pl test 2>&1); rc=$?
 eq "failing tests exit 1" "$rc" 1
 contains "accepted_values fails" "$out" "FAIL accepted_values_inc_kind"
 contains "singular test fails" "$out" "FAIL no_negative"
+
+# long-running mode: a changed file is picked up without a restart
+pl run --select tbl --watch 0.2 > "$WORK/watch.log" 2>&1 &
+wpid=$!
+wait_until 10 grep -q "Finished running" "$WORK/watch.log"
+sed -i 's/count(\*) as n/count(*) + 1000 as n/' "$P/models/tbl.sql"
+tbl_changed() { [ "$(sql "select min(n) from v1.tbl")" -ge 1000 ]; }
+if wait_until 10 tbl_changed; then pass "watch mode picked up the changed model"; else fail "watch mode did not pick up the change"; fi
+kill -TERM "$wpid"; wait "$wpid"; rc=$?; [ "$rc" -eq 0 ] || cat "$WORK/watch.log"
+eq "watch mode stops cleanly on SIGTERM" "$rc" 0
+contains "watch mode logged the reload" "$(cat "$WORK/watch.log")" "project files changed"
 finish
