@@ -46,14 +46,13 @@ pl run >/dev/null 2>&1   # back to the pipeline's own relations and fingerprints
 proc=$(for i in $(seq 20); do t=$(date +%s%N); pl run --select inc >/dev/null 2>&1; ms "$t"; done | median)
 inner=$(for i in $(seq 20); do pl run --select inc 2>/dev/null | sed -n 's/^Finished running .* in \([0-9.]*\)s.*/\1/p'; done | median)
 # long-running mode: one process, connections kept, project parsed once
-pl run --select inc --watch 0.1 > "$WORK/watch.log" 2>/dev/null &
+"$CHT_SYNC" pipeline run --select inc --watch 0.1 --project-dir "$P" > "$WORK/watch.log" 2>/dev/null &
 wpid=$!
 sleep 3
 kill -TERM "$wpid"; wait "$wpid"
 session=$(sed -n 's/^Finished running .* in \([0-9.]*\)s.*/\1/p' "$WORK/watch.log" | tail -n +2 | median)
-session_all=$(sed -n 's/^Finished running .* in \([0-9.]*\)s.*/\1/p' "$WORK/watch.log" | tail -n +2 | median)
 pl run >/dev/null 2>&1
-session_all=$(pl run --watch 0.1 > "$WORK/watch2.log" 2>/dev/null & p2=$!; sleep 3; kill -TERM $p2; wait $p2;
+session_all=$("$CHT_SYNC" pipeline run --watch 0.1 --project-dir "$P" > "$WORK/watch2.log" 2>/dev/null & p2=$!; sleep 3; kill -TERM $p2; wait $p2;
     sed -n 's/^Finished running .* in \([0-9.]*\)s.*/\1/p' "$WORK/watch2.log" | tail -n +2 | median)
 psql_proc=$(for i in $(seq 20); do t=$(date +%s%N); psql -qXc "select 1" >/dev/null; ms "$t"; done | median)
 

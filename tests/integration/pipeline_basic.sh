@@ -72,7 +72,7 @@ contains "accepted_values fails" "$out" "FAIL accepted_values_inc_kind"
 contains "singular test fails" "$out" "FAIL no_negative"
 
 # long-running mode: a changed file is picked up without a restart
-pl run --select tbl --watch 0.2 > "$WORK/watch.log" 2>&1 &
+"$CHT_SYNC" pipeline run --select tbl --watch 0.2 --project-dir "$P" > "$WORK/watch.log" 2>&1 &
 wpid=$!
 wait_until 10 grep -q "Finished running" "$WORK/watch.log"
 sed -i 's/count(\*) as n/count(*) + 1000 as n/' "$P/models/tbl.sql"
