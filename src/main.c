@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "pipeline.h"
 #include "sync.h"
 
 typedef struct {
@@ -26,6 +27,7 @@ static int cmd_config(const cs_config *cfg, int argc, char **argv)
 static const command commands[] = {
     {"sync", sync_main, "follow the CouchDB databases into PostgreSQL (--once: until caught up)"},
     {"config", cmd_config, "print the effective settings (secrets masked)"},
+    {"pipeline", pipeline_main, "run the dbt-format model project (run, compile, test, ls)"},
 };
 
 static void usage(FILE *out)

@@ -1,0 +1,324 @@
+/*
+ * test_project.c - YAML values, project loading, graph ordering and cycles,
+ * selection, and the materialization SQL builders.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+#include "materialize.h"
+#include "pipeline_yaml.h"
+#include "project.h"
+#include "select.h"
+#include "unit.h"
+
+#define FIXTURE "tests/fixtures/projects/loadtest"
+
+static void test_yaml_scalars(void)
+{
+    static const struct {
+        const char *yaml;
+        const char *text;
+    } cases[] = {
+        {"a: 1", "{\"a\": 1}"},
+        {"a: '1'", "{\"a\": \"1\"}"},
+        {"a: ~", "{\"a\": null}"},
+        {"a: True", "{\"a\": true}"},
+        {"a: 1.5", "{\"a\": 1.5}"},
+        {"a: [x, 'y', 3]", "{\"a\": [\"x\", \"y\", 3]}"},
+        {"{batch_size: 1000}", "{\"batch_size\": 1000}"},
+        {"", "null"},
+        {"a:\n  b: -2\n  c: abc\n", "{\"a\": {\"b\": -2, \"c\": \"abc\"}}"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pv *v = NULL;
+        cs_error err;
+        buf b;
+        buf_init(&b, 0);
+        CHECK_INT(pv_parse_yaml("t.yml", cases[i].yaml, strlen(cases[i].yaml), &v, &err), CS_OK);
+        pv_to_text(v, &b);
+        CHECK_STR(b.data, cases[i].text);
+        buf_free(&b);
+        pv_free(v);
+    }
+}
+
+static void test_yaml_errors(void)
+{
+    static const struct {
+        const char *yaml;
+        const char *msg;
+    } cases[] = {
+        {"a: [1, 2\n", "t.yml:2:1: "},
+        {"a: &x 1\nb: *x\n", "t.yml:2:4: YAML aliases are not supported"},
+        {"a: b: c\n", "t.yml:1:5: "},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pv *v = NULL;
+        cs_error err = {0};
+        CHECK_INT(pv_parse_yaml("t.yml", cases[i].yaml, strlen(cases[i].yaml), &v, &err),
+                  CS_INVALID);
+        CHECK(strncmp(err.msg, cases[i].msg, strlen(cases[i].msg)) == 0);
+        if (strncmp(err.msg, cases[i].msg, strlen(cases[i].msg)) != 0)
+            printf("  got: %s\n", err.msg);
+        CHECK(v == NULL);
+    }
+}
+
+static pl_project *load(void)
+{
+    pl_project *p = NULL;
+    cs_error err;
+    if (project_load(FIXTURE, &p, &err) != CS_OK)
+        printf("  load: %s\n", err.msg);
+    return p;
+}
+
+static void config_text(const pl_project *p, const char *model, const char *key, char *out,
+                        size_t n)
+{
+    long i = project_find_model(p, NULL, model);
+    buf b;
+    buf_init(&b, 0);
+    pv_to_text(i >= 0 ? pv_get(p->models[i].config, key) : NULL, &b);
+    snprintf(out, n, "%s", b.data);
+    buf_free(&b);
+}
+
+static void test_project_load(void)
+{
+    pl_project *p = load();
+    char got[256];
+    static const struct {
+        const char *model, *key, *want;
+    } cases[] = {
+        {"stg_a", "materialized", "\"table\""},
+        {"stg_a", "tags", "[\"stage\"]"},
+        {"stg_b", "tags", "[\"stage\", \"special\"]"},
+        {"mart_c", "materialized", "\"incremental\""},
+        {"mart_c", "tags", "[\"mart\"]"},
+        {"mart_c", "contract", "{\"enforced\": true}"},
+        {"base_a", "materialized", "\"incremental\""},
+        {"base_a", "tags", "[\"base\", \"from_root\"]"},
+    };
+
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    CHECK_INT(p->npackages, 2);
+    CHECK_STR(p->packages[0].name, "loadtest");
+    CHECK_STR(p->packages[1].name, "basepkg");
+    CHECK_INT(p->nmodels, 4);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        config_text(p, cases[i].model, cases[i].key, got, sizeof(got));
+        CHECK_STR(got, cases[i].want);
+    }
+    CHECK_STR(p->models[project_find_model(p, NULL, "stg_a")].relpath, "models/staging/stg_a.sql");
+    CHECK_INT(p->nsources, 1);
+    CHECK_STR(p->sources[0].schema, "{{ env_var('POSTGRES_SCHEMA') }}");
+    CHECK_INT(project_find_source(p, "couchdb", "couchdb"), 0);
+    CHECK_INT(p->nmacros, 1);
+    CHECK_INT(p->ntests, 3);
+    CHECK_STR(p->tests[0].name, "no_negative");
+    CHECK_STR(p->tests[1].name, "not_null_mart_c_id");
+    CHECK_STR(p->tests[2].kind, "accepted_values");
+    CHECK_INT(pv_get(p->tests[2].args, "values")->n, 2);
+    CHECK_INT(p->packages[0].on_run_end->n, 1);
+    CHECK(pv_get(p->selectors, "staged") != NULL);
+    CHECK(!project_changed(p));
+    project_free(p);
+}
+
+static void test_project_errors(void)
+{
+    pl_project *p = NULL;
+    cs_error err = {0};
+    CHECK_INT(project_load("tests/fixtures/projects/does-not-exist", &p, &err), CS_PERMANENT);
+    CHECK(strstr(err.msg, "no dbt_project.yml") != NULL);
+    CHECK(p == NULL);
+}
+
+static void test_config_merge(void)
+{
+    pv *dst = pv_new(PV_MAP), *src = NULL;
+    cs_error err;
+    buf b;
+    const char *y = "{+materialized: table, pre-hook: 'a', tags: x}";
+    CHECK_INT(pv_parse_yaml("t", y, strlen(y), &src, &err), CS_OK);
+    project_config_merge(dst, src);
+    project_config_merge(dst, src);
+    buf_init(&b, 0);
+    pv_to_text(dst, &b);
+    CHECK_STR(b.data, "{\"materialized\": \"table\", \"pre_hook\": [\"a\", \"a\"], \"tags\": "
+                      "[\"x\", \"x\"]}");
+    buf_free(&b);
+    pv_free(src);
+    pv_free(dst);
+}
+
+static const char *names[] = {"a", "b", "c", "d", "e"};
+static const char *name_of(void *ud, size_t i)
+{
+    return names[i];
+}
+
+static void test_graph_order(void)
+{
+    static const struct {
+        size_t n;
+        size_t edges[6][2];
+        size_t nedges;
+        const char *want; /* order, or the error */
+    } cases[] = {
+        {3, {{2, 1}, {1, 0}}, 2, "c b a"},
+        {4, {{0, 1}, {0, 2}, {1, 3}, {2, 3}}, 4, "a b c d"},
+        {3, {{0, 1}, {1, 2}, {2, 0}}, 3, "dependency cycle: a -> b -> c -> a"},
+        {5, {{0, 1}, {1, 2}, {2, 3}, {3, 1}, {0, 4}}, 5, "dependency cycle: b -> c -> d -> b"},
+        {2, {{0, 0}}, 1, "dependency cycle: a -> a"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        graph *g = graph_new(cases[i].n);
+        size_t order[5];
+        cs_error err = {0};
+        char got[256] = "";
+        for (size_t e = 0; e < cases[i].nedges; e++)
+            graph_add_edge(g, cases[i].edges[e][0], cases[i].edges[e][1]);
+        if (graph_order(g, order, name_of, NULL, &err) == CS_OK) {
+            for (size_t k = 0; k < cases[i].n; k++)
+                snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", k ? " " : "",
+                         names[order[k]]);
+            CHECK_STR(got, cases[i].want);
+        } else {
+            CHECK_STR(err.msg, cases[i].want);
+        }
+        graph_free(g);
+    }
+}
+
+static void test_select(void)
+{
+    pl_project *p = load();
+    static const struct {
+        const char *select, *exclude, *want;
+    } cases[] = {
+        {NULL, NULL, "base_a mart_c stg_a stg_b"},
+        {"stg_a", NULL, "stg_a"},
+        {"+stg_b", NULL, "base_a stg_a stg_b"},
+        {"stg_a+", NULL, "mart_c stg_a stg_b"},
+        {"stg_a+1", NULL, "stg_a stg_b"},
+        {"1+stg_b", NULL, "stg_a stg_b"},
+        {"tag:stage", "stg_b", "stg_a"},
+        {"tag:stage,tag:special", NULL, "stg_b"},
+        {"path:models/staging", NULL, "stg_a stg_b"},
+        {"path:models/marts/mart_c.sql", NULL, "mart_c"},
+        {"package:basepkg", NULL, "base_a"},
+        {"basepkg", NULL, "base_a"},
+        {"loadtest.staging", NULL, "stg_a stg_b"},
+        {"stg_*", NULL, "stg_a stg_b"},
+        {"config.materialized:incremental", NULL, "base_a mart_c"},
+        {"selector:staged", NULL, "stg_a stg_b"},
+        {"selector:both", NULL, "base_a mart_c"},
+        {"@stg_b", NULL, "base_a mart_c stg_a stg_b"},
+        {"mart_c stg_a", NULL, "mart_c stg_a"},
+        {"nosuch", NULL, ""},
+        {"bogus:x", NULL, "error: unsupported selector method \"bogus\""},
+        {"selector:none", NULL, "error: unknown selector \"none\""},
+    };
+    graph *g;
+
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    g = graph_new(p->nmodels);
+    /* the fixture's refs, as the parse phase would find them */
+    graph_add_edge(g, project_find_model(p, NULL, "base_a"), project_find_model(p, NULL, "stg_a"));
+    graph_add_edge(g, project_find_model(p, NULL, "stg_a"), project_find_model(p, NULL, "stg_b"));
+    graph_add_edge(g, project_find_model(p, NULL, "stg_b"), project_find_model(p, NULL, "mart_c"));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bool sel[8];
+        cs_error err = {0};
+        char got[CS_ERROR_MAX + 16] = "";
+        const char *sorted[] = {"base_a", "mart_c", "stg_a", "stg_b"};
+        if (select_models(p, g, cases[i].select, cases[i].exclude, sel, &err) != CS_OK) {
+            snprintf(got, sizeof(got), "error: %s", err.msg);
+            CHECK(strncmp(got, cases[i].want, strlen(cases[i].want)) == 0);
+            if (strncmp(got, cases[i].want, strlen(cases[i].want)) != 0)
+                printf("  %s: got %s\n", cases[i].select, got);
+            continue;
+        }
+        for (size_t k = 0; k < 4; k++) {
+            if (sel[project_find_model(p, NULL, sorted[k])])
+                snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", *got ? " " : "",
+                         sorted[k]);
+        }
+        CHECK_STR(got, cases[i].want);
+    }
+    graph_free(g);
+    project_free(p);
+}
+
+static void test_materialize(void)
+{
+    buf b;
+    cs_error err = {0};
+    pv *contract = NULL, *idx = NULL;
+    const char *keys[] = {"a", "b"};
+    const char *cy = "- {name: uuid, data_type: string, constraints: [{type: unique}, {type: "
+                     "foreign_key, expression: 'v1.p (uuid) ON DELETE CASCADE'}]}\n"
+                     "- {name: n, data_type: integer, constraints: [{type: not_null}]}\n";
+    const char *iy = "[{columns: [uuid], type: hash}, {columns: [a, b]}]";
+
+    buf_init(&b, 0);
+    CHECK_INT(pv_parse_yaml("c", cy, strlen(cy), &contract, &err), CS_OK);
+    CHECK_INT(pv_parse_yaml("i", iy, strlen(iy), &idx, &err), CS_OK);
+    CHECK_INT(mat_create_table(&b, "v1", "m", "select 1;\n", NULL, NULL, &err), CS_OK);
+    CHECK_STR(b.data, "CREATE TABLE \"v1\".\"m\" AS (\nselect 1\n)");
+    buf_reset(&b);
+    CHECK_INT(mat_create_table(&b, "v1", "m", "select x", contract, NULL, &err), CS_OK);
+    CHECK_STR(b.data, "CREATE TABLE \"v1\".\"m\" (\n    uuid text unique references v1.p (uuid) "
+                      "ON DELETE CASCADE,\n    n int not null\n);\nINSERT INTO \"v1\".\"m\" "
+                      "(uuid, n)\nSELECT uuid, n FROM (\nselect x\n) AS model_subq");
+    buf_reset(&b);
+    CHECK_INT(mat_indexes(&b, "v1", "m", idx, &err), CS_OK);
+    CHECK_STR(b.data, "CREATE INDEX ON \"v1\".\"m\" USING hash (uuid);\n"
+                      "CREATE INDEX ON \"v1\".\"m\" USING btree (a, b);\n");
+    buf_reset(&b);
+    mat_swap(&b, "v1", "m", 'v', "m__tmp", 'r', "m__bak");
+    CHECK_STR(b.data,
+              "ALTER VIEW \"v1\".\"m\" RENAME TO \"m__bak\";\nALTER TABLE \"v1\".\"m__tmp\" "
+              "RENAME TO \"m\";\nDROP VIEW IF EXISTS \"v1\".\"m__bak\" CASCADE;\n");
+    buf_reset(&b);
+    mat_incr_delete(&b, "v1", "m", "tmp", keys, 2);
+    CHECK_STR(b.data, "DELETE FROM \"v1\".\"m\" AS t USING \"tmp\" AS s WHERE t.a = s.a AND "
+                      "t.b = s.b");
+    buf_reset(&b);
+    mat_incr_insert(&b, "v1", "m", "tmp", keys, 2);
+    CHECK_STR(b.data, "INSERT INTO \"v1\".\"m\" (\"a\", \"b\") SELECT \"a\", \"b\" FROM \"tmp\"");
+    buf_reset(&b);
+    mat_inject_ctes(&b, "-- c\nWITH x AS (select 1) select * from x", "__dbt__cte__e as (s)");
+    CHECK_STR(b.data, "-- c\nWITH __dbt__cte__e as (s),  x AS (select 1) select * from x");
+    buf_reset(&b);
+    mat_inject_ctes(&b, "select 1", "__dbt__cte__e as (s)");
+    CHECK_STR(b.data, "with __dbt__cte__e as (s)\nselect 1");
+    buf_reset(&b);
+    pv_set(contract->items[1], "data_type", pv_new(PV_NULL));
+    CHECK_INT(mat_create_table(&b, "v1", "m", "select x", contract, NULL, &err), CS_INVALID);
+    CHECK_STR(err.msg, "contract column \"n\" has no data_type");
+    buf_free(&b);
+    pv_free(contract);
+    pv_free(idx);
+}
+
+int main(void)
+{
+    UNIT_BEGIN("test_project");
+    RUN(test_yaml_scalars);
+    RUN(test_yaml_errors);
+    RUN(test_project_load);
+    RUN(test_project_errors);
+    RUN(test_config_merge);
+    RUN(test_graph_order);
+    RUN(test_select);
+    RUN(test_materialize);
+    UNIT_END();
+}
