@@ -54,6 +54,7 @@ int main(int argc, char **argv)
     }
     if (config_load(&cfg, getenv, &argc, argv, &err) != CS_OK) {
         fprintf(stderr, "cht-sync: %s\n", err.msg);
+        config_free(&cfg);
         return 2;
     }
     if (log_parse_level(cfg.log_level, &lvl))
