@@ -46,11 +46,11 @@ int main(int argc, char **argv)
     log_level lvl;
     int rc;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            return 0;
-        }
+    /* "cht-sync --help"; "cht-sync COMMAND --help" is the command's own */
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
     }
     if (config_load(&cfg, getenv, &argc, argv, &err) != CS_OK) {
         fprintf(stderr, "cht-sync: %s\n", err.msg);
@@ -60,7 +60,7 @@ int main(int argc, char **argv)
     if (log_parse_level(cfg.log_level, &lvl))
         log_set_level(lvl);
     if (argc < 2) {
-        usage(stderr);
+        usage(stderr); /* only settings flags were given */
         config_free(&cfg);
         return 2;
     }

@@ -75,6 +75,12 @@ int sync_main(const cs_config *cfg, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--once") == 0) {
             once = true;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("Usage: cht-sync sync [--once] [SETTINGS]\n\n"
+                   "Follows every database of COUCHDB_DBS into the raw table. With --once,\n"
+                   "stops when every database has caught up (exit 0) or failed (exit 1).\n\n");
+            config_print_help(stdout);
+            return 0;
         } else {
             fprintf(stderr, "cht-sync sync: unknown option \"%s\"\n", argv[i]);
             fprintf(stderr, "Usage: cht-sync sync [--once] (settings: cht-sync --help)\n");

@@ -1,0 +1,3 @@
+{% macro doc_text(path) -%}
+  doc #>> '{ {{- path | join(',') -}} }'
+{%- endmacro %}
