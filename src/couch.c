@@ -255,6 +255,12 @@ static cs_result perform(couch_client *c, const char *url, const char *post_body
         if (attempt == 0 && c->received == 0 && !post_body &&
             (cc == CURLE_GOT_NOTHING || cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR))
             continue;
+        if (cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
+            cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_ISSUER_ERROR)
+            return cs_fail(err, CS_PERMANENT,
+                           "could not verify the certificate of CouchDB at %s: %s (COUCHDB_CA_FILE "
+                           "names the CA to trust)",
+                           c->base, c->curl_err[0] ? c->curl_err : curl_easy_strerror(cc));
         return cs_fail(err, CS_TRANSIENT, "could not reach CouchDB at %s: %s", c->base,
                        c->curl_err[0] ? c->curl_err : curl_easy_strerror(cc));
     }
