@@ -22,6 +22,10 @@
 /* how often a database that failed permanently is looked at again */
 #define RECHECK_FAILED_MS 30000
 #define MAX_DEPTH 512
+/* a batch holding more document bytes than this many largest documents
+ * halves the next request's limit (it grows back after smaller batches), so
+ * that a database of large documents never holds BATCH_SIZE of them at once */
+#define BATCH_MAX_DOCS_WORTH 4
 
 struct worker {
     const cs_config *cfg;
@@ -241,6 +245,7 @@ static void *reader_main(void *arg)
     read_ctx ctx = {changes_parser_new(&limits, on_row, &ctx), NULL};
     char *since = NULL;
     bool inspected = false, restart = false, caught_up = false, vanished = false;
+    int limit = w->cfg->batch_size;
     health h = {0};
     cs_error err;
     batch *end;
@@ -280,7 +285,7 @@ static void *reader_main(void *arg)
                 break;
             changes_parser_reset(ctx.parser);
             t0 = now_ms();
-            rc = couch_changes(w->couch, since, w->cfg->batch_size,
+            rc = couch_changes(w->couch, since, limit,
                                caught_up ? w->cfg->longpoll_seconds * 1000 : 0, on_body, &ctx,
                                &timed_out, &err);
             if (rc == CS_OK && timed_out && changes_parser_rows(ctx.parser) == 0) {
@@ -329,9 +334,8 @@ static void *reader_main(void *arg)
             b->has_pending = changes_parser_pending(ctx.parser, &pending);
             b->pending = pending;
             b->last_seq = last ? batch_strdup(b, last) : NULL;
-            b->caught_up = b->has_pending
-                               ? pending == 0
-                               : changes_parser_rows(ctx.parser) < (size_t)w->cfg->batch_size;
+            b->caught_up =
+                b->has_pending ? pending == 0 : changes_parser_rows(ctx.parser) < (size_t)limit;
             b->restart = restart;
             restart = false;
             if (last) {
@@ -341,6 +345,14 @@ static void *reader_main(void *arg)
                     since = n;
                 }
             }
+        }
+        size_t target = (size_t)w->cfg->max_doc_bytes * BATCH_MAX_DOCS_WORTH;
+        if (b->bytes > target && limit > 1) {
+            limit /= 2;
+            log_info(w->db, "a batch held %zu MiB of documents: reading %d changes per request",
+                     b->bytes >> 20, limit);
+        } else if (b->bytes < target / 4 && limit < w->cfg->batch_size) {
+            limit = limit * 2 > w->cfg->batch_size ? w->cfg->batch_size : limit * 2;
         }
         caught_up = b->kind == BATCH_IDLE || b->caught_up;
         /* a quiet feed may also mean the database was re-created behind a
