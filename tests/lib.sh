@@ -25,6 +25,7 @@ PASSED=0
 PIDS_TO_KILL=()
 
 cleanup() {
+    set +e # a script running with -e must still stop every server
     local pid
     for pid in "${PIDS_TO_KILL[@]}"; do kill -9 "$pid" 2>/dev/null; done
     couch_stop 2>/dev/null
