@@ -48,7 +48,10 @@ int main(int argc, char **argv)
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
+            if (i > 1 && strcmp(argv[1], "pipeline") == 0)
+                pipeline_usage(stdout, i > 2 ? argv[2] : NULL);
+            else
+                usage(stdout);
             return 0;
         }
     }
