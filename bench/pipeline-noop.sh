@@ -7,7 +7,13 @@
 #   2. a run with nothing to do: the whole process (start, parse, connect,
 #      run), the run alone as the pipeline reports it (includes connecting),
 #      and a run inside a long-running session (--watch: parsed once,
-#      connections kept), medians.
+#      connections kept), medians;
+#   3. a 10-model chain of incremental models shaped like the CHT base
+#      models (a root reading the raw table above a saved_timestamp
+#      watermark, dependants reading their parent the same way) over
+#      CHAIN_ROWS raw rows (default 10000): per-run milliseconds of a
+#      long-running session with nothing to do (median and p95 of 50 runs)
+#      and of a whole process (median of 20).
 # Usage: bash bench/pipeline-noop.sh   (CHT_SYNC=... to pick the binary)
 ROWS=${1:-200000}
 TEST_NAME=bench
@@ -24,6 +30,9 @@ pl() { "$CHT_SYNC" pipeline "$@" --project-dir "$P"; }
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 best() { sort -n | head -n 1; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+p95() { sort -n | awk '{a[NR]=$1} END {i = int(NR * 0.95 + 0.999); print a[i < 1 ? 1 : i]}'; }
+# finished_ms LOG: the per-run seconds of "Finished running" lines in ms
+finished_ms() { sed -n 's/^Finished running .* in \([0-9.]*\)s.*/\1/p' "$1" | awk '{printf "%.2f\n", $1 * 1000}'; }
 
 pl run >/dev/null 2>&1 || { echo "bench: first run failed"; exit 1; }
 pl compile --full-refresh >/dev/null 2>&1 || { echo "bench: compile failed"; exit 1; }
@@ -54,6 +63,46 @@ session=$(sed -n 's/^Finished running .* in \([0-9.]*\)s.*/\1/p' "$WORK/watch.lo
 pl run >/dev/null 2>&1
 session_all=$("$CHT_SYNC" pipeline run --watch 0.1 --project-dir "$P" > "$WORK/watch2.log" 2>/dev/null & p2=$!; sleep 3; kill -TERM $p2; wait $p2;
     sed -n 's/^Finished running .* in \([0-9.]*\)s.*/\1/p' "$WORK/watch2.log" | tail -n +2 | median)
+# ---- the 10-model chain ----
+CHAIN_ROWS=${CHAIN_ROWS:-10000}
+Q=$WORK/chain
+mkdir -p "$Q/models"
+printf 'name: chain\nversion: "1.0.0"\nconfig-version: 2\nmodels:\n  chain:\n    +materialized: incremental\n' > "$Q/dbt_project.yml"
+printf 'version: 2\nsources:\n  - name: couchdb\n    schema: v1\n    tables:\n      - name: chain_raw\n' > "$Q/models/sources.yml"
+cat > "$Q/models/m01.sql" <<'SQL'
+{{ config(unique_key='uuid', indexes=[{'columns': ['uuid']}, {'columns': ['saved_timestamp']}]) }}
+select _id as uuid, saved_timestamp, doc->>'type' as doc_type, (doc->>'n')::int as n
+from {{ source('couchdb', 'chain_raw') }}
+{% if is_incremental() %}
+where saved_timestamp > (select max(saved_timestamp) from {{ this }})
+{% endif %}
+SQL
+for k in 2 3 4 5 6 7 8 9 10; do   # a tree: m02, m03 <- m01; m04, m05 <- m02; ...
+    parent=$(printf 'm%02d' $(( k / 2 )))
+    cat > "$Q/models/$(printf 'm%02d' "$k").sql" <<SQL
+{{ config(unique_key='uuid', indexes=[{'columns': ['uuid']}, {'columns': ['saved_timestamp']}]) }}
+select uuid, saved_timestamp, doc_type, n + 1 as n
+from {{ ref('$parent') }}
+{% if is_incremental() %}
+where saved_timestamp > (select max(saved_timestamp) from {{ this }})
+{% endif %}
+SQL
+done
+sql "CREATE TABLE v1.chain_raw (_id text, saved_timestamp timestamp, doc jsonb);
+     INSERT INTO v1.chain_raw SELECT 'd' || g, '2024-01-01'::timestamp + g * interval '1 second',
+       jsonb_build_object('type', 'x', 'n', g) FROM generate_series(1, $CHAIN_ROWS) g;
+     CREATE INDEX ON v1.chain_raw (saved_timestamp); ANALYZE v1.chain_raw" >/dev/null
+ql() { "$CHT_SYNC" pipeline "$@" --project-dir "$Q"; }
+ql run >/dev/null 2>&1 || { echo "bench: chain build failed"; exit 1; }
+chain_proc=$(for i in $(seq 20); do t=$(date +%s%N); ql run >/dev/null 2>&1; ms "$t"; done | median)
+"$CHT_SYNC" pipeline run --watch 0.02 --project-dir "$Q" > "$WORK/watch3.log" 2>/dev/null &
+p3=$!
+wait_until 60 test "$(grep -c '^Finished running' "$WORK/watch3.log")" -ge 52
+kill -TERM "$p3"; wait "$p3"
+chain_runs=$(finished_ms "$WORK/watch3.log" | sed -n '3,52p')
+chain_med=$(printf '%s\n' "$chain_runs" | median)
+chain_p95=$(printf '%s\n' "$chain_runs" | p95)
+
 psql_proc=$(for i in $(seq 20); do t=$(date +%s%N); psql -qXc "select 1" >/dev/null; ms "$t"; done | median)
 
 echo "rows in the raw table:                      $ROWS"
@@ -64,4 +113,7 @@ echo "nothing to do, whole process (run inc):     ${proc} ms (median of 20)"
 echo "nothing to do, the run itself:              $(awk "BEGIN {printf \"%.1f\", $inner * 1000}") ms (median of 20)"
 echo "nothing to do, long-running session, inc:  $(awk "BEGIN {printf \"%.1f\", $session * 1000}") ms per run (median, --watch)"
 echo "nothing to do, long-running session, all 3: $(awk "BEGIN {printf \"%.1f\", $session_all * 1000}") ms per run (median, --watch)"
+echo "10-model incremental chain ($CHAIN_ROWS raw rows), nothing to do:"
+echo "  long-running session:                     ${chain_med} ms median, ${chain_p95} ms p95 per run (50 runs)"
+echo "  whole process:                            ${chain_proc} ms (median of 20)"
 echo "for scale, psql -c 'select 1' process:      ${psql_proc} ms"

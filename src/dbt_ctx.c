@@ -300,23 +300,46 @@ static cs_result n_env_var(void *ud, tpl_call *call, const tpl_args *a, tpl_valu
     return CS_OK;
 }
 
-/* an agate-like table: {columns: [{name, values}], column_names, rows} */
+/*
+ * An agate-like table (what dbt's run_query returns), built from lists with
+ * attributes (tpl_list_set_attr):
+ *   table          a list of rows: table[0][0], {% for row in table %}, length
+ *   table.rows     the same rows; table.column_names: the names
+ *   table.columns  a list of columns, also by name (table.columns['id'])
+ *   column         a list of its values with .name and .values (callable:
+ *                  column.values() as in dbt, or used as the list)
+ *   row            a list of its cells, also by column name (row['id'])
+ */
 static tpl_value *table_value(const pv *t)
 {
     const pv *cols = pv_get(t, "columns"), *rows = pv_get(t, "rows");
-    tpl_value *tv = tpl_dict_new(), *cl = tpl_list_new();
+    tpl_value *tv = tpl_list_new(), *rl = tpl_list_new(), *cl = tpl_list_new();
 
-    for (size_t c = 0; cols && c < cols->n; c++) {
-        tpl_value *col = tpl_dict_new(), *vals = tpl_list_new();
-        tpl_dict_set(col, "name", pv_to_tpl(cols->items[c]));
-        for (size_t r = 0; rows && r < rows->n; r++)
-            tpl_list_push(vals, pv_to_tpl(rows->items[r]->items[c]));
-        tpl_dict_set(col, "values", vals);
-        tpl_list_push(cl, col);
+    for (size_t r = 0; rows && r < rows->n; r++) {
+        tpl_value *row = tpl_list_new();
+        for (size_t c = 0; cols && c < cols->n && c < rows->items[r]->n; c++) {
+            tpl_value *cell = pv_to_tpl(rows->items[r]->items[c]);
+            tpl_list_push(row, tpl_ref(cell));
+            tpl_list_set_attr(row, pv_s(cols->items[c]) ? cols->items[c]->s : "", cell);
+        }
+        tpl_list_push(tv, tpl_ref(row));
+        tpl_list_push(rl, row);
     }
-    tpl_dict_set(tv, "columns", cl);
-    tpl_dict_set(tv, "column_names", pv_to_tpl(cols));
-    tpl_dict_set(tv, "rows", pv_to_tpl(rows));
+    for (size_t c = 0; cols && c < cols->n; c++) {
+        tpl_value *col = tpl_list_new(), *vals = tpl_list_new();
+        for (size_t r = 0; r < tpl_list_len(tv); r++) {
+            tpl_value *cell = tpl_list_get(tpl_list_get(tv, r), c);
+            tpl_list_push(col, tpl_ref(cell));
+            tpl_list_push(vals, tpl_ref(cell));
+        }
+        tpl_list_set_attr(col, "name", pv_to_tpl(cols->items[c]));
+        tpl_list_set_attr(col, "values", vals);
+        tpl_list_push(cl, tpl_ref(col));
+        tpl_list_set_attr(cl, pv_s(cols->items[c]) ? cols->items[c]->s : "", col);
+    }
+    tpl_list_set_attr(tv, "columns", cl);
+    tpl_list_set_attr(tv, "column_names", pv_to_tpl(cols));
+    tpl_list_set_attr(tv, "rows", rl);
     return tv;
 }
 

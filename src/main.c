@@ -52,6 +52,13 @@ int main(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    /* pipeline help works even when the settings would not load */
+    for (int i = 2; i < argc && strcmp(argv[1], "pipeline") == 0; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            pipeline_usage(stdout, i > 2 ? argv[2] : NULL);
+            return 0;
+        }
+    }
     if (config_load(&cfg, getenv, &argc, argv, &err) != CS_OK) {
         fprintf(stderr, "cht-sync: %s\n", err.msg);
         config_free(&cfg);

@@ -144,25 +144,56 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
+/* one line per command: name, arguments, what it does */
+static const struct {
+    const char *name, *args, *help;
+} commands[] = {
+    {"run",
+     "[-s SEL...] [--exclude SEL...] [--full-refresh] [--vars YAML] [--threads N] "
+     "[--watch SECONDS]",
+     "build the selected models (--watch SECONDS repeats, reloading changed files)"},
+    {"compile", "[-s SEL...] [--exclude SEL...] [--vars YAML] [--target-path DIR]",
+     "write each selected model's SQL to DIR/target/compiled/"},
+    {"test", "[-s SEL...] [--exclude SEL...] [--vars YAML]",
+     "run the data tests and singular tests of the selected models"},
+    {"ls", "[-s SEL...] [--exclude SEL...]", "list the selected models"},
+};
+
+static const char options_help[] =
+    "Options:\n"
+    "  --project-dir DIR     the dbt project (default: DBT_LOCAL_PATH, else .)\n"
+    "  -s, --select SEL...   models to use (default: DBT_SELECTOR, else all): names, tag:,\n"
+    "                        path:, package:, config.materialized:, +model, model+\n"
+    "  --exclude SEL...      models to leave out\n"
+    "  --full-refresh        rebuild incremental models from scratch\n"
+    "  --vars YAML           override project vars, e.g. '{batch_size: 1000}'\n"
+    "  --threads N           connections to use, 1 to 64 (default: DBT_THREAD_COUNT)\n"
+    "  --target-path DIR     compile and test output (default: PROJECT/target)\n"
+    "  --watch SECONDS       run: repeat every SECONDS until SIGINT/SIGTERM\n"
+    "  -h, --help            this help\n\n"
+    "PostgreSQL settings come from the environment or their flags (cht-sync --help).\n"
+    "Exit status: 0 all good, 1 a model or test failed, 2 the project or the command\n"
+    "line is wrong (nothing was run).\n";
+
+void pipeline_usage(FILE *out, const char *command)
+{
+    for (size_t i = 0; command && i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(command, commands[i].name) == 0 ||
+            (strcmp(command, "list") == 0 && strcmp(commands[i].name, "ls") == 0)) {
+            fprintf(out, "Usage: cht-sync pipeline %s [--project-dir DIR] %s\n\n%s.\n\n%s",
+                    commands[i].name, commands[i].args, commands[i].help, options_help);
+            return;
+        }
+    }
+    fprintf(out, "Usage: cht-sync pipeline COMMAND [--project-dir DIR] [OPTIONS]\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].help);
+    fprintf(out, "\n%s", options_help);
+}
+
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: cht-sync pipeline COMMAND [--project-dir DIR] [OPTIONS]\n\n"
-            "Commands:\n"
-            "  run       build the selected models (--watch SECONDS repeats, reloading changed "
-            "files)\n"
-            "  compile   write each selected model's SQL to DIR/target/compiled/\n"
-            "  test      run the data tests and singular tests of the selected models\n"
-            "  ls        list the selected models\n\n"
-            "Options:\n"
-            "  --project-dir DIR     the dbt project (default: DBT_LOCAL_PATH, else .)\n"
-            "  -s, --select SEL...   models to use (default: DBT_SELECTOR, else all)\n"
-            "  --exclude SEL...      models to leave out\n"
-            "  --full-refresh        rebuild incremental models from scratch\n"
-            "  --vars YAML           override project vars, e.g. '{batch_size: 1000}'\n"
-            "  --threads N           connections to use (default: DBT_THREAD_COUNT)\n"
-            "  --target-path DIR     compile output (default: PROJECT/target)\n"
-            "  --watch SECONDS       run: repeat every SECONDS until SIGINT/SIGTERM\n");
+    pipeline_usage(out, NULL);
 }
 
 /* appends args until the next option to *out (space-separated) */
@@ -199,8 +230,14 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
     cs_error err;
 
     if (!cmd || strcmp(cmd, "help") == 0) {
-        usage(cmd ? stdout : stderr);
+        pipeline_usage(cmd ? stdout : stderr, argc > 2 ? argv[2] : NULL);
         return cmd ? 0 : 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            pipeline_usage(stdout, i > 1 ? cmd : NULL);
+            return 0;
+        }
     }
     for (int i = 2; i < argc;) {
         const char *a = argv[i];

@@ -12,6 +12,7 @@
 #define CS_PIPELINE_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "config.h"
 #include "result.h"
@@ -20,6 +21,13 @@
 /* `cht-sync pipeline SUBCOMMAND ...`; reads environ for env_var() (main's
  * process environment, captured here and passed down, never getenv) */
 int pipeline_main(const cs_config *cfg, int argc, char **argv);
+
+/*
+ * The usage of `cht-sync pipeline` (command NULL or unknown) or of one of
+ * its commands (run, compile, test, ls).  main prints it for --help/-h
+ * after "pipeline", before any setting is read, so it works unconfigured.
+ */
+void pipeline_usage(FILE *out, const char *command);
 
 typedef struct pipeline_session pipeline_session;
 

@@ -19,12 +19,33 @@
 #include "pg.h"
 
 #define RUNNER_MAX_THREADS 64
+/* dbt_results rows older than 14 days go at most this often per session */
+#define RESULTS_CLEANUP_PERIOD_S 600.0
+/* new rows below this count are not ANALYZEd: the planner's size estimate
+ * of a fresh temp table is enough to pick an index join into the target */
+#define ANALYZE_MIN_ROWS 1000
+
+/*
+ * The session's memory of each incremental model's last batch: a model
+ * whose last batch was empty is probed first (SELECT ... LIMIT 1, no DDL);
+ * one that had rows goes straight to the temp table, so that a busy model
+ * never runs its query twice.  Keyed by relation name, so a reloaded
+ * project keeps it.
+ */
+typedef struct {
+    char *relname;
+    bool busy;
+} pool_batch_memo;
 
 struct runner_pool {
     const cs_config *cfg;
     int n;
     PGconn *conns[RUNNER_MAX_THREADS];
     bool setup_done;
+    double last_cleanup; /* monotonic seconds of the last dbt_results cleanup, 0: never */
+    pthread_mutex_t mu;  /* guards memo */
+    pool_batch_memo *memo;
+    size_t nmemo;
 };
 
 runner_pool *runner_pool_new(const cs_config *cfg, int n)
@@ -34,7 +55,37 @@ runner_pool *runner_pool_new(const cs_config *cfg, int n)
         abort();
     pool->cfg = cfg;
     pool->n = n < 1 ? 1 : n > RUNNER_MAX_THREADS ? RUNNER_MAX_THREADS : n;
+    pthread_mutex_init(&pool->mu, NULL);
     return pool;
+}
+
+/* whether relname's last batch in this session had rows (false: unknown) */
+static bool pool_batch_busy(runner_pool *pool, const char *relname)
+{
+    bool busy = false;
+    pthread_mutex_lock(&pool->mu);
+    for (size_t k = 0; k < pool->nmemo; k++)
+        if (strcmp(pool->memo[k].relname, relname) == 0)
+            busy = pool->memo[k].busy;
+    pthread_mutex_unlock(&pool->mu);
+    return busy;
+}
+
+static void pool_batch_note(runner_pool *pool, const char *relname, bool busy)
+{
+    size_t k;
+    pthread_mutex_lock(&pool->mu);
+    for (k = 0; k < pool->nmemo; k++)
+        if (strcmp(pool->memo[k].relname, relname) == 0)
+            break;
+    if (k == pool->nmemo) {
+        pool->memo = realloc(pool->memo, (pool->nmemo + 1) * sizeof(*pool->memo));
+        if (!pool->memo || !(pool->memo[k].relname = strdup(relname)))
+            abort();
+        pool->nmemo++;
+    }
+    pool->memo[k].busy = busy;
+    pthread_mutex_unlock(&pool->mu);
 }
 
 void runner_pool_free(runner_pool *pool)
@@ -44,6 +95,10 @@ void runner_pool_free(runner_pool *pool)
     for (int i = 0; i < pool->n; i++)
         if (pool->conns[i])
             PQfinish(pool->conns[i]);
+    for (size_t k = 0; k < pool->nmemo; k++)
+        free(pool->memo[k].relname);
+    free(pool->memo);
+    pthread_mutex_destroy(&pool->mu);
     free(pool);
 }
 
@@ -289,6 +344,83 @@ static cs_result check_contract(const dbt_node *nd, const pv *cols, const char *
     return rc;
 }
 
+/*
+ * The no-op check of an incremental model: runs its query as SELECT * ...
+ * LIMIT 1 (planned for the first row, no temp table, no catalog work) and,
+ * when the contract or on_schema_change needs them, reads the target's
+ * columns in the same round trip.  *noop is true when the batch is empty
+ * and the full path would do nothing either: the contract holds, the
+ * column names are distinct and, unless on_schema_change is 'ignore', the
+ * same as the target's.  Anything else (rows, a column difference) leaves
+ * *noop false, and the caller takes the full path, which reports or
+ * applies it exactly as before.  A failing query fails the model.
+ */
+static cs_result probe_noop(const dbt_node *nd, const pl_model *pm, PGconn *conn,
+                            const char *schema, const char *sql, bool *noop, cs_error *err)
+{
+    const char *osc = pv_gets(nd->config, "on_schema_change");
+    bool want_cols = osc && strcmp(osc, "ignore") != 0;
+    PGresult *res, *cols_res = NULL, *rows_res = NULL;
+    cs_result rc = CS_OK;
+    pv *tcols = NULL;
+    buf b, rel;
+
+    *noop = false;
+    buf_init(&b, 0);
+    buf_init(&rel, 0);
+    if (want_cols) {
+        mat_relation(&rel, schema, nd->relname);
+        buf_puts(&b, "SELECT attname FROM pg_attribute WHERE attrelid = ");
+        mat_quote_literal(&b, rel.data);
+        buf_puts(&b, "::regclass AND attnum > 0 AND NOT attisdropped;\n");
+    }
+    buf_puts(&b, "SELECT * FROM ");
+    mat_subquery(&b, sql);
+    buf_puts(&b, " AS model_subq LIMIT 1");
+    if (!PQsendQuery(conn, b.data)) {
+        rc = pg_fail(conn, NULL, "could not build the new rows", err);
+        goto out;
+    }
+    /* every result is read, also after an error, so the connection is idle */
+    while ((res = PQgetResult(conn))) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st != PGRES_TUPLES_OK && rc == CS_OK)
+            rc = pg_fail(conn, res, "could not build the new rows", err);
+        if (st != PGRES_TUPLES_OK || (cols_res && rows_res)) {
+            PQclear(res);
+        } else if (want_cols && !cols_res) {
+            cols_res = res;
+        } else {
+            rows_res = res;
+        }
+    }
+    if (rc != CS_OK || !rows_res || PQntuples(rows_res) > 0)
+        goto out;
+    tcols = pv_new(PV_MAP);
+    for (int f = 0; f < PQnfields(rows_res); f++) {
+        if (pv_get(tcols, PQfname(rows_res, f)))
+            goto out; /* a duplicate name: the temp table reports it */
+        pv_set(tcols, PQfname(rows_res, f), pv_new(PV_NULL));
+    }
+    if (nd->contract && (rc = check_contract(nd, tcols, pm->file, err)) != CS_OK)
+        goto out;
+    if (want_cols) {
+        if (!cols_res || PQntuples(cols_res) != (int)tcols->n)
+            goto out;
+        for (int r = 0; r < PQntuples(cols_res); r++)
+            if (!pv_get(tcols, PQgetvalue(cols_res, r, 0)))
+                goto out;
+    }
+    *noop = true;
+out:
+    PQclear(cols_res);
+    PQclear(rows_res);
+    pv_free(tcols);
+    buf_free(&b);
+    buf_free(&rel);
+    return rc;
+}
+
 static cs_result run_hooks(dbt_worker *w, PGconn *conn, long model, tpl_template *const *hooks,
                            size_t n, const dbt_render_opts *ro, cs_error *err)
 {
@@ -347,7 +479,7 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, 
     char tmp[256], bak[256], incr[256];
     sql_ud sud = {conn};
     dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = &sud};
-    bool incremental = false, changed;
+    bool incremental = false, changed, probe, in_txn;
     buf sql, b;
     cs_result rc;
     pv *tcols = NULL, *dcols = NULL;
@@ -362,14 +494,33 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, 
             log_info(pm->name, "definition changed since the last run: rebuilding in full");
     }
     ro.is_incremental = incremental;
+    /* an unchanged incremental model whose last batch in this session was
+     * empty is probed before any DDL; without hooks the probe is all the
+     * no-op run does (no transaction: it writes nothing) */
+    probe = incremental && strcmp(c->stored[i], nd->fingerprint) == 0 &&
+            !pool_batch_busy(c->pool, nd->relname);
+    in_txn = !(probe && nd->npre_hooks == 0 && nd->npost_hooks == 0);
     buf_init(&sql, 0);
     buf_init(&b, 0);
     if ((rc = dbt_render_model(w, i, &ro, &sql, err)) != CS_OK)
         goto out;
-    if ((rc = exec_sql(conn, "BEGIN", "could not begin", NULL, err)) != CS_OK)
+    if (in_txn && (rc = exec_sql(conn, "BEGIN", "could not begin", NULL, err)) != CS_OK)
         goto out;
     if ((rc = run_hooks(w, conn, (long)i, nd->pre_hooks, nd->npre_hooks, &ro, err)) != CS_OK)
         goto rollback;
+    if (probe) {
+        bool noop;
+        if ((rc = probe_noop(nd, pm, conn, schema, sql.data, &noop, err)) != CS_OK)
+            goto rollback;
+        if (noop) {
+            *rows = 0;
+            snprintf(detail, ndetail, "INSERT 0");
+            goto finish;
+        }
+        if (!in_txn && (rc = exec_sql(conn, "BEGIN", "could not begin", NULL, err)) != CS_OK)
+            goto out;
+        in_txn = true;
+    }
     if (incremental) {
         const char *osc = pv_gets(nd->config, "on_schema_change");
         const char **cols = NULL;
@@ -443,10 +594,12 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, 
             for (size_t k = 0; k < dcols->n; k++)
                 if (pv_get(tcols, dcols->keys[k]))
                     cols[ncols++] = dcols->keys[k];
-            buf_reset(&b);
-            buf_puts(&b, "ANALYZE ");
-            mat_quote_ident(&b, incr);
-            rc = exec_sql(conn, b.data, "could not analyze the new rows", NULL, err);
+            if (n >= ANALYZE_MIN_ROWS) {
+                buf_reset(&b);
+                buf_puts(&b, "ANALYZE ");
+                mat_quote_ident(&b, incr);
+                rc = exec_sql(conn, b.data, "could not analyze the new rows", NULL, err);
+            }
             const char *strategy = pv_gets(nd->config, "incremental_strategy");
             if (rc == CS_OK && nd->nunique_key > 0 &&
                 !(strategy && strcmp(strategy, "append") == 0)) {
@@ -464,11 +617,8 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, 
             if (rc != CS_OK)
                 goto rollback;
         }
-        buf_reset(&b);
-        buf_puts(&b, "DROP TABLE ");
-        mat_quote_ident(&b, incr);
-        if ((rc = exec_sql(conn, b.data, "could not drop the new rows", NULL, err)) != CS_OK)
-            goto rollback;
+        /* the temp table goes at commit (ON COMMIT DROP) */
+        pool_batch_note(c->pool, nd->relname, n > 0);
         *rows = n;
         snprintf(detail, ndetail, "INSERT %ld", n);
     } else {
@@ -530,10 +680,12 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, 
         else
             snprintf(detail, ndetail, "SELECT %ld", n);
     }
+finish:
     if ((rc = run_hooks(w, conn, (long)i, nd->post_hooks, nd->npost_hooks, &ro, err)) != CS_OK ||
         (rc = save_fingerprint(c, conn, i, err)) != CS_OK)
         goto rollback;
-    rc = exec_sql(conn, "COMMIT", "could not commit", NULL, err);
+    if (in_txn)
+        rc = exec_sql(conn, "COMMIT", "could not commit", NULL, err);
     goto out;
 rollback:
     if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
@@ -813,7 +965,7 @@ static cs_result write_results(run_ctx *c, PGconn *conn, cs_error *err)
     char inv[40];
     buf b;
     cs_result rc;
-    bool any = false;
+    bool any = false, cleanup = false;
 
     invocation_id(inv, sizeof(inv));
     buf_init(&b, 0);
@@ -845,10 +997,16 @@ static cs_result write_results(run_ctx *c, PGconn *conn, cs_error *err)
                    c->res[i].start, c->res[i].end, c->res[i].seconds, c->res[i].rows);
         any = true;
     }
-    buf_puts(&b, ";\nDELETE FROM ");
-    mat_relation(&b, m->set.schema, "dbt_results");
-    buf_puts(&b, " WHERE start_time < (now() AT TIME ZONE 'UTC') - interval '14 days'");
+    /* the 14-day cleanup scans dbt_results: once per period and session */
+    if (c->pool->last_cleanup == 0 || now_s() - c->pool->last_cleanup >= RESULTS_CLEANUP_PERIOD_S) {
+        buf_puts(&b, ";\nDELETE FROM ");
+        mat_relation(&b, m->set.schema, "dbt_results");
+        buf_puts(&b, " WHERE start_time < (now() AT TIME ZONE 'UTC') - interval '14 days'");
+        cleanup = true;
+    }
     rc = any ? exec_sql(conn, b.data, "could not record the run in dbt_results", NULL, err) : CS_OK;
+    if (rc == CS_OK && any && cleanup)
+        c->pool->last_cleanup = now_s();
     buf_free(&b);
     return rc;
 }

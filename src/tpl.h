@@ -80,6 +80,15 @@ bool tpl_to_text(const tpl_value *v, buf *out);
 size_t tpl_list_len(const tpl_value *list);
 tpl_value *tpl_list_get(const tpl_value *list, size_t i); /* borrowed */
 void tpl_list_push(tpl_value *list, tpl_value *item);     /* takes item */
+/*
+ * Gives list an attribute (takes v), like a Python list subclass: l.name
+ * and l['name'] find it, while l[0], iteration, length, filters and the
+ * text form see the list.  An attribute that is not a function is also
+ * callable with no arguments and gives itself, so that agate-style
+ * accessors work both ways (column.values() and column.values).  Copies of
+ * the list (filters, slices) have no attributes.
+ */
+void tpl_list_set_attr(tpl_value *list, const char *name, tpl_value *v);
 
 size_t tpl_dict_len(const tpl_value *dict);
 tpl_value *tpl_dict_get(const tpl_value *dict, const char *key);   /* borrowed, NULL if absent */

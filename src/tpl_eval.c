@@ -425,9 +425,14 @@ static int eval_call(tpli_ctx *c, const tpli_node *n, tpl_value *caller, tpl_val
     } else if (fnode->kind == N_ATTR) {
         if ((r = eval(c, fnode->a, &obj)) != R_OK)
             return r;
-        fn = tpl_dict_get(obj, fnode->name);
+        fn = tpli_attr(obj, fnode->name);
         if (fn && fn->type == TPL_FUNC) {
             tpl_ref(fn);
+        } else if (fn && obj->type == TPL_LIST && n->nkids == 0) {
+            /* a list's data attribute called as an accessor: l.values() */
+            *out = tpl_ref(fn);
+            tpl_unref(obj);
+            return R_OK;
         } else {
             fn = NULL;
             if (tpli_is_undef(obj)) {
@@ -473,7 +478,7 @@ static int eval_call(tpli_ctx *c, const tpli_node *n, tpl_value *caller, tpl_val
 
 static tpl_value *getattr_value(tpl_value *obj, const char *name)
 {
-    tpl_value *v = tpl_dict_get(obj, name);
+    tpl_value *v = tpli_attr(obj, name);
 
     return v ? tpl_ref(v) : tpli_undef(name);
 }
@@ -508,6 +513,10 @@ static int getitem(tpli_ctx *c, const tpli_node *n, tpl_value *obj, tpl_value *k
         if ((key->type == TPL_INT || key->type == TPL_BOOL) &&
             norm_index(tpl_as_int(key), obj->u.list.len, &i)) {
             *out = tpl_ref(obj->u.list.items[i]);
+            return R_OK;
+        }
+        if (key->type == TPL_STR && obj->attrs) {
+            *out = getattr_value(obj, key->u.str.s);
             return R_OK;
         }
         break;

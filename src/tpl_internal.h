@@ -34,6 +34,7 @@ struct tpl_value {
     int refs; /* < 0: immortal (singletons, template constants) */
     unsigned char type;
     unsigned char flags;
+    tpl_value *attrs; /* TPL_LIST: its attributes (a dict), or NULL */
     union {
         bool b;
         long long i;
@@ -85,6 +86,8 @@ bool tpli_equal(const tpl_value *a, const tpl_value *b);
 bool tpli_compare(const tpl_value *a, const tpl_value *b, int *cmp);
 const char *tpli_type_name(const tpl_value *v);
 bool tpli_dict_del(tpl_value *dict, const char *key);
+/* attribute name of obj: a dict's entry or a list's attribute (borrowed, NULL if none) */
+tpl_value *tpli_attr(const tpl_value *obj, const char *name);
 tpl_value *tpli_func_macro(const char *name, const struct tpli_node *macro, const tpl_template *t,
                            unsigned long defid);
 bool tpli_to_json(const tpl_value *v, buf *out, int depth);

@@ -197,6 +197,7 @@ void tpl_unref(tpl_value *v)
         for (i = 0; i < v->u.list.len; i++)
             tpl_unref(v->u.list.items[i]);
         free(v->u.list.items);
+        tpl_unref(v->attrs);
         break;
     case TPL_DICT:
         for (i = 0; i < v->u.dict.len; i++) {
@@ -409,6 +410,24 @@ static long dict_find(const tpl_value *d, const char *key)
 size_t tpl_dict_len(const tpl_value *dict)
 {
     return dict && dict->type == TPL_DICT ? dict->u.dict.len : 0;
+}
+
+void tpl_list_set_attr(tpl_value *list, const char *name, tpl_value *v)
+{
+    if (!list || list->type != TPL_LIST) {
+        tpl_unref(v);
+        return;
+    }
+    if (!list->attrs)
+        list->attrs = tpl_dict_new();
+    tpl_dict_set(list->attrs, name, v);
+}
+
+tpl_value *tpli_attr(const tpl_value *obj, const char *name)
+{
+    if (obj && obj->type == TPL_LIST)
+        return tpl_dict_get(obj->attrs, name);
+    return tpl_dict_get(obj, name);
 }
 
 tpl_value *tpl_dict_get(const tpl_value *dict, const char *key)

@@ -97,6 +97,20 @@ static cs_result fake_invoke(void *ud, tpl_call *call, const tpl_args *args, tpl
 
 static tpl_value *statements, *configs;
 
+/* a list with attributes, shaped like an agate column: [1, 2] with .name
+ * and .values */
+static tpl_value *col_value(void)
+{
+    tpl_value *col = tpl_list_new(), *vals = tpl_list_new();
+    for (int i = 1; i <= 2; i++) {
+        tpl_list_push(col, tpl_int(i));
+        tpl_list_push(vals, tpl_int(i));
+    }
+    tpl_list_set_attr(col, "name", tpl_str("id"));
+    tpl_list_set_attr(col, "values", vals);
+    return col;
+}
+
 static tpl_env *test_env(void)
 {
     tpl_env *env = tpl_env_new();
@@ -137,6 +151,7 @@ static tpl_env *test_env(void)
     tpl_dict_set(u, "age", tpl_int(40));
     tpl_list_push(users, u);
     tpl_env_set(env, "users", users);
+    tpl_env_set(env, "col", col_value());
     return env;
 }
 
@@ -813,6 +828,30 @@ static void test_performance(void)
     tpl_template_free(t);
 }
 
+static void test_list_attributes(void)
+{
+    static const tcase cases[] = {
+        {"{{ col }} {{ col | length }} {{ col[1] }} {{ col[-1] }}", "[1, 2] 2 2 2"},
+        {"{{ col.name }} {{ col['name'] }} {{ col.values }} {{ col.values() }}",
+         "id id [1, 2] [1, 2]"},
+        {"{% for v in col.values() %}{{ v }};{% endfor %}{% for v in col.values %}{{ v }}.{% "
+         "endfor %}",
+         "1;2;1.2."},
+        {"{% for v in col %}{{ v * 10 }} {% endfor %}{{ col.values() | join(',') }}", "10 20 1,2"},
+        {"{{ col.nope is defined }} {{ col['nope'] is defined }} {{ col.name() }}",
+         "False False id"},
+        {"{{ (col | list).name is defined }} {{ col[0:1] }}", "False [1]"},
+    };
+    cs_error err = {0};
+    char *got;
+
+    RUN_CASES(cases);
+    /* a data attribute is an accessor with no arguments only */
+    got = render("{{ col.values(1) }}", &err);
+    CHECK(got == NULL);
+    free(got);
+}
+
 static void test_values_api(void)
 {
     tpl_value *d = tpl_dict_new(), *l = tpl_list_new();
@@ -872,6 +911,7 @@ int main(void)
     RUN(test_hostile_input);
     RUN(test_performance);
     RUN(test_values_api);
+    RUN(test_list_attributes);
     tpl_unref(statements);
     tpl_unref(configs);
     UNIT_END();
