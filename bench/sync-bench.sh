@@ -39,6 +39,12 @@ pg_start
 B=$WORK/bench
 mkdir -p "$B"
 
+# CPU clock ticks a process and its reaped children used (utime, stime,
+# cutime, cstime of /proc/PID/stat)
+cpu_ticks() {
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
 # 1. data (not timed) ---------------------------------------------------------
 echo "== 1. generating $N docs (kind medic, seed $SEED) into pouchdb-server $COUCH_URL/$DB"
 node tests/data/gen-cht.js --url "$COUCH_URL" --db "$DB" --count "$N" --seed "$SEED" >"$B/gen.json" \
@@ -113,12 +119,15 @@ SYNC_S=- SYNC_RATE=- RSS_MIB=- SYNC_ROWS=-
 if [ "$SYNC_OK" -eq 1 ]; then
     echo "== 4. $SYNC_CMD"
     export COUCHDB_DBS=$DB BATCH_SIZE
+    PG_PID=$(head -n 1 "$PGDATA_DIR/postmaster.pid")
+    couch_cpu0=$(cpu_ticks "$COUCH_PID") pg_cpu0=$(cpu_ticks "$PG_PID")
     t0=$(now_ns)
     if [ -x /usr/bin/time ]; then
-        timeout "$SYNC_TIMEOUT" /usr/bin/time -f %M -o "$B/rss" "$CHT_SYNC" sync --once >"$B/sync.log" 2>&1
+        timeout "$SYNC_TIMEOUT" /usr/bin/time -f '%M %U %S' -o "$B/rss" "$CHT_SYNC" sync --once >"$B/sync.log" 2>&1
         rc=$?
         t1=$(now_ns)
-        RSS_KB=$(tail -n 1 "$B/rss" 2>/dev/null)
+        read -r RSS_KB SYNC_USER SYNC_SYS < <(tail -n 1 "$B/rss" 2>/dev/null)
+        SYNC_CPU=$(awk -v u="$SYNC_USER" -v s="$SYNC_SYS" 'BEGIN { printf "%.2f", u + s }')
     else
         # no GNU time: poll the high-water mark while it runs
         "$CHT_SYNC" sync --once >"$B/sync.log" 2>&1 &
@@ -135,6 +144,10 @@ if [ "$SYNC_OK" -eq 1 ]; then
         t1=$(now_ns)
     fi
     SYNC_S=$(secs "$t0" "$t1")
+    sleep 0.2 # let the postmaster reap the sync's backend, so its CPU is counted
+    TCK=$(getconf CLK_TCK)
+    COUCH_CPU=$(awk -v a="$couch_cpu0" -v b="$(cpu_ticks "$COUCH_PID")" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }')
+    PG_CPU=$(awk -v a="$pg_cpu0" -v b="$(cpu_ticks "$PG_PID")" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }')
     [[ "${RSS_KB:-}" =~ ^[0-9]+$ ]] && RSS_MIB=$(awk -v k="$RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')
     if [ "$rc" -ne 0 ]; then
         tail -n 20 "$B/sync.log" >&2
@@ -162,6 +175,9 @@ printf '%-44s %12s\n' "ratio sync / source read" "$(ratio "$SYNC_RATE" "$SRC_RAT
 printf '%-44s %12s\n' "ratio sync / COPY (doc jsonb)" "$(ratio "$SYNC_RATE" "$COPY_RATE")"
 printf '%-44s %12s\n' "ratio sync / COPY (raw-shaped)" "$(ratio "$SYNC_RATE" "$COPY_RAW_RATE")"
 printf '%-44s %12s\n' "sync peak RSS (MiB)" "$RSS_MIB"
+printf '%-44s %12s\n' "CPU seconds during the sync: cht-sync" "${SYNC_CPU:--}"
+printf '%-44s %12s\n' "  pouchdb-server (node)" "${COUCH_CPU:--}"
+printf '%-44s %12s\n' "  PostgreSQL (all its processes)" "${PG_CPU:--}"
 echo "command: $SYNC_CMD"
 echo "bench:   N=$N BATCH_SIZE=$BATCH_SIZE SEED=$SEED bench/sync-bench.sh"
 [ "$SYNC_OK" -eq 1 ] || exit 1

@@ -38,6 +38,9 @@ static const setting config_table[] = {
      "databases to follow, separated by commas and/or spaces"},
     {"COUCHDB_CA_FILE", STR(couchdb_ca_file), NULL, 0, 0,
      "CA bundle that verifies the CouchDB certificate (default: the system's)"},
+    {"COUCHDB_GZIP", INT(couchdb_gzip), "0", 0, 1,
+     "1 asks CouchDB (or its proxy) for gzip: for a sync far from CouchDB; near it, "
+     "compression costs the server more than it saves"},
     {"BATCH_SIZE", INT(batch_size), "1000", 1, 100000, "changes per batch"},
     {"MAX_DOC_BYTES", INT(max_doc_bytes), "67108864", 1024, 268435455,
      "largest document stored; a larger one is recorded in the rejects table"},

@@ -27,6 +27,7 @@ typedef struct {
     char *couchdb_password;
     char *couchdb_dbs; /* as given; parsed into dbs[] */
     char *couchdb_ca_file;
+    int couchdb_gzip;
     int batch_size;
     int max_doc_bytes;
     int longpoll_seconds;

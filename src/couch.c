@@ -130,8 +130,9 @@ couch_client *couch_new(const cs_config *cfg, const char *db, volatile sig_atomi
     curl_easy_setopt(c->h, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     curl_easy_setopt(c->h, CURLOPT_MAXAGE_CONN, 4L);
     curl_easy_setopt(c->h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(c->h, CURLOPT_ACCEPT_ENCODING, "");
-    curl_easy_setopt(c->h, CURLOPT_COOKIEFILE, ""); /* enables the cookie engine */
+    if (cfg->couchdb_gzip)
+        curl_easy_setopt(c->h, CURLOPT_ACCEPT_ENCODING, ""); /* what libcurl can decode */
+    curl_easy_setopt(c->h, CURLOPT_COOKIEFILE, "");          /* enables the cookie engine */
     curl_easy_setopt(c->h, CURLOPT_USERAGENT, "cht-sync");
     if (cfg->couchdb_ca_file && *cfg->couchdb_ca_file)
         curl_easy_setopt(c->h, CURLOPT_CAINFO, cfg->couchdb_ca_file);

@@ -37,6 +37,11 @@ eq "updated_at is fresh" "$(sql "SELECT count(*) FROM v1.couchdb_progress WHERE 
 eq "saved_timestamp is UTC" "$(sql "SELECT count(*) FROM v1.couchdb WHERE abs(extract(epoch FROM saved_timestamp - (now() AT TIME ZONE 'UTC'))) > 300")" "0"
 eq "indexes on _deleted, saved_timestamp, source" "$(sql "SELECT count(*) FROM pg_indexes WHERE schemaname = 'v1' AND tablename = 'couchdb' AND indexdef ~ '\((_deleted|saved_timestamp|source)\)'")" "3"
 
+# compressed transfers give the same documents
+couch PUT /medic/after-gzip '{"type":"person","note":"é 😀"}' >/dev/null
+ok "sync --once with COUCHDB_GZIP=1" env COUCHDB_GZIP=1 "$CHT_SYNC" sync --once
+eq "gzip: medic docs equal CouchDB's" "$(diff_count medic)" "0"
+
 # a second run with nothing new changes nothing and still succeeds
 before=$(sql "SELECT max(saved_timestamp) FROM v1.couchdb")
 ok "second sync --once exits 0" "$CHT_SYNC" sync --once
