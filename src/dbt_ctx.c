@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "materialize.h"
+#include "xalloc.h"
 
 struct dbt_worker {
     const dbt_manifest *m;
@@ -28,20 +29,6 @@ struct dbt_worker {
     size_t ndeps;
     tpl_value *results; /* statement results by name */
 };
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q)
-        abort();
-    return q;
-}
-
-static char *xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    return memcpy(xrealloc(NULL, n), s, n);
-}
 
 const char *dbt_mat_name(dbt_mat m)
 {
@@ -594,9 +581,7 @@ cs_result dbt_render_model(dbt_worker *w, size_t model, const dbt_render_opts *o
 
     w->parsing = false;
     list = xrealloc(NULL, m->p->nmodels * sizeof(size_t));
-    seen = calloc(m->p->nmodels ? m->p->nmodels : 1, sizeof(bool));
-    if (!seen)
-        abort();
+    seen = xcalloc(m->p->nmodels, sizeof(bool));
     collect_ephemeral(m, model, seen, list, &n);
     buf_init(&own, 0);
     buf_init(&ctes, 0);
@@ -948,12 +933,10 @@ cs_result dbt_parse(pl_project *p, const dbt_settings *set, dbt_manifest **out, 
     m->set = *set;
     m->cli_vars = set->cli_vars ? pv_copy(set->cli_vars) : NULL;
     m->set.cli_vars = m->cli_vars;
-    m->nodes = calloc(p->nmodels ? p->nmodels : 1, sizeof(*m->nodes));
-    m->macros = calloc(p->nmacros ? p->nmacros : 1, sizeof(*m->macros));
-    m->tests = calloc(p->ntests ? p->ntests : 1, sizeof(*m->tests));
-    m->order = calloc(p->nmodels ? p->nmodels : 1, sizeof(size_t));
-    if (!m->nodes || !m->macros || !m->tests || !m->order)
-        abort();
+    m->nodes = xcalloc(p->nmodels, sizeof(*m->nodes));
+    m->macros = xcalloc(p->nmacros, sizeof(*m->macros));
+    m->tests = xcalloc(p->ntests, sizeof(*m->tests));
+    m->order = xcalloc(p->nmodels, sizeof(size_t));
     *out = NULL;
     for (size_t i = 0; i < p->nmacros; i++)
         if (!(m->macros[i] = tpl_compile(p->macros[i].file, p->macros[i].text, err))) {

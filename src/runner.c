@@ -17,6 +17,7 @@
 #include "log.h"
 #include "materialize.h"
 #include "pg.h"
+#include "xalloc.h"
 
 #define RUNNER_MAX_THREADS 64
 /* dbt_results rows older than 14 days go at most this often per session */
@@ -50,9 +51,7 @@ struct runner_pool {
 
 runner_pool *runner_pool_new(const cs_config *cfg, int n)
 {
-    runner_pool *pool = calloc(1, sizeof(*pool));
-    if (!pool)
-        abort();
+    runner_pool *pool = xcalloc(1, sizeof(*pool));
     pool->cfg = cfg;
     pool->n = n < 1 ? 1 : n > RUNNER_MAX_THREADS ? RUNNER_MAX_THREADS : n;
     pthread_mutex_init(&pool->mu, NULL);
@@ -79,9 +78,8 @@ static void pool_batch_note(runner_pool *pool, const char *relname, bool busy)
         if (strcmp(pool->memo[k].relname, relname) == 0)
             break;
     if (k == pool->nmemo) {
-        pool->memo = realloc(pool->memo, (pool->nmemo + 1) * sizeof(*pool->memo));
-        if (!pool->memo || !(pool->memo[k].relname = strdup(relname)))
-            abort();
+        XGROW(pool->memo, pool->nmemo);
+        pool->memo[k].relname = xstrdup(relname);
         pool->nmemo++;
     }
     pool->memo[k].busy = busy;
@@ -177,9 +175,7 @@ static void add_effdep(run_ctx *c, size_t i, size_t d)
     for (size_t k = 0; k < c->neffdeps[i]; k++)
         if (c->effdeps[i][k] == d)
             return;
-    c->effdeps[i] = realloc(c->effdeps[i], (c->neffdeps[i] + 1) * sizeof(size_t));
-    if (!c->effdeps[i])
-        abort();
+    XGROW(c->effdeps[i], c->neffdeps[i]);
     c->effdeps[i][c->neffdeps[i]++] = d;
 }
 
@@ -588,9 +584,7 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, 
         }
         if (n > 0) {
             /* the columns both sides have, in the table's order */
-            cols = calloc(dcols->n + 1, sizeof(*cols));
-            if (!cols)
-                abort();
+            cols = xcalloc(dcols->n + 1, sizeof(*cols));
             for (size_t k = 0; k < dcols->n; k++)
                 if (pv_get(tcols, dcols->keys[k]))
                     cols[ncols++] = dcols->keys[k];
@@ -832,7 +826,7 @@ static void *worker_main(void *arg)
         } else {
             char d[64];
             c->state[i] = ST_ERROR;
-            c->res[i].message = strdup(err.msg);
+            c->res[i].message = xstrdup(err.msg);
             snprintf(d, sizeof(d), "ERROR in %.2fs", c->res[i].seconds);
             if (c->o->mode == RUNNER_BUILD)
                 print_line(c, i, "ERROR creating", d);
@@ -1123,17 +1117,14 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
     dbt_worker *w = NULL;
 
     memset(sum, 0, sizeof(*sum));
-    c.state = calloc(n + 1, sizeof(int));
-    c.effdeps = calloc(n + 1, sizeof(size_t *));
-    c.neffdeps = calloc(n + 1, sizeof(size_t));
-    c.res = calloc(n + 1, sizeof(model_result));
-    c.stored = calloc(n + 1, sizeof(*c.stored));
-    c.kinds = calloc(n + 1, 1);
-    c.tmp_kinds = calloc(n + 1, 1);
-    c.bak_kinds = calloc(n + 1, 1);
-    if (!c.state || !c.effdeps || !c.neffdeps || !c.res || !c.stored || !c.kinds || !c.tmp_kinds ||
-        !c.bak_kinds)
-        abort();
+    c.state = xcalloc(n + 1, sizeof(int));
+    c.effdeps = xcalloc(n + 1, sizeof(size_t *));
+    c.neffdeps = xcalloc(n + 1, sizeof(size_t));
+    c.res = xcalloc(n + 1, sizeof(model_result));
+    c.stored = xcalloc(n + 1, sizeof(*c.stored));
+    c.kinds = xcalloc(n + 1, 1);
+    c.tmp_kinds = xcalloc(n + 1, 1);
+    c.bak_kinds = xcalloc(n + 1, 1);
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.cv, NULL);
 

@@ -132,7 +132,7 @@ static int f_length(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a,
 static int map_chars(tpl_value *v, int mode, tpl_value **out)
 {
     tpl_value *s = str_of(v);
-    char *d = tpli_xstrndup(s->u.str.s, s->u.str.len);
+    char *d = xstrndup(s->u.str.s, s->u.str.len);
     size_t i;
     bool start = true;
 
@@ -559,8 +559,8 @@ static int f_sort(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, t
     if (r != R_OK)
         return r;
     len = items->u.list.len;
-    e = tpli_xmalloc((len + 1) * sizeof(*e));
-    tmp = tpli_xmalloc((len + 1) * sizeof(*e));
+    e = xmalloc((len + 1) * sizeof(*e));
+    tmp = xmalloc((len + 1) * sizeof(*e));
     for (i = 0; i < len; i++) {
         e[i].item = items->u.list.items[i];
         e[i].key = tpl_as_str(attr) ? get_path(e[i].item, tpl_as_str(attr)) : e[i].item;
@@ -589,7 +589,7 @@ static int f_reverse(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a
     int r;
 
     if (tpl_typeof(v) == TPL_STR) {
-        char *d = tpli_xmalloc(v->u.str.len + 1);
+        char *d = xmalloc(v->u.str.len + 1);
         for (i = 0; i < v->u.str.len; i++)
             d[i] = v->u.str.s[v->u.str.len - 1 - i];
         d[v->u.str.len] = '\0';
