@@ -483,17 +483,31 @@ out:
     return rc;
 }
 
-static cs_result load_packages_yml(pl_project *p, cs_error *err)
+/*
+ * Reads the root project's optional YAML file name (packages.yml,
+ * selectors.yml), stamped for change detection.  *file is always set
+ * (caller frees); *doc is NULL when the file does not exist.
+ */
+static cs_result load_optional_yaml(pl_project *p, const char *name, char **file, pv **doc,
+                                    cs_error *err)
 {
-    char *file = path_join(p->packages[0].root, "packages.yml");
-    pv *doc = NULL, *list;
-    cs_result rc = CS_OK;
     struct stat st;
 
-    stamp_add(p, file);
-    if (stat(file, &st) != 0)
-        goto out;
-    if ((rc = pv_load_yaml_file(file, &doc, err)) != CS_OK)
+    *file = path_join(p->packages[0].root, name);
+    *doc = NULL;
+    stamp_add(p, *file);
+    if (stat(*file, &st) != 0)
+        return CS_OK;
+    return pv_load_yaml_file(*file, doc, err);
+}
+
+static cs_result load_packages_yml(pl_project *p, cs_error *err)
+{
+    char *file;
+    pv *doc, *list;
+    cs_result rc = load_optional_yaml(p, "packages.yml", &file, &doc, err);
+
+    if (rc != CS_OK || !doc)
         goto out;
     list = pv_get(doc, "packages");
     if (!list || list->type != PV_LIST) {
@@ -652,15 +666,11 @@ out:
 
 static cs_result load_selectors(pl_project *p, cs_error *err)
 {
-    char *file = path_join(p->packages[0].root, "selectors.yml");
-    pv *doc = NULL, *l;
-    cs_result rc = CS_OK;
-    struct stat st;
+    char *file;
+    pv *doc, *l;
+    cs_result rc = load_optional_yaml(p, "selectors.yml", &file, &doc, err);
 
-    stamp_add(p, file);
-    if (stat(file, &st) != 0)
-        goto out;
-    if ((rc = pv_load_yaml_file(file, &doc, err)) != CS_OK)
+    if (rc != CS_OK || !doc)
         goto out;
     l = pv_get(doc, "selectors");
     for (size_t i = 0; l && l->type == PV_LIST && i < l->n; i++) {
