@@ -38,6 +38,7 @@ static cs_result load(pipeline_session *s, dbt_manifest **out, cs_error *err)
         .threads = s->cfg->dbt_thread_count,
         .env = s->env,
         .cli_vars = s->vars,
+        .batch_size = s->cfg->dbt_batch_size,
     };
 
     if ((rc = project_load(s->dir, &p, err)) != CS_OK)
