@@ -15,6 +15,7 @@
 
 #include "log.h"
 #include "materialize.h"
+#include "xalloc.h"
 
 struct dbt_worker {
     const dbt_manifest *m;
@@ -27,21 +28,8 @@ struct dbt_worker {
     size_t *deps;  /* parse: refs */
     size_t ndeps;
     tpl_value *results; /* statement results by name */
+    buf *inputs;        /* parse: the env_var() values and source() relations read */
 };
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q)
-        abort();
-    return q;
-}
-
-static char *xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    return memcpy(xrealloc(NULL, n), s, n);
-}
 
 const char *dbt_mat_name(dbt_mat m)
 {
@@ -226,6 +214,11 @@ static cs_result n_source(void *ud, tpl_call *call, const tpl_args *a, tpl_value
     if (i < 0)
         return cs_fail(err, CS_INVALID, "source('%s', '%s') was not found in any .yml file", s, t);
     *out = relation(w->m->set.database, w->m->p->sources[i].schema, w->m->p->sources[i].identifier);
+    if (w->parsing && w->inputs) {
+        buf_puts(w->inputs, "source ");
+        tpl_to_text(*out, w->inputs);
+        buf_putc(w->inputs, '\n');
+    }
     return CS_OK;
 }
 
@@ -291,6 +284,8 @@ static cs_result n_env_var(void *ud, tpl_call *call, const tpl_args *a, tpl_valu
     if (!name)
         return cs_fail(err, CS_INVALID, "env_var() takes a variable name");
     v = env_lookup(w->m->set.env, name);
+    if (w->parsing && w->inputs)
+        buf_printf(w->inputs, "env %s%s%s\n", name, v ? "=" : " unset", v ? v : "");
     if (v)
         *out = tpl_str(v);
     else if (def)
@@ -467,6 +462,43 @@ static cs_result n_unsupported(void *ud, tpl_call *call, const tpl_args *a, tpl_
     return cs_fail(err, CS_INVALID, "%s is not supported by cht-sync's pipeline", (const char *)ud);
 }
 
+void dbt_unique_id(const pl_project *p, size_t model, char *out, size_t n)
+{
+    snprintf(out, n, "model.%s.%s", p->packages[p->models[model].package].name,
+             p->models[model].name);
+}
+
+bool dbt_owns_results_table(const dbt_manifest *m)
+{
+    return project_find_model(m->p, NULL, "dbt_results") >= 0;
+}
+
+/* RunResult.to_dict(): a fresh copy of the result's map (ud) */
+static cs_result n_to_dict(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
+                           cs_error *err)
+{
+    *out = pv_to_tpl((const pv *)ud);
+    return CS_OK;
+}
+
+/* the tpl value of on-run-end's results; valid while `results` (borrowed
+ * by the to_dict methods) lives: dbt_render_hook drops it after the render */
+static tpl_value *results_value(const pv *results)
+{
+    tpl_value *l = tpl_list_new();
+    for (size_t i = 0; results && i < results->n; i++) {
+        tpl_value *r = pv_to_tpl(results->items[i]);
+        tpl_dict_set(r, "to_dict", tpl_func_new("to_dict", n_to_dict, results->items[i]));
+        tpl_list_push(l, r);
+    }
+    return l;
+}
+
+void dbt_worker_set_invocation_id(dbt_worker *w, const char *id)
+{
+    tpl_env_set(w->env, "invocation_id", tpl_str(id));
+}
+
 dbt_worker *dbt_worker_new(const dbt_manifest *m)
 {
     dbt_worker *w = xrealloc(NULL, sizeof(*w));
@@ -518,6 +550,7 @@ dbt_worker *dbt_worker_new(const dbt_manifest *m)
     tpl_dict_set(target, "user", tpl_str(m->set.user ? m->set.user : ""));
     tpl_dict_set(target, "threads", tpl_int(m->set.threads));
     tpl_env_set(w->env, "target", target);
+    tpl_env_set(w->env, "invocation_id", tpl_str(""));
     return w;
 }
 
@@ -543,8 +576,7 @@ static void begin_render(dbt_worker *w, long model, const dbt_render_opts *o)
     if (model >= 0) {
         tpl_value *md = tpl_dict_new();
         char uid[512];
-        snprintf(uid, sizeof(uid), "model.%s.%s", p->packages[p->models[model].package].name,
-                 p->models[model].name);
+        dbt_unique_id(p, (size_t)model, uid, sizeof(uid));
         tpl_env_set(w->env, "this",
                     relation(w->m->set.database, w->m->set.schema,
                              w->m->nodes[model].relname ? w->m->nodes[model].relname
@@ -557,7 +589,7 @@ static void begin_render(dbt_worker *w, long model, const dbt_render_opts *o)
     } else {
         tpl_env_set(w->env, "this", tpl_none());
     }
-    tpl_env_set(w->env, "results", o && o->results ? pv_to_tpl(o->results) : tpl_list_new());
+    tpl_env_set(w->env, "results", o && o->results ? results_value(o->results) : tpl_list_new());
 }
 
 /* renders model's own template (no CTE injection) */
@@ -594,9 +626,7 @@ cs_result dbt_render_model(dbt_worker *w, size_t model, const dbt_render_opts *o
 
     w->parsing = false;
     list = xrealloc(NULL, m->p->nmodels * sizeof(size_t));
-    seen = calloc(m->p->nmodels ? m->p->nmodels : 1, sizeof(bool));
-    if (!seen)
-        abort();
+    seen = xcalloc(m->p->nmodels, sizeof(bool));
     collect_ephemeral(m, model, seen, list, &n);
     buf_init(&own, 0);
     buf_init(&ctes, 0);
@@ -630,9 +660,15 @@ out:
 cs_result dbt_render_hook(dbt_worker *w, long model, const tpl_template *t,
                           const dbt_render_opts *o, buf *out, cs_error *err)
 {
+    cs_result rc;
+
     w->parsing = false;
     begin_render(w, model, o);
-    return tpl_render(t, w->env, NULL, out, err);
+    rc = tpl_render(t, w->env, NULL, out, err);
+    /* the results' to_dict methods borrow o->results: drop them now */
+    if (o && o->results)
+        tpl_env_set(w->env, "results", tpl_list_new());
+    return rc;
 }
 
 /* the query of a generic data test: the rows that fail it */
@@ -794,6 +830,61 @@ static cs_result compile_hooks(const pv *list, const char *file, const char *wha
     return CS_OK;
 }
 
+/*
+ * Which macro files a model can reach, for its fingerprint.  A file is
+ * reached when a macro it defines is called (NAME followed by "(") in the
+ * model's source, its config (hooks), or a file already reached.  Per file,
+ * not per macro, and by name, not by scope: a false positive only makes a
+ * rebuild more likely, never less.
+ */
+typedef struct {
+    char **names; /* macros the file defines */
+    size_t n;
+} macro_file_names;
+
+static bool ident_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* the macro names defined in text ({% macro NAME( ... ) %}) */
+static void scan_macro_names(const char *text, macro_file_names *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (const char *t = strstr(text, "{%"); t; t = strstr(t + 2, "{%")) {
+        const char *q = t + 2, *e;
+        if (*q == '-' || *q == '+')
+            q++;
+        q += strspn(q, " \t\r\n");
+        if (strncmp(q, "macro", 5) != 0 || ident_char(q[5]))
+            continue;
+        q += 5;
+        q += strspn(q, " \t\r\n");
+        for (e = q; ident_char(*e); e++)
+            ;
+        if (e > q) {
+            XGROW(out->names, out->n);
+            out->names[out->n++] = xstrndup(q, (size_t)(e - q));
+        }
+    }
+}
+
+/* whether text calls name: NAME, then optional blanks, then "(" */
+static bool calls(const char *text, const char *name)
+{
+    size_t l = strlen(name);
+    for (const char *t = strstr(text, name); t; t = strstr(t + 1, name)) {
+        const char *e = t + l;
+        if ((t > text && ident_char(t[-1])) || ident_char(*e))
+            continue;
+        e += strspn(e, " \t\r\n");
+        if (*e == '(')
+            return true;
+    }
+    return false;
+}
+
+/* FNV-1a of s plus a separator, so that ("ab", "c") and ("a", "bc") differ */
 static void fnv(unsigned long long *h, const char *s)
 {
     for (; s && *s; s++) {
@@ -804,12 +895,37 @@ static void fnv(unsigned long long *h, const char *s)
     *h *= 1099511628211ULL;
 }
 
+/* hashes the text of every macro file the model's texts reach */
+static void hash_reached_macros(const dbt_manifest *m, const macro_file_names *mf,
+                                const char *const *texts, size_t ntexts, unsigned long long *h)
+{
+    size_t nf = m->p->nmacros;
+    bool *in = xcalloc(nf, sizeof(bool)), grew = true;
+
+    while (grew) {
+        grew = false;
+        for (size_t f = 0; f < nf; f++) {
+            for (size_t k = 0; !in[f] && k < mf[f].n; k++) {
+                for (size_t t = 0; !in[f] && t < ntexts; t++)
+                    in[f] = calls(texts[t], mf[f].names[k]);
+                for (size_t g = 0; !in[f] && g < nf; g++)
+                    in[f] = in[g] && calls(m->p->macros[g].text, mf[f].names[k]);
+                grew = grew || in[f];
+            }
+        }
+    }
+    for (size_t f = 0; f < nf; f++)
+        if (in[f])
+            fnv(h, m->p->macros[f].text);
+    free(in);
+}
+
 static cs_result parse_model(dbt_manifest *m, dbt_worker *w, size_t i, cs_error *err)
 {
     pl_model *pm = &m->p->models[i];
     dbt_node *nd = &m->nodes[i];
     dbt_render_opts o = {0};
-    buf b;
+    buf b, inputs;
     cs_result rc;
     const char *mat, *alias;
     const pv *uk, *contract;
@@ -823,14 +939,18 @@ static cs_result parse_model(dbt_manifest *m, dbt_worker *w, size_t i, cs_error 
     w->ndeps = 0;
     begin_render(w, (long)i, &o);
     buf_init(&b, 0);
+    buf_init(&inputs, 0);
+    w->inputs = &inputs;
     rc = tpl_render(nd->tpl, w->env, NULL, &b, err);
+    w->inputs = NULL;
+    buf_free(&b);
     if (rc != CS_OK) {
         pv_free(w->collected);
         w->collected = NULL;
-        buf_free(&b);
+        buf_free(&inputs);
         return rc;
     }
-    nd->parse_sql = buf_steal(&b);
+    nd->inputs = buf_steal(&inputs);
     nd->config = w->collected;
     w->collected = NULL;
     /* selection (tag:, config.X:) sees the final config, config() included */
@@ -914,15 +1034,29 @@ static cs_result parse_model(dbt_manifest *m, dbt_worker *w, size_t i, cs_error 
     return CS_OK;
 }
 
-static void fingerprint(dbt_manifest *m, size_t i)
+/*
+ * A model's fingerprint: what defines it, not what it is run with.  Its
+ * template source, the macro files it can reach, the env_var() values and
+ * source() relations it read while parsing, its final config, contract
+ * and constraints, and the fingerprints of the models it refs.  Var values
+ * (--vars, DBT_BATCH_SIZE, project vars) are not part of it: they are
+ * run-time input, so `--vars '{batch_size: 10}'` never forces a rebuild.
+ */
+static void fingerprint(dbt_manifest *m, const macro_file_names *mf, size_t i)
 {
     dbt_node *nd = &m->nodes[i];
+    const pl_model *pm = &m->p->models[i];
     unsigned long long h = 1469598103934665603ULL;
+    const char *texts[2];
     buf b;
 
     buf_init(&b, 0);
-    fnv(&h, nd->parse_sql);
     pv_to_text(nd->config, &b);
+    fnv(&h, pm->sql);
+    fnv(&h, nd->inputs);
+    texts[0] = pm->sql;
+    texts[1] = b.data ? b.data : "";
+    hash_reached_macros(m, mf, texts, 2, &h);
     fnv(&h, b.data);
     buf_reset(&b);
     pv_to_text(nd->contract, &b);
@@ -942,18 +1076,21 @@ cs_result dbt_parse(pl_project *p, const dbt_settings *set, dbt_manifest **out, 
     dbt_worker *w = NULL;
     cs_result rc = CS_OK;
     char where[1024];
+    macro_file_names *mf;
 
     memset(m, 0, sizeof(*m));
     m->p = p;
     m->set = *set;
-    m->cli_vars = set->cli_vars ? pv_copy(set->cli_vars) : NULL;
+    m->cli_vars =
+        set->cli_vars && set->cli_vars->type == PV_MAP ? pv_copy(set->cli_vars) : pv_new(PV_MAP);
+    /* DBT_BATCH_SIZE stands for --vars '{batch_size: N}'; --vars wins */
+    if (set->batch_size > 0 && !pv_get(m->cli_vars, "batch_size"))
+        pv_set(m->cli_vars, "batch_size", pv_int(set->batch_size));
     m->set.cli_vars = m->cli_vars;
-    m->nodes = calloc(p->nmodels ? p->nmodels : 1, sizeof(*m->nodes));
-    m->macros = calloc(p->nmacros ? p->nmacros : 1, sizeof(*m->macros));
-    m->tests = calloc(p->ntests ? p->ntests : 1, sizeof(*m->tests));
-    m->order = calloc(p->nmodels ? p->nmodels : 1, sizeof(size_t));
-    if (!m->nodes || !m->macros || !m->tests || !m->order)
-        abort();
+    m->nodes = xcalloc(p->nmodels, sizeof(*m->nodes));
+    m->macros = xcalloc(p->nmacros, sizeof(*m->macros));
+    m->tests = xcalloc(p->ntests, sizeof(*m->tests));
+    m->order = xcalloc(p->nmodels, sizeof(size_t));
     *out = NULL;
     for (size_t i = 0; i < p->nmacros; i++)
         if (!(m->macros[i] = tpl_compile(p->macros[i].file, p->macros[i].text, err))) {
@@ -1002,8 +1139,17 @@ cs_result dbt_parse(pl_project *p, const dbt_settings *set, dbt_manifest **out, 
             graph_add_edge(m->g, m->nodes[i].deps[k], i);
     if ((rc = graph_order(m->g, m->order, node_name, m, err)) != CS_OK)
         goto fail;
+    mf = xcalloc(p->nmacros, sizeof(*mf));
+    for (size_t f = 0; f < p->nmacros; f++)
+        scan_macro_names(p->macros[f].text, &mf[f]);
     for (size_t k = 0; k < p->nmodels; k++)
-        fingerprint(m, m->order[k]);
+        fingerprint(m, mf, m->order[k]);
+    for (size_t f = 0; f < p->nmacros; f++) {
+        for (size_t k = 0; k < mf[f].n; k++)
+            free(mf[f].names[k]);
+        free(mf[f].names);
+    }
+    free(mf);
     dbt_worker_free(w);
     *out = m;
     return CS_OK;
@@ -1028,7 +1174,7 @@ void dbt_manifest_free(dbt_manifest *m)
         dbt_node *nd = &m->nodes[i];
         tpl_template_free(nd->tpl);
         free(nd->deps);
-        free(nd->parse_sql);
+        free(nd->inputs);
         pv_free(nd->config);
         free(nd->relname);
         for (size_t k = 0; k < nd->nunique_key; k++)

@@ -37,6 +37,7 @@ typedef struct {
     int threads;
     char *const *env;   /* NULL-terminated NAME=VALUE strings (borrowed) */
     const pv *cli_vars; /* --vars, a map or NULL (borrowed) */
+    int batch_size;     /* DBT_BATCH_SIZE: var('batch_size') unless --vars sets it; 0: unset */
 } dbt_settings;
 
 typedef enum { MAT_VIEW, MAT_TABLE, MAT_INCREMENTAL, MAT_EPHEMERAL } dbt_mat;
@@ -45,8 +46,8 @@ typedef struct {
     tpl_template *tpl;
     size_t *deps; /* models it refs */
     size_t ndeps;
-    char *parse_sql;
-    pv *config; /* the model's final config: folders, properties, config() */
+    char *inputs; /* env_var() values and source() relations read at parse time */
+    pv *config;   /* the model's final config: folders, properties, config() */
     dbt_mat mat;
     char *relname; /* alias or name */
     char **unique_key;
@@ -69,7 +70,7 @@ typedef struct {
 typedef struct {
     pl_project *p; /* owned */
     dbt_settings set;
-    pv *cli_vars;          /* owned copy behind set.cli_vars */
+    pv *cli_vars;          /* owned: --vars plus batch_size from DBT_BATCH_SIZE */
     dbt_node *nodes;       /* p->nmodels */
     tpl_template **macros; /* p->nmacros */
     dbt_test_node *tests;  /* p->ntests (tpl NULL for generic tests) */
@@ -97,13 +98,29 @@ typedef struct dbt_worker dbt_worker;
 
 dbt_worker *dbt_worker_new(const dbt_manifest *m);
 void dbt_worker_free(dbt_worker *w);
+/* sets the global `invocation_id` of every later render (copied) */
+void dbt_worker_set_invocation_id(dbt_worker *w, const char *id);
 
+/* "model.<package>.<name>": dbt's unique_id of model i */
+void dbt_unique_id(const pl_project *p, size_t model, char *out, size_t n);
+
+/* whether the project (or a package) has a model named dbt_results: it
+ * then owns that table, and the runner writes no rows of its own */
+bool dbt_owns_results_table(const dbt_manifest *m);
+
+/*
+ * on-run-end's `results`: a list of maps shaped like dbt's RunResult.to_dict()
+ * (node {unique_id, database, schema, name, alias, resource_type,
+ * package_name}, status, execution_time, message, adapter_response
+ * {rows_affected, ...}, timing [{name, started_at, completed_at}]).  Each
+ * entry is also given a to_dict() method returning a copy of the map.
+ */
 typedef struct {
     bool execute;
     bool is_incremental;
     dbt_sql_fn sql; /* may be NULL when !execute */
     void *sql_ud;
-    const pv *results; /* on-run-end: the run's results, or NULL */
+    const pv *results; /* on-run-end: the run's results (list), or NULL */
 } dbt_render_opts;
 
 /* Renders model i's SQL (ephemeral ancestors injected as CTEs) into out. */

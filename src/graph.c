@@ -2,18 +2,11 @@
  * graph.c - see graph.h.
  */
 #include "graph.h"
+#include "xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p)
-        abort();
-    return p;
-}
 
 graph *graph_new(size_t n)
 {
@@ -43,11 +36,8 @@ void graph_free(graph *g)
 
 static void push(size_t **arr, size_t *n, size_t v)
 {
-    size_t *a = realloc(*arr, (*n + 1) * sizeof(size_t));
-    if (!a)
-        abort();
-    a[(*n)++] = v;
-    *arr = a;
+    XGROW(*arr, *n);
+    (*arr)[(*n)++] = v;
 }
 
 void graph_add_edge(graph *g, size_t from, size_t to)

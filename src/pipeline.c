@@ -14,6 +14,7 @@
 #include "log.h"
 #include "project.h"
 #include "select.h"
+#include "xalloc.h"
 
 extern char **environ;
 
@@ -37,6 +38,7 @@ static cs_result load(pipeline_session *s, dbt_manifest **out, cs_error *err)
         .threads = s->cfg->dbt_thread_count,
         .env = s->env,
         .cli_vars = s->vars,
+        .batch_size = s->cfg->dbt_batch_size,
     };
 
     if ((rc = project_load(s->dir, &p, err)) != CS_OK)
@@ -47,14 +49,12 @@ static cs_result load(pipeline_session *s, dbt_manifest **out, cs_error *err)
 cs_result pipeline_session_open(const cs_config *cfg, const char *project_dir, char *const *env,
                                 const char *vars_yaml, pipeline_session **out, cs_error *err)
 {
-    pipeline_session *s = calloc(1, sizeof(*s));
+    pipeline_session *s = xcalloc(1, sizeof(*s));
     cs_result rc;
 
-    if (!s)
-        abort();
     *out = NULL;
     s->cfg = cfg;
-    s->dir = strdup(project_dir);
+    s->dir = xstrdup(project_dir);
     s->env = env;
     if (vars_yaml &&
         (rc = pv_parse_yaml("--vars", vars_yaml, strlen(vars_yaml), &s->vars, err)) != CS_OK)
@@ -96,7 +96,7 @@ static cs_result run_mode(pipeline_session *s, runner_mode mode, const char *sel
                           const char *exclude, bool full_refresh, const char *target,
                           runner_summary *sum, cs_error *err)
 {
-    bool *sel = calloc(s->m->p->nmodels + 1, sizeof(bool));
+    bool *sel = xcalloc(s->m->p->nmodels + 1, sizeof(bool));
     runner_opts o = {.mode = mode,
                      .selected = sel,
                      .full_refresh = full_refresh,
@@ -105,8 +105,6 @@ static cs_result run_mode(pipeline_session *s, runner_mode mode, const char *sel
                      .out = stdout};
     cs_result rc;
 
-    if (!sel)
-        abort();
     rc = select_models(s->m->p, s->m->g, select, exclude, sel, err);
     if (rc == CS_OK)
         rc = runner_run(s->m, s->pool, &o, sum, err);
@@ -202,9 +200,7 @@ static int take_words(int argc, char **argv, int i, char **out)
     size_t len = *out ? strlen(*out) : 0;
     while (i < argc && argv[i][0] != '-') {
         size_t n = strlen(argv[i]);
-        char *s = realloc(*out, len + n + 2);
-        if (!s)
-            abort();
+        char *s = xrealloc(*out, len + n + 2);
         if (len)
             s[len++] = ' ';
         memcpy(s + len, argv[i], n + 1);
@@ -277,7 +273,7 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
         goto out;
     }
     if (!select && cfg->dbt_selector && *cfg->dbt_selector)
-        select = strdup(cfg->dbt_selector);
+        select = xstrdup(cfg->dbt_selector);
     local.dbt_thread_count = threads;
     if (strcmp(cmd, "run") != 0 && strcmp(cmd, "compile") != 0 && strcmp(cmd, "test") != 0 &&
         strcmp(cmd, "ls") != 0 && strcmp(cmd, "list") != 0) {
@@ -292,9 +288,7 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
         goto out;
     }
     if (strcmp(cmd, "ls") == 0 || strcmp(cmd, "list") == 0) {
-        bool *sel = calloc(s->m->p->nmodels + 1, sizeof(bool));
-        if (!sel)
-            abort();
+        bool *sel = xcalloc(s->m->p->nmodels + 1, sizeof(bool));
         if (select_models(s->m->p, s->m->g, select, exclude, sel, &err) != CS_OK) {
             fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
             rc = 2;

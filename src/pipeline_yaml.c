@@ -7,6 +7,7 @@
  * already lost.
  */
 #include "pipeline_yaml.h"
+#include "xalloc.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -18,25 +19,9 @@
 #define PV_MAX_FILE ((size_t)16 << 20)
 #define PV_MAX_DEPTH 64
 
-static void *pv_xalloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q)
-        abort();
-    return q;
-}
-
-static char *pv_xstrndup(const char *s, size_t n)
-{
-    char *d = pv_xalloc(NULL, n + 1);
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
 pv *pv_new(pv_type type)
 {
-    pv *v = pv_xalloc(NULL, sizeof(*v));
+    pv *v = xrealloc(NULL, sizeof(*v));
     memset(v, 0, sizeof(*v));
     v->type = type;
     return v;
@@ -45,7 +30,7 @@ pv *pv_new(pv_type type)
 pv *pv_strn(const char *s, size_t n)
 {
     pv *v = pv_new(PV_STR);
-    v->s = pv_xstrndup(s, n);
+    v->s = xstrndup(s, n);
     return v;
 }
 
@@ -95,7 +80,7 @@ pv *pv_copy(const pv *v)
     c->i = v->i;
     c->f = v->f;
     if (v->s)
-        c->s = pv_xstrndup(v->s, strlen(v->s));
+        c->s = xstrndup(v->s, strlen(v->s));
     for (size_t k = 0; k < v->n; k++) {
         if (v->type == PV_MAP)
             pv_set(c, v->keys[k], pv_copy(v->items[k]));
@@ -110,9 +95,9 @@ static void pv_grow(pv *v)
     if (v->n < v->cap)
         return;
     v->cap = v->cap ? v->cap * 2 : 4;
-    v->items = pv_xalloc(v->items, v->cap * sizeof(*v->items));
+    v->items = xrealloc(v->items, v->cap * sizeof(*v->items));
     if (v->type == PV_MAP)
-        v->keys = pv_xalloc(v->keys, v->cap * sizeof(*v->keys));
+        v->keys = xrealloc(v->keys, v->cap * sizeof(*v->keys));
 }
 
 void pv_push(pv *list, pv *item)
@@ -131,7 +116,7 @@ void pv_set(pv *map, const char *key, pv *val)
         }
     }
     pv_grow(map);
-    map->keys[map->n] = pv_xstrndup(key, strlen(key));
+    map->keys[map->n] = xstrndup(key, strlen(key));
     map->items[map->n++] = val;
 }
 
@@ -301,7 +286,7 @@ static cs_result pv_node(pv_reader *r, yaml_event_t *ev, int depth, pv **out)
                 yaml_event_delete(&e);
                 goto fail;
             }
-            key = pv_xstrndup((const char *)e.data.scalar.value, e.data.scalar.length);
+            key = xstrndup((const char *)e.data.scalar.value, e.data.scalar.length);
             yaml_event_delete(&e);
             if ((rc = pv_next(r, &e)) != CS_OK) {
                 free(key);

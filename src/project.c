@@ -16,23 +16,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "xalloc.h"
+
 #define PROJECT_MAX_FILES 100000
-
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q)
-        abort();
-    return q;
-}
-
-static char *xstrdup(const char *s)
-{
-    size_t n = strlen(s);
-    char *d = xrealloc(NULL, n + 1);
-    memcpy(d, s, n + 1);
-    return d;
-}
 
 static char *path_join(const char *a, const char *b)
 {
@@ -45,14 +31,12 @@ static char *path_join(const char *a, const char *b)
     return p;
 }
 
-#define GROW(arr, n) ((arr) = xrealloc((arr), ((n) + 1) * sizeof(*(arr))))
-
 static void stamp_add(pl_project *p, const char *path)
 {
     struct stat st;
     pl_stamp *s;
 
-    GROW(p->stamps, p->nstamps);
+    XGROW(p->stamps, p->nstamps);
     s = &p->stamps[p->nstamps++];
     s->path = xstrdup(path);
     if (stat(path, &st) == 0) {
@@ -247,7 +231,7 @@ static cs_result walk(pl_project *p, size_t pkg, const char *rel, walk_fn fn, vo
     while ((de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
-        GROW(names, nnames);
+        XGROW(names, nnames);
         names[nnames++] = xstrdup(de->d_name);
     }
     closedir(d);
@@ -317,7 +301,7 @@ static void on_model_file(pl_project *p, size_t pkg, const char *relpath, void *
     pl_model *m;
 
     if (ends_with(base, ".yml") || ends_with(base, ".yaml")) {
-        GROW(yl->files, yl->n);
+        XGROW(yl->files, yl->n);
         yl->pkgs = xrealloc(yl->pkgs, (yl->n + 1) * sizeof(*yl->pkgs));
         yl->files[yl->n] = file;
         yl->pkgs[yl->n++] = pkg;
@@ -342,7 +326,7 @@ static void on_model_file(pl_project *p, size_t pkg, const char *relpath, void *
             return;
         }
     }
-    GROW(p->models, p->nmodels);
+    XGROW(p->models, p->nmodels);
     m = &p->models[p->nmodels];
     memset(m, 0, sizeof(*m));
     if (!read_text(p, file, &m->sql, err, rc)) {
@@ -368,7 +352,7 @@ static void on_macro_file(pl_project *p, size_t pkg, const char *relpath, void *
     if (!ends_with(relpath, ".sql"))
         return;
     file = path_join(p->packages[pkg].root, relpath);
-    GROW(p->macros, p->nmacros);
+    XGROW(p->macros, p->nmacros);
     mf = &p->macros[p->nmacros];
     if (!read_text(p, file, &mf->text, err, rc)) {
         free(file);
@@ -389,7 +373,7 @@ static void on_test_file(pl_project *p, size_t pkg, const char *relpath, void *u
     if (!ends_with(base, ".sql") || strstr(relpath, "/generic/"))
         return;
     file = path_join(p->packages[pkg].root, relpath);
-    GROW(p->tests, p->ntests);
+    XGROW(p->tests, p->ntests);
     t = &p->tests[p->ntests];
     memset(t, 0, sizeof(*t));
     if (!read_text(p, file, &t->sql, err, rc)) {
@@ -413,7 +397,7 @@ static cs_result str_list(const pv *v, const char *def, char ***out, size_t *n, 
     *out = NULL;
     *n = 0;
     if (!v) {
-        GROW(*out, *n);
+        XGROW(*out, *n);
         (*out)[(*n)++] = xstrdup(def);
         return CS_OK;
     }
@@ -424,7 +408,7 @@ static cs_result str_list(const pv *v, const char *def, char ***out, size_t *n, 
         if (!pv_s(v->items[i]))
             return cs_fail(err, CS_INVALID, "%s:%d: \"%s\" must be a list of paths", file,
                            v->items[i]->line, key);
-        GROW(*out, *n);
+        XGROW(*out, *n);
         (*out)[(*n)++] = xstrdup(v->items[i]->s);
     }
     return CS_OK;
@@ -471,7 +455,7 @@ static cs_result load_package(pl_project *p, const char *dir, cs_error *err)
             goto out;
         }
     }
-    GROW(p->packages, p->npackages);
+    XGROW(p->packages, p->npackages);
     pk = &p->packages[p->npackages++];
     memset(pk, 0, sizeof(*pk));
     pk->name = xstrdup(name);
@@ -499,17 +483,31 @@ out:
     return rc;
 }
 
-static cs_result load_packages_yml(pl_project *p, cs_error *err)
+/*
+ * Reads the root project's optional YAML file name (packages.yml,
+ * selectors.yml), stamped for change detection.  *file is always set
+ * (caller frees); *doc is NULL when the file does not exist.
+ */
+static cs_result load_optional_yaml(pl_project *p, const char *name, char **file, pv **doc,
+                                    cs_error *err)
 {
-    char *file = path_join(p->packages[0].root, "packages.yml");
-    pv *doc = NULL, *list;
-    cs_result rc = CS_OK;
     struct stat st;
 
-    stamp_add(p, file);
-    if (stat(file, &st) != 0)
-        goto out;
-    if ((rc = pv_load_yaml_file(file, &doc, err)) != CS_OK)
+    *file = path_join(p->packages[0].root, name);
+    *doc = NULL;
+    stamp_add(p, *file);
+    if (stat(*file, &st) != 0)
+        return CS_OK;
+    return pv_load_yaml_file(*file, doc, err);
+}
+
+static cs_result load_packages_yml(pl_project *p, cs_error *err)
+{
+    char *file;
+    pv *doc, *list;
+    cs_result rc = load_optional_yaml(p, "packages.yml", &file, &doc, err);
+
+    if (rc != CS_OK || !doc)
         goto out;
     list = pv_get(doc, "packages");
     if (!list || list->type != PV_LIST) {
@@ -557,7 +555,7 @@ static void add_generic_test(pl_project *p, long model, const char *column, cons
     } else {
         return;
     }
-    GROW(p->tests, p->ntests);
+    XGROW(p->tests, p->ntests);
     t = &p->tests[p->ntests++];
     memset(t, 0, sizeof(*t));
     snprintf(name, sizeof(name), "%s_%s%s%s", kind, p->models[model].name, column ? "_" : "",
@@ -615,7 +613,7 @@ static cs_result load_props(pl_project *p, size_t pkg, const char *file, cs_erro
                              t->line);
                 goto out;
             }
-            GROW(p->sources, p->nsources);
+            XGROW(p->sources, p->nsources);
             src = &p->sources[p->nsources++];
             src->source_name = xstrdup(sname);
             src->table_name = xstrdup(tname);
@@ -668,15 +666,11 @@ out:
 
 static cs_result load_selectors(pl_project *p, cs_error *err)
 {
-    char *file = path_join(p->packages[0].root, "selectors.yml");
-    pv *doc = NULL, *l;
-    cs_result rc = CS_OK;
-    struct stat st;
+    char *file;
+    pv *doc, *l;
+    cs_result rc = load_optional_yaml(p, "selectors.yml", &file, &doc, err);
 
-    stamp_add(p, file);
-    if (stat(file, &st) != 0)
-        goto out;
-    if ((rc = pv_load_yaml_file(file, &doc, err)) != CS_OK)
+    if (rc != CS_OK || !doc)
         goto out;
     l = pv_get(doc, "selectors");
     for (size_t i = 0; l && l->type == PV_LIST && i < l->n; i++) {

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "materialize.h"
 #include "pg.h"
+#include "xalloc.h"
 
 #define RUNNER_MAX_THREADS 64
 /* dbt_results rows older than 14 days go at most this often per session */
@@ -50,9 +51,7 @@ struct runner_pool {
 
 runner_pool *runner_pool_new(const cs_config *cfg, int n)
 {
-    runner_pool *pool = calloc(1, sizeof(*pool));
-    if (!pool)
-        abort();
+    runner_pool *pool = xcalloc(1, sizeof(*pool));
     pool->cfg = cfg;
     pool->n = n < 1 ? 1 : n > RUNNER_MAX_THREADS ? RUNNER_MAX_THREADS : n;
     pthread_mutex_init(&pool->mu, NULL);
@@ -79,9 +78,8 @@ static void pool_batch_note(runner_pool *pool, const char *relname, bool busy)
         if (strcmp(pool->memo[k].relname, relname) == 0)
             break;
     if (k == pool->nmemo) {
-        pool->memo = realloc(pool->memo, (pool->nmemo + 1) * sizeof(*pool->memo));
-        if (!pool->memo || !(pool->memo[k].relname = strdup(relname)))
-            abort();
+        XGROW(pool->memo, pool->nmemo);
+        pool->memo[k].relname = xstrdup(relname);
         pool->nmemo++;
     }
     pool->memo[k].busy = busy;
@@ -150,7 +148,7 @@ typedef struct {
     char start[64], end[64];
     double seconds;
     long rows;
-    char *message;
+    char *message; /* the error, or the outcome ("INSERT 3") */
 } model_result;
 
 typedef struct {
@@ -170,6 +168,7 @@ typedef struct {
     char *bak_kinds;
     cs_error fatal;
     bool failed_fatal;
+    char inv[40]; /* this run's invocation_id */
 } run_ctx;
 
 static void add_effdep(run_ctx *c, size_t i, size_t d)
@@ -177,9 +176,7 @@ static void add_effdep(run_ctx *c, size_t i, size_t d)
     for (size_t k = 0; k < c->neffdeps[i]; k++)
         if (c->effdeps[i][k] == d)
             return;
-    c->effdeps[i] = realloc(c->effdeps[i], (c->neffdeps[i] + 1) * sizeof(size_t));
-    if (!c->effdeps[i])
-        abort();
+    XGROW(c->effdeps[i], c->neffdeps[i]);
     c->effdeps[i][c->neffdeps[i]++] = d;
 }
 
@@ -440,7 +437,6 @@ static cs_result run_hooks(dbt_worker *w, PGconn *conn, long model, tpl_template
 
 static cs_result save_fingerprint(run_ctx *c, PGconn *conn, size_t i, cs_error *err)
 {
-    const pl_model *pm = &c->m->p->models[i];
     char uid[512];
     buf b;
     const char *params[2];
@@ -449,7 +445,7 @@ static cs_result save_fingerprint(run_ctx *c, PGconn *conn, size_t i, cs_error *
 
     if (strcmp(c->stored[i], c->m->nodes[i].fingerprint) == 0)
         return CS_OK;
-    snprintf(uid, sizeof(uid), "model.%s.%s", c->m->p->packages[pm->package].name, pm->name);
+    dbt_unique_id(c->m->p, i, uid, sizeof(uid));
     buf_init(&b, 0);
     buf_puts(&b, "INSERT INTO ");
     mat_relation(&b, c->m->set.schema, "_cht_sync_models");
@@ -588,9 +584,7 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, 
         }
         if (n > 0) {
             /* the columns both sides have, in the table's order */
-            cols = calloc(dcols->n + 1, sizeof(*cols));
-            if (!cols)
-                abort();
+            cols = xcalloc(dcols->n + 1, sizeof(*cols));
             for (size_t k = 0; k < dcols->n; k++)
                 if (pv_get(tcols, dcols->keys[k]))
                     cols[ncols++] = dcols->keys[k];
@@ -726,9 +720,11 @@ static cs_result compile_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i
     cs_result rc;
     FILE *f;
 
-    ro.is_incremental = m->nodes[i].mat == MAT_INCREMENTAL && c->kinds[i] == 'r' &&
-                        !c->o->full_refresh &&
-                        !(c->stored[i][0] && strcmp(c->stored[i], m->nodes[i].fingerprint) != 0);
+    /* dbt's rule, evaluated against the database: incremental, the relation
+     * exists as a table, no --full-refresh.  A changed fingerprint does not
+     * count here: compile shows what the model's template says */
+    ro.is_incremental =
+        m->nodes[i].mat == MAT_INCREMENTAL && c->kinds[i] == 'r' && !c->o->full_refresh;
     buf_init(&sql, 0);
     if ((rc = dbt_render_model(w, i, &ro, &sql, err)) != CS_OK)
         goto out;
@@ -782,6 +778,7 @@ static void *worker_main(void *arg)
     PGconn *conn;
     cs_error err;
 
+    dbt_worker_set_invocation_id(w, c->inv);
     pthread_mutex_lock(&c->mu);
     for (;;) {
         long pick = -1;
@@ -824,6 +821,7 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&c->mu);
         if (rc == CS_OK) {
             c->state[i] = ST_OK;
+            c->res[i].message = xstrdup(detail);
             if (c->o->mode == RUNNER_BUILD) {
                 char d[200];
                 snprintf(d, sizeof(d), "%s in %.2fs", detail, c->res[i].seconds);
@@ -832,7 +830,7 @@ static void *worker_main(void *arg)
         } else {
             char d[64];
             c->state[i] = ST_ERROR;
-            c->res[i].message = strdup(err.msg);
+            c->res[i].message = xstrdup(err.msg);
             snprintf(d, sizeof(d), "ERROR in %.2fs", c->res[i].seconds);
             if (c->o->mode == RUNNER_BUILD)
                 print_line(c, i, "ERROR creating", d);
@@ -861,12 +859,16 @@ static cs_result setup_tables(run_ctx *c, PGconn *conn, cs_error *err)
     buf_init(&b, 0);
     buf_puts(&b, "CREATE SCHEMA IF NOT EXISTS ");
     mat_quote_ident(&b, s);
+    /* a project with its own dbt_results model creates that table itself */
+    if (!dbt_owns_results_table(c->m)) {
+        buf_puts(&b, ";\nCREATE TABLE IF NOT EXISTS ");
+        mat_relation(&b, s, "dbt_results");
+        buf_puts(&b, " (result_id text, invocation_id text, unique_id text, database_name text, "
+                     "schema_name text, name text, resource_type text, status text, start_time "
+                     "timestamp, end_time timestamp, execution_time double precision, "
+                     "rows_affected integer)");
+    }
     buf_puts(&b, ";\nCREATE TABLE IF NOT EXISTS ");
-    mat_relation(&b, s, "dbt_results");
-    buf_puts(&b, " (result_id text, invocation_id text, unique_id text, database_name text, "
-                 "schema_name text, name text, resource_type text, status text, start_time "
-                 "timestamp, end_time timestamp, execution_time double precision, rows_affected "
-                 "integer);\nCREATE TABLE IF NOT EXISTS ");
     mat_relation(&b, s, "_cht_sync_models");
     buf_puts(&b, " (name text PRIMARY KEY, fingerprint text NOT NULL, updated_at timestamptz "
                  "NOT NULL DEFAULT now())");
@@ -883,6 +885,7 @@ static cs_result read_state(run_ctx *c, PGconn *conn, cs_error *err)
     const dbt_manifest *m = c->m;
     const char *params[1] = {m->set.schema};
     PGresult *res;
+    bool have_models_table = false;
     buf b;
 
     res = PQexecParams(conn,
@@ -898,6 +901,7 @@ static cs_result read_state(run_ctx *c, PGconn *conn, cs_error *err)
     for (int r = 0; r < PQntuples(res); r++) {
         const char *name = PQgetvalue(res, r, 0);
         char kind = PQgetvalue(res, r, 1)[0] == 'p' ? 'r' : PQgetvalue(res, r, 1)[0];
+        have_models_table = have_models_table || strcmp(name, "_cht_sync_models") == 0;
         for (size_t i = 0; i < m->p->nmodels; i++) {
             const char *rel = m->nodes[i].relname;
             size_t l = strlen(rel);
@@ -910,6 +914,9 @@ static cs_result read_state(run_ctx *c, PGconn *conn, cs_error *err)
         }
     }
     PQclear(res);
+    /* compile before any run (or against tables dbt built): nothing stored */
+    if (!have_models_table)
+        return CS_OK;
     buf_init(&b, 0);
     buf_puts(&b, "SELECT name, fingerprint FROM ");
     mat_relation(&b, m->set.schema, "_cht_sync_models");
@@ -923,9 +930,8 @@ static cs_result read_state(run_ctx *c, PGconn *conn, cs_error *err)
     for (int r = 0; r < PQntuples(res); r++) {
         const char *uid = PQgetvalue(res, r, 0);
         for (size_t i = 0; i < m->p->nmodels; i++) {
-            const pl_model *pm = &m->p->models[i];
             char want[512];
-            snprintf(want, sizeof(want), "model.%s.%s", m->p->packages[pm->package].name, pm->name);
+            dbt_unique_id(m->p, i, want, sizeof(want));
             if (strcmp(uid, want) == 0)
                 snprintf(c->stored[i], sizeof(c->stored[i]), "%s", PQgetvalue(res, r, 1));
         }
@@ -962,12 +968,10 @@ static const char *status_name(int st)
 static cs_result write_results(run_ctx *c, PGconn *conn, cs_error *err)
 {
     const dbt_manifest *m = c->m;
-    char inv[40];
     buf b;
     cs_result rc;
     bool any = false, cleanup = false;
 
-    invocation_id(inv, sizeof(inv));
     buf_init(&b, 0);
     buf_puts(&b, "INSERT INTO ");
     mat_relation(&b, m->set.schema, "dbt_results");
@@ -979,12 +983,12 @@ static cs_result write_results(run_ctx *c, PGconn *conn, cs_error *err)
         char uid[512], rid[600];
         if (c->state[i] == ST_NONE || c->state[i] == ST_PENDING)
             continue;
-        snprintf(uid, sizeof(uid), "model.%s.%s", m->p->packages[pm->package].name, pm->name);
-        snprintf(rid, sizeof(rid), "%s.%s", inv, uid);
+        dbt_unique_id(m->p, i, uid, sizeof(uid));
+        snprintf(rid, sizeof(rid), "%s.%s", c->inv, uid);
         buf_puts(&b, any ? ",\n(" : "\n(");
         mat_quote_literal(&b, rid);
         buf_putc(&b, ',');
-        mat_quote_literal(&b, inv);
+        mat_quote_literal(&b, c->inv);
         buf_putc(&b, ',');
         mat_quote_literal(&b, uid);
         buf_putc(&b, ',');
@@ -1011,22 +1015,72 @@ static cs_result write_results(run_ctx *c, PGconn *conn, cs_error *err)
     return rc;
 }
 
-/* the run's results for on-run-end's `results` */
+/* "2024-05-01 10:00:00.123456" (UTC) as dbt's "2024-05-01T10:00:00.123456Z" */
+static pv *iso_time(const char *utc)
+{
+    char t[80];
+    snprintf(t, sizeof(t), "%.10sT%sZ", utc, strlen(utc) > 11 ? utc + 11 : "");
+    return pv_str(t);
+}
+
+static pv *timing_entry(const char *name, const char *start, const char *end)
+{
+    pv *t = pv_new(PV_MAP);
+    pv_set(t, "name", pv_str(name));
+    pv_set(t, "started_at", iso_time(start));
+    pv_set(t, "completed_at", iso_time(end));
+    return t;
+}
+
+/*
+ * The run's results for on-run-end's `results`, shaped like dbt's
+ * RunResult.to_dict() (see dbt_render_opts): what a project's own
+ * dbt_results macros read.
+ */
 static pv *results_value(const run_ctx *c)
 {
+    const dbt_manifest *m = c->m;
     pv *l = pv_new(PV_LIST);
-    for (size_t i = 0; i < c->m->p->nmodels; i++) {
-        pv *r, *node;
+    for (size_t i = 0; i < m->p->nmodels; i++) {
+        const pl_model *pm = &m->p->models[i];
+        const model_result *res = &c->res[i];
+        pv *r, *node, *resp, *timing, *cfg;
+        char uid[512];
         if (c->state[i] == ST_NONE || c->state[i] == ST_PENDING)
             continue;
+        dbt_unique_id(m->p, i, uid, sizeof(uid));
         r = pv_new(PV_MAP);
         node = pv_new(PV_MAP);
-        pv_set(node, "name", pv_str(c->m->p->models[i].name));
+        pv_set(node, "unique_id", pv_str(uid));
+        pv_set(node, "database", pv_str(m->set.database ? m->set.database : ""));
+        pv_set(node, "schema", pv_str(m->set.schema));
+        pv_set(node, "name", pv_str(pm->name));
+        pv_set(node, "alias", pv_str(m->nodes[i].relname));
+        pv_set(node, "resource_type", pv_str("model"));
+        pv_set(node, "package_name", pv_str(m->p->packages[pm->package].name));
+        pv_set(node, "original_file_path", pv_str(pm->relpath));
+        cfg = pv_new(PV_MAP);
+        pv_set(cfg, "materialized", pv_str(dbt_mat_name(m->nodes[i].mat)));
+        pv_set(node, "config", cfg);
         pv_set(r, "node", node);
         pv_set(r, "status", pv_str(status_name(c->state[i])));
         pv_set(r, "execution_time", pv_new(PV_FLOAT));
-        pv_get(r, "execution_time")->f = c->res[i].seconds;
-        pv_set(r, "message", c->res[i].message ? pv_str(c->res[i].message) : pv_new(PV_NULL));
+        pv_get(r, "execution_time")->f = res->seconds;
+        pv_set(r, "message", res->message ? pv_str(res->message) : pv_new(PV_NULL));
+        pv_set(r, "thread_id", pv_str("Thread-1"));
+        pv_set(r, "failures", pv_new(PV_NULL));
+        resp = pv_new(PV_MAP);
+        if (c->state[i] == ST_OK) {
+            pv_set(resp, "_message", pv_str(res->message ? res->message : ""));
+            pv_set(resp, "rows_affected", pv_int(res->rows));
+        }
+        pv_set(r, "adapter_response", resp);
+        timing = pv_new(PV_LIST);
+        if (c->state[i] != ST_SKIPPED) {
+            pv_push(timing, timing_entry("compile", res->start, res->start));
+            pv_push(timing, timing_entry("execute", res->start, res->end));
+        }
+        pv_set(r, "timing", timing);
         pv_push(l, r);
     }
     return l;
@@ -1039,6 +1093,8 @@ static cs_result run_tests(run_ctx *c, PGconn *conn, runner_summary *sum, cs_err
     sql_ud sud = {conn};
     dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = &sud};
     int total = 0, index = 0;
+
+    dbt_worker_set_invocation_id(w, c->inv);
     buf sql, q;
 
     for (int pass = 0; pass < 2; pass++) {
@@ -1123,19 +1179,17 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
     dbt_worker *w = NULL;
 
     memset(sum, 0, sizeof(*sum));
-    c.state = calloc(n + 1, sizeof(int));
-    c.effdeps = calloc(n + 1, sizeof(size_t *));
-    c.neffdeps = calloc(n + 1, sizeof(size_t));
-    c.res = calloc(n + 1, sizeof(model_result));
-    c.stored = calloc(n + 1, sizeof(*c.stored));
-    c.kinds = calloc(n + 1, 1);
-    c.tmp_kinds = calloc(n + 1, 1);
-    c.bak_kinds = calloc(n + 1, 1);
-    if (!c.state || !c.effdeps || !c.neffdeps || !c.res || !c.stored || !c.kinds || !c.tmp_kinds ||
-        !c.bak_kinds)
-        abort();
+    c.state = xcalloc(n + 1, sizeof(int));
+    c.effdeps = xcalloc(n + 1, sizeof(size_t *));
+    c.neffdeps = xcalloc(n + 1, sizeof(size_t));
+    c.res = xcalloc(n + 1, sizeof(model_result));
+    c.stored = xcalloc(n + 1, sizeof(*c.stored));
+    c.kinds = xcalloc(n + 1, 1);
+    c.tmp_kinds = xcalloc(n + 1, 1);
+    c.bak_kinds = xcalloc(n + 1, 1);
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.cv, NULL);
+    invocation_id(c.inv, sizeof(c.inv));
 
     if (!(conn = pool_conn(pool, 0, err))) {
         rc = err->code;
@@ -1161,6 +1215,7 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
         }
     }
     w = dbt_worker_new(m);
+    dbt_worker_set_invocation_id(w, c.inv);
     if (o->mode == RUNNER_BUILD) {
         dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = &sud};
         if ((rc = run_hooks(w, conn, -1, m->on_run_start, m->non_run_start, &ro, err)) != CS_OK) {
@@ -1200,7 +1255,9 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
             sum->errors++;
         }
         pv_free(results);
-        if (c.total > 0)
+        /* a project with its own dbt_results model writes its rows itself
+         * (on-run-end); ours would be duplicates */
+        if (c.total > 0 && !dbt_owns_results_table(m))
             rc = write_results(&c, conn, err);
     }
 out:

@@ -2,6 +2,7 @@
  * select.c - see select.h.
  */
 #include "select.h"
+#include "xalloc.h"
 
 #include <ctype.h>
 #include <fnmatch.h>
@@ -23,10 +24,7 @@ static cs_result eval_def(sel_ctx *c, const pv *def, bool *out);
 
 static bool *new_set(const sel_ctx *c)
 {
-    bool *s = calloc(c->p->nmodels ? c->p->nmodels : 1, sizeof(bool));
-    if (!s)
-        abort();
-    return s;
+    return xcalloc(c->p->nmodels, sizeof(bool));
 }
 
 static bool enabled(const pl_model *m)

@@ -150,10 +150,10 @@ static int args_eval(tpli_ctx *c, const tpli_node *n, argv *av)
         nkw += n->kwnames[i] != NULL;
     av->a.npos = 0;
     av->a.nkw = 0;
-    av->a.pos = n->nkids - nkw > ARGS_INLINE ? tpli_xmalloc((n->nkids - nkw) * sizeof(tpl_value *))
-                                             : av->pos;
-    av->a.kw = nkw > ARGS_INLINE ? tpli_xmalloc(nkw * sizeof(tpl_value *)) : av->kw;
-    av->a.kwnames = nkw > ARGS_INLINE ? tpli_xmalloc(nkw * sizeof(char *)) : av->kwn;
+    av->a.pos =
+        n->nkids - nkw > ARGS_INLINE ? xmalloc((n->nkids - nkw) * sizeof(tpl_value *)) : av->pos;
+    av->a.kw = nkw > ARGS_INLINE ? xmalloc(nkw * sizeof(tpl_value *)) : av->kw;
+    av->a.kwnames = nkw > ARGS_INLINE ? xmalloc(nkw * sizeof(char *)) : av->kwn;
     for (i = 0; i < n->nkids; i++) {
         tpl_value *v;
         if ((r = eval(c, n->kids[i], &v)) != R_OK) {
@@ -225,7 +225,7 @@ static int bind_params(tpli_ctx *c, const tpli_node *pos, const tpli_node *def, 
     int r;
     bool *bound = NULL, small[16];
 
-    bound = def->nnames > 16 ? tpli_xmalloc(def->nnames) : small;
+    bound = def->nnames > 16 ? xmalloc(def->nnames) : small;
     memset(bound, 0, def->nnames > 16 ? def->nnames : 16);
     if (def->op & MF_VARARGS)
         varargs = tpli_tuple_new();
@@ -691,7 +691,7 @@ static int arith(tpli_ctx *c, const tpli_node *n, int op, tpl_value *a, tpl_valu
         }
     }
     if (op == OP_ADD && a->type == TPL_STR && b->type == TPL_STR) {
-        char *s = tpli_xmalloc(a->u.str.len + b->u.str.len + 1);
+        char *s = xmalloc(a->u.str.len + b->u.str.len + 1);
         memcpy(s, a->u.str.s, a->u.str.len);
         memcpy(s + a->u.str.len, b->u.str.s, b->u.str.len + 1);
         *out = tpli_str_take(s, a->u.str.len + b->u.str.len);
@@ -1220,7 +1220,7 @@ static int render_body(tpli_ctx *c, const tpli_node *body, buf *out)
 
 tpl_env *tpl_env_new(void)
 {
-    tpl_env *env = tpli_xmalloc(sizeof(*env));
+    tpl_env *env = xmalloc(sizeof(*env));
 
     env->globals = tpl_dict_new();
     env->builtins = tpli_builtins_new();

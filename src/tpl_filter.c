@@ -132,7 +132,7 @@ static int f_length(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a,
 static int map_chars(tpl_value *v, int mode, tpl_value **out)
 {
     tpl_value *s = str_of(v);
-    char *d = tpli_xstrndup(s->u.str.s, s->u.str.len);
+    char *d = xstrndup(s->u.str.s, s->u.str.len);
     size_t i;
     bool start = true;
 
@@ -439,50 +439,40 @@ static int f_identity(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *
     return R_OK;
 }
 
-static int f_int(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tpl_value **out)
+/* int(default) and float(default): numbers convert, numeric strings parse,
+ * anything else gives the default (0 or 0.0 when none is given) */
+static int to_number(tpl_value *v, tpl_value *d, bool as_float, tpl_value **out)
 {
-    tpl_value *d = ARG(0, "default"), *num = NULL;
+    tpl_value *num = NULL, *from = v;
 
     switch (tpl_typeof(v)) {
     case TPL_INT:
     case TPL_BOOL:
     case TPL_FLOAT:
-        *out = tpl_int(tpl_as_int(v));
-        return R_OK;
+        break;
     case TPL_STR:
         if (parse_number(v->u.str.s, &num)) {
-            *out = tpl_int(tpl_as_int(num));
-            tpl_unref(num);
-            return R_OK;
+            from = num;
+            break;
         }
         /* fall through */
     default:
-        *out = d ? tpl_ref(d) : tpl_int(0);
+        *out = d ? tpl_ref(d) : as_float ? tpl_float(0.0) : tpl_int(0);
         return R_OK;
     }
+    *out = as_float ? tpl_float(tpl_as_float(from)) : tpl_int(tpl_as_int(from));
+    tpl_unref(num);
+    return R_OK;
+}
+
+static int f_int(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tpl_value **out)
+{
+    return to_number(v, ARG(0, "default"), false, out);
 }
 
 static int f_float(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tpl_value **out)
 {
-    tpl_value *d = ARG(0, "default"), *num = NULL;
-
-    switch (tpl_typeof(v)) {
-    case TPL_INT:
-    case TPL_BOOL:
-    case TPL_FLOAT:
-        *out = tpl_float(tpl_as_float(v));
-        return R_OK;
-    case TPL_STR:
-        if (parse_number(v->u.str.s, &num)) {
-            *out = tpl_float(tpl_as_float(num));
-            tpl_unref(num);
-            return R_OK;
-        }
-        /* fall through */
-    default:
-        *out = d ? tpl_ref(d) : tpl_float(0.0);
-        return R_OK;
-    }
+    return to_number(v, ARG(0, "default"), true, out);
 }
 
 static int f_unique(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tpl_value **out)
@@ -559,8 +549,8 @@ static int f_sort(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, t
     if (r != R_OK)
         return r;
     len = items->u.list.len;
-    e = tpli_xmalloc((len + 1) * sizeof(*e));
-    tmp = tpli_xmalloc((len + 1) * sizeof(*e));
+    e = xmalloc((len + 1) * sizeof(*e));
+    tmp = xmalloc((len + 1) * sizeof(*e));
     for (i = 0; i < len; i++) {
         e[i].item = items->u.list.items[i];
         e[i].key = tpl_as_str(attr) ? get_path(e[i].item, tpl_as_str(attr)) : e[i].item;
@@ -589,7 +579,7 @@ static int f_reverse(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a
     int r;
 
     if (tpl_typeof(v) == TPL_STR) {
-        char *d = tpli_xmalloc(v->u.str.len + 1);
+        char *d = xmalloc(v->u.str.len + 1);
         for (i = 0; i < v->u.str.len; i++)
             d[i] = v->u.str.s[v->u.str.len - 1 - i];
         d[v->u.str.len] = '\0';

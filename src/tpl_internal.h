@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "tpl.h"
+#include "xalloc.h"
 
 /* ---- values ---- */
 
@@ -67,10 +68,6 @@ struct tpl_value {
         } fn;
     } u;
 };
-
-void *tpli_xmalloc(size_t n);
-void *tpli_xrealloc(void *p, size_t n);
-char *tpli_xstrndup(const char *s, size_t n);
 
 /* a new undefined value remembering its name (may be NULL) */
 tpl_value *tpli_undef(const char *name);

@@ -62,7 +62,7 @@ static tpli_token *push(lexer *lx, tpli_tok_kind kind, size_t off, const char *s
 
     if (lx->ntoks == lx->cap) {
         lx->cap = lx->cap ? lx->cap * 2 : 64;
-        lx->toks = tpli_xrealloc(lx->toks, lx->cap * sizeof(*lx->toks));
+        lx->toks = xrealloc(lx->toks, lx->cap * sizeof(*lx->toks));
     }
     tk = &lx->toks[lx->ntoks++];
     memset(tk, 0, sizeof(*tk));

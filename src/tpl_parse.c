@@ -39,7 +39,7 @@ static void vec_push(vec *v, void *p)
 {
     if (v->n == v->cap) {
         v->cap = v->cap ? v->cap * 2 : 8;
-        v->v = tpli_xrealloc(v->v, v->cap * sizeof(void *));
+        v->v = xrealloc(v->v, v->cap * sizeof(void *));
     }
     v->v[v->n++] = p;
 }
@@ -1120,7 +1120,7 @@ void *tpli_arena_alloc(tpl_template *t, size_t n)
     n = (n + 15) & ~(size_t)15;
     if (!c || c->size - c->used < n) {
         size_t size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
-        c = tpli_xmalloc(sizeof(*c) + size);
+        c = xmalloc(sizeof(*c) + size);
         c->used = 0;
         c->size = size;
         c->next = t->arena;
@@ -1133,7 +1133,7 @@ void *tpli_arena_alloc(tpl_template *t, size_t n)
 
 tpl_template *tpl_compile(const char *filename, const char *source, cs_error *err)
 {
-    tpl_template *t = tpli_xmalloc(sizeof(*t));
+    tpl_template *t = xmalloc(sizeof(*t));
     tpli_token *toks = NULL;
     size_t ntoks = 0;
 
@@ -1142,8 +1142,8 @@ tpl_template *tpl_compile(const char *filename, const char *source, cs_error *er
         filename = "<template>";
     if (!source)
         source = "";
-    t->filename = tpli_xstrndup(filename, strlen(filename));
-    t->source = tpli_xstrndup(source, strlen(source));
+    t->filename = xstrndup(filename, strlen(filename));
+    t->source = xstrndup(source, strlen(source));
     if (!tpli_lex(t, &toks, &ntoks, err) || !tpli_parse(t, toks, ntoks, err)) {
         free(toks);
         tpl_template_free(t);

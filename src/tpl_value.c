@@ -22,39 +22,9 @@ static tpl_value v_none = {.refs = -1, .type = TPL_NONE};
 static tpl_value v_true = {.refs = -1, .type = TPL_BOOL, .u.b = true};
 static tpl_value v_false = {.refs = -1, .type = TPL_BOOL, .u.b = false};
 
-void *tpli_xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-
-    if (!p) {
-        fputs("tpl: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-void *tpli_xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (!p) {
-        fputs("tpl: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-char *tpli_xstrndup(const char *s, size_t n)
-{
-    char *d = tpli_xmalloc(n + 1);
-
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
 static tpl_value *val_new(tpl_type t)
 {
-    tpl_value *v = tpli_xmalloc(sizeof(*v));
+    tpl_value *v = xmalloc(sizeof(*v));
 
     memset(v, 0, sizeof(*v));
     v->refs = 1;
@@ -99,7 +69,7 @@ tpl_value *tpli_str_take(char *s, size_t n)
 
 tpl_value *tpl_strn(const char *s, size_t n)
 {
-    return tpli_str_take(tpli_xstrndup(s, n), n);
+    return tpli_str_take(xstrndup(s, n), n);
 }
 
 tpl_value *tpl_str(const char *s)
@@ -130,7 +100,7 @@ tpl_value *tpl_object_new(const char *display)
     tpl_value *v = val_new(TPL_DICT);
 
     v->flags |= VF_OBJECT;
-    v->u.dict.display = tpli_xstrndup(display, strlen(display));
+    v->u.dict.display = xstrndup(display, strlen(display));
     return v;
 }
 
@@ -140,7 +110,7 @@ tpl_value *tpli_undef(const char *name)
 
     v->flags |= VF_UNDEF;
     if (name) {
-        v->u.str.s = tpli_xstrndup(name, strlen(name));
+        v->u.str.s = xstrndup(name, strlen(name));
         v->u.str.len = strlen(name);
     }
     return v;
@@ -156,7 +126,7 @@ tpl_value *tpl_func_new(const char *name, tpl_native_fn fn, void *ud)
     tpl_value *v = val_new(TPL_FUNC);
 
     v->u.fn.kind = FN_NATIVE;
-    v->u.fn.name = tpli_xstrndup(name, strlen(name));
+    v->u.fn.name = xstrndup(name, strlen(name));
     v->u.fn.fn = fn;
     v->u.fn.ud = ud;
     return v;
@@ -168,7 +138,7 @@ tpl_value *tpli_func_macro(const char *name, const tpli_node *macro, const tpl_t
     tpl_value *v = val_new(TPL_FUNC);
 
     v->u.fn.kind = FN_MACRO;
-    v->u.fn.name = tpli_xstrndup(name, strlen(name));
+    v->u.fn.name = xstrndup(name, strlen(name));
     v->u.fn.macro = macro;
     v->u.fn.tpl = t;
     v->u.fn.defid = defid;
@@ -348,8 +318,7 @@ void tpl_list_push(tpl_value *list, tpl_value *item)
     }
     if (list->u.list.len == list->u.list.cap) {
         list->u.list.cap = list->u.list.cap ? list->u.list.cap * 2 : 4;
-        list->u.list.items =
-            tpli_xrealloc(list->u.list.items, list->u.list.cap * sizeof(tpl_value *));
+        list->u.list.items = xrealloc(list->u.list.items, list->u.list.cap * sizeof(tpl_value *));
     }
     list->u.list.items[list->u.list.len++] = item;
 }
@@ -376,7 +345,7 @@ static void dict_reindex(tpl_value *d)
         return;
     while (cap < d->u.dict.len * 2)
         cap *= 2;
-    d->u.dict.idx = tpli_xmalloc(cap * sizeof(uint32_t));
+    d->u.dict.idx = xmalloc(cap * sizeof(uint32_t));
     memset(d->u.dict.idx, 0, cap * sizeof(uint32_t));
     d->u.dict.idxcap = cap;
     for (i = 0; i < d->u.dict.len; i++) {
@@ -458,11 +427,10 @@ void tpl_dict_set(tpl_value *dict, const char *key, tpl_value *v)
     n = dict->u.dict.len;
     if (n == dict->u.dict.cap) {
         dict->u.dict.cap = n ? n * 2 : 4;
-        dict->u.dict.keys = tpli_xrealloc(dict->u.dict.keys, dict->u.dict.cap * sizeof(char *));
-        dict->u.dict.vals =
-            tpli_xrealloc(dict->u.dict.vals, dict->u.dict.cap * sizeof(tpl_value *));
+        dict->u.dict.keys = xrealloc(dict->u.dict.keys, dict->u.dict.cap * sizeof(char *));
+        dict->u.dict.vals = xrealloc(dict->u.dict.vals, dict->u.dict.cap * sizeof(tpl_value *));
     }
-    dict->u.dict.keys[n] = tpli_xstrndup(key, strlen(key));
+    dict->u.dict.keys[n] = xstrndup(key, strlen(key));
     dict->u.dict.vals[n] = v;
     dict->u.dict.len = n + 1;
     if (dict->u.dict.idx && (n + 1) * 2 <= dict->u.dict.idxcap) {
@@ -722,7 +690,7 @@ bool tpli_to_json(const tpl_value *v, buf *out, int depth)
         char **order;
         if (v->flags & VF_OBJECT)
             return json_str(v->u.dict.display, strlen(v->u.dict.display), out);
-        order = tpli_xmalloc((n ? n : 1) * sizeof(char *));
+        order = xmalloc((n ? n : 1) * sizeof(char *));
         for (i = 0; i < n; i++)
             order[i] = (char *)&v->u.dict.keys[i];
         qsort(order, n, sizeof(char *), cmp_keys);

@@ -45,8 +45,19 @@ out=$(pl run --select +inc --full-refresh --vars '{min_id: 2}' 2>&1)
 contains "full refresh rebuilds as a table" "$out" "[SELECT 3 in"
 eq "full refresh with vars" "$(sql "select string_agg(id::text, ',' order by id) from v1.inc")" "2,3,4"
 eq "table not selected, not rebuilt" "$(sql "select sum(n) from v1.tbl")" "3"
-pl run >/dev/null 2>&1
+# var values are run-time input, not the definition: dropping --vars runs
+# incrementally (min_id only filters what comes next); --full-refresh rebuilds
+out=$(pl run 2>&1)
+not_contains "a --vars change is not a definition change" "$out" "definition changed"
+contains "without --vars the incremental model runs incrementally" "$(printf '%s\n' "$out" | grep 'model v1.inc')" "[INSERT 0 in"
+eq "incremental rows kept" "$(sql "select string_agg(id::text, ',' order by id) from v1.inc")" "2,3,4"
+pl run --full-refresh >/dev/null 2>&1
 eq "back to all rows" "$(sql "select string_agg(id::text, ',' order by id) from v1.inc")" "1,2,3,4"
+# a changed macro the model calls is a definition change
+sed -i 's/upper({{ col }})/upper(trim({{ col }}))/' "$P/macros/upper_of.sql"
+out=$(pl run --select inc 2>&1)
+contains "a changed macro rebuilds its model" "$out" "definition changed since the last run"
+contains "rebuilt in full" "$(printf '%s\n' "$out" | grep 'model v1.inc')" "[SELECT 4 in"
 eq "no leftover temporary relations" "$(sql "select count(*) from pg_class where relname like '%\_\_cs\_%'")" "0"
 
 out=$(pl ls --select +inc 2>&1)
@@ -58,7 +69,7 @@ ok "compile wrote the target file" test -f "$P/target/compiled/basic/models/inc.
 c=$(cat "$P/target/compiled/basic/models/inc.sql" 2>/dev/null)
 contains "compiled SQL has the ephemeral CTE" "$c" "__dbt__cte__eph as ("
 contains "compiled SQL has the incremental filter" "$c" 'from "v1"."inc"'
-contains "compiled SQL expands macros" "$c" "upper(kind)"
+contains "compiled SQL expands macros" "$c" "upper(trim(kind))"
 
 out=$(pl test 2>&1); rc=$?
 eq "tests pass" "$rc" 0
