@@ -22,6 +22,7 @@ cat > "$WORK/docs.json" <<'JSON'
  {"_id":"with space","v":2},
  {"_id":"ünïcødé-日本-😀","v":3},
  {"_id":"back\\slash","v":4},
+ {"_id":"tab\there\nnewline\r","v":6},
  {"_id":"plain-neighbour","v":5}
 ]}
 JSON
@@ -48,12 +49,13 @@ eq "id with quotes" "$(sql "SELECT doc->>'v' FROM v1.couchdb WHERE _id = 'he sai
 eq "id with a space" "$(v 'with space' "doc->>'v'")" "2"
 eq "id with non-ASCII" "$(v 'ünïcødé-日本-😀' "doc->>'v'")" "3"
 eq "id with a backslash" "$(sql "SELECT doc->>'v' FROM v1.couchdb WHERE _id = E'back\\\\slash'")" "4"
+eq "id with a tab, a newline and a carriage return" "$(sql "SELECT doc->>'v' FROM v1.couchdb WHERE _id = E'tab\\there\\nnewline\\r'")" "6"
 eq "5 MB document stored whole" "$(v big "length(doc->>'s')")" "5242880"
 eq "200 levels of nesting stored" "$(v deep200 "jsonb_typeof(doc->'n') || (doc->'n' = '$(jq -c .n "$WORK/deep.json")'::jsonb)")" "arraytrue"
 eq "600 levels of nesting rejected, not stored" "$(sql "SELECT count(*) FROM v1.couchdb WHERE _id = 'deep600'")" "0"
 contains "rejected document recorded with its reason" "$(sql "SELECT _id, reason, rev IS NOT NULL FROM v1.couchdb_rejects")" "deep600|document is nested deeper than"
 eq "neighbours stored" "$(v plain-neighbour "doc->>'v'")" "5"
-eq "all but the rejected stored" "$(sql "SELECT count(*) FROM v1.couchdb")" "12"
+eq "all but the rejected stored" "$(sql "SELECT count(*) FROM v1.couchdb")" "13"
 
 # PostgreSQL refusing a document (here through a check constraint an
 # operator added): recorded and skipped, the rest of the batch stored
