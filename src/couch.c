@@ -164,6 +164,11 @@ void couch_free(couch_client *c)
     free(c);
 }
 
+long couch_last_status(const couch_client *c)
+{
+    return c->status;
+}
+
 const char *couch_display_url(const couch_client *c)
 {
     return c->display;

@@ -42,6 +42,10 @@ void couch_free(couch_client *c);
 /* "http://host:port/db", without credentials: safe to log */
 const char *couch_display_url(const couch_client *c);
 
+/* HTTP status of the last answer (0: none came); tells a missing database
+ * (404) from other permanent failures without reading messages */
+long couch_last_status(const couch_client *c);
+
 cs_result couch_db_info_get(couch_client *c, couch_db_info *info, cs_error *err) CS_MUST_CHECK;
 void couch_db_info_free(couch_db_info *info);
 

@@ -273,8 +273,11 @@ static void *reader_main(void *arg)
                     log_warn(w->db, "the database is back after it vanished: reading it again "
                                     "from the start and marking documents it no longer has as "
                                     "deleted");
+                char *zero = strdup("0");
+                if (!zero)
+                    break;
                 free(since);
-                since = strdup("0");
+                since = zero;
                 restart = true;
             }
             if (rc == CS_OK)
@@ -310,7 +313,7 @@ static void *reader_main(void *arg)
         if (rc == CS_PERMANENT) {
             /* a database that vanished after we followed it may come back:
              * it is then read again from the start */
-            if (strcmp(since, "0") != 0 && strstr(err.msg, "HTTP 404"))
+            if (strcmp(since, "0") != 0 && couch_last_status(w->couch) == 404)
                 vanished = true;
             report_failure(w, &err);
             if (w->once)
