@@ -233,19 +233,36 @@ void mat_swap(buf *b, const char *schema, const char *name, char old_kind, const
 
 void mat_temp_table(buf *b, const char *tmp, const char *sql)
 {
-    buf_puts(b, "CREATE TEMP TABLE ");
+    buf_puts(b, "DROP TABLE IF EXISTS pg_temp.");
     pg_quote_ident(b, tmp);
-    buf_puts(b, " ON COMMIT DROP AS ");
+    buf_puts(b, ";\nCREATE TEMP TABLE ");
+    pg_quote_ident(b, tmp);
+    buf_puts(b, " AS ");
     mat_subquery(b, sql);
 }
 
-void mat_incr_delete(buf *b, const char *schema, const char *name, const char *tmp,
+void mat_temp_insert(buf *b, const char *tmp, const char *sql)
+{
+    buf_puts(b, "INSERT INTO pg_temp.");
+    pg_quote_ident(b, tmp);
+    buf_puts(b, " SELECT * FROM ");
+    mat_subquery(b, sql);
+    buf_puts(b, " AS model_subq");
+}
+
+void mat_incr_delete(buf *b, const char *schema, const char *name, const char *tmp, long nrows,
                      const char *const *keys, size_t nkeys)
 {
     buf_puts(b, "DELETE FROM ");
     mat_relation(b, schema, name);
     buf_puts(b, " AS t USING ");
-    pg_quote_ident(b, tmp);
+    if (nrows > 0) {
+        buf_puts(b, "(SELECT * FROM ");
+        pg_quote_ident(b, tmp);
+        buf_printf(b, " LIMIT %ld)", nrows);
+    } else {
+        pg_quote_ident(b, tmp);
+    }
     buf_puts(b, " AS s WHERE ");
     for (size_t i = 0; i < nkeys; i++)
         buf_printf(b, "%st.%s = s.%s", i ? " AND " : "", keys[i], keys[i]);

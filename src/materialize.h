@@ -69,11 +69,25 @@ void mat_swap(buf *b, const char *schema, const char *name, char old_kind, const
 /* DROP TABLE/VIEW IF EXISTS for a relation of kind ('r' or 'v') */
 void mat_drop(buf *b, const char *schema, const char *name, char kind);
 
-/* CREATE TEMP TABLE "tmp" ON COMMIT DROP AS (sql) */
+/*
+ * DROP TABLE IF EXISTS pg_temp."tmp"; CREATE TEMP TABLE "tmp" AS (sql): a
+ * temp table that outlives the transaction, so that later runs on the same
+ * connection fill it with mat_temp_insert instead of creating it again
+ */
 void mat_temp_table(buf *b, const char *tmp, const char *sql);
 
-/* DELETE FROM target t USING "tmp" s WHERE t.k1 = s.k1 AND ... */
-void mat_incr_delete(buf *b, const char *schema, const char *name, const char *tmp,
+/* INSERT INTO pg_temp."tmp" SELECT * FROM (sql) AS model_subq */
+void mat_temp_insert(buf *b, const char *tmp, const char *sql);
+
+/*
+ * DELETE FROM target t USING "tmp" s WHERE t.k1 = s.k1 AND ...  With
+ * nrows > 0 (what "tmp" holds, known exactly) s is (SELECT * FROM "tmp"
+ * LIMIT nrows): the same rows, but the planner knows how many, so that a
+ * small batch is joined through the target's key index (a hash index
+ * included) instead of a sort or hash of the whole target, which is what
+ * an unanalyzed temp table's default size estimate leads it to.
+ */
+void mat_incr_delete(buf *b, const char *schema, const char *name, const char *tmp, long nrows,
                      const char *const *keys, size_t nkeys);
 
 /* INSERT INTO target (cols) SELECT cols FROM "tmp" */

@@ -25,6 +25,9 @@
 /* new rows below this count are not ANALYZEd: the planner's size estimate
  * of a fresh temp table is enough to pick an index join into the target */
 #define ANALYZE_MIN_ROWS 1000
+/* a reused temp table is emptied with DELETE at most this many runs in a
+ * row, then with TRUNCATE, so that its dead rows stay few */
+#define TMP_DELETES_MAX 64
 
 /*
  * The session's memory of each incremental model's last batch: a model
@@ -38,6 +41,23 @@ typedef struct {
     bool busy;
 } pool_batch_memo;
 
+/*
+ * A temp table (<model>__cs_incr) that a connection of the pool holds: it
+ * is created once per connection and refilled by the model's later runs
+ * (INSERT, then emptied before COMMIT) for as long as the model's query
+ * returns the same columns (names, type oids and typmods as the query's
+ * result describes them: sig); any other shape drops and creates it again.
+ * Only the worker of that connection's slot touches the list; a reconnect
+ * empties it (the temp tables went with the old server session).  An entry
+ * is added only after the transaction that created the table committed.
+ */
+typedef struct {
+    char *relname;
+    char *sig;
+    pv *cols;    /* the table's columns: name -> format_type */
+    int deletes; /* runs emptied with DELETE since the last TRUNCATE */
+} pool_tmp;
+
 struct runner_pool {
     const cs_config *cfg;
     int n;
@@ -47,6 +67,8 @@ struct runner_pool {
     pthread_mutex_t mu;  /* guards memo */
     pool_batch_memo *memo;
     size_t nmemo;
+    pool_tmp *tmps[RUNNER_MAX_THREADS]; /* per connection slot */
+    size_t ntmps[RUNNER_MAX_THREADS];
 };
 
 runner_pool *runner_pool_new(const cs_config *cfg, int n)
@@ -86,13 +108,55 @@ static void pool_batch_note(runner_pool *pool, const char *relname, bool busy)
     pthread_mutex_unlock(&pool->mu);
 }
 
+/* slot's temp table for relname, NULL when it has none known */
+static pool_tmp *slot_tmp(runner_pool *pool, int slot, const char *relname)
+{
+    for (size_t k = 0; k < pool->ntmps[slot]; k++)
+        if (strcmp(pool->tmps[slot][k].relname, relname) == 0)
+            return &pool->tmps[slot][k];
+    return NULL;
+}
+
+static void slot_tmp_forget(runner_pool *pool, int slot, const char *relname)
+{
+    pool_tmp *t = slot_tmp(pool, slot, relname);
+    if (!t)
+        return;
+    free(t->relname);
+    free(t->sig);
+    pv_free(t->cols);
+    *t = pool->tmps[slot][--pool->ntmps[slot]];
+}
+
+/* records a committed temp table; takes sig and cols */
+static void slot_tmp_add(runner_pool *pool, int slot, const char *relname, char *sig, pv *cols)
+{
+    pool_tmp *t;
+    slot_tmp_forget(pool, slot, relname);
+    XGROW(pool->tmps[slot], pool->ntmps[slot]);
+    t = &pool->tmps[slot][pool->ntmps[slot]++];
+    t->relname = xstrdup(relname);
+    t->sig = sig;
+    t->cols = cols;
+    t->deletes = 0;
+}
+
+static void slot_tmp_clear(runner_pool *pool, int slot)
+{
+    while (pool->ntmps[slot] > 0)
+        slot_tmp_forget(pool, slot, pool->tmps[slot][0].relname);
+}
+
 void runner_pool_free(runner_pool *pool)
 {
     if (!pool)
         return;
-    for (int i = 0; i < pool->n; i++)
+    for (int i = 0; i < pool->n; i++) {
         if (pool->conns[i])
             PQfinish(pool->conns[i]);
+        slot_tmp_clear(pool, i);
+        free(pool->tmps[i]);
+    }
     for (size_t k = 0; k < pool->nmemo; k++)
         free(pool->memo[k].relname);
     free(pool->memo);
@@ -114,6 +178,7 @@ static PGconn *pool_conn(runner_pool *pool, int k, cs_error *err)
         return pool->conns[k];
     if (pool->conns[k])
         PQfinish(pool->conns[k]);
+    slot_tmp_clear(pool, k); /* its temp tables went with it */
     pool->conns[k] = pg_connect(pool->cfg, "cht-sync pipeline", err);
     if (pool->conns[k])
         PQsetNoticeProcessor(pool->conns[k], on_notice, NULL);
@@ -342,38 +407,46 @@ static cs_result check_contract(const dbt_node *nd, const pv *cols, const char *
 }
 
 /*
- * The no-op check of an incremental model: runs its query as SELECT * ...
- * LIMIT 1 (planned for the first row, no temp table, no catalog work) and,
- * when the contract or on_schema_change needs them, reads the target's
- * columns in the same round trip.  *noop is true when the batch is empty
- * and the full path would do nothing either: the contract holds, the
- * column names are distinct and, unless on_schema_change is 'ignore', the
- * same as the target's.  Anything else (rows, a column difference) leaves
- * *noop false, and the caller takes the full path, which reports or
- * applies it exactly as before.  A failing query fails the model.
+ * What the incremental path needs to know before it touches a temp table,
+ * in one round trip (after "BEGIN" when begin is set): the target's
+ * columns (*dcols, name -> format_type, owned by the caller) and the
+ * shape of the model's query (*sig: each column's name, type oid and
+ * typmod, owned by the caller), read from SELECT * FROM (query) LIMIT
+ * limit.  With limit 1 this is also the no-op check: *noop is true when
+ * the batch is empty and the full path would do nothing either: the
+ * contract holds, the column names are distinct and, unless
+ * on_schema_change is 'ignore', the same as the target's.  Anything else
+ * (rows, a column difference) leaves *noop false, and the caller takes the
+ * full path, which reports or applies it.  A failing query fails the model.
+ * The query is planned for its first row and builds nothing.
  */
-static cs_result probe_noop(const dbt_node *nd, const pl_model *pm, PGconn *conn,
-                            const char *schema, const char *sql, bool *noop, cs_error *err)
+static cs_result probe_batch(const dbt_node *nd, const pl_model *pm, PGconn *conn,
+                             const char *schema, const char *sql, int limit, bool begin, bool *noop,
+                             char **sig, pv **dcols, cs_error *err)
 {
     const char *osc = pv_gets(nd->config, "on_schema_change");
     bool want_cols = osc && strcmp(osc, "ignore") != 0;
     PGresult *res, *cols_res = NULL, *rows_res = NULL;
     cs_result rc = CS_OK;
     pv *tcols = NULL;
-    buf b, rel;
+    buf b, rel, sb;
 
     *noop = false;
+    *sig = NULL;
+    *dcols = NULL;
     buf_init(&b, 0);
     buf_init(&rel, 0);
-    if (want_cols) {
-        mat_relation(&rel, schema, nd->relname);
-        buf_puts(&b, "SELECT attname FROM pg_attribute WHERE attrelid = ");
-        mat_quote_literal(&b, rel.data);
-        buf_puts(&b, "::regclass AND attnum > 0 AND NOT attisdropped;\n");
-    }
+    buf_init(&sb, 0);
+    mat_relation(&rel, schema, nd->relname);
+    if (begin)
+        buf_puts(&b, "BEGIN;\n");
+    buf_puts(&b, "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
+                 "attrelid = ");
+    mat_quote_literal(&b, rel.data);
+    buf_puts(&b, "::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;\n");
     buf_puts(&b, "SELECT * FROM ");
     mat_subquery(&b, sql);
-    buf_puts(&b, " AS model_subq LIMIT 1");
+    buf_printf(&b, " AS model_subq LIMIT %d", limit);
     if (!PQsendQuery(conn, b.data)) {
         rc = pg_fail(conn, NULL, "could not build the new rows", err);
         goto out;
@@ -381,17 +454,30 @@ static cs_result probe_noop(const dbt_node *nd, const pl_model *pm, PGconn *conn
     /* every result is read, also after an error, so the connection is idle */
     while ((res = PQgetResult(conn))) {
         ExecStatusType st = PQresultStatus(res);
-        if (st != PGRES_TUPLES_OK && rc == CS_OK)
+        if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && rc == CS_OK)
             rc = pg_fail(conn, res, "could not build the new rows", err);
         if (st != PGRES_TUPLES_OK || (cols_res && rows_res)) {
             PQclear(res);
-        } else if (want_cols && !cols_res) {
+        } else if (!cols_res) {
             cols_res = res;
         } else {
             rows_res = res;
         }
     }
-    if (rc != CS_OK || !rows_res || PQntuples(rows_res) > 0)
+    if (rc != CS_OK)
+        goto out;
+    if (!cols_res || !rows_res) {
+        rc = cs_fail(err, CS_TRANSIENT, "could not build the new rows: results missing");
+        goto out;
+    }
+    *dcols = pv_new(PV_MAP);
+    for (int r = 0; r < PQntuples(cols_res); r++)
+        pv_set(*dcols, PQgetvalue(cols_res, r, 0), pv_str(PQgetvalue(cols_res, r, 1)));
+    for (int f = 0; f < PQnfields(rows_res); f++)
+        buf_printf(&sb, "%s\t%u\t%d\n", PQfname(rows_res, f), (unsigned)PQftype(rows_res, f),
+                   PQfmod(rows_res, f));
+    *sig = xstrdup(sb.data ? sb.data : "");
+    if (limit < 1 || PQntuples(rows_res) > 0)
         goto out;
     tcols = pv_new(PV_MAP);
     for (int f = 0; f < PQnfields(rows_res); f++) {
@@ -402,10 +488,10 @@ static cs_result probe_noop(const dbt_node *nd, const pl_model *pm, PGconn *conn
     if (nd->contract && (rc = check_contract(nd, tcols, pm->file, err)) != CS_OK)
         goto out;
     if (want_cols) {
-        if (!cols_res || PQntuples(cols_res) != (int)tcols->n)
+        if ((*dcols)->n != tcols->n)
             goto out;
-        for (int r = 0; r < PQntuples(cols_res); r++)
-            if (!pv_get(tcols, PQgetvalue(cols_res, r, 0)))
+        for (size_t k = 0; k < (*dcols)->n; k++)
+            if (!pv_get(tcols, (*dcols)->keys[k]))
                 goto out;
     }
     *noop = true;
@@ -415,6 +501,7 @@ out:
     pv_free(tcols);
     buf_free(&b);
     buf_free(&rel);
+    buf_free(&sb);
     return rc;
 }
 
@@ -465,8 +552,8 @@ static cs_result save_fingerprint(run_ctx *c, PGconn *conn, size_t i, cs_error *
  * Builds model i in one transaction on conn.  *rows and *detail describe
  * the outcome for the progress line.
  */
-static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, long *rows,
-                             char *detail, size_t ndetail, cs_error *err)
+static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, int slot, size_t i,
+                             long *rows, char *detail, size_t ndetail, cs_error *err)
 {
     const dbt_manifest *m = c->m;
     const dbt_node *nd = &m->nodes[i];
@@ -475,10 +562,13 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, 
     char tmp[256], bak[256], incr[256];
     sql_ud sud = {conn};
     dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = &sud};
-    bool incremental = false, changed, probe, in_txn;
+    bool incremental = false, changed, probe, in_txn, hooks;
     buf sql, b;
     cs_result rc;
     pv *tcols = NULL, *dcols = NULL;
+    char *sig = NULL;     /* the shape of the query's result (probe_batch) */
+    bool created = false; /* the temp table was (re)created in this transaction */
+    long batch = 0;       /* rows in the temp table, emptied before COMMIT */
 
     snprintf(tmp, sizeof(tmp), "%s__cs_tmp", nd->relname);
     snprintf(bak, sizeof(bak), "%s__cs_backup", nd->relname);
@@ -495,18 +585,22 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, 
      * no-op run does (no transaction: it writes nothing) */
     probe = incremental && strcmp(c->stored[i], nd->fingerprint) == 0 &&
             !pool_batch_busy(c->pool, nd->relname);
-    in_txn = !(probe && nd->npre_hooks == 0 && nd->npost_hooks == 0);
+    hooks = nd->npre_hooks > 0 || nd->npost_hooks > 0;
+    in_txn = !(probe && !hooks);
     buf_init(&sql, 0);
     buf_init(&b, 0);
     if ((rc = dbt_render_model(w, i, &ro, &sql, err)) != CS_OK)
         goto out;
-    if (in_txn && (rc = exec_sql(conn, "BEGIN", "could not begin", NULL, err)) != CS_OK)
+    /* an incremental model without pre-hooks sends BEGIN with its probe */
+    if (in_txn && !(incremental && nd->npre_hooks == 0) &&
+        (rc = exec_sql(conn, "BEGIN", "could not begin", NULL, err)) != CS_OK)
         goto out;
     if ((rc = run_hooks(w, conn, (long)i, nd->pre_hooks, nd->npre_hooks, &ro, err)) != CS_OK)
         goto rollback;
-    if (probe) {
+    if (incremental) {
         bool noop;
-        if ((rc = probe_noop(nd, pm, conn, schema, sql.data, &noop, err)) != CS_OK)
+        if ((rc = probe_batch(nd, pm, conn, schema, sql.data, probe ? 1 : 0,
+                              in_txn && nd->npre_hooks == 0, &noop, &sig, &dcols, err)) != CS_OK)
             goto rollback;
         if (noop) {
             *rows = 0;
@@ -522,19 +616,29 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, 
         const char **cols = NULL;
         size_t ncols = 0;
         long n = 0;
+        pool_tmp *pt = slot_tmp(c->pool, slot, nd->relname);
 
-        mat_temp_table(&b, incr, sql.data);
+        /* the connection's temp table when the query's shape is the one it
+         * was made for (its rows were deleted by the run that filled it);
+         * else a new one, known to the pool once this transaction commits */
+        if (pt && strcmp(pt->sig, sig) == 0) {
+            mat_temp_insert(&b, incr, sql.data);
+            tcols = pv_copy(pt->cols);
+        } else {
+            slot_tmp_forget(c->pool, slot, nd->relname);
+            mat_temp_table(&b, incr, sql.data);
+            created = true;
+        }
         if ((rc = exec_sql(conn, b.data, "could not build the new rows", &n, err)) != CS_OK)
             goto rollback;
-        if (nd->contract || (osc && strcmp(osc, "ignore") != 0) || n > 0) {
+        batch = n;
+        if (created) {
             buf_reset(&b);
             mat_quote_ident(&b, incr);
             if ((rc = columns_of(conn, b.data, &tcols, err)) != CS_OK)
                 goto rollback;
-            buf_reset(&b);
-            mat_relation(&b, schema, nd->relname);
-            if ((rc = columns_of(conn, b.data, &dcols, err)) != CS_OK)
-                goto rollback;
+        }
+        if (nd->contract || (osc && strcmp(osc, "ignore") != 0) || n > 0) {
             if (nd->contract && (rc = check_contract(nd, tcols, pm->file, err)) != CS_OK)
                 goto rollback;
             /* on_schema_change: compare the new rows' columns with the table's */
@@ -595,23 +699,22 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, 
                 rc = exec_sql(conn, b.data, "could not analyze the new rows", NULL, err);
             }
             const char *strategy = pv_gets(nd->config, "incremental_strategy");
+            /* one round trip: the INSERT's count is the last result's */
+            buf_reset(&b);
             if (rc == CS_OK && nd->nunique_key > 0 &&
                 !(strategy && strcmp(strategy, "append") == 0)) {
-                buf_reset(&b);
-                mat_incr_delete(&b, schema, nd->relname, incr, (const char *const *)nd->unique_key,
-                                nd->nunique_key);
-                rc = exec_sql(conn, b.data, "could not delete the replaced rows", NULL, err);
+                mat_incr_delete(&b, schema, nd->relname, incr, n,
+                                (const char *const *)nd->unique_key, nd->nunique_key);
+                buf_puts(&b, ";\n");
             }
             if (rc == CS_OK) {
-                buf_reset(&b);
                 mat_incr_insert(&b, schema, nd->relname, incr, cols, ncols);
-                rc = exec_sql(conn, b.data, "could not insert the new rows", &n, err);
+                rc = exec_sql(conn, b.data, "could not replace the rows", &n, err);
             }
             free(cols);
             if (rc != CS_OK)
                 goto rollback;
         }
-        /* the temp table goes at commit (ON COMMIT DROP) */
         pool_batch_note(c->pool, nd->relname, n > 0);
         *rows = n;
         snprintf(detail, ndetail, "INSERT %ld", n);
@@ -678,15 +781,41 @@ finish:
     if ((rc = run_hooks(w, conn, (long)i, nd->post_hooks, nd->npost_hooks, &ro, err)) != CS_OK ||
         (rc = save_fingerprint(c, conn, i, err)) != CS_OK)
         goto rollback;
-    if (in_txn)
-        rc = exec_sql(conn, "COMMIT", "could not commit", NULL, err);
+    if (in_txn) {
+        /* the temp table is left empty for the next run: DELETE is cheap
+         * for a small batch; TRUNCATE (new file, catalog update) now and
+         * then and after a big one, as no autovacuum cleans temp tables */
+        pool_tmp *pt = created ? NULL : slot_tmp(c->pool, slot, nd->relname);
+        bool truncate = batch >= ANALYZE_MIN_ROWS || (pt && pt->deletes >= TMP_DELETES_MAX);
+        buf_reset(&b);
+        if (batch > 0) {
+            buf_puts(&b, truncate ? "TRUNCATE pg_temp." : "DELETE FROM pg_temp.");
+            mat_quote_ident(&b, incr);
+            buf_puts(&b, ";\n");
+        }
+        buf_puts(&b, "COMMIT");
+        if ((rc = exec_sql(conn, b.data, "could not commit", NULL, err)) != CS_OK)
+            goto rollback;
+        if (created) {
+            slot_tmp_add(c->pool, slot, nd->relname, sig, tcols);
+            sig = NULL;
+            tcols = NULL;
+        } else if (pt && batch > 0) {
+            pt->deletes = truncate ? 0 : pt->deletes + 1;
+        }
+    }
     goto out;
 rollback:
+    /* what this transaction did to the temp table is undone; forgetting it
+     * makes the next run start from DROP IF EXISTS + CREATE */
+    if (incremental)
+        slot_tmp_forget(c->pool, slot, nd->relname);
     if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
         PGresult *res = PQexec(conn, "ROLLBACK");
         PQclear(res);
     }
 out:
+    free(sig);
     pv_free(tcols);
     pv_free(dcols);
     buf_free(&sql);
@@ -813,7 +942,7 @@ static void *worker_main(void *arg)
         else if (c->o->mode == RUNNER_COMPILE)
             rc = compile_model(c, w, conn, i, &err);
         else
-            rc = build_model(c, w, conn, i, &rows, detail, sizeof(detail), &err);
+            rc = build_model(c, w, conn, wa->slot, i, &rows, detail, sizeof(detail), &err);
         c->res[i].seconds = now_s() - t0;
         utc_text(c->res[i].end, sizeof(c->res[i].end));
         c->res[i].rows = rows;

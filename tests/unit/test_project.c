@@ -288,9 +288,17 @@ static void test_materialize(void)
               "ALTER VIEW \"v1\".\"m\" RENAME TO \"m__bak\";\nALTER TABLE \"v1\".\"m__tmp\" "
               "RENAME TO \"m\";\nDROP VIEW IF EXISTS \"v1\".\"m__bak\" CASCADE;\n");
     buf_reset(&b);
-    mat_incr_delete(&b, "v1", "m", "tmp", keys, 2);
+    mat_incr_delete(&b, "v1", "m", "tmp", 0, keys, 2);
     CHECK_STR(b.data, "DELETE FROM \"v1\".\"m\" AS t USING \"tmp\" AS s WHERE t.a = s.a AND "
                       "t.b = s.b");
+    buf_reset(&b);
+    mat_incr_delete(&b, "v1", "m", "tmp", 12, keys, 1);
+    CHECK_STR(b.data, "DELETE FROM \"v1\".\"m\" AS t USING (SELECT * FROM \"tmp\" LIMIT 12) AS s "
+                      "WHERE t.a = s.a");
+    buf_reset(&b);
+    mat_temp_insert(&b, "m__cs_incr", "select 1;");
+    CHECK_STR(b.data,
+              "INSERT INTO pg_temp.\"m__cs_incr\" SELECT * FROM (\nselect 1\n) AS model_subq");
     buf_reset(&b);
     mat_incr_insert(&b, "v1", "m", "tmp", keys, 2);
     CHECK_STR(b.data, "INSERT INTO \"v1\".\"m\" (\"a\", \"b\") SELECT \"a\", \"b\" FROM \"tmp\"");
