@@ -88,11 +88,24 @@ static cs_result exec_sql(PGconn *conn, const char *what, cs_error *err, const c
     return rc;
 }
 
-/* first value of a one-row query with one text parameter; NULL if no row */
-static cs_result query_value(PGconn *conn, const char *sql, const char *param, char **out,
-                             cs_error *err)
+/* "name" with embedded quotes doubled, malloc'd; NULL when out of memory */
+static char *quote_ident(const char *name)
 {
-    PGresult *res = PQexecParams(conn, sql, param ? 1 : 0, NULL, &param, NULL, NULL, 0);
+    buf b;
+
+    buf_init(&b, 1024);
+    if (!pg_quote_ident(&b, name)) {
+        buf_free(&b);
+        return NULL;
+    }
+    return buf_steal(&b);
+}
+
+/* first value of a one-row query with text parameters; NULL if no row */
+static cs_result query_value(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                             char **out, cs_error *err)
+{
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
     cs_result rc = CS_OK;
 
     *out = NULL;
@@ -105,106 +118,93 @@ static cs_result query_value(PGconn *conn, const char *sql, const char *param, c
     return rc;
 }
 
+/* An index led by column on the raw table, unless a valid one exists (an
+ * existing CHT Sync table keeps its own).  A leftover invalid index of ours
+ * (a CONCURRENTLY build that was interrupted) is dropped and rebuilt. */
 static cs_result ensure_index(PGconn *conn, const cs_config *cfg, const char *raw,
                               const char *column, cs_error *err)
 {
-    char *found = NULL;
+    const char *params[2] = {raw, column};
+    char *found = NULL, *qname = NULL, *qualified_name = NULL, *qcolumn = NULL;
     char name[128];
-    buf q;
     cs_result rc;
 
-    buf_init(&q, 4096);
-    buf_puts(&q, "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_attribute a ON "
-                 "a.attrelid = i.indrelid AND a.attnum = i.indkey[0] WHERE i.indisvalid AND "
-                 "i.indrelid = ");
-    pg_quote_literal(&q, raw);
-    buf_puts(&q, "::regclass AND a.attname = $1");
-    rc = buf_ok(&q) ? query_value(conn, q.data, column, &found, err)
-                    : cs_fail(err, CS_TRANSIENT, "out of memory");
-    buf_free(&q);
-    if (rc != CS_OK || found) {
-        free(found);
-        return rc;
-    }
+    rc = query_value(conn,
+                     "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_attribute a ON "
+                     "a.attrelid = i.indrelid AND a.attnum = i.indkey[0] WHERE i.indisvalid AND "
+                     "i.indrelid = $1::regclass AND a.attname = $2",
+                     2, params, &found, err);
+    if (rc != CS_OK || found)
+        goto out;
     snprintf(name, sizeof(name), "%s_%s_idx", cfg->postgres_table,
              column[0] == '_' ? column + 1 : column);
-    buf_init(&q, 4096);
-    buf_puts(&q, "DROP INDEX CONCURRENTLY IF EXISTS ");
-    pg_quote_ident(&q, cfg->postgres_schema);
-    buf_putc(&q, '.');
-    pg_quote_ident(&q, name);
-    rc = pg_exec(conn, q.data, err);
-    buf_reset(&q);
-    buf_puts(&q, "CREATE INDEX CONCURRENTLY ");
-    pg_quote_ident(&q, name);
-    buf_printf(&q, " ON %s (", raw);
-    pg_quote_ident(&q, column);
-    buf_putc(&q, ')');
-    if (rc == CS_OK)
-        rc = pg_exec(conn, q.data, err);
-    buf_free(&q);
-    if (rc != CS_OK)
-        cs_error_prefix(err, "could not index %s on %s: ", raw, column);
-    else
-        log_info(NULL, "created index \"%s\" on %s (%s)", name, raw, column);
+    qname = quote_ident(name);
+    qcolumn = quote_ident(column);
+    qualified_name = qualified(cfg->postgres_schema, name, "");
+    if (!qname || !qcolumn || !qualified_name) {
+        rc = cs_fail(err, CS_TRANSIENT, "out of memory");
+        goto out;
+    }
+    if ((rc = exec_sql(conn, "could not drop an unfinished index", err,
+                       "DROP INDEX CONCURRENTLY IF EXISTS %s", qualified_name)) ||
+        (rc = exec_sql(conn, "could not create an index", err,
+                       "CREATE INDEX CONCURRENTLY %s ON %s (%s)", qname, raw, qcolumn)))
+        goto out;
+    log_info(NULL, "created index %s on %s (%s)", qname, raw, column);
+out:
+    free(found);
+    free(qname);
+    free(qcolumn);
+    free(qualified_name);
     return rc;
 }
 
 /* today's CHT Sync keys the raw table by _id alone: two databases with the
  * same id overwrite each other.  Move the key to (_id, source) without a
- * long lock: the unique index is built concurrently first. */
+ * long lock: the unique index is built concurrently first, then swapped in
+ * as the primary key in one short transaction. */
 static cs_result migrate_primary_key(PGconn *conn, const cs_config *cfg, const char *raw,
                                      cs_error *err)
 {
-    char *pk = NULL;
+    char *pk = NULL, *qpk = NULL, *qidx = NULL, *colon;
     char idx[128];
-    buf q;
     cs_result rc;
 
-    buf_init(&q, 4096);
-    buf_puts(&q, "SELECT c.conname || ':' || string_agg(a.attname, ',' ORDER BY a.attnum) FROM "
-                 "pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = "
-                 "ANY (c.conkey) WHERE c.contype = 'p' AND c.conrelid = $1::regclass GROUP BY "
-                 "c.conname");
-    rc = query_value(conn, q.data, raw, &pk, err);
-    buf_free(&q);
-    if (rc != CS_OK || !pk)
-        return rc;
-    char *colon = strrchr(pk, ':');
-    if (!colon || strcmp(colon + 1, "_id") != 0) {
-        free(pk);
-        return CS_OK;
-    }
+    rc = query_value(conn,
+                     "SELECT c.conname || ':' || string_agg(a.attname, ',' ORDER BY a.attnum) "
+                     "FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND "
+                     "a.attnum = ANY (c.conkey) WHERE c.contype = 'p' AND c.conrelid = "
+                     "$1::regclass GROUP BY c.conname",
+                     1, &raw, &pk, err);
+    if (rc != CS_OK || !pk || !(colon = strrchr(pk, ':')) || strcmp(colon + 1, "_id") != 0)
+        goto out;
     *colon = '\0';
     log_info(NULL, "taking over %s: changing its primary key from (_id) to (_id, source)", raw);
     snprintf(idx, sizeof(idx), "%s_id_source_key", cfg->postgres_table);
-    buf_init(&q, 4096);
-    buf_printf(&q, "ALTER TABLE %s ALTER COLUMN source SET NOT NULL", raw);
-    rc = pg_exec(conn, q.data, err);
-    if (rc == CS_OK) {
-        buf_reset(&q);
-        buf_puts(&q, "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS ");
-        pg_quote_ident(&q, idx);
-        buf_printf(&q, " ON %s (_id, source)", raw);
-        rc = pg_exec(conn, q.data, err);
+    qpk = quote_ident(pk);
+    qidx = quote_ident(idx);
+    if (!qpk || !qidx) {
+        rc = cs_fail(err, CS_TRANSIENT, "out of memory");
+        goto out;
     }
+    rc = exec_sql(conn, "could not change the primary key", err,
+                  "ALTER TABLE %s ALTER COLUMN source SET NOT NULL", raw);
+    if (rc == CS_OK)
+        rc = exec_sql(conn, "could not change the primary key", err,
+                      "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS %s ON %s (_id, source)", qidx,
+                      raw);
     if (rc == CS_OK) {
-        buf_reset(&q);
-        buf_printf(&q, "BEGIN; ALTER TABLE %s DROP CONSTRAINT ", raw);
-        pg_quote_ident(&q, pk);
-        buf_printf(&q, "; ALTER TABLE %s ADD CONSTRAINT ", raw);
-        pg_quote_ident(&q, pk);
-        buf_puts(&q, " PRIMARY KEY USING INDEX ");
-        pg_quote_ident(&q, idx);
-        buf_puts(&q, "; COMMIT");
-        rc = pg_exec(conn, q.data, err);
+        rc = exec_sql(conn, "could not change the primary key", err,
+                      "BEGIN; ALTER TABLE %s DROP CONSTRAINT %s; ALTER TABLE %s ADD CONSTRAINT %s "
+                      "PRIMARY KEY USING INDEX %s; COMMIT",
+                      raw, qpk, raw, qpk, qidx);
         if (rc != CS_OK)
             rollback(conn);
     }
-    if (rc != CS_OK)
-        cs_error_prefix(err, "could not change the primary key of %s: ", raw);
-    buf_free(&q);
+out:
     free(pk);
+    free(qpk);
+    free(qidx);
     return rc;
 }
 
