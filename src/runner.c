@@ -769,6 +769,13 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, int slot, 
             cs_error_prefix(err, "%s: ", pm->file);
             goto rollback;
         }
+        /* a table built in one go has no statistics until autovacuum comes
+         * by; without them the next incremental run's DELETE ... USING
+         * guesses a big join and scans the whole table */
+        if (!view) {
+            buf_puts(&b, "; ANALYZE ");
+            mat_relation(&b, schema, nd->relname);
+        }
         if ((rc = exec_sql(conn, b.data, "could not swap the new relation in", NULL, err)) != CS_OK)
             goto rollback;
         *rows = view ? 0 : n;

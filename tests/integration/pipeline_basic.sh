@@ -23,6 +23,11 @@ eq "incremental built through the ephemeral model" "$(sql "select string_agg(id 
 eq "ephemeral model has no relation" "$(sql "select count(*) from pg_class where relname = 'eph'")" "0"
 eq "hash index on the table" "$(sql "select count(*) from pg_indexes where tablename = 'tbl' and indexdef like '%USING hash (kind)%'")" "1"
 eq "btree index on the incremental table" "$(sql "select count(*) from pg_indexes where tablename = 'inc' and indexdef like '%btree (id)%'")" "1"
+if wait_sql 5 "select last_analyze is not null from pg_stat_user_tables where schemaname = 'v1' and relname = 'inc'" "t"; then
+    pass "a table built in full is analyzed (the next incremental run plans with statistics)"
+else
+    fail "a table built in full is analyzed"
+fi
 eq "hooks ran" "$(sql "select string_agg(what, ',' order by what) from v1.run_log")" "end,inc pre,tbl built"
 eq "dbt_results rows" "$(sql "select string_agg(name || ':' || status, ',' order by name) from v1.dbt_results")" "inc:success,stg:success,tbl:success"
 eq "dbt_results ids" "$(sql "select count(distinct invocation_id) || ' ' || bool_and(result_id = invocation_id || '.' || unique_id) || ' ' || min(unique_id) from v1.dbt_results")" "1 true model.basic.inc"
