@@ -35,11 +35,6 @@ bool log_parse_level(const char *name, log_level *out)
     return false;
 }
 
-bool log_enabled(log_level level)
-{
-    return level >= min_level;
-}
-
 void log_msg(log_level level, const char *scope, const char *fmt, ...)
 {
     char line[4096];

@@ -15,7 +15,6 @@ typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
 
 void log_set_level(log_level level);
 bool log_parse_level(const char *name, log_level *out);
-bool log_enabled(log_level level);
 
 /* scope may be NULL for process-wide messages */
 void log_msg(log_level level, const char *scope, const char *fmt, ...)

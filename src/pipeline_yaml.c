@@ -130,23 +130,6 @@ pv *pv_get(const pv *map, const char *key)
     return NULL;
 }
 
-bool pv_del(pv *map, const char *key)
-{
-    if (!map || map->type != PV_MAP)
-        return false;
-    for (size_t k = 0; k < map->n; k++) {
-        if (strcmp(map->keys[k], key) == 0) {
-            pv_free(map->items[k]);
-            free(map->keys[k]);
-            memmove(map->items + k, map->items + k + 1, (map->n - k - 1) * sizeof(*map->items));
-            memmove(map->keys + k, map->keys + k + 1, (map->n - k - 1) * sizeof(*map->keys));
-            map->n--;
-            return true;
-        }
-    }
-    return false;
-}
-
 const char *pv_s(const pv *v)
 {
     return v && v->type == PV_STR ? v->s : NULL;

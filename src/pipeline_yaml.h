@@ -49,7 +49,6 @@ pv *pv_copy(const pv *v);
 void pv_push(pv *list, pv *item);               /* takes item */
 void pv_set(pv *map, const char *key, pv *val); /* takes val; replaces an existing key */
 pv *pv_get(const pv *map, const char *key);     /* borrowed; NULL when absent or not a map */
-bool pv_del(pv *map, const char *key);
 /* the string of a PV_STR, else NULL */
 const char *pv_s(const pv *v);
 /* the string of map[key] when it is a string, else NULL */

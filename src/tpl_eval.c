@@ -393,13 +393,6 @@ static int call_func(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_a
     }
 }
 
-int tpli_call(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_args *a, tpl_value **out)
-{
-    if (tpl_typeof(fn) != TPL_FUNC)
-        return tpli_fail(c, n, "\"%s\" object is not callable", tpli_type_name(fn));
-    return call_func(c, n, fn, a, NULL, out);
-}
-
 void tpli_set_return(tpl_call *call, tpl_value *v)
 {
     tpl_unref(call->ctx->ret);

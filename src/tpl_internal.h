@@ -208,9 +208,6 @@ enum { R_OK = 0, R_ERR = -1, R_RETURN = 1 };
 /* fails with "FILE:LINE:COL: msg" at node n (CS_INVALID), returns R_ERR */
 int tpli_fail(struct tpli_ctx *c, const tpli_node *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* calls a function value with args (borrowed) */
-int tpli_call(struct tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_args *a,
-              tpl_value **out);
 /* a method of a builtin type: R_OK with *out set, or 2 when not a method */
 int tpli_method(struct tpli_ctx *c, const tpli_node *n, tpl_value *obj, const char *name,
                 const tpl_args *a, tpl_value **out);
