@@ -20,6 +20,7 @@
  * deeper than the stack are skipped by counting brackets ("deep" mode), so
  * 100,000 levels of '[' cost a counter, not memory.
  */
+#include "hex.h"
 #include "changes.h"
 
 #include <inttypes.h>
@@ -246,20 +247,10 @@ static void fail_at(changes_parser *p, size_t at, const char *expected, int got)
 
 /* ---- JSON text helpers --------------------------------------------------- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static unsigned hex4(const char *s)
 {
-    return (unsigned)(hexval(s[0]) << 12 | hexval(s[1]) << 8 | hexval(s[2]) << 4 | hexval(s[3]));
+    return (unsigned)(hex_value(s[0]) << 12 | hex_value(s[1]) << 8 | hex_value(s[2]) << 4 |
+                      hex_value(s[3]));
 }
 
 static size_t utf8_put(char *d, unsigned cp)
@@ -1105,7 +1096,7 @@ static size_t lex_string(changes_parser *p, const uint8_t *s, size_t i, size_t n
         }
         if (p->state == ST_UHEX) {
             c = s[i];
-            if (hexval(c) < 0) {
+            if (hex_value(c) < 0) {
                 fail_at(p, i, "a hex digit", c);
                 return i + 1;
             }

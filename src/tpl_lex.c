@@ -10,6 +10,7 @@
  * trim_blocks and lstrip_blocks are off, as in Jinja's defaults, and the
  * template's trailing newline is kept.
  */
+#include "hex.h"
 #include "tpl_internal.h"
 
 #include <ctype.h>
@@ -85,17 +86,6 @@ static void push_text(lexer *lx, size_t start, size_t end, bool lstrip_next_tag,
         push(lx, TK_TEXT, start, lx->src + start, end - start);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static void put_utf8(buf *b, unsigned long cp)
 {
     if (cp < 0x80) {
@@ -155,8 +145,10 @@ static bool lex_string(lexer *lx, size_t *pos)
             case 'u': {
                 int nd = e == 'x' ? 2 : 4, k;
                 unsigned long cp = 0;
-                for (k = 0; k < nd && i + (size_t)k < lx->n && hexval(lx->src[i + k]) >= 0; k++)
-                    cp = cp * 16 + (unsigned long)hexval(lx->src[i + k]);
+                for (k = 0; k < nd && i + (size_t)k < lx->n &&
+                            hex_value((unsigned char)lx->src[i + k]) >= 0;
+                     k++)
+                    cp = cp * 16 + (unsigned long)hex_value((unsigned char)lx->src[i + k]);
                 if (k == nd) {
                     put_utf8(&b, cp);
                     i += (size_t)nd;
