@@ -12,7 +12,10 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-SRCS     := $(sort $(wildcard src/*.c))
+# one folder per subsystem (README, "Layout"); objects mirror the tree
+SUBSYS   := common feed store sync template pipeline
+SRCS     := src/main.c $(sort $(foreach d,$(SUBSYS),$(wildcard src/$(d)/*.c)))
+HDRS     := $(sort $(foreach d,$(SUBSYS),$(wildcard src/$(d)/*.h)))
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 
@@ -35,11 +38,13 @@ build/cht-sync: $(OBJS)
 build/asan/cht-sync: $(ASAN_OBJS)
 	$(CC) $(CFLAGS) $(ASAN) -o $@ $^ $(PKG_LIBS)
 
-build/obj/%.o: src/%.c $(wildcard src/*.h) | build/obj
-	$(CC) $(STD) $(WARN) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+build/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(WARN) $(CFLAGS) -Isrc $(PKG_CFLAGS) -c -o $@ $<
 
-build/asan/obj/%.o: src/%.c $(wildcard src/*.h) | build/asan/obj
-	$(CC) $(STD) $(WARN) $(CFLAGS) $(ASAN) $(PKG_CFLAGS) -c -o $@ $<
+build/asan/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(WARN) $(CFLAGS) $(ASAN) -Isrc $(PKG_CFLAGS) -c -o $@ $<
 
 build/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB_OBJS) | build/tests
 	$(CC) $(STD) $(WARN) $(CFLAGS) $(PKG_CFLAGS) -Isrc -o $@ $< $(LIB_OBJS) $(PKG_LIBS)
@@ -47,7 +52,7 @@ build/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB_OBJS) | build/tests
 build/asan/tests/%: tests/unit/%.c tests/unit/unit.h $(ASAN_LIB_OBJS) | build/asan/tests
 	$(CC) $(STD) $(WARN) $(CFLAGS) $(ASAN) $(PKG_CFLAGS) -Isrc -o $@ $< $(ASAN_LIB_OBJS) $(PKG_LIBS)
 
-build/obj build/asan/obj build/tests build/asan/tests:
+build/tests build/asan/tests:
 	mkdir -p $@
 
 # runs every unit test binary, plain and sanitized; prints one line per test
@@ -58,10 +63,10 @@ test:
 	scripts/test
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c tests/unit/*.h bench/*.c 2>/dev/null || true
+	clang-format -i src/*.c src/*/*.[ch] tests/unit/*.c tests/unit/*.h bench/*.c 2>/dev/null || true
 
 check-format:
-	@bad=$$(for f in src/*.[ch] tests/unit/*.[ch] $(wildcard bench/*.c); do \
+	@bad=$$(for f in src/*.[ch] src/*/*.[ch] tests/unit/*.[ch] $(wildcard bench/*.c); do \
 	  clang-format --dry-run -Werror $$f >/dev/null 2>&1 || echo $$f; done); \
 	if [ -n "$$bad" ]; then echo "not clang-formatted:"; echo "$$bad"; exit 1; fi
 

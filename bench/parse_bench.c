@@ -7,15 +7,16 @@
  * hands them over, and prints MB/s and docs/s (best of 5 runs).
  *
  *   cc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Isrc -o build/parse_bench \
- *      bench/parse_bench.c src/changes.c src/buf.c src/result.c && build/parse_bench
+ *      bench/parse_bench.c src/feed/changes.c src/common/buf.c src/common/result.c &&
+ * build/parse_bench
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "buf.h"
-#include "changes.h"
+#include "common/buf.h"
+#include "feed/changes.h"
 
 static size_t total_doc_bytes;
 

@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "log.h"
-#include "pipeline.h"
-#include "sync.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "pipeline/pipeline.h"
+#include "sync/sync.h"
 
 typedef struct {
     const char *name;

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "changes.h"
+#include "common/buf.h"
+#include "feed/changes.h"
 #include "unit.h"
 
 #define BIG ((size_t)256 << 20)

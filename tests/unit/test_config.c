@@ -4,7 +4,7 @@
  */
 #include <stdlib.h>
 
-#include "config.h"
+#include "common/config.h"
 #include "unit.h"
 
 static const char *const *fake_env;

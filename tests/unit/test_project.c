@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph.h"
-#include "materialize.h"
-#include "pipeline_yaml.h"
-#include "project.h"
-#include "select.h"
+#include "pipeline/graph.h"
+#include "pipeline/materialize.h"
+#include "pipeline/yaml_tree.h"
+#include "pipeline/project.h"
+#include "pipeline/select.h"
 #include "unit.h"
 
 #define FIXTURE "tests/fixtures/projects/loadtest"

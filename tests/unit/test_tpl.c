@@ -4,7 +4,7 @@
  * with their exact FILE:LINE:COL, and the native-function hooks the dbt
  * runner uses (call blocks, caller bodies, kwargs, error classes).
  */
-#include "tpl.h"
+#include "template/tpl.h"
 #include "unit.h"
 
 #include <pthread.h>

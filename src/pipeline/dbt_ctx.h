@@ -1,0 +1,138 @@
+/*
+ * dbt_ctx.h - dbt's template context and the parse phase.
+ *
+ * dbt_parse compiles every template of a loaded project once (models,
+ * macros, hooks, singular tests), renders each model with execute=False to
+ * collect its config(), ref() and source() calls (also those in
+ * "-- depends_on:" comments), builds the dependency graph, orders it
+ * (reporting a cycle with its path) and fingerprints each model.  The
+ * result, a manifest, is immutable and shared by the runner's threads.
+ *
+ * A dbt_worker is one thread's rendering context: a tpl_env holding the
+ * macros and dbt's natives (config, ref, source, this, is_incremental, var,
+ * env_var, statement/load_result, run_query, execute, log, exceptions,
+ * adapter, target).  statement and run_query reach the database through a
+ * callback the runner gives it; this module includes nothing of libpq.
+ *
+ * Environment: env_var() reads the `env` array given in dbt_settings (a
+ * snapshot of environ that main's pipeline command captures), never getenv.
+ */
+#ifndef CS_DBT_CTX_H
+#define CS_DBT_CTX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/buf.h"
+#include "pipeline/graph.h"
+#include "pipeline/yaml_tree.h"
+#include "pipeline/project.h"
+#include "common/result.h"
+#include "template/tpl.h"
+
+typedef struct {
+    const char *schema;   /* POSTGRES_SCHEMA: every model's schema */
+    const char *database; /* POSTGRES_DB */
+    const char *user;
+    int threads;
+    char *const *env;   /* NULL-terminated NAME=VALUE strings (borrowed) */
+    const pv *cli_vars; /* --vars, a map or NULL (borrowed) */
+    int batch_size;     /* DBT_BATCH_SIZE: var('batch_size') unless --vars sets it; 0: unset */
+} dbt_settings;
+
+typedef enum { MAT_VIEW, MAT_TABLE, MAT_INCREMENTAL, MAT_EPHEMERAL } dbt_mat;
+
+typedef struct {
+    tpl_template *tpl;
+    size_t *deps; /* models it refs */
+    size_t ndeps;
+    char *inputs; /* env_var() values and source() relations read at parse time */
+    pv *config;   /* the model's final config: folders, properties, config() */
+    dbt_mat mat;
+    char *relname; /* alias or name */
+    char **unique_key;
+    size_t nunique_key;
+    tpl_template **pre_hooks;
+    size_t npre_hooks;
+    tpl_template **post_hooks;
+    size_t npost_hooks;
+    pv *contract;    /* contract columns with rendered expressions, or NULL */
+    pv *constraints; /* model-level constraints, rendered, or NULL */
+    char fingerprint[17];
+} dbt_node;
+
+typedef struct {
+    tpl_template *tpl;
+    size_t *deps;
+    size_t ndeps;
+} dbt_test_node;
+
+typedef struct {
+    pl_project *p; /* owned */
+    dbt_settings set;
+    pv *cli_vars;          /* owned: --vars plus batch_size from DBT_BATCH_SIZE */
+    dbt_node *nodes;       /* p->nmodels */
+    tpl_template **macros; /* p->nmacros */
+    dbt_test_node *tests;  /* p->ntests (tpl NULL for generic tests) */
+    tpl_template **on_run_start;
+    size_t non_run_start;
+    tpl_template **on_run_end;
+    size_t non_run_end;
+    graph *g;
+    size_t *order; /* topological order of all models */
+} dbt_manifest;
+
+/*
+ * Parses the project (takes p, also on failure).  Errors are CS_INVALID
+ * with "FILE:LINE:COL: ..." for template errors, or the cycle's path.
+ */
+cs_result dbt_parse(pl_project *p, const dbt_settings *set, dbt_manifest **out,
+                    cs_error *err) CS_MUST_CHECK;
+void dbt_manifest_free(dbt_manifest *m);
+
+/* A query for statement/run_query: on success *out is a map {columns:
+ * [names], rows: [[values]]} (caller frees) and *rows the affected rows. */
+typedef cs_result (*dbt_sql_fn)(void *ud, const char *sql, pv **out, cs_error *err);
+
+typedef struct dbt_worker dbt_worker;
+
+dbt_worker *dbt_worker_new(const dbt_manifest *m);
+void dbt_worker_free(dbt_worker *w);
+/* sets the global `invocation_id` of every later render (copied) */
+void dbt_worker_set_invocation_id(dbt_worker *w, const char *id);
+
+/* "model.<package>.<name>": dbt's unique_id of model i */
+void dbt_unique_id(const pl_project *p, size_t model, char *out, size_t n);
+
+/* whether the project (or a package) has a model named dbt_results: it
+ * then owns that table, and the runner writes no rows of its own */
+bool dbt_owns_results_table(const dbt_manifest *m);
+
+/*
+ * on-run-end's `results`: a list of maps shaped like dbt's RunResult.to_dict()
+ * (node {unique_id, database, schema, name, alias, resource_type,
+ * package_name}, status, execution_time, message, adapter_response
+ * {rows_affected, ...}, timing [{name, started_at, completed_at}]).  Each
+ * entry is also given a to_dict() method returning a copy of the map.
+ */
+typedef struct {
+    bool execute;
+    bool is_incremental;
+    dbt_sql_fn sql; /* may be NULL when !execute */
+    void *sql_ud;
+    const pv *results; /* on-run-end: the run's results (list), or NULL */
+} dbt_render_opts;
+
+/* Renders model i's SQL (ephemeral ancestors injected as CTEs) into out. */
+cs_result dbt_render_model(dbt_worker *w, size_t model, const dbt_render_opts *o, buf *out,
+                           cs_error *err) CS_MUST_CHECK;
+/* Renders a hook template in model's context (model may be -1: project hooks). */
+cs_result dbt_render_hook(dbt_worker *w, long model, const tpl_template *t,
+                          const dbt_render_opts *o, buf *out, cs_error *err) CS_MUST_CHECK;
+/* Renders test i's SQL (singular: its file; generic: the built-in query). */
+cs_result dbt_render_test(dbt_worker *w, size_t test, const dbt_render_opts *o, buf *out,
+                          cs_error *err) CS_MUST_CHECK;
+
+const char *dbt_mat_name(dbt_mat m);
+
+#endif

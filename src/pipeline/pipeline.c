@@ -1,0 +1,344 @@
+/*
+ * pipeline.c - see pipeline.h.
+ */
+#include "pipeline/pipeline.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pipeline/dbt_ctx.h"
+#include "pipeline/graph.h"
+#include "common/log.h"
+#include "pipeline/project.h"
+#include "pipeline/select.h"
+#include "common/xalloc.h"
+
+extern char **environ;
+
+struct pipeline_session {
+    const cs_config *cfg;
+    char *dir;
+    char *const *env;
+    pv *vars;
+    dbt_manifest *m;
+    runner_pool *pool;
+};
+
+static cs_result load(pipeline_session *s, dbt_manifest **out, cs_error *err)
+{
+    pl_project *p;
+    cs_result rc;
+    dbt_settings set = {
+        .schema = s->cfg->postgres_schema,
+        .database = s->cfg->postgres_db,
+        .user = s->cfg->postgres_user,
+        .threads = s->cfg->dbt_thread_count,
+        .env = s->env,
+        .cli_vars = s->vars,
+        .batch_size = s->cfg->dbt_batch_size,
+    };
+
+    if ((rc = project_load(s->dir, &p, err)) != CS_OK)
+        return rc;
+    return dbt_parse(p, &set, out, err);
+}
+
+cs_result pipeline_session_open(const cs_config *cfg, const char *project_dir, char *const *env,
+                                const char *vars_yaml, pipeline_session **out, cs_error *err)
+{
+    pipeline_session *s = xcalloc(1, sizeof(*s));
+    cs_result rc;
+
+    *out = NULL;
+    s->cfg = cfg;
+    s->dir = xstrdup(project_dir);
+    s->env = env;
+    if (vars_yaml &&
+        (rc = pv_parse_yaml("--vars", vars_yaml, strlen(vars_yaml), &s->vars, err)) != CS_OK)
+        goto fail;
+    if (s->vars && s->vars->type != PV_MAP && s->vars->type != PV_NULL) {
+        rc = cs_fail(err, CS_PERMANENT, "--vars must be a YAML mapping such as '{key: value}'");
+        goto fail;
+    }
+    if ((rc = load(s, &s->m, err)) != CS_OK)
+        goto fail;
+    s->pool = runner_pool_new(cfg, cfg->dbt_thread_count);
+    *out = s;
+    return CS_OK;
+fail:
+    pipeline_session_close(s);
+    return rc;
+}
+
+/* reloads the project when a file changed; keeps the old one on failure */
+static cs_result refresh(pipeline_session *s, cs_error *err)
+{
+    dbt_manifest *m;
+    cs_result rc;
+
+    if (!project_changed(s->m->p))
+        return CS_OK;
+    if ((rc = load(s, &m, err)) != CS_OK) {
+        cs_error_prefix(err, "project changed but could not be reloaded (keeping the previous "
+                             "version): ");
+        return rc;
+    }
+    log_info("pipeline", "project files changed: reloaded \"%s\"", s->dir);
+    dbt_manifest_free(s->m);
+    s->m = m;
+    return CS_OK;
+}
+
+static cs_result run_mode(pipeline_session *s, runner_mode mode, const char *select,
+                          const char *exclude, bool full_refresh, const char *target,
+                          runner_summary *sum, cs_error *err)
+{
+    bool *sel = xcalloc(s->m->p->nmodels + 1, sizeof(bool));
+    runner_opts o = {.mode = mode,
+                     .selected = sel,
+                     .full_refresh = full_refresh,
+                     .threads = s->cfg->dbt_thread_count,
+                     .target_dir = target,
+                     .out = stdout};
+    cs_result rc;
+
+    rc = select_models(s->m->p, s->m->g, select, exclude, sel, err);
+    if (rc == CS_OK)
+        rc = runner_run(s->m, s->pool, &o, sum, err);
+    free(sel);
+    return rc;
+}
+
+cs_result pipeline_session_run(pipeline_session *s, const char *select, const char *exclude,
+                               bool full_refresh, runner_summary *sum, cs_error *err)
+{
+    cs_result rc = refresh(s, err);
+    if (rc != CS_OK)
+        return rc;
+    return run_mode(s, RUNNER_BUILD, select, exclude, full_refresh, NULL, sum, err);
+}
+
+void pipeline_session_close(pipeline_session *s)
+{
+    if (!s)
+        return;
+    dbt_manifest_free(s->m);
+    runner_pool_free(s->pool);
+    pv_free(s->vars);
+    free(s->dir);
+    free(s);
+}
+
+/* ---- the command line ---- */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* one line per command: name, arguments, what it does */
+static const struct {
+    const char *name, *args, *help;
+} commands[] = {
+    {"run",
+     "[-s SEL...] [--exclude SEL...] [--full-refresh] [--vars YAML] [--threads N] "
+     "[--watch SECONDS]",
+     "build the selected models (--watch SECONDS repeats, reloading changed files)"},
+    {"compile", "[-s SEL...] [--exclude SEL...] [--vars YAML] [--target-path DIR]",
+     "write each selected model's SQL to DIR/target/compiled/"},
+    {"test", "[-s SEL...] [--exclude SEL...] [--vars YAML]",
+     "run the data tests and singular tests of the selected models"},
+    {"ls", "[-s SEL...] [--exclude SEL...]", "list the selected models"},
+};
+
+static const char options_help[] =
+    "Options:\n"
+    "  --project-dir DIR     the dbt project (default: DBT_LOCAL_PATH, else .)\n"
+    "  -s, --select SEL...   models to use (default: DBT_SELECTOR, else all): names, tag:,\n"
+    "                        path:, package:, config.materialized:, +model, model+\n"
+    "  --exclude SEL...      models to leave out\n"
+    "  --full-refresh        rebuild incremental models from scratch\n"
+    "  --vars YAML           override project vars, e.g. '{batch_size: 1000}'\n"
+    "  --threads N           connections to use, 1 to 64 (default: DBT_THREAD_COUNT)\n"
+    "  --target-path DIR     compile and test output (default: PROJECT/target)\n"
+    "  --watch SECONDS       run: repeat every SECONDS until SIGINT/SIGTERM\n"
+    "  -h, --help            this help\n\n"
+    "PostgreSQL settings come from the environment or their flags (cht-sync --help).\n"
+    "Exit status: 0 all good, 1 a model or test failed, 2 the project or the command\n"
+    "line is wrong (nothing was run).\n";
+
+void pipeline_usage(FILE *out, const char *command)
+{
+    for (size_t i = 0; command && i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(command, commands[i].name) == 0 ||
+            (strcmp(command, "list") == 0 && strcmp(commands[i].name, "ls") == 0)) {
+            fprintf(out, "Usage: cht-sync pipeline %s [--project-dir DIR] %s\n\n%s.\n\n%s",
+                    commands[i].name, commands[i].args, commands[i].help, options_help);
+            return;
+        }
+    }
+    fprintf(out, "Usage: cht-sync pipeline COMMAND [--project-dir DIR] [OPTIONS]\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].help);
+    fprintf(out, "\n%s", options_help);
+}
+
+static void usage(FILE *out)
+{
+    pipeline_usage(out, NULL);
+}
+
+/* appends args until the next option to *out (space-separated) */
+static int take_words(int argc, char **argv, int i, char **out)
+{
+    size_t len = *out ? strlen(*out) : 0;
+    while (i < argc && argv[i][0] != '-') {
+        size_t n = strlen(argv[i]);
+        char *s = xrealloc(*out, len + n + 2);
+        if (len)
+            s[len++] = ' ';
+        memcpy(s + len, argv[i], n + 1);
+        len += n;
+        *out = s;
+        i++;
+    }
+    return i;
+}
+
+int pipeline_main(const cs_config *cfg, int argc, char **argv)
+{
+    const char *cmd = argc > 1 ? argv[1] : NULL;
+    const char *dir = cfg->dbt_local_path && *cfg->dbt_local_path ? cfg->dbt_local_path : ".";
+    const char *vars = NULL, *target = NULL;
+    char *select = NULL, *exclude = NULL, tbuf[4096];
+    bool full_refresh = false;
+    double watch = 0;
+    int threads = cfg->dbt_thread_count, rc = 0;
+    cs_config local = *cfg;
+    pipeline_session *s = NULL;
+    runner_summary sum;
+    cs_error err;
+
+    if (!cmd || strcmp(cmd, "help") == 0) {
+        pipeline_usage(cmd ? stdout : stderr, argc > 2 ? argv[2] : NULL);
+        return cmd ? 0 : 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            pipeline_usage(stdout, i > 1 ? cmd : NULL);
+            return 0;
+        }
+    }
+    for (int i = 2; i < argc;) {
+        const char *a = argv[i];
+        if ((strcmp(a, "--select") == 0 || strcmp(a, "-s") == 0 || strcmp(a, "-m") == 0 ||
+             strcmp(a, "--models") == 0)) {
+            i = take_words(argc, argv, i + 1, &select);
+        } else if (strcmp(a, "--exclude") == 0) {
+            i = take_words(argc, argv, i + 1, &exclude);
+        } else if (strcmp(a, "--full-refresh") == 0) {
+            full_refresh = true;
+            i++;
+        } else if (i + 1 < argc && strcmp(a, "--project-dir") == 0) {
+            dir = argv[i + 1];
+            i += 2;
+        } else if (i + 1 < argc && strcmp(a, "--vars") == 0) {
+            vars = argv[i + 1];
+            i += 2;
+        } else if (i + 1 < argc && strcmp(a, "--target-path") == 0) {
+            target = argv[i + 1];
+            i += 2;
+        } else if (i + 1 < argc && strcmp(a, "--threads") == 0) {
+            threads = atoi(argv[i + 1]);
+            i += 2;
+        } else if (i + 1 < argc && strcmp(a, "--watch") == 0) {
+            watch = atof(argv[i + 1]);
+            i += 2;
+        } else {
+            fprintf(stderr, "cht-sync pipeline: unknown or incomplete option \"%s\"\n", a);
+            usage(stderr);
+            rc = 2;
+            goto out;
+        }
+    }
+    if (threads < 1 || threads > 64) {
+        fprintf(stderr, "cht-sync pipeline: --threads must be 1 to 64\n");
+        rc = 2;
+        goto out;
+    }
+    if (!select && cfg->dbt_selector && *cfg->dbt_selector)
+        select = xstrdup(cfg->dbt_selector);
+    local.dbt_thread_count = threads;
+    if (strcmp(cmd, "run") != 0 && strcmp(cmd, "compile") != 0 && strcmp(cmd, "test") != 0 &&
+        strcmp(cmd, "ls") != 0 && strcmp(cmd, "list") != 0) {
+        fprintf(stderr, "cht-sync pipeline: unknown command \"%s\"\n", cmd);
+        usage(stderr);
+        rc = 2;
+        goto out;
+    }
+    if (pipeline_session_open(&local, dir, environ, vars, &s, &err) != CS_OK) {
+        fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
+        rc = 2;
+        goto out;
+    }
+    if (strcmp(cmd, "ls") == 0 || strcmp(cmd, "list") == 0) {
+        bool *sel = xcalloc(s->m->p->nmodels + 1, sizeof(bool));
+        if (select_models(s->m->p, s->m->g, select, exclude, sel, &err) != CS_OK) {
+            fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
+            rc = 2;
+        }
+        for (size_t k = 0; rc == 0 && k < s->m->p->nmodels; k++) {
+            size_t i = s->m->order[k];
+            if (sel[i])
+                printf("%s.%s (%s)\n", s->m->p->packages[s->m->p->models[i].package].name,
+                       s->m->p->models[i].name, dbt_mat_name(s->m->nodes[i].mat));
+        }
+        free(sel);
+        goto out;
+    }
+    if (strcmp(cmd, "compile") == 0 || strcmp(cmd, "test") == 0) {
+        if (!target) {
+            snprintf(tbuf, sizeof(tbuf), "%s/target", dir);
+            target = tbuf;
+        }
+        if (run_mode(s, cmd[0] == 'c' ? RUNNER_COMPILE : RUNNER_TEST, select, exclude, full_refresh,
+                     target, &sum, &err) != CS_OK) {
+            fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
+            rc = 2;
+        } else {
+            rc = sum.errors ? 1 : 0;
+        }
+        goto out;
+    }
+    if (watch > 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    do {
+        if (pipeline_session_run(s, select, exclude, full_refresh, &sum, &err) != CS_OK) {
+            fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
+            rc = err.code == CS_TRANSIENT || watch > 0 ? 1 : 2;
+        } else {
+            rc = sum.errors ? 1 : 0;
+        }
+        full_refresh = false;
+        for (double waited = 0; watch > 0 && !stop_requested && waited < watch; waited += 0.05) {
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    } while (watch > 0 && !stop_requested);
+out:
+    pipeline_session_close(s);
+    free(select);
+    free(exclude);
+    return rc;
+}

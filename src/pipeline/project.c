@@ -1,0 +1,848 @@
+/*
+ * project.c - see project.h.
+ *
+ * Load order: the root dbt_project.yml, then packages.yml's local packages
+ * (each with its own dbt_project.yml), then for every package its model
+ * files, property files, macro files and singular tests; finally the
+ * folder-level configs are merged into each model (the package's own
+ * dbt_project.yml first, then the root project's entry for that package).
+ */
+#include "pipeline/project.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/xalloc.h"
+
+#define PROJECT_MAX_FILES 100000
+
+static char *path_join(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *p = xrealloc(NULL, la + lb + 2);
+    memcpy(p, a, la);
+    if (la && a[la - 1] != '/')
+        p[la++] = '/';
+    memcpy(p + la, b, lb + 1);
+    return p;
+}
+
+static void stamp_add(pl_project *p, const char *path)
+{
+    struct stat st;
+    pl_stamp *s;
+
+    XGROW(p->stamps, p->nstamps);
+    s = &p->stamps[p->nstamps++];
+    s->path = xstrdup(path);
+    if (stat(path, &st) == 0) {
+        s->mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+        s->size = (long long)st.st_size;
+    } else {
+        s->mtime_ns = -1;
+        s->size = -1;
+    }
+}
+
+bool project_changed(const pl_project *p)
+{
+    struct stat st;
+
+    for (size_t i = 0; i < p->nstamps; i++) {
+        const pl_stamp *s = &p->stamps[i];
+        if (stat(s->path, &st) != 0) {
+            if (s->mtime_ns != -1)
+                return true;
+            continue;
+        }
+        if ((long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != s->mtime_ns ||
+            (!S_ISDIR(st.st_mode) && (long long)st.st_size != s->size))
+            return true;
+    }
+    return false;
+}
+
+/* ---- config merging ---- */
+
+static bool is_additive(const char *key)
+{
+    return strcmp(key, "tags") == 0 || strcmp(key, "pre_hook") == 0 ||
+           strcmp(key, "post_hook") == 0;
+}
+
+static void norm_key(const char *key, char *out, size_t n)
+{
+    if (key[0] == '+')
+        key++;
+    snprintf(out, n, "%s", key);
+    if (strcmp(out, "pre-hook") == 0)
+        snprintf(out, n, "pre_hook");
+    else if (strcmp(out, "post-hook") == 0)
+        snprintf(out, n, "post_hook");
+}
+
+void project_config_merge(pv *dst, const pv *src)
+{
+    char key[128];
+
+    if (!src || src->type != PV_MAP)
+        return;
+    for (size_t i = 0; i < src->n; i++) {
+        const pv *v = src->items[i];
+        norm_key(src->keys[i], key, sizeof(key));
+        if (is_additive(key)) {
+            pv *cur = pv_get(dst, key);
+            if (!cur) {
+                cur = pv_new(PV_LIST);
+                pv_set(dst, key, cur);
+            }
+            if (v->type == PV_LIST) {
+                for (size_t k = 0; k < v->n; k++)
+                    pv_push(cur, pv_copy(v->items[k]));
+            } else if (v->type != PV_NULL) {
+                pv_push(cur, pv_copy(v));
+            }
+        } else {
+            pv_set(dst, key, pv_copy(v));
+        }
+    }
+}
+
+/* keys of a `models:` folder tree that are configs even without a '+' */
+static bool is_config_key(const char *k)
+{
+    static const char *const known[] = {"materialized",
+                                        "tags",
+                                        "enabled",
+                                        "schema",
+                                        "alias",
+                                        "unique_key",
+                                        "on_schema_change",
+                                        "indexes",
+                                        "pre-hook",
+                                        "post-hook",
+                                        "pre_hook",
+                                        "post_hook",
+                                        "contract",
+                                        "incremental_strategy",
+                                        "docs",
+                                        "persist_docs",
+                                        "full_refresh",
+                                        "meta",
+                                        "grants",
+                                        "database",
+                                        "sql_header",
+                                        "quoting",
+                                        "column_types",
+                                        "access",
+                                        "group"};
+    if (k[0] == '+')
+        return true;
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(k, known[i]) == 0)
+            return true;
+    return false;
+}
+
+/* merges the configs at one level of a folder tree (not its sub-folders) */
+static void merge_level(pv *dst, const pv *level)
+{
+    pv *only = pv_new(PV_MAP);
+
+    if (level && level->type == PV_MAP) {
+        for (size_t i = 0; i < level->n; i++)
+            if (is_config_key(level->keys[i]))
+                pv_set(only, level->keys[i], pv_copy(level->items[i]));
+    }
+    project_config_merge(dst, only);
+    pv_free(only);
+}
+
+/*
+ * Walks tree (the models: entry for one package) along the model's folders
+ * and name, merging each level's configs into dst, least specific first.
+ */
+static void merge_folder_configs(pv *dst, const pv *tree, const pl_model *m, const char *mpath)
+{
+    const char *rest = m->relpath + strlen(mpath);
+    const pv *level = tree;
+    char part[256];
+
+    merge_level(dst, level);
+    while (*rest == '/')
+        rest++;
+    while (level && *rest) {
+        size_t n = strcspn(rest, "/");
+        if (n >= sizeof(part))
+            return;
+        memcpy(part, rest, n);
+        part[n] = '\0';
+        if (rest[n] == '\0') { /* the file itself: its model name */
+            char *dot = strrchr(part, '.');
+            if (dot)
+                *dot = '\0';
+        }
+        level = is_config_key(part) ? NULL : pv_get(level, part);
+        if (level && level->type == PV_MAP)
+            merge_level(dst, level);
+        else
+            return;
+        rest += n;
+        while (*rest == '/')
+            rest++;
+    }
+}
+
+/* ---- files ---- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+typedef void (*walk_fn)(pl_project *p, size_t pkg, const char *relpath, void *ud, cs_error *err,
+                        cs_result *rc);
+
+/*
+ * Calls fn for every regular file under root/rel (sorted, recursive).
+ * A missing directory is not an error (model-paths may name folders that do
+ * not exist); it is still stamped so that creating it is noticed.
+ */
+static cs_result walk(pl_project *p, size_t pkg, const char *rel, walk_fn fn, void *ud,
+                      cs_error *err)
+{
+    char *dirpath = path_join(p->packages[pkg].root, rel);
+    DIR *d;
+    struct dirent *de;
+    char **names = NULL;
+    size_t nnames = 0;
+    cs_result rc = CS_OK;
+
+    stamp_add(p, dirpath);
+    d = opendir(dirpath);
+    if (!d) {
+        free(dirpath);
+        return CS_OK;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        XGROW(names, nnames);
+        names[nnames++] = xstrdup(de->d_name);
+    }
+    closedir(d);
+    qsort(names, nnames, sizeof(*names), cmp_str);
+    for (size_t i = 0; i < nnames && rc == CS_OK; i++) {
+        char *childrel = path_join(rel, names[i]);
+        char *full = path_join(p->packages[pkg].root, childrel);
+        struct stat st;
+        if (p->nstamps > PROJECT_MAX_FILES)
+            rc = cs_fail(err, CS_INVALID, "%s: more than %d files", dirpath, PROJECT_MAX_FILES);
+        else if (stat(full, &st) == 0 && S_ISDIR(st.st_mode))
+            rc = walk(p, pkg, childrel, fn, ud, err);
+        else if (stat(full, &st) == 0 && S_ISREG(st.st_mode))
+            fn(p, pkg, childrel, ud, err, &rc);
+        free(childrel);
+        free(full);
+    }
+    for (size_t i = 0; i < nnames; i++)
+        free(names[i]);
+    free(names);
+    free(dirpath);
+    return rc;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static bool read_text(pl_project *p, const char *file, char **text, cs_error *err, cs_result *rc)
+{
+    size_t len;
+
+    stamp_add(p, file);
+    if (!pv_read_file(file, text, &len)) {
+        *rc = cs_fail(err, CS_PERMANENT, "could not read file \"%s\": %s", file, strerror(errno));
+        return false;
+    }
+    if (memchr(*text, '\0', len)) {
+        free(*text);
+        *rc = cs_fail(err, CS_INVALID, "%s: file contains a NUL byte", file);
+        return false;
+    }
+    return true;
+}
+
+/* property files found while walking model paths, handled after all models */
+typedef struct {
+    char **files;
+    size_t *pkgs;
+    size_t n;
+} yml_list;
+
+static void on_model_file(pl_project *p, size_t pkg, const char *relpath, void *ud, cs_error *err,
+                          cs_result *rc)
+{
+    yml_list *yl = ud;
+    char *file = path_join(p->packages[pkg].root, relpath);
+    const char *base = base_name(relpath);
+    pl_model *m;
+
+    if (ends_with(base, ".yml") || ends_with(base, ".yaml")) {
+        XGROW(yl->files, yl->n);
+        yl->pkgs = xrealloc(yl->pkgs, (yl->n + 1) * sizeof(*yl->pkgs));
+        yl->files[yl->n] = file;
+        yl->pkgs[yl->n++] = pkg;
+        return;
+    }
+    if (ends_with(base, ".py")) {
+        *rc = cs_fail(err, CS_INVALID, "%s:1: Python models are not supported", file);
+        free(file);
+        return;
+    }
+    if (!ends_with(base, ".sql")) {
+        free(file);
+        return;
+    }
+    for (size_t i = 0; i < p->nmodels; i++) {
+        if (p->models[i].package == pkg &&
+            strncmp(p->models[i].name, base, strlen(base) - 4) == 0 &&
+            strlen(p->models[i].name) == strlen(base) - 4) {
+            *rc = cs_fail(err, CS_INVALID, "%s: a model named \"%s\" is already defined in %s",
+                          file, p->models[i].name, p->models[i].file);
+            free(file);
+            return;
+        }
+    }
+    XGROW(p->models, p->nmodels);
+    m = &p->models[p->nmodels];
+    memset(m, 0, sizeof(*m));
+    if (!read_text(p, file, &m->sql, err, rc)) {
+        free(file);
+        return;
+    }
+    p->nmodels++;
+    m->name = xrealloc(NULL, strlen(base) - 3);
+    memcpy(m->name, base, strlen(base) - 4);
+    m->name[strlen(base) - 4] = '\0';
+    m->package = pkg;
+    m->relpath = xstrdup(relpath);
+    m->file = file;
+    m->config = pv_new(PV_MAP);
+}
+
+static void on_macro_file(pl_project *p, size_t pkg, const char *relpath, void *ud, cs_error *err,
+                          cs_result *rc)
+{
+    char *file;
+    pl_macro_file *mf;
+
+    if (!ends_with(relpath, ".sql"))
+        return;
+    file = path_join(p->packages[pkg].root, relpath);
+    XGROW(p->macros, p->nmacros);
+    mf = &p->macros[p->nmacros];
+    if (!read_text(p, file, &mf->text, err, rc)) {
+        free(file);
+        return;
+    }
+    mf->file = file;
+    mf->package = pkg;
+    p->nmacros++;
+}
+
+static void on_test_file(pl_project *p, size_t pkg, const char *relpath, void *ud, cs_error *err,
+                         cs_result *rc)
+{
+    char *file;
+    pl_test *t;
+    const char *base = base_name(relpath);
+
+    if (!ends_with(base, ".sql") || strstr(relpath, "/generic/"))
+        return;
+    file = path_join(p->packages[pkg].root, relpath);
+    XGROW(p->tests, p->ntests);
+    t = &p->tests[p->ntests];
+    memset(t, 0, sizeof(*t));
+    if (!read_text(p, file, &t->sql, err, rc)) {
+        free(file);
+        return;
+    }
+    p->ntests++;
+    t->name = xstrdup(base);
+    t->name[strlen(base) - 4] = '\0';
+    t->model = -1;
+    t->file = file;
+    t->line = 1;
+    t->args = pv_new(PV_MAP);
+}
+
+/* ---- dbt_project.yml and packages.yml ---- */
+
+static cs_result str_list(const pv *v, const char *def, char ***out, size_t *n, const char *file,
+                          const char *key, cs_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (!v) {
+        XGROW(*out, *n);
+        (*out)[(*n)++] = xstrdup(def);
+        return CS_OK;
+    }
+    if (v->type != PV_LIST)
+        return cs_fail(err, CS_INVALID, "%s:%d: \"%s\" must be a list of paths", file, v->line,
+                       key);
+    for (size_t i = 0; i < v->n; i++) {
+        if (!pv_s(v->items[i]))
+            return cs_fail(err, CS_INVALID, "%s:%d: \"%s\" must be a list of paths", file,
+                           v->items[i]->line, key);
+        XGROW(*out, *n);
+        (*out)[(*n)++] = xstrdup(v->items[i]->s);
+    }
+    return CS_OK;
+}
+
+static pv *hook_list(const pv *v)
+{
+    pv *l = pv_new(PV_LIST);
+    if (v && v->type == PV_LIST) {
+        for (size_t i = 0; i < v->n; i++)
+            if (pv_s(v->items[i]))
+                pv_push(l, pv_copy(v->items[i]));
+    } else if (pv_s(v)) {
+        pv_push(l, pv_copy(v));
+    }
+    return l;
+}
+
+static cs_result load_package(pl_project *p, const char *dir, cs_error *err)
+{
+    char *file = path_join(dir, "dbt_project.yml");
+    pv *doc = NULL;
+    pl_package *pk;
+    cs_result rc;
+    const char *name;
+
+    stamp_add(p, file);
+    rc = pv_load_yaml_file(file, &doc, err);
+    if (rc != CS_OK) {
+        if (rc == CS_PERMANENT)
+            cs_fail(err, CS_PERMANENT, "no dbt_project.yml in \"%s\" (is it a dbt project?)", dir);
+        free(file);
+        return rc;
+    }
+    name = pv_gets(doc, "name");
+    if (!name || !*name) {
+        rc = cs_fail(err, CS_INVALID, "%s: \"name\" is missing", file);
+        goto out;
+    }
+    for (size_t i = 0; i < p->npackages; i++) {
+        if (strcmp(p->packages[i].name, name) == 0) {
+            rc = cs_fail(err, CS_INVALID, "%s: project name \"%s\" is already used by %s", file,
+                         name, p->packages[i].file);
+            goto out;
+        }
+    }
+    XGROW(p->packages, p->npackages);
+    pk = &p->packages[p->npackages++];
+    memset(pk, 0, sizeof(*pk));
+    pk->name = xstrdup(name);
+    pk->root = xstrdup(dir);
+    pk->file = file;
+    file = NULL;
+    pk->vars = pv_get(doc, "vars") && pv_get(doc, "vars")->type == PV_MAP
+                   ? pv_copy(pv_get(doc, "vars"))
+                   : pv_new(PV_MAP);
+    pk->models_cfg = pv_get(doc, "models") ? pv_copy(pv_get(doc, "models")) : NULL;
+    pk->on_run_start = hook_list(pv_get(doc, "on-run-start"));
+    pk->on_run_end = hook_list(pv_get(doc, "on-run-end"));
+    if ((rc = str_list(
+             pv_get(doc, "model-paths") ? pv_get(doc, "model-paths") : pv_get(doc, "source-paths"),
+             "models", &pk->model_paths, &pk->n_model_paths, pk->file, "model-paths", err)) !=
+            CS_OK ||
+        (rc = str_list(pv_get(doc, "macro-paths"), "macros", &pk->macro_paths, &pk->n_macro_paths,
+                       pk->file, "macro-paths", err)) != CS_OK ||
+        (rc = str_list(pv_get(doc, "test-paths"), "tests", &pk->test_paths, &pk->n_test_paths,
+                       pk->file, "test-paths", err)) != CS_OK)
+        goto out;
+out:
+    free(file);
+    pv_free(doc);
+    return rc;
+}
+
+/*
+ * Reads the root project's optional YAML file name (packages.yml,
+ * selectors.yml), stamped for change detection.  *file is always set
+ * (caller frees); *doc is NULL when the file does not exist.
+ */
+static cs_result load_optional_yaml(pl_project *p, const char *name, char **file, pv **doc,
+                                    cs_error *err)
+{
+    struct stat st;
+
+    *file = path_join(p->packages[0].root, name);
+    *doc = NULL;
+    stamp_add(p, *file);
+    if (stat(*file, &st) != 0)
+        return CS_OK;
+    return pv_load_yaml_file(*file, doc, err);
+}
+
+static cs_result load_packages_yml(pl_project *p, cs_error *err)
+{
+    char *file;
+    pv *doc, *list;
+    cs_result rc = load_optional_yaml(p, "packages.yml", &file, &doc, err);
+
+    if (rc != CS_OK || !doc)
+        goto out;
+    list = pv_get(doc, "packages");
+    if (!list || list->type != PV_LIST) {
+        if (doc->type != PV_NULL && !(list && list->type == PV_NULL))
+            rc = cs_fail(err, CS_INVALID, "%s:%d: \"packages\" must be a list", file, doc->line);
+        goto out;
+    }
+    for (size_t i = 0; i < list->n && rc == CS_OK; i++) {
+        const pv *e = list->items[i];
+        const char *local = pv_gets(e, "local");
+        if (!local) {
+            rc = cs_fail(err, CS_INVALID,
+                         "%s:%d: only local packages (\"- local: PATH\") are supported; git and "
+                         "hub packages must be checked out and referenced with local",
+                         file, e->line);
+            break;
+        }
+        char *dir = local[0] == '/' ? xstrdup(local) : path_join(p->packages[0].root, local);
+        rc = load_package(p, dir, err);
+        if (rc != CS_OK)
+            cs_error_prefix(err, "%s:%d: package \"%s\": ", file, e->line, local);
+        free(dir);
+    }
+out:
+    pv_free(doc);
+    free(file);
+    return rc;
+}
+
+/* ---- property files ---- */
+
+static void add_generic_test(pl_project *p, long model, const char *column, const pv *def,
+                             const char *file)
+{
+    const char *kind;
+    const pv *args = NULL;
+    pl_test *t;
+    char name[512];
+
+    if (pv_s(def)) {
+        kind = def->s;
+    } else if (def->type == PV_MAP && def->n == 1) {
+        kind = def->keys[0];
+        args = def->items[0];
+    } else {
+        return;
+    }
+    XGROW(p->tests, p->ntests);
+    t = &p->tests[p->ntests++];
+    memset(t, 0, sizeof(*t));
+    snprintf(name, sizeof(name), "%s_%s%s%s", kind, p->models[model].name, column ? "_" : "",
+             column ? column : "");
+    for (size_t i = 0; i + 1 < p->ntests; i++) {
+        if (strcmp(p->tests[i].name, name) == 0) {
+            size_t l = strlen(name);
+            snprintf(name + l, sizeof(name) - l, "_%zu", p->ntests);
+            break;
+        }
+    }
+    t->name = xstrdup(name);
+    t->kind = xstrdup(kind);
+    t->model = model;
+    t->column = column ? xstrdup(column) : NULL;
+    t->args = args && args->type == PV_MAP ? pv_copy(args) : pv_new(PV_MAP);
+    t->file = xstrdup(file);
+    t->line = def->line;
+}
+
+static void add_tests(pl_project *p, long model, const char *column, const pv *holder,
+                      const char *file)
+{
+    const char *keys[] = {"tests", "data_tests"};
+    for (size_t k = 0; k < 2; k++) {
+        const pv *l = pv_get(holder, keys[k]);
+        if (l && l->type == PV_LIST)
+            for (size_t i = 0; i < l->n; i++)
+                add_generic_test(p, model, column, l->items[i], file);
+    }
+}
+
+static cs_result load_props(pl_project *p, size_t pkg, const char *file, cs_error *err)
+{
+    pv *doc = NULL, *l;
+    cs_result rc;
+
+    stamp_add(p, file);
+    if ((rc = pv_load_yaml_file(file, &doc, err)) != CS_OK)
+        return rc;
+    l = pv_get(doc, "sources");
+    for (size_t i = 0; l && l->type == PV_LIST && i < l->n; i++) {
+        const pv *s = l->items[i], *tables = pv_get(s, "tables");
+        const char *sname = pv_gets(s, "name");
+        if (!sname) {
+            rc = cs_fail(err, CS_INVALID, "%s:%d: a source needs a \"name\"", file, s->line);
+            goto out;
+        }
+        for (size_t k = 0; tables && tables->type == PV_LIST && k < tables->n; k++) {
+            const pv *t = tables->items[k];
+            const char *tname = pv_gets(t, "name");
+            pl_source *src;
+            if (!tname) {
+                rc = cs_fail(err, CS_INVALID, "%s:%d: a source table needs a \"name\"", file,
+                             t->line);
+                goto out;
+            }
+            XGROW(p->sources, p->nsources);
+            src = &p->sources[p->nsources++];
+            src->source_name = xstrdup(sname);
+            src->table_name = xstrdup(tname);
+            src->schema = xstrdup(pv_gets(s, "schema") ? pv_gets(s, "schema") : sname);
+            src->identifier = xstrdup(pv_gets(t, "identifier") ? pv_gets(t, "identifier") : tname);
+            src->file = xstrdup(file);
+            src->line = t->line;
+        }
+    }
+    l = pv_get(doc, "models");
+    for (size_t i = 0; l && l->type == PV_LIST && i < l->n; i++) {
+        const pv *md = l->items[i], *cols;
+        const char *mname = pv_gets(md, "name");
+        long mi = mname ? project_find_model(p, p->packages[pkg].name, mname) : -1;
+        pl_model *m;
+        if (!mname) {
+            rc = cs_fail(err, CS_INVALID, "%s:%d: a model entry needs a \"name\"", file, md->line);
+            goto out;
+        }
+        if (mi < 0) {
+            rc = cs_fail(err, CS_INVALID, "%s:%d: model \"%s\" is described but has no .sql file",
+                         file, md->line, mname);
+            goto out;
+        }
+        m = &p->models[mi];
+        if (m->props_file) {
+            rc = cs_fail(err, CS_INVALID, "%s:%d: model \"%s\" is already described in %s", file,
+                         md->line, mname, m->props_file);
+            goto out;
+        }
+        m->props_file = xstrdup(file);
+        /* property-file configs are applied after the folder configs, in
+         * resolve_configs; keep them aside under a private key */
+        if (pv_get(md, "config"))
+            pv_set(m->config, "\x01props", pv_copy(pv_get(md, "config")));
+        cols = pv_get(md, "columns");
+        if (cols && cols->type == PV_LIST) {
+            m->columns = pv_copy(cols);
+            for (size_t k = 0; k < cols->n; k++)
+                add_tests(p, mi, pv_gets(cols->items[k], "name"), cols->items[k], file);
+        }
+        if (pv_get(md, "constraints"))
+            m->constraints = pv_copy(pv_get(md, "constraints"));
+        add_tests(p, mi, NULL, md, file);
+    }
+out:
+    pv_free(doc);
+    return rc;
+}
+
+static cs_result load_selectors(pl_project *p, cs_error *err)
+{
+    char *file;
+    pv *doc, *l;
+    cs_result rc = load_optional_yaml(p, "selectors.yml", &file, &doc, err);
+
+    if (rc != CS_OK || !doc)
+        goto out;
+    l = pv_get(doc, "selectors");
+    for (size_t i = 0; l && l->type == PV_LIST && i < l->n; i++) {
+        const char *name = pv_gets(l->items[i], "name");
+        const pv *def = pv_get(l->items[i], "definition");
+        if (!name || !def) {
+            rc = cs_fail(err, CS_INVALID, "%s:%d: a selector needs \"name\" and \"definition\"",
+                         file, l->items[i]->line);
+            goto out;
+        }
+        pv_set(p->selectors, name, pv_copy(def));
+    }
+out:
+    pv_free(doc);
+    free(file);
+    return rc;
+}
+
+static void resolve_configs(pl_project *p)
+{
+    for (size_t i = 0; i < p->nmodels; i++) {
+        pl_model *m = &p->models[i];
+        const pl_package *own = &p->packages[m->package];
+        pv *props = pv_get(m->config, "\x01props");
+        pv *cfg = pv_new(PV_MAP);
+        const char *mpath = "";
+
+        for (size_t k = 0; k < own->n_model_paths; k++) {
+            size_t l = strlen(own->model_paths[k]);
+            if (strncmp(m->relpath, own->model_paths[k], l) == 0 && m->relpath[l] == '/')
+                mpath = own->model_paths[k];
+        }
+        merge_folder_configs(cfg, pv_get(own->models_cfg, own->name), m, mpath);
+        if (m->package != 0)
+            merge_folder_configs(cfg, pv_get(p->packages[0].models_cfg, own->name), m, mpath);
+        project_config_merge(cfg, props);
+        pv_free(m->config);
+        m->config = cfg;
+    }
+}
+
+cs_result project_load(const char *dir, pl_project **out, cs_error *err)
+{
+    pl_project *p = xrealloc(NULL, sizeof(*p));
+    yml_list yl = {0};
+    cs_result rc;
+
+    memset(p, 0, sizeof(*p));
+    p->selectors = pv_new(PV_MAP);
+    *out = NULL;
+    if ((rc = load_package(p, dir, err)) != CS_OK || (rc = load_packages_yml(p, err)) != CS_OK)
+        goto fail;
+    /* packages first so that the root project's definitions come last */
+    for (size_t pass = 0; pass < 2; pass++) {
+        for (size_t pk = 0; pk < p->npackages; pk++) {
+            const pl_package *P = &p->packages[pk];
+            if ((pk == 0) != (pass == 1))
+                continue;
+            for (size_t k = 0; k < P->n_model_paths && rc == CS_OK; k++)
+                rc = walk(p, pk, P->model_paths[k], on_model_file, &yl, err);
+            for (size_t k = 0; k < P->n_macro_paths && rc == CS_OK; k++)
+                rc = walk(p, pk, P->macro_paths[k], on_macro_file, NULL, err);
+            for (size_t k = 0; k < P->n_test_paths && rc == CS_OK; k++)
+                rc = walk(p, pk, P->test_paths[k], on_test_file, NULL, err);
+            if (rc != CS_OK)
+                goto fail;
+        }
+    }
+    for (size_t i = 0; i < yl.n && rc == CS_OK; i++)
+        rc = load_props(p, yl.pkgs[i], yl.files[i], err);
+    if (rc != CS_OK || (rc = load_selectors(p, err)) != CS_OK)
+        goto fail;
+    resolve_configs(p);
+    *out = p;
+    goto done;
+fail:
+    project_free(p);
+done:
+    for (size_t i = 0; i < yl.n; i++)
+        free(yl.files[i]);
+    free(yl.files);
+    free(yl.pkgs);
+    return rc;
+}
+
+void project_free(pl_project *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->npackages; i++) {
+        pl_package *k = &p->packages[i];
+        free(k->name);
+        free(k->root);
+        free(k->file);
+        for (size_t j = 0; j < k->n_model_paths; j++)
+            free(k->model_paths[j]);
+        for (size_t j = 0; j < k->n_macro_paths; j++)
+            free(k->macro_paths[j]);
+        for (size_t j = 0; j < k->n_test_paths; j++)
+            free(k->test_paths[j]);
+        free(k->model_paths);
+        free(k->macro_paths);
+        free(k->test_paths);
+        pv_free(k->vars);
+        pv_free(k->models_cfg);
+        pv_free(k->on_run_start);
+        pv_free(k->on_run_end);
+    }
+    for (size_t i = 0; i < p->nmodels; i++) {
+        pl_model *m = &p->models[i];
+        free(m->name);
+        free(m->relpath);
+        free(m->file);
+        free(m->sql);
+        free(m->props_file);
+        pv_free(m->config);
+        pv_free(m->columns);
+        pv_free(m->constraints);
+    }
+    for (size_t i = 0; i < p->nsources; i++) {
+        free(p->sources[i].source_name);
+        free(p->sources[i].table_name);
+        free(p->sources[i].schema);
+        free(p->sources[i].identifier);
+        free(p->sources[i].file);
+    }
+    for (size_t i = 0; i < p->ntests; i++) {
+        free(p->tests[i].name);
+        free(p->tests[i].kind);
+        free(p->tests[i].column);
+        free(p->tests[i].file);
+        free(p->tests[i].sql);
+        pv_free(p->tests[i].args);
+    }
+    for (size_t i = 0; i < p->nmacros; i++) {
+        free(p->macros[i].file);
+        free(p->macros[i].text);
+    }
+    for (size_t i = 0; i < p->nstamps; i++)
+        free(p->stamps[i].path);
+    free(p->packages);
+    free(p->models);
+    free(p->sources);
+    free(p->tests);
+    free(p->macros);
+    free(p->stamps);
+    pv_free(p->selectors);
+    free(p);
+}
+
+long project_find_model(const pl_project *p, const char *pkg, const char *name)
+{
+    long found = -1;
+
+    for (size_t i = 0; i < p->nmodels; i++) {
+        if (strcmp(p->models[i].name, name) != 0)
+            continue;
+        if (pkg && strcmp(p->packages[p->models[i].package].name, pkg) != 0)
+            continue;
+        if (p->models[i].package == 0)
+            return (long)i;
+        if (found < 0)
+            found = (long)i;
+    }
+    return found;
+}
+
+long project_find_source(const pl_project *p, const char *source, const char *table)
+{
+    for (size_t i = 0; i < p->nsources; i++)
+        if (strcmp(p->sources[i].source_name, source) == 0 &&
+            strcmp(p->sources[i].table_name, table) == 0)
+            return (long)i;
+    return -1;
+}

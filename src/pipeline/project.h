@@ -1,0 +1,124 @@
+/*
+ * project.h - loading a dbt-format project from disk: dbt_project.yml,
+ * packages.yml (local packages only), model .sql files, .yml property files
+ * (sources, model configs, columns, contracts, data tests), macro files,
+ * singular tests and selectors.yml.
+ *
+ * Loading reads files and merges the YAML-level configuration; it renders
+ * no template (dbt_ctx does that in the parse phase), so it is unit-tested
+ * alone.  Strings that may hold templates (source schemas, constraint
+ * expressions, hooks) are kept as written.
+ *
+ * Ownership: project_load returns a project the caller frees with
+ * project_free; everything inside belongs to it.
+ */
+#ifndef CS_PROJECT_H
+#define CS_PROJECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "pipeline/yaml_tree.h"
+#include "common/result.h"
+
+typedef struct {
+    char *name;         /* the project's `name:` */
+    char *root;         /* its directory */
+    char *file;         /* its dbt_project.yml */
+    char **model_paths; /* relative to root */
+    size_t n_model_paths;
+    char **macro_paths;
+    size_t n_macro_paths;
+    char **test_paths;
+    size_t n_test_paths;
+    pv *vars;         /* map (never NULL) */
+    pv *models_cfg;   /* the `models:` tree, or NULL */
+    pv *on_run_start; /* list of hook strings (never NULL) */
+    pv *on_run_end;
+} pl_package;
+
+typedef struct {
+    char *name;       /* file name without .sql */
+    size_t package;   /* index into packages; 0 is the root project */
+    char *relpath;    /* relative to the package root: models/a/b.sql */
+    char *file;       /* path for messages and reading: root/relpath */
+    char *sql;        /* the file's text */
+    pv *config;       /* folder-level and property-file configs merged (map) */
+    pv *columns;      /* list of column maps from property files, or NULL */
+    pv *constraints;  /* model-level constraints from property files, or NULL */
+    char *props_file; /* the property file that describes it, or NULL */
+} pl_model;
+
+typedef struct {
+    char *source_name;
+    char *table_name;
+    char *schema;     /* as written, may hold {{ }}; the source name when absent */
+    char *identifier; /* as written; the table name when absent */
+    char *file;
+    int line;
+} pl_source;
+
+typedef struct {
+    char *name;   /* not_null_contact_uuid, or the singular test's file name */
+    char *kind;   /* not_null, unique, accepted_values, relationships; NULL: singular */
+    long model;   /* model tested (index), -1 for a singular test */
+    char *column; /* may be NULL */
+    pv *args;     /* map of arguments (values, to, field, config...) (never NULL) */
+    char *file;
+    int line;
+    char *sql; /* singular tests: the file's text */
+} pl_test;
+
+typedef struct {
+    char *file;
+    size_t package;
+    char *text;
+} pl_macro_file;
+
+typedef struct {
+    char *path;
+    long long mtime_ns;
+    long long size;
+} pl_stamp;
+
+typedef struct {
+    pl_package *packages; /* [0] is the root project */
+    size_t npackages;
+    pl_model *models;
+    size_t nmodels;
+    pl_source *sources;
+    size_t nsources;
+    pl_test *tests;
+    size_t ntests;
+    pl_macro_file *macros;
+    size_t nmacros;
+    pv *selectors;    /* map: selector name -> definition (never NULL) */
+    pl_stamp *stamps; /* every file and directory read, for change detection */
+    size_t nstamps;
+} pl_project;
+
+/*
+ * Loads the project in dir.  Errors name the file (and line when known):
+ * a missing dbt_project.yml is CS_PERMANENT, a malformed file or an
+ * unsupported construct (git packages, Python models) CS_INVALID.
+ */
+cs_result project_load(const char *dir, pl_project **out, cs_error *err) CS_MUST_CHECK;
+void project_free(pl_project *p);
+
+/* index of the model named name (in package pkg, or any package when pkg is
+ * NULL; the root project wins), or -1 */
+long project_find_model(const pl_project *p, const char *pkg, const char *name);
+long project_find_source(const pl_project *p, const char *source, const char *table);
+
+/* true when a file or directory read at load time changed, appeared or went */
+bool project_changed(const pl_project *p);
+
+/*
+ * Merges the config map src into dst the way dbt does: later wins, except
+ * tags, pre_hook and post_hook, which accumulate (a scalar becomes a list).
+ * Keys are normalised ("+materialized" -> "materialized", "pre-hook" ->
+ * "pre_hook").
+ */
+void project_config_merge(pv *dst, const pv *src);
+
+#endif

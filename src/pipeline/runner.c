@@ -1,0 +1,1428 @@
+/*
+ * runner.c - see runner.h.  The SQL of each materialization is built by
+ * materialize.c; this file decides which statements run, in which
+ * transaction, on which connection.
+ */
+#include "pipeline/runner.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "pipeline/materialize.h"
+#include "common/pg.h"
+#include "common/xalloc.h"
+
+#define RUNNER_MAX_THREADS 64
+/* dbt_results rows older than 14 days go at most this often per session */
+#define RESULTS_CLEANUP_PERIOD_S 600.0
+/* new rows below this count are not ANALYZEd: the planner's size estimate
+ * of a fresh temp table is enough to pick an index join into the target */
+#define ANALYZE_MIN_ROWS 1000
+/* a reused temp table is emptied with DELETE at most this many runs in a
+ * row, then with TRUNCATE, so that its dead rows stay few */
+#define TMP_DELETES_MAX 64
+
+/*
+ * The session's memory of each incremental model's last batch: a model
+ * whose last batch was empty is probed first (SELECT ... LIMIT 1, no DDL);
+ * one that had rows goes straight to the temp table, so that a busy model
+ * never runs its query twice.  Keyed by relation name, so a reloaded
+ * project keeps it.
+ */
+typedef struct {
+    char *relname;
+    bool busy;
+} pool_batch_memo;
+
+/*
+ * A temp table (<model>__cs_incr) that a connection of the pool holds: it
+ * is created once per connection and refilled by the model's later runs
+ * (INSERT, then emptied before COMMIT) for as long as the model's query
+ * returns the same columns (names, type oids and typmods as the query's
+ * result describes them: sig); any other shape drops and creates it again.
+ * Only the worker of that connection's slot touches the list; a reconnect
+ * empties it (the temp tables went with the old server session).  An entry
+ * is added only after the transaction that created the table committed.
+ */
+typedef struct {
+    char *relname;
+    char *sig;
+    pv *cols;    /* the table's columns: name -> format_type */
+    int deletes; /* runs emptied with DELETE since the last TRUNCATE */
+} pool_tmp;
+
+struct runner_pool {
+    const cs_config *cfg;
+    int n;
+    PGconn *conns[RUNNER_MAX_THREADS];
+    bool setup_done;
+    double last_cleanup; /* monotonic seconds of the last dbt_results cleanup, 0: never */
+    pthread_mutex_t mu;  /* guards memo */
+    pool_batch_memo *memo;
+    size_t nmemo;
+    pool_tmp *tmps[RUNNER_MAX_THREADS]; /* per connection slot */
+    size_t ntmps[RUNNER_MAX_THREADS];
+};
+
+runner_pool *runner_pool_new(const cs_config *cfg, int n)
+{
+    runner_pool *pool = xcalloc(1, sizeof(*pool));
+    pool->cfg = cfg;
+    pool->n = n < 1 ? 1 : n > RUNNER_MAX_THREADS ? RUNNER_MAX_THREADS : n;
+    pthread_mutex_init(&pool->mu, NULL);
+    return pool;
+}
+
+/* whether relname's last batch in this session had rows (false: unknown) */
+static bool pool_batch_busy(runner_pool *pool, const char *relname)
+{
+    bool busy = false;
+    pthread_mutex_lock(&pool->mu);
+    for (size_t k = 0; k < pool->nmemo; k++)
+        if (strcmp(pool->memo[k].relname, relname) == 0)
+            busy = pool->memo[k].busy;
+    pthread_mutex_unlock(&pool->mu);
+    return busy;
+}
+
+static void pool_batch_note(runner_pool *pool, const char *relname, bool busy)
+{
+    size_t k;
+    pthread_mutex_lock(&pool->mu);
+    for (k = 0; k < pool->nmemo; k++)
+        if (strcmp(pool->memo[k].relname, relname) == 0)
+            break;
+    if (k == pool->nmemo) {
+        XGROW(pool->memo, pool->nmemo);
+        pool->memo[k].relname = xstrdup(relname);
+        pool->nmemo++;
+    }
+    pool->memo[k].busy = busy;
+    pthread_mutex_unlock(&pool->mu);
+}
+
+/* slot's temp table for relname, NULL when it has none known */
+static pool_tmp *slot_tmp(runner_pool *pool, int slot, const char *relname)
+{
+    for (size_t k = 0; k < pool->ntmps[slot]; k++)
+        if (strcmp(pool->tmps[slot][k].relname, relname) == 0)
+            return &pool->tmps[slot][k];
+    return NULL;
+}
+
+static void slot_tmp_forget(runner_pool *pool, int slot, const char *relname)
+{
+    pool_tmp *t = slot_tmp(pool, slot, relname);
+    if (!t)
+        return;
+    free(t->relname);
+    free(t->sig);
+    pv_free(t->cols);
+    *t = pool->tmps[slot][--pool->ntmps[slot]];
+}
+
+/* records a committed temp table; takes sig and cols */
+static void slot_tmp_add(runner_pool *pool, int slot, const char *relname, char *sig, pv *cols)
+{
+    pool_tmp *t;
+    slot_tmp_forget(pool, slot, relname);
+    XGROW(pool->tmps[slot], pool->ntmps[slot]);
+    t = &pool->tmps[slot][pool->ntmps[slot]++];
+    t->relname = xstrdup(relname);
+    t->sig = sig;
+    t->cols = cols;
+    t->deletes = 0;
+}
+
+static void slot_tmp_clear(runner_pool *pool, int slot)
+{
+    while (pool->ntmps[slot] > 0)
+        slot_tmp_forget(pool, slot, pool->tmps[slot][0].relname);
+}
+
+void runner_pool_free(runner_pool *pool)
+{
+    if (!pool)
+        return;
+    for (int i = 0; i < pool->n; i++) {
+        if (pool->conns[i])
+            PQfinish(pool->conns[i]);
+        slot_tmp_clear(pool, i);
+        free(pool->tmps[i]);
+    }
+    for (size_t k = 0; k < pool->nmemo; k++)
+        free(pool->memo[k].relname);
+    free(pool->memo);
+    pthread_mutex_destroy(&pool->mu);
+    free(pool);
+}
+
+/* server notices ("relation already exists, skipping") are debug output */
+static void on_notice(void *arg, const char *msg)
+{
+    (void)arg;
+    log_debug("postgres", "%.*s", (int)strcspn(msg, "\n"), msg);
+}
+
+/* the pool's connection k, (re)connected when needed */
+static PGconn *pool_conn(runner_pool *pool, int k, cs_error *err)
+{
+    if (pool->conns[k] && PQstatus(pool->conns[k]) == CONNECTION_OK)
+        return pool->conns[k];
+    if (pool->conns[k])
+        PQfinish(pool->conns[k]);
+    slot_tmp_clear(pool, k); /* its temp tables went with it */
+    pool->conns[k] = pg_connect(pool->cfg, "cht-sync pipeline", err);
+    if (pool->conns[k])
+        PQsetNoticeProcessor(pool->conns[k], on_notice, NULL);
+    return pool->conns[k];
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* wall-clock UTC time as text for dbt_results */
+static void utc_text(char *out, size_t n)
+{
+    struct timeval tv;
+    struct tm tm;
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    snprintf(out, n, "%04d-%02d-%02d %02d:%02d:%02d.%06ld", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)tv.tv_usec % 1000000L);
+}
+
+/* ---- per-run state ---- */
+
+enum { ST_NONE, ST_PENDING, ST_RUNNING, ST_OK, ST_ERROR, ST_SKIPPED };
+
+typedef struct {
+    int status;
+    int index; /* "N of M" */
+    char start[64], end[64];
+    double seconds;
+    long rows;
+    char *message; /* the error, or the outcome ("INSERT 3") */
+} model_result;
+
+typedef struct {
+    const dbt_manifest *m;
+    runner_pool *pool;
+    const runner_opts *o;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int *state;
+    size_t **effdeps;
+    size_t *neffdeps;
+    model_result *res;
+    int total, started, finished;
+    char (*stored)[17]; /* stored fingerprints, "" when none */
+    char *kinds;        /* relkind of each model's relation, 0 when absent */
+    char *tmp_kinds;    /* of its leftover __cs_tmp / __cs_backup */
+    char *bak_kinds;
+    cs_error fatal;
+    bool failed_fatal;
+    char inv[40]; /* this run's invocation_id */
+} run_ctx;
+
+static void add_effdep(run_ctx *c, size_t i, size_t d)
+{
+    for (size_t k = 0; k < c->neffdeps[i]; k++)
+        if (c->effdeps[i][k] == d)
+            return;
+    XGROW(c->effdeps[i], c->neffdeps[i]);
+    c->effdeps[i][c->neffdeps[i]++] = d;
+}
+
+/* the selected models i waits for: its refs, seen through ephemeral models */
+static void collect_effdeps(run_ctx *c, size_t i, size_t from, int depth)
+{
+    const dbt_node *nd = &c->m->nodes[from];
+    if (depth > 1000)
+        return;
+    for (size_t k = 0; k < nd->ndeps; k++) {
+        size_t d = nd->deps[k];
+        if (c->m->nodes[d].mat == MAT_EPHEMERAL)
+            collect_effdeps(c, i, d, depth + 1);
+        else if (c->state[d] != ST_NONE)
+            add_effdep(c, i, d);
+    }
+}
+
+static void print_line(run_ctx *c, size_t i, const char *status_text, const char *detail)
+{
+    const pl_model *pm = &c->m->p->models[i];
+    char left[512], when[16];
+    time_t t = time(NULL);
+    struct tm tm;
+    int n;
+
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof(when), "%H:%M:%S", &tm);
+    n = snprintf(left, sizeof(left), "%d of %d %s sql %s model %s.%s ", c->res[i].index, c->total,
+                 status_text, dbt_mat_name(c->m->nodes[i].mat), c->m->set.schema,
+                 c->m->nodes[i].relname);
+    (void)pm;
+    fprintf(c->o->out, "%s  %s", when, left);
+    for (int k = n; k < 72; k++)
+        fputc('.', c->o->out);
+    fprintf(c->o->out, " [%s]\n", detail);
+    fflush(c->o->out);
+}
+
+/* ---- queries ---- */
+
+typedef struct {
+    PGconn *conn;
+} sql_ud;
+
+/* statement()/run_query() of the templates */
+static cs_result query_cb(void *ud, const char *sql, pv **out, cs_error *err)
+{
+    PGconn *conn = ((sql_ud *)ud)->conn;
+    PGresult *res = PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    pv *t, *cols, *rows;
+
+    *out = NULL;
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        cs_result rc = pg_fail(conn, res, "query failed", err);
+        PQclear(res);
+        return rc;
+    }
+    t = pv_new(PV_MAP);
+    cols = pv_new(PV_LIST);
+    rows = pv_new(PV_LIST);
+    for (int f = 0; f < PQnfields(res); f++)
+        pv_push(cols, pv_str(PQfname(res, f)));
+    for (int r = 0; r < PQntuples(res); r++) {
+        pv *row = pv_new(PV_LIST);
+        for (int f = 0; f < PQnfields(res); f++) {
+            const char *v = PQgetvalue(res, r, f);
+            Oid type = PQftype(res, f);
+            pv *cell;
+            if (PQgetisnull(res, r, f)) {
+                cell = pv_new(PV_NULL);
+            } else if (type == 16) {
+                cell = pv_bool(v[0] == 't');
+            } else if (type == 20 || type == 21 || type == 23) {
+                cell = pv_int(strtoll(v, NULL, 10));
+            } else if (type == 700 || type == 701 || type == 1700) {
+                cell = pv_new(PV_FLOAT);
+                cell->f = strtod(v, NULL);
+            } else {
+                cell = pv_str(v);
+            }
+            pv_push(row, cell);
+        }
+        pv_push(rows, row);
+    }
+    pv_set(t, "columns", cols);
+    pv_set(t, "rows", rows);
+    PQclear(res);
+    *out = t;
+    return CS_OK;
+}
+
+/* runs sql; *rows gets PQcmdTuples when asked */
+static cs_result exec_sql(PGconn *conn, const char *sql, const char *what, long *rows,
+                          cs_error *err)
+{
+    PGresult *res = PQexec(conn, sql);
+    ExecStatusType st = PQresultStatus(res);
+    cs_result rc = CS_OK;
+
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        rc = pg_fail(conn, res, what, err);
+    else if (rows)
+        *rows = atol(PQcmdTuples(res));
+    PQclear(res);
+    return rc;
+}
+
+/* the columns of a relation, in order */
+static cs_result columns_of(PGconn *conn, const char *regclass, pv **out, cs_error *err)
+{
+    const char *params[1] = {regclass};
+    PGresult *res = PQexecParams(
+        conn,
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+        "$1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+        1, NULL, params, NULL, NULL, 0);
+    pv *l;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        cs_result rc = pg_fail(conn, res, "could not read the columns", err);
+        PQclear(res);
+        return rc;
+    }
+    l = pv_new(PV_MAP);
+    for (int r = 0; r < PQntuples(res); r++)
+        pv_set(l, PQgetvalue(res, r, 0), pv_str(PQgetvalue(res, r, 1)));
+    PQclear(res);
+    *out = l;
+    return CS_OK;
+}
+
+/* dbt's contract check: the model returns exactly the contract's columns */
+static cs_result check_contract(const dbt_node *nd, const pv *cols, const char *file, cs_error *err)
+{
+    buf missing, extra;
+    cs_result rc = CS_OK;
+
+    buf_init(&missing, 0);
+    buf_init(&extra, 0);
+    for (size_t k = 0; k < nd->contract->n; k++) {
+        const char *name = pv_gets(nd->contract->items[k], "name");
+        if (name && !pv_get(cols, name))
+            buf_printf(&missing, "%s%s", missing.len ? ", " : "", name);
+    }
+    for (size_t k = 0; k < cols->n; k++) {
+        bool found = false;
+        for (size_t j = 0; j < nd->contract->n && !found; j++)
+            found = pv_gets(nd->contract->items[j], "name") &&
+                    strcmp(pv_gets(nd->contract->items[j], "name"), cols->keys[k]) == 0;
+        if (!found)
+            buf_printf(&extra, "%s%s", extra.len ? ", " : "", cols->keys[k]);
+    }
+    if (missing.len || extra.len)
+        rc = cs_fail(err, CS_INVALID,
+                     "%s: the model's columns do not match its contract (missing: %s; not in "
+                     "the contract: %s)",
+                     file, missing.len ? missing.data : "none", extra.len ? extra.data : "none");
+    buf_free(&missing);
+    buf_free(&extra);
+    return rc;
+}
+
+/*
+ * What the incremental path needs to know before it touches a temp table,
+ * in one round trip (after "BEGIN" when begin is set): the target's
+ * columns (*dcols, name -> format_type, owned by the caller) and the
+ * shape of the model's query (*sig: each column's name, type oid and
+ * typmod, owned by the caller), read from SELECT * FROM (query) LIMIT
+ * limit.  With limit 1 this is also the no-op check: *noop is true when
+ * the batch is empty and the full path would do nothing either: the
+ * contract holds, the column names are distinct and, unless
+ * on_schema_change is 'ignore', the same as the target's.  Anything else
+ * (rows, a column difference) leaves *noop false, and the caller takes the
+ * full path, which reports or applies it.  A failing query fails the model.
+ * The query is planned for its first row and builds nothing.
+ */
+static cs_result probe_batch(const dbt_node *nd, const pl_model *pm, PGconn *conn,
+                             const char *schema, const char *sql, int limit, bool begin, bool *noop,
+                             char **sig, pv **dcols, cs_error *err)
+{
+    const char *osc = pv_gets(nd->config, "on_schema_change");
+    bool want_cols = osc && strcmp(osc, "ignore") != 0;
+    PGresult *res, *cols_res = NULL, *rows_res = NULL;
+    cs_result rc = CS_OK;
+    pv *tcols = NULL;
+    buf b, rel, sb;
+
+    *noop = false;
+    *sig = NULL;
+    *dcols = NULL;
+    buf_init(&b, 0);
+    buf_init(&rel, 0);
+    buf_init(&sb, 0);
+    mat_relation(&rel, schema, nd->relname);
+    if (begin)
+        buf_puts(&b, "BEGIN;\n");
+    buf_puts(&b, "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
+                 "attrelid = ");
+    mat_quote_literal(&b, rel.data);
+    buf_puts(&b, "::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;\n");
+    buf_puts(&b, "SELECT * FROM ");
+    mat_subquery(&b, sql);
+    buf_printf(&b, " AS model_subq LIMIT %d", limit);
+    if (!PQsendQuery(conn, b.data)) {
+        rc = pg_fail(conn, NULL, "could not build the new rows", err);
+        goto out;
+    }
+    /* every result is read, also after an error, so the connection is idle */
+    while ((res = PQgetResult(conn))) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && rc == CS_OK)
+            rc = pg_fail(conn, res, "could not build the new rows", err);
+        if (st != PGRES_TUPLES_OK || (cols_res && rows_res)) {
+            PQclear(res);
+        } else if (!cols_res) {
+            cols_res = res;
+        } else {
+            rows_res = res;
+        }
+    }
+    if (rc != CS_OK)
+        goto out;
+    if (!cols_res || !rows_res) {
+        rc = cs_fail(err, CS_TRANSIENT, "could not build the new rows: results missing");
+        goto out;
+    }
+    *dcols = pv_new(PV_MAP);
+    for (int r = 0; r < PQntuples(cols_res); r++)
+        pv_set(*dcols, PQgetvalue(cols_res, r, 0), pv_str(PQgetvalue(cols_res, r, 1)));
+    for (int f = 0; f < PQnfields(rows_res); f++)
+        buf_printf(&sb, "%s\t%u\t%d\n", PQfname(rows_res, f), (unsigned)PQftype(rows_res, f),
+                   PQfmod(rows_res, f));
+    *sig = xstrdup(sb.data ? sb.data : "");
+    if (limit < 1 || PQntuples(rows_res) > 0)
+        goto out;
+    tcols = pv_new(PV_MAP);
+    for (int f = 0; f < PQnfields(rows_res); f++) {
+        if (pv_get(tcols, PQfname(rows_res, f)))
+            goto out; /* a duplicate name: the temp table reports it */
+        pv_set(tcols, PQfname(rows_res, f), pv_new(PV_NULL));
+    }
+    if (nd->contract && (rc = check_contract(nd, tcols, pm->file, err)) != CS_OK)
+        goto out;
+    if (want_cols) {
+        if ((*dcols)->n != tcols->n)
+            goto out;
+        for (size_t k = 0; k < (*dcols)->n; k++)
+            if (!pv_get(tcols, (*dcols)->keys[k]))
+                goto out;
+    }
+    *noop = true;
+out:
+    PQclear(cols_res);
+    PQclear(rows_res);
+    pv_free(tcols);
+    buf_free(&b);
+    buf_free(&rel);
+    buf_free(&sb);
+    return rc;
+}
+
+static cs_result run_hooks(dbt_worker *w, PGconn *conn, long model, tpl_template *const *hooks,
+                           size_t n, const dbt_render_opts *ro, cs_error *err)
+{
+    buf b;
+    cs_result rc = CS_OK;
+
+    buf_init(&b, 0);
+    for (size_t i = 0; i < n && rc == CS_OK; i++) {
+        buf_reset(&b);
+        rc = dbt_render_hook(w, model, hooks[i], ro, &b, err);
+        if (rc == CS_OK && b.data && strspn(b.data, " \t\r\n;") != b.len)
+            rc = exec_sql(conn, b.data, "hook failed", NULL, err);
+    }
+    buf_free(&b);
+    return rc;
+}
+
+static cs_result save_fingerprint(run_ctx *c, PGconn *conn, size_t i, cs_error *err)
+{
+    char uid[512];
+    buf b;
+    const char *params[2];
+    PGresult *res;
+    cs_result rc = CS_OK;
+
+    if (strcmp(c->stored[i], c->m->nodes[i].fingerprint) == 0)
+        return CS_OK;
+    dbt_unique_id(c->m->p, i, uid, sizeof(uid));
+    buf_init(&b, 0);
+    buf_puts(&b, "INSERT INTO ");
+    mat_relation(&b, c->m->set.schema, "_cht_sync_models");
+    buf_puts(&b, " (name, fingerprint, updated_at) VALUES ($1, $2, now()) ON CONFLICT (name) DO "
+                 "UPDATE SET fingerprint = EXCLUDED.fingerprint, updated_at = now()");
+    params[0] = uid;
+    params[1] = c->m->nodes[i].fingerprint;
+    res = PQexecParams(conn, b.data, 2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = pg_fail(conn, res, "could not store the model's fingerprint", err);
+    PQclear(res);
+    buf_free(&b);
+    return rc;
+}
+
+/*
+ * Builds model i in one transaction on conn.  *rows and *detail describe
+ * the outcome for the progress line.
+ */
+static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, int slot, size_t i,
+                             long *rows, char *detail, size_t ndetail, cs_error *err)
+{
+    const dbt_manifest *m = c->m;
+    const dbt_node *nd = &m->nodes[i];
+    const pl_model *pm = &m->p->models[i];
+    const char *schema = m->set.schema;
+    char tmp[256], bak[256], incr[256];
+    sql_ud sud = {conn};
+    dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = &sud};
+    bool incremental = false, changed, probe, in_txn, hooks;
+    buf sql, b;
+    cs_result rc;
+    pv *tcols = NULL, *dcols = NULL;
+    char *sig = NULL;     /* the shape of the query's result (probe_batch) */
+    bool created = false; /* the temp table was (re)created in this transaction */
+    long batch = 0;       /* rows in the temp table, emptied before COMMIT */
+
+    snprintf(tmp, sizeof(tmp), "%s__cs_tmp", nd->relname);
+    snprintf(bak, sizeof(bak), "%s__cs_backup", nd->relname);
+    snprintf(incr, sizeof(incr), "%s__cs_incr", nd->relname);
+    changed = c->stored[i][0] && strcmp(c->stored[i], nd->fingerprint) != 0;
+    if (nd->mat == MAT_INCREMENTAL) {
+        incremental = c->kinds[i] == 'r' && !c->o->full_refresh && !changed;
+        if (changed && c->kinds[i] == 'r' && !c->o->full_refresh)
+            log_info(pm->name, "definition changed since the last run: rebuilding in full");
+    }
+    ro.is_incremental = incremental;
+    /* an unchanged incremental model whose last batch in this session was
+     * empty is probed before any DDL; without hooks the probe is all the
+     * no-op run does (no transaction: it writes nothing) */
+    probe = incremental && strcmp(c->stored[i], nd->fingerprint) == 0 &&
+            !pool_batch_busy(c->pool, nd->relname);
+    hooks = nd->npre_hooks > 0 || nd->npost_hooks > 0;
+    in_txn = !(probe && !hooks);
+    buf_init(&sql, 0);
+    buf_init(&b, 0);
+    if ((rc = dbt_render_model(w, i, &ro, &sql, err)) != CS_OK)
+        goto out;
+    /* an incremental model without pre-hooks sends BEGIN with its probe */
+    if (in_txn && !(incremental && nd->npre_hooks == 0) &&
+        (rc = exec_sql(conn, "BEGIN", "could not begin", NULL, err)) != CS_OK)
+        goto out;
+    if ((rc = run_hooks(w, conn, (long)i, nd->pre_hooks, nd->npre_hooks, &ro, err)) != CS_OK)
+        goto rollback;
+    if (incremental) {
+        bool noop;
+        if ((rc = probe_batch(nd, pm, conn, schema, sql.data, probe ? 1 : 0,
+                              in_txn && nd->npre_hooks == 0, &noop, &sig, &dcols, err)) != CS_OK)
+            goto rollback;
+        if (noop) {
+            *rows = 0;
+            snprintf(detail, ndetail, "INSERT 0");
+            goto finish;
+        }
+        if (!in_txn && (rc = exec_sql(conn, "BEGIN", "could not begin", NULL, err)) != CS_OK)
+            goto out;
+        in_txn = true;
+    }
+    if (incremental) {
+        const char *osc = pv_gets(nd->config, "on_schema_change");
+        const char **cols = NULL;
+        size_t ncols = 0;
+        long n = 0;
+        pool_tmp *pt = slot_tmp(c->pool, slot, nd->relname);
+
+        /* the connection's temp table when the query's shape is the one it
+         * was made for (its rows were deleted by the run that filled it);
+         * else a new one, known to the pool once this transaction commits */
+        if (pt && strcmp(pt->sig, sig) == 0) {
+            mat_temp_insert(&b, incr, sql.data);
+            tcols = pv_copy(pt->cols);
+        } else {
+            slot_tmp_forget(c->pool, slot, nd->relname);
+            mat_temp_table(&b, incr, sql.data);
+            created = true;
+        }
+        if ((rc = exec_sql(conn, b.data, "could not build the new rows", &n, err)) != CS_OK)
+            goto rollback;
+        batch = n;
+        if (created) {
+            buf_reset(&b);
+            mat_quote_ident(&b, incr);
+            if ((rc = columns_of(conn, b.data, &tcols, err)) != CS_OK)
+                goto rollback;
+        }
+        if (nd->contract || (osc && strcmp(osc, "ignore") != 0) || n > 0) {
+            if (nd->contract && (rc = check_contract(nd, tcols, pm->file, err)) != CS_OK)
+                goto rollback;
+            /* on_schema_change: compare the new rows' columns with the table's */
+            for (size_t k = 0; k < tcols->n; k++) {
+                if (pv_get(dcols, tcols->keys[k]))
+                    continue;
+                if (osc && (strcmp(osc, "append_new_columns") == 0 ||
+                            strcmp(osc, "sync_all_columns") == 0)) {
+                    buf_reset(&b);
+                    buf_puts(&b, "ALTER TABLE ");
+                    mat_relation(&b, schema, nd->relname);
+                    buf_puts(&b, " ADD COLUMN ");
+                    mat_quote_ident(&b, tcols->keys[k]);
+                    buf_printf(&b, " %s", pv_s(tcols->items[k]));
+                    if ((rc = exec_sql(conn, b.data, "could not add a column", NULL, err)) != CS_OK)
+                        goto rollback;
+                    pv_set(dcols, tcols->keys[k], pv_copy(tcols->items[k]));
+                } else if (osc && strcmp(osc, "fail") == 0) {
+                    rc = cs_fail(err, CS_INVALID,
+                                 "%s: the new rows have column \"%s\" that %s.%s lacks and "
+                                 "on_schema_change is 'fail'",
+                                 pm->file, tcols->keys[k], schema, nd->relname);
+                    goto rollback;
+                }
+            }
+            for (size_t k = 0; k < dcols->n; k++) {
+                if (pv_get(tcols, dcols->keys[k]))
+                    continue;
+                if (osc && strcmp(osc, "fail") == 0) {
+                    rc = cs_fail(err, CS_INVALID,
+                                 "%s: %s.%s has column \"%s\" that the new rows lack and "
+                                 "on_schema_change is 'fail'",
+                                 pm->file, schema, nd->relname, dcols->keys[k]);
+                    goto rollback;
+                }
+                if (osc && strcmp(osc, "sync_all_columns") == 0) {
+                    buf_reset(&b);
+                    buf_puts(&b, "ALTER TABLE ");
+                    mat_relation(&b, schema, nd->relname);
+                    buf_puts(&b, " DROP COLUMN ");
+                    mat_quote_ident(&b, dcols->keys[k]);
+                    if ((rc = exec_sql(conn, b.data, "could not drop a column", NULL, err)) !=
+                        CS_OK)
+                        goto rollback;
+                }
+            }
+        }
+        if (n > 0) {
+            /* the columns both sides have, in the table's order */
+            cols = xcalloc(dcols->n + 1, sizeof(*cols));
+            for (size_t k = 0; k < dcols->n; k++)
+                if (pv_get(tcols, dcols->keys[k]))
+                    cols[ncols++] = dcols->keys[k];
+            if (n >= ANALYZE_MIN_ROWS) {
+                buf_reset(&b);
+                buf_puts(&b, "ANALYZE ");
+                mat_quote_ident(&b, incr);
+                rc = exec_sql(conn, b.data, "could not analyze the new rows", NULL, err);
+            }
+            const char *strategy = pv_gets(nd->config, "incremental_strategy");
+            /* one round trip: the INSERT's count is the last result's */
+            buf_reset(&b);
+            if (rc == CS_OK && nd->nunique_key > 0 &&
+                !(strategy && strcmp(strategy, "append") == 0)) {
+                mat_incr_delete(&b, schema, nd->relname, incr, n,
+                                (const char *const *)nd->unique_key, nd->nunique_key);
+                buf_puts(&b, ";\n");
+            }
+            if (rc == CS_OK) {
+                mat_incr_insert(&b, schema, nd->relname, incr, cols, ncols);
+                rc = exec_sql(conn, b.data, "could not replace the rows", &n, err);
+            }
+            free(cols);
+            if (rc != CS_OK)
+                goto rollback;
+        }
+        pool_batch_note(c->pool, nd->relname, n > 0);
+        *rows = n;
+        snprintf(detail, ndetail, "INSERT %ld", n);
+    } else {
+        bool view = nd->mat == MAT_VIEW;
+        long n = 0;
+        buf_reset(&b);
+        if (c->tmp_kinds[i])
+            mat_drop(&b, schema, tmp, c->tmp_kinds[i]);
+        if (c->bak_kinds[i])
+            mat_drop(&b, schema, bak, c->bak_kinds[i]);
+        if (b.len &&
+            (rc = exec_sql(conn, b.data, "could not drop a leftover relation", NULL, err)) != CS_OK)
+            goto rollback;
+        if (nd->contract) {
+            /* dbt's check before building: the columns the query returns */
+            buf_reset(&b);
+            buf_puts(&b, "SELECT * FROM ");
+            mat_subquery(&b, sql.data);
+            buf_puts(&b, " AS s LIMIT 0");
+            PGresult *res = PQexec(conn, b.data);
+            if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+                rc = pg_fail(conn, res, "the model's query failed", err);
+                PQclear(res);
+                goto rollback;
+            }
+            tcols = pv_new(PV_MAP);
+            for (int f = 0; f < PQnfields(res); f++)
+                pv_set(tcols, PQfname(res, f), pv_new(PV_NULL));
+            PQclear(res);
+            if ((rc = check_contract(nd, tcols, pm->file, err)) != CS_OK)
+                goto rollback;
+        }
+        buf_reset(&b);
+        if (view)
+            mat_create_view(&b, schema, tmp, sql.data);
+        else if ((rc = mat_create_table(&b, schema, tmp, sql.data, nd->contract, nd->constraints,
+                                        err)) != CS_OK) {
+            cs_error_prefix(err, "%s: ", pm->props_file ? pm->props_file : pm->file);
+            goto rollback;
+        }
+        if ((rc = exec_sql(conn, b.data,
+                           view ? "could not create the view" : "could not create the table", &n,
+                           err)) != CS_OK)
+            goto rollback;
+        /* indexes after the swap (same transaction), so that they get names
+         * from the final relation and never clash with the old one's */
+        buf_reset(&b);
+        mat_swap(&b, schema, nd->relname, c->kinds[i], tmp, view ? 'v' : 'r', bak);
+        if (!view && (rc = mat_indexes(&b, schema, nd->relname, pv_get(nd->config, "indexes"),
+                                       err)) != CS_OK) {
+            cs_error_prefix(err, "%s: ", pm->file);
+            goto rollback;
+        }
+        /* a table built in one go has no statistics until autovacuum comes
+         * by; without them the next incremental run's DELETE ... USING
+         * guesses a big join and scans the whole table */
+        if (!view) {
+            buf_puts(&b, "; ANALYZE ");
+            mat_relation(&b, schema, nd->relname);
+        }
+        if ((rc = exec_sql(conn, b.data, "could not swap the new relation in", NULL, err)) != CS_OK)
+            goto rollback;
+        *rows = view ? 0 : n;
+        if (view)
+            snprintf(detail, ndetail, "CREATE VIEW");
+        else
+            snprintf(detail, ndetail, "SELECT %ld", n);
+    }
+finish:
+    if ((rc = run_hooks(w, conn, (long)i, nd->post_hooks, nd->npost_hooks, &ro, err)) != CS_OK ||
+        (rc = save_fingerprint(c, conn, i, err)) != CS_OK)
+        goto rollback;
+    if (in_txn) {
+        /* the temp table is left empty for the next run: DELETE is cheap
+         * for a small batch; TRUNCATE (new file, catalog update) now and
+         * then and after a big one, as no autovacuum cleans temp tables */
+        pool_tmp *pt = created ? NULL : slot_tmp(c->pool, slot, nd->relname);
+        bool truncate = batch >= ANALYZE_MIN_ROWS || (pt && pt->deletes >= TMP_DELETES_MAX);
+        buf_reset(&b);
+        if (batch > 0) {
+            buf_puts(&b, truncate ? "TRUNCATE pg_temp." : "DELETE FROM pg_temp.");
+            mat_quote_ident(&b, incr);
+            buf_puts(&b, ";\n");
+        }
+        buf_puts(&b, "COMMIT");
+        if ((rc = exec_sql(conn, b.data, "could not commit", NULL, err)) != CS_OK)
+            goto rollback;
+        if (created) {
+            slot_tmp_add(c->pool, slot, nd->relname, sig, tcols);
+            sig = NULL;
+            tcols = NULL;
+        } else if (pt && batch > 0) {
+            pt->deletes = truncate ? 0 : pt->deletes + 1;
+        }
+    }
+    goto out;
+rollback:
+    /* what this transaction did to the temp table is undone; forgetting it
+     * makes the next run start from DROP IF EXISTS + CREATE */
+    if (incremental)
+        slot_tmp_forget(c->pool, slot, nd->relname);
+    if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
+        PGresult *res = PQexec(conn, "ROLLBACK");
+        PQclear(res);
+    }
+out:
+    free(sig);
+    pv_free(tcols);
+    pv_free(dcols);
+    buf_free(&sql);
+    buf_free(&b);
+    return rc;
+}
+
+static int mkdirs(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *s = tmp + 1; *s; s++) {
+        if (*s == '/') {
+            *s = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *s = '/';
+        }
+    }
+    return 0;
+}
+
+static cs_result compile_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, cs_error *err)
+{
+    const dbt_manifest *m = c->m;
+    const pl_model *pm = &m->p->models[i];
+    sql_ud sud = {conn};
+    dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = &sud};
+    char path[4096];
+    buf sql;
+    cs_result rc;
+    FILE *f;
+
+    /* dbt's rule, evaluated against the database: incremental, the relation
+     * exists as a table, no --full-refresh.  A changed fingerprint does not
+     * count here: compile shows what the model's template says */
+    ro.is_incremental =
+        m->nodes[i].mat == MAT_INCREMENTAL && c->kinds[i] == 'r' && !c->o->full_refresh;
+    buf_init(&sql, 0);
+    if ((rc = dbt_render_model(w, i, &ro, &sql, err)) != CS_OK)
+        goto out;
+    snprintf(path, sizeof(path), "%s/compiled/%s/%s", c->o->target_dir,
+             m->p->packages[pm->package].name, pm->relpath);
+    if (mkdirs(path) != 0 || !(f = fopen(path, "w"))) {
+        rc = cs_fail(err, CS_PERMANENT, "could not write \"%s\": %s", path, strerror(errno));
+        goto out;
+    }
+    fputs(sql.data ? sql.data : "", f);
+    fputc('\n', f);
+    if (fclose(f) != 0)
+        rc = cs_fail(err, CS_PERMANENT, "could not write \"%s\": %s", path, strerror(errno));
+out:
+    buf_free(&sql);
+    return rc;
+}
+
+/* marks every pending model downstream of i as skipped (caller holds mu) */
+static void skip_dependants(run_ctx *c, size_t i)
+{
+    for (size_t k = 0; k < c->m->p->nmodels; k++) {
+        if (c->state[k] != ST_PENDING)
+            continue;
+        for (size_t d = 0; d < c->neffdeps[k]; d++) {
+            if (c->effdeps[k][d] == i) {
+                c->state[k] = ST_SKIPPED;
+                c->res[k].index = ++c->started;
+                c->finished++;
+                utc_text(c->res[k].start, sizeof(c->res[k].start));
+                memcpy(c->res[k].end, c->res[k].start, sizeof(c->res[k].end));
+                if (c->o->mode == RUNNER_BUILD)
+                    print_line(c, k, "SKIP", "SKIP");
+                skip_dependants(c, k);
+                break;
+            }
+        }
+    }
+}
+
+typedef struct {
+    run_ctx *c;
+    int slot;
+} worker_arg;
+
+static void *worker_main(void *arg)
+{
+    worker_arg *wa = arg;
+    run_ctx *c = wa->c;
+    dbt_worker *w = dbt_worker_new(c->m);
+    PGconn *conn;
+    cs_error err;
+
+    dbt_worker_set_invocation_id(w, c->inv);
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        long pick = -1;
+        while (c->finished < c->total) {
+            for (size_t k = 0; k < c->m->p->nmodels && pick < 0; k++) {
+                size_t i = c->m->order[k];
+                bool ready = c->state[i] == ST_PENDING;
+                for (size_t d = 0; ready && d < c->neffdeps[i]; d++)
+                    ready = c->state[c->effdeps[i][d]] == ST_OK;
+                if (ready)
+                    pick = (long)i;
+            }
+            if (pick >= 0)
+                break;
+            pthread_cond_wait(&c->cv, &c->mu);
+        }
+        if (pick < 0)
+            break;
+        size_t i = (size_t)pick;
+        c->state[i] = ST_RUNNING;
+        c->res[i].index = ++c->started;
+        pthread_mutex_unlock(&c->mu);
+
+        char detail[128] = "";
+        long rows = 0;
+        double t0 = now_s();
+        cs_result rc;
+        utc_text(c->res[i].start, sizeof(c->res[i].start));
+        conn = pool_conn(c->pool, wa->slot, &err);
+        if (!conn)
+            rc = err.code;
+        else if (c->o->mode == RUNNER_COMPILE)
+            rc = compile_model(c, w, conn, i, &err);
+        else
+            rc = build_model(c, w, conn, wa->slot, i, &rows, detail, sizeof(detail), &err);
+        c->res[i].seconds = now_s() - t0;
+        utc_text(c->res[i].end, sizeof(c->res[i].end));
+        c->res[i].rows = rows;
+
+        pthread_mutex_lock(&c->mu);
+        if (rc == CS_OK) {
+            c->state[i] = ST_OK;
+            c->res[i].message = xstrdup(detail);
+            if (c->o->mode == RUNNER_BUILD) {
+                char d[200];
+                snprintf(d, sizeof(d), "%s in %.2fs", detail, c->res[i].seconds);
+                print_line(c, i, "OK created", d);
+            }
+        } else {
+            char d[64];
+            c->state[i] = ST_ERROR;
+            c->res[i].message = xstrdup(err.msg);
+            snprintf(d, sizeof(d), "ERROR in %.2fs", c->res[i].seconds);
+            if (c->o->mode == RUNNER_BUILD)
+                print_line(c, i, "ERROR creating", d);
+            log_error(c->m->p->models[i].name, "%s", err.msg);
+            skip_dependants(c, i);
+        }
+        c->finished++;
+        pthread_cond_broadcast(&c->cv);
+    }
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    dbt_worker_free(w);
+    return NULL;
+}
+
+/* ---- bookkeeping tables ---- */
+
+static cs_result setup_tables(run_ctx *c, PGconn *conn, cs_error *err)
+{
+    const char *s = c->m->set.schema;
+    buf b;
+    cs_result rc;
+
+    if (c->pool->setup_done)
+        return CS_OK;
+    buf_init(&b, 0);
+    buf_puts(&b, "CREATE SCHEMA IF NOT EXISTS ");
+    mat_quote_ident(&b, s);
+    /* a project with its own dbt_results model creates that table itself */
+    if (!dbt_owns_results_table(c->m)) {
+        buf_puts(&b, ";\nCREATE TABLE IF NOT EXISTS ");
+        mat_relation(&b, s, "dbt_results");
+        buf_puts(&b, " (result_id text, invocation_id text, unique_id text, database_name text, "
+                     "schema_name text, name text, resource_type text, status text, start_time "
+                     "timestamp, end_time timestamp, execution_time double precision, "
+                     "rows_affected integer)");
+    }
+    buf_puts(&b, ";\nCREATE TABLE IF NOT EXISTS ");
+    mat_relation(&b, s, "_cht_sync_models");
+    buf_puts(&b, " (name text PRIMARY KEY, fingerprint text NOT NULL, updated_at timestamptz "
+                 "NOT NULL DEFAULT now())");
+    rc = exec_sql(conn, b.data, "could not create the pipeline's tables", NULL, err);
+    buf_free(&b);
+    if (rc == CS_OK)
+        c->pool->setup_done = true;
+    return rc;
+}
+
+/* relation kinds and stored fingerprints, one query each */
+static cs_result read_state(run_ctx *c, PGconn *conn, cs_error *err)
+{
+    const dbt_manifest *m = c->m;
+    const char *params[1] = {m->set.schema};
+    PGresult *res;
+    bool have_models_table = false;
+    buf b;
+
+    res = PQexecParams(conn,
+                       "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid "
+                       "= c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'v', 'p', "
+                       "'m')",
+                       1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        cs_result rc = pg_fail(conn, res, "could not list the schema's relations", err);
+        PQclear(res);
+        return rc;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        const char *name = PQgetvalue(res, r, 0);
+        char kind = PQgetvalue(res, r, 1)[0] == 'p' ? 'r' : PQgetvalue(res, r, 1)[0];
+        have_models_table = have_models_table || strcmp(name, "_cht_sync_models") == 0;
+        for (size_t i = 0; i < m->p->nmodels; i++) {
+            const char *rel = m->nodes[i].relname;
+            size_t l = strlen(rel);
+            if (strcmp(name, rel) == 0)
+                c->kinds[i] = kind;
+            else if (strncmp(name, rel, l) == 0 && strcmp(name + l, "__cs_tmp") == 0)
+                c->tmp_kinds[i] = kind;
+            else if (strncmp(name, rel, l) == 0 && strcmp(name + l, "__cs_backup") == 0)
+                c->bak_kinds[i] = kind;
+        }
+    }
+    PQclear(res);
+    /* compile before any run (or against tables dbt built): nothing stored */
+    if (!have_models_table)
+        return CS_OK;
+    buf_init(&b, 0);
+    buf_puts(&b, "SELECT name, fingerprint FROM ");
+    mat_relation(&b, m->set.schema, "_cht_sync_models");
+    res = PQexec(conn, b.data);
+    buf_free(&b);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        cs_result rc = pg_fail(conn, res, "could not read the model fingerprints", err);
+        PQclear(res);
+        return rc;
+    }
+    for (int r = 0; r < PQntuples(res); r++) {
+        const char *uid = PQgetvalue(res, r, 0);
+        for (size_t i = 0; i < m->p->nmodels; i++) {
+            char want[512];
+            dbt_unique_id(m->p, i, want, sizeof(want));
+            if (strcmp(uid, want) == 0)
+                snprintf(c->stored[i], sizeof(c->stored[i]), "%s", PQgetvalue(res, r, 1));
+        }
+    }
+    PQclear(res);
+    return CS_OK;
+}
+
+static void invocation_id(char *out, size_t n)
+{
+    unsigned char r[16];
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(r, 1, sizeof(r), f) != sizeof(r)) {
+        unsigned long long seed = (unsigned long long)time(NULL) ^ (unsigned long long)getpid();
+        for (size_t i = 0; i < sizeof(r); i++) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            r[i] = (unsigned char)(seed >> 33);
+        }
+    }
+    if (f)
+        fclose(f);
+    r[6] = (r[6] & 0x0f) | 0x40;
+    r[8] = (r[8] & 0x3f) | 0x80;
+    snprintf(out, n, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
+             r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
+             r[14], r[15]);
+}
+
+static const char *status_name(int st)
+{
+    return st == ST_OK ? "success" : st == ST_ERROR ? "error" : "skipped";
+}
+
+static cs_result write_results(run_ctx *c, PGconn *conn, cs_error *err)
+{
+    const dbt_manifest *m = c->m;
+    buf b;
+    cs_result rc;
+    bool any = false, cleanup = false;
+
+    buf_init(&b, 0);
+    buf_puts(&b, "INSERT INTO ");
+    mat_relation(&b, m->set.schema, "dbt_results");
+    buf_puts(&b, " (result_id, invocation_id, unique_id, database_name, schema_name, name, "
+                 "resource_type, status, start_time, end_time, execution_time, rows_affected) "
+                 "VALUES ");
+    for (size_t i = 0; i < m->p->nmodels; i++) {
+        const pl_model *pm = &m->p->models[i];
+        char uid[512], rid[600];
+        if (c->state[i] == ST_NONE || c->state[i] == ST_PENDING)
+            continue;
+        dbt_unique_id(m->p, i, uid, sizeof(uid));
+        snprintf(rid, sizeof(rid), "%s.%s", c->inv, uid);
+        buf_puts(&b, any ? ",\n(" : "\n(");
+        mat_quote_literal(&b, rid);
+        buf_putc(&b, ',');
+        mat_quote_literal(&b, c->inv);
+        buf_putc(&b, ',');
+        mat_quote_literal(&b, uid);
+        buf_putc(&b, ',');
+        mat_quote_literal(&b, m->set.database ? m->set.database : "");
+        buf_putc(&b, ',');
+        mat_quote_literal(&b, m->set.schema);
+        buf_putc(&b, ',');
+        mat_quote_literal(&b, pm->name);
+        buf_printf(&b, ",'model','%s','%s','%s',%.6f,%ld)", status_name(c->state[i]),
+                   c->res[i].start, c->res[i].end, c->res[i].seconds, c->res[i].rows);
+        any = true;
+    }
+    /* the 14-day cleanup scans dbt_results: once per period and session */
+    if (c->pool->last_cleanup == 0 || now_s() - c->pool->last_cleanup >= RESULTS_CLEANUP_PERIOD_S) {
+        buf_puts(&b, ";\nDELETE FROM ");
+        mat_relation(&b, m->set.schema, "dbt_results");
+        buf_puts(&b, " WHERE start_time < (now() AT TIME ZONE 'UTC') - interval '14 days'");
+        cleanup = true;
+    }
+    rc = any ? exec_sql(conn, b.data, "could not record the run in dbt_results", NULL, err) : CS_OK;
+    if (rc == CS_OK && any && cleanup)
+        c->pool->last_cleanup = now_s();
+    buf_free(&b);
+    return rc;
+}
+
+/* "2024-05-01 10:00:00.123456" (UTC) as dbt's "2024-05-01T10:00:00.123456Z" */
+static pv *iso_time(const char *utc)
+{
+    char t[80];
+    snprintf(t, sizeof(t), "%.10sT%sZ", utc, strlen(utc) > 11 ? utc + 11 : "");
+    return pv_str(t);
+}
+
+static pv *timing_entry(const char *name, const char *start, const char *end)
+{
+    pv *t = pv_new(PV_MAP);
+    pv_set(t, "name", pv_str(name));
+    pv_set(t, "started_at", iso_time(start));
+    pv_set(t, "completed_at", iso_time(end));
+    return t;
+}
+
+/*
+ * The run's results for on-run-end's `results`, shaped like dbt's
+ * RunResult.to_dict() (see dbt_render_opts): what a project's own
+ * dbt_results macros read.
+ */
+static pv *results_value(const run_ctx *c)
+{
+    const dbt_manifest *m = c->m;
+    pv *l = pv_new(PV_LIST);
+    for (size_t i = 0; i < m->p->nmodels; i++) {
+        const pl_model *pm = &m->p->models[i];
+        const model_result *res = &c->res[i];
+        pv *r, *node, *resp, *timing, *cfg;
+        char uid[512];
+        if (c->state[i] == ST_NONE || c->state[i] == ST_PENDING)
+            continue;
+        dbt_unique_id(m->p, i, uid, sizeof(uid));
+        r = pv_new(PV_MAP);
+        node = pv_new(PV_MAP);
+        pv_set(node, "unique_id", pv_str(uid));
+        pv_set(node, "database", pv_str(m->set.database ? m->set.database : ""));
+        pv_set(node, "schema", pv_str(m->set.schema));
+        pv_set(node, "name", pv_str(pm->name));
+        pv_set(node, "alias", pv_str(m->nodes[i].relname));
+        pv_set(node, "resource_type", pv_str("model"));
+        pv_set(node, "package_name", pv_str(m->p->packages[pm->package].name));
+        pv_set(node, "original_file_path", pv_str(pm->relpath));
+        cfg = pv_new(PV_MAP);
+        pv_set(cfg, "materialized", pv_str(dbt_mat_name(m->nodes[i].mat)));
+        pv_set(node, "config", cfg);
+        pv_set(r, "node", node);
+        pv_set(r, "status", pv_str(status_name(c->state[i])));
+        pv_set(r, "execution_time", pv_new(PV_FLOAT));
+        pv_get(r, "execution_time")->f = res->seconds;
+        pv_set(r, "message", res->message ? pv_str(res->message) : pv_new(PV_NULL));
+        pv_set(r, "thread_id", pv_str("Thread-1"));
+        pv_set(r, "failures", pv_new(PV_NULL));
+        resp = pv_new(PV_MAP);
+        if (c->state[i] == ST_OK) {
+            pv_set(resp, "_message", pv_str(res->message ? res->message : ""));
+            pv_set(resp, "rows_affected", pv_int(res->rows));
+        }
+        pv_set(r, "adapter_response", resp);
+        timing = pv_new(PV_LIST);
+        if (c->state[i] != ST_SKIPPED) {
+            pv_push(timing, timing_entry("compile", res->start, res->start));
+            pv_push(timing, timing_entry("execute", res->start, res->end));
+        }
+        pv_set(r, "timing", timing);
+        pv_push(l, r);
+    }
+    return l;
+}
+
+static cs_result run_tests(run_ctx *c, PGconn *conn, runner_summary *sum, cs_error *err)
+{
+    const dbt_manifest *m = c->m;
+    dbt_worker *w = dbt_worker_new(m);
+    sql_ud sud = {conn};
+    dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = &sud};
+    int total = 0, index = 0;
+
+    dbt_worker_set_invocation_id(w, c->inv);
+    buf sql, q;
+
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t t = 0; t < m->p->ntests; t++) {
+            const pl_test *pt = &m->p->tests[t];
+            bool sel = pt->model >= 0 ? c->o->selected[pt->model] : m->tests[t].ndeps == 0;
+            for (size_t d = 0; pt->model < 0 && d < m->tests[t].ndeps; d++)
+                sel = sel || c->o->selected[m->tests[t].deps[d]];
+            if (!sel)
+                continue;
+            if (pass == 0) {
+                total++;
+                continue;
+            }
+            const char *severity = pv_gets(pv_get(pt->args, "config"), "severity");
+            bool warn = severity && strcasecmp(severity, "warn") == 0;
+            double t0 = now_s();
+            cs_error terr;
+            pv *res = NULL;
+            cs_result rc;
+            long failures = 0;
+            buf_init(&sql, 0);
+            buf_init(&q, 0);
+            rc = dbt_render_test(w, t, &ro, &sql, &terr);
+            if (rc == CS_OK) {
+                buf_puts(&q, "SELECT count(*) FROM ");
+                mat_subquery(&q, sql.data ? sql.data : "");
+                buf_puts(&q, " AS dbt_internal_test");
+                rc = query_cb(&sud, q.data, &res, &terr);
+            }
+            if (rc == CS_OK)
+                failures = pv_get(res, "rows")->items[0]->items[0]->i;
+            pv_free(res);
+            index++;
+            const char *status = rc != CS_OK     ? "ERROR"
+                                 : failures == 0 ? "PASS"
+                                 : warn          ? "WARN"
+                                                 : "FAIL";
+            char left[512], d[128];
+            int n = snprintf(left, sizeof(left), "%d of %d %s %s ", index, total, status, pt->name);
+            fprintf(c->o->out, "%s", left);
+            for (int k = n; k < 72; k++)
+                fputc('.', c->o->out);
+            if (rc == CS_OK && failures)
+                snprintf(d, sizeof(d), "%s %ld in %.2fs", status, failures, now_s() - t0);
+            else
+                snprintf(d, sizeof(d), "%s in %.2fs", status, now_s() - t0);
+            fprintf(c->o->out, " [%s]\n", d);
+            if (rc != CS_OK) {
+                log_error(pt->name, "%s", terr.msg);
+                sum->errors++;
+            } else if (failures == 0) {
+                sum->ok++;
+            } else if (warn) {
+                sum->warnings++;
+            } else {
+                log_error(pt->name, "%s:%d: got %ld result%s, configured to fail if != 0", pt->file,
+                          pt->line, failures, failures == 1 ? "" : "s");
+                sum->errors++;
+            }
+            buf_free(&sql);
+            buf_free(&q);
+        }
+    }
+    dbt_worker_free(w);
+    (void)err;
+    return CS_OK;
+}
+
+cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts *o,
+                     runner_summary *sum, cs_error *err)
+{
+    size_t n = m->p->nmodels;
+    run_ctx c = {.m = m, .pool = pool, .o = o};
+    pthread_t threads[RUNNER_MAX_THREADS];
+    worker_arg args[RUNNER_MAX_THREADS];
+    int nthreads = o->threads < 1 ? 1 : o->threads > pool->n ? pool->n : o->threads;
+    double t0 = now_s();
+    cs_result rc = CS_OK;
+    PGconn *conn;
+    sql_ud sud;
+    dbt_worker *w = NULL;
+
+    memset(sum, 0, sizeof(*sum));
+    c.state = xcalloc(n + 1, sizeof(int));
+    c.effdeps = xcalloc(n + 1, sizeof(size_t *));
+    c.neffdeps = xcalloc(n + 1, sizeof(size_t));
+    c.res = xcalloc(n + 1, sizeof(model_result));
+    c.stored = xcalloc(n + 1, sizeof(*c.stored));
+    c.kinds = xcalloc(n + 1, 1);
+    c.tmp_kinds = xcalloc(n + 1, 1);
+    c.bak_kinds = xcalloc(n + 1, 1);
+    pthread_mutex_init(&c.mu, NULL);
+    pthread_cond_init(&c.cv, NULL);
+    invocation_id(c.inv, sizeof(c.inv));
+
+    if (!(conn = pool_conn(pool, 0, err))) {
+        rc = err->code;
+        goto out;
+    }
+    sud.conn = conn;
+    if (o->mode != RUNNER_TEST &&
+        ((o->mode == RUNNER_BUILD && (rc = setup_tables(&c, conn, err)) != CS_OK) ||
+         (rc = read_state(&c, conn, err)) != CS_OK))
+        goto out;
+    if (o->mode == RUNNER_TEST) {
+        rc = run_tests(&c, conn, sum, err);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (o->selected[i] && (m->nodes[i].mat != MAT_EPHEMERAL || o->mode == RUNNER_COMPILE))
+            c.state[i] = ST_PENDING;
+    for (size_t i = 0; i < n; i++) {
+        if (c.state[i] == ST_PENDING) {
+            c.total++;
+            if (o->mode == RUNNER_BUILD)
+                collect_effdeps(&c, i, i, 0);
+        }
+    }
+    w = dbt_worker_new(m);
+    dbt_worker_set_invocation_id(w, c.inv);
+    if (o->mode == RUNNER_BUILD) {
+        dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = &sud};
+        if ((rc = run_hooks(w, conn, -1, m->on_run_start, m->non_run_start, &ro, err)) != CS_OK) {
+            cs_error_prefix(err, "on-run-start: ");
+            goto out;
+        }
+    }
+    for (int k = 0; k < nthreads; k++) {
+        args[k].c = &c;
+        args[k].slot = k;
+        if (pthread_create(&threads[k], NULL, worker_main, &args[k]) != 0) {
+            nthreads = k;
+            break;
+        }
+    }
+    if (nthreads == 0)
+        worker_main(&(worker_arg){&c, 0});
+    for (int k = 0; k < nthreads; k++)
+        pthread_join(threads[k], NULL);
+    for (size_t i = 0; i < n; i++) {
+        sum->ok += c.state[i] == ST_OK;
+        sum->errors += c.state[i] == ST_ERROR;
+        sum->skipped += c.state[i] == ST_SKIPPED;
+    }
+    if (o->mode == RUNNER_BUILD) {
+        pv *results = results_value(&c);
+        dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = &sud, .results = results};
+        cs_error herr;
+        if (!(conn = pool_conn(pool, 0, err))) {
+            pv_free(results);
+            rc = err->code;
+            goto out;
+        }
+        sud.conn = conn;
+        if (run_hooks(w, conn, -1, m->on_run_end, m->non_run_end, &ro, &herr) != CS_OK) {
+            log_error("pipeline", "on-run-end: %s", herr.msg);
+            sum->errors++;
+        }
+        pv_free(results);
+        /* a project with its own dbt_results model writes its rows itself
+         * (on-run-end); ours would be duplicates */
+        if (c.total > 0 && !dbt_owns_results_table(m))
+            rc = write_results(&c, conn, err);
+    }
+out:
+    sum->seconds = now_s() - t0;
+    if (rc == CS_OK && o->mode == RUNNER_BUILD)
+        fprintf(o->out, "Finished running %d model%s in %.3fs: %d OK, %d error%s, %d skipped\n",
+                c.total, c.total == 1 ? "" : "s", sum->seconds, sum->ok, sum->errors,
+                sum->errors == 1 ? "" : "s", sum->skipped);
+    else if (rc == CS_OK && o->mode == RUNNER_TEST)
+        fprintf(o->out, "Finished running tests in %.3fs: %d passed, %d failed, %d warned\n",
+                sum->seconds, sum->ok, sum->errors, sum->warnings);
+    else if (rc == CS_OK)
+        fprintf(o->out, "Compiled %d model%s into %s/compiled in %.3fs\n", sum->ok,
+                sum->ok == 1 ? "" : "s", o->target_dir, sum->seconds);
+    fflush(o->out);
+    dbt_worker_free(w);
+    for (size_t i = 0; i < n; i++) {
+        free(c.effdeps[i]);
+        free(c.res[i].message);
+    }
+    free(c.state);
+    free(c.effdeps);
+    free(c.neffdeps);
+    free(c.res);
+    free(c.stored);
+    free(c.kinds);
+    free(c.tmp_kinds);
+    free(c.bak_kinds);
+    pthread_mutex_destroy(&c.mu);
+    pthread_cond_destroy(&c.cv);
+    return rc;
+}

@@ -1,0 +1,52 @@
+/*
+ * runner.h - runs a parsed project's models against PostgreSQL: in
+ * dependency order, on up to DBT_THREAD_COUNT connections, each model in
+ * one transaction (hooks included), a failing model skipping its
+ * dependants; records dbt_results and model fingerprints; prints a line per
+ * model the way dbt does.  Also compiles (writes each model's SQL under
+ * target/) and runs data tests.
+ *
+ * Connections live in a runner_pool that outlasts one run, so that a
+ * long-running session pays for connecting once.
+ */
+#ifndef CS_RUNNER_H
+#define CS_RUNNER_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "common/config.h"
+#include "pipeline/dbt_ctx.h"
+#include "common/result.h"
+
+typedef struct runner_pool runner_pool;
+
+/* a pool of up to n connections made from cfg (borrowed, must outlive it) */
+runner_pool *runner_pool_new(const cs_config *cfg, int n);
+void runner_pool_free(runner_pool *pool);
+
+typedef enum { RUNNER_BUILD, RUNNER_COMPILE, RUNNER_TEST } runner_mode;
+
+typedef struct {
+    runner_mode mode;
+    const bool *selected; /* per model */
+    bool full_refresh;
+    int threads;
+    const char *target_dir; /* compile: output folder */
+    FILE *out;              /* progress lines */
+} runner_opts;
+
+typedef struct {
+    int ok, errors, skipped, warnings;
+    double seconds;
+} runner_summary;
+
+/*
+ * Runs the selected models (or their tests).  Returns CS_OK when the run
+ * happened, even if some models failed (see sum); an error only for what
+ * stopped the whole run (no connection, the bookkeeping tables).
+ */
+cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts *o,
+                     runner_summary *sum, cs_error *err) CS_MUST_CHECK;
+
+#endif

@@ -1,0 +1,53 @@
+/*
+ * store.h - the PostgreSQL side of the sync: schema set-up, and for each
+ * database a connection that writes whole batches.
+ *
+ * It knows nothing of HTTP: it receives batches (batch.h) and writes each
+ * one in ONE transaction: the rows (COPY into a temporary staging table,
+ * then one upsert), the documents PostgreSQL refused (into the rejects
+ * table), and the checkpoint.  A crash at any instant leaves the database
+ * before or after the whole batch.  Only a committed checkpoint is ever
+ * read back to resume.
+ */
+#ifndef CS_STORE_H
+#define CS_STORE_H
+
+#include <stdbool.h>
+
+#include "feed/batch.h"
+#include "common/config.h"
+#include "common/result.h"
+
+typedef struct store store;
+
+typedef struct {
+    size_t stored;         /* rows upserted */
+    size_t rejected;       /* rows recorded in the rejects table */
+    size_t marked_deleted; /* rows of a vanished incarnation marked deleted */
+} store_stats;
+
+/*
+ * Creates the schema, the raw, progress and rejects tables and the indexes
+ * (indexes CONCURRENTLY, so writers are never blocked), all idempotent and
+ * serialised between processes by an advisory lock.  Takes over a table of
+ * today's CHT Sync: its primary key (_id) becomes (_id, source).
+ */
+cs_result store_setup(const cs_config *cfg, cs_error *err) CS_MUST_CHECK;
+
+/* A store for one source ("host/db"); not connected until store_open. */
+store *store_new(const cs_config *cfg, const char *source, const char *log_scope);
+void store_free(store *s);
+
+/*
+ * (Re)connects when needed and reads the committed checkpoint: *seq is a
+ * malloc'd copy ("0" when the source is new) the caller frees.
+ */
+cs_result store_open(store *s, char **seq, cs_error *err) CS_MUST_CHECK;
+
+/* Writes one batch of any kind in one transaction (see batch.h). */
+cs_result store_write(store *s, const batch *b, store_stats *stats, cs_error *err) CS_MUST_CHECK;
+
+/* Drops the connection (after a connection-level failure). */
+void store_disconnect(store *s);
+
+#endif

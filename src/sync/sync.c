@@ -1,0 +1,119 @@
+/*
+ * sync.c - see sync.h.
+ *
+ * Signals only raise stop_requested; every loop below looks at it.  The
+ * exit status is 0 when every database caught up (--once) or the process
+ * was asked to stop, 1 when a database failed permanently, 2 for bad usage.
+ */
+#include "sync/sync.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "feed/couch.h"
+#include "common/log.h"
+#include "store/store.h"
+#include "sync/worker.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* Schema set-up, retried while PostgreSQL is unreachable. */
+static bool setup(const cs_config *cfg)
+{
+    cs_error err;
+    long wait = 250;
+    bool warned = false;
+
+    for (;;) {
+        cs_result rc = store_setup(cfg, &err);
+        if (rc == CS_OK)
+            return true;
+        if (rc != CS_TRANSIENT || stop_requested) {
+            log_error(NULL, "%s", err.msg);
+            return false;
+        }
+        if (!warned)
+            log_warn(NULL, "%s (retrying)", err.msg);
+        warned = true;
+        for (long left = wait; left > 0 && !stop_requested; left -= 100) {
+            struct timespec ts = {0, 100000000L};
+            nanosleep(&ts, NULL);
+        }
+        wait = wait * 2 > 30000 ? 30000 : wait * 2;
+    }
+}
+
+int sync_main(const cs_config *cfg, int argc, char **argv)
+{
+    bool once = false;
+    worker *workers[CONFIG_MAX_DBS];
+    int nworkers = 0;
+    bool ok = true;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--once") == 0) {
+            once = true;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("Usage: cht-sync sync [--once] [SETTINGS]\n\n"
+                   "Follows every database of COUCHDB_DBS into the raw table. With --once,\n"
+                   "stops when every database has caught up (exit 0) or failed (exit 1).\n\n");
+            config_print_help(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "cht-sync sync: unknown option \"%s\"\n", argv[i]);
+            fprintf(stderr, "Usage: cht-sync sync [--once] (settings: cht-sync --help)\n");
+            return 2;
+        }
+    }
+    if (cfg->ndbs == 0) {
+        fprintf(stderr, "cht-sync sync: COUCHDB_DBS names no database\n");
+        return 2;
+    }
+    install_signals();
+    srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+    if (!couch_global_init()) {
+        log_error(NULL, "could not initialise libcurl");
+        return 1;
+    }
+    if (!setup(cfg)) {
+        couch_global_cleanup();
+        return stop_requested ? 0 : 1;
+    }
+    log_info(NULL, "syncing %d database%s%s", cfg->ndbs, cfg->ndbs == 1 ? "" : "s",
+             once ? " until caught up" : "");
+    for (int i = 0; i < cfg->ndbs; i++) {
+        worker *w = worker_start(cfg, cfg->dbs[i], once, &stop_requested);
+        if (w)
+            workers[nworkers++] = w;
+        else
+            ok = false;
+    }
+    for (int i = 0; i < nworkers; i++)
+        ok = worker_join(workers[i]) && ok;
+    couch_global_cleanup();
+    if (stop_requested)
+        log_info(NULL, "stopped");
+    return ok ? 0 : 1;
+}

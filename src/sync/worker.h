@@ -1,0 +1,37 @@
+/*
+ * worker.h - one database followed into PostgreSQL.
+ *
+ * A worker is two threads joined by a bounded queue of batches: the reader
+ * follows CouchDB's _changes feed (couch + changes) and fills batches, the
+ * writer stores each batch in one transaction (store).  The reader fetches
+ * the next batch while the writer writes the current one; at most
+ * WORKER_QUEUE_DEPTH batches wait in between, so memory is bounded by the
+ * batch size, not by the database size.
+ *
+ * The reader resumes from the checkpoint the writer read from PostgreSQL and
+ * then runs ahead in memory; only the writer's committed checkpoint is ever
+ * used to resume after a restart.  Transient failures on either side are
+ * retried with capped exponential back-off; a permanent one stops this
+ * worker only (recorded in couchdb_progress.error), never the others.
+ */
+#ifndef CS_WORKER_H
+#define CS_WORKER_H
+
+#include <signal.h>
+#include <stdbool.h>
+
+#include "common/config.h"
+
+#define WORKER_QUEUE_DEPTH 2
+
+typedef struct worker worker;
+
+/* Starts the threads of a worker for database db.  With once, the worker
+ * ends when it has caught up.  stop is the process-wide stop flag. */
+worker *worker_start(const cs_config *cfg, const char *db, bool once, volatile sig_atomic_t *stop);
+
+/* Waits for the worker to end and frees it.  Returns true when it ended
+ * well (caught up, or stopped), false when it failed permanently. */
+bool worker_join(worker *w);
+
+#endif

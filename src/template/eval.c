@@ -1,0 +1,1388 @@
+/*
+ * eval.c - renders a compiled template: scopes, statements,
+ * expressions, macro and native calls, call blocks and caller(), return().
+ *
+ * Scopes follow Jinja: a chain of frames (innermost first).  The render has
+ * a root frame; a for loop pushes a frame (so a {% set %} in a loop does not
+ * leak out; namespace() objects are the way out); a macro call pushes a
+ * frame whose parent is the root frame of the render that defined the macro
+ * (or nothing, for macros registered with tpl_env_add_macros).  Past the
+ * chain come the render's locals, then the env's globals, then built-ins.
+ *
+ * Every evaluation function returns R_OK, R_ERR (ctx->err filled, message
+ * positioned) or R_RETURN (a return() unwinding to the nearest macro, the
+ * value in ctx->ret).  A function that returns anything but R_OK has
+ * released what it owned and set no output.
+ */
+#include "template/internal.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MACRO_DEPTH_MAX 200
+
+typedef struct frame {
+    tpl_value *vars; /* dict, created on the first assignment */
+    struct frame *parent;
+} frame;
+
+/* the body of a {% call %} block, reachable as caller() while it runs */
+struct tpli_closure {
+    const tpli_node *block; /* N_CALLBLOCK */
+    const tpl_template *tpl;
+    frame *scope;
+};
+
+typedef struct tpli_ctx {
+    tpl_env *env;
+    const tpl_template *tpl; /* whose nodes run now: the file in messages */
+    frame *root;
+    frame *scope;
+    tpl_value *locals; /* borrowed, may be NULL */
+    unsigned long id;
+    int depth;
+    tpl_value *ret;
+    cs_error *err;
+    cs_error own_err;
+    bool positioned; /* the error in err already has FILE:LINE:COL */
+    size_t outmax;
+    struct tpli_ctx *prev;
+} tpli_ctx;
+
+struct tpl_env {
+    tpl_value *globals;
+    tpl_value *builtins;
+    tpli_ctx *active; /* the innermost render running on this env */
+    unsigned long next_id;
+};
+
+struct tpl_call {
+    tpli_ctx *ctx;
+    const tpli_node *node;
+    tpl_value *caller; /* FN_CALLER or NULL */
+    char where[320];
+};
+
+int tpli_fail(tpli_ctx *c, const tpli_node *n, const char *fmt, ...)
+{
+    char msg[CS_ERROR_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (n && c->tpl)
+        cs_fail(c->err, CS_INVALID, "%s:%d:%d: %s", c->tpl->filename, n->line, n->col, msg);
+    else
+        cs_fail(c->err, CS_INVALID, "%s", msg);
+    c->positioned = true;
+    return R_ERR;
+}
+
+static int out_fail(tpli_ctx *c, const tpli_node *n)
+{
+    return tpli_fail(c, n, "output exceeds the limit of %zu bytes", c->outmax);
+}
+
+static tpl_value *lookup(tpli_ctx *c, const char *name)
+{
+    frame *f;
+    tpl_value *v;
+
+    for (f = c->scope; f; f = f->parent)
+        if (f->vars && (v = tpl_dict_get(f->vars, name)))
+            return v;
+    if (c->locals && (v = tpl_dict_get(c->locals, name)))
+        return v;
+    if ((v = tpl_dict_get(c->env->globals, name)))
+        return v;
+    return tpl_dict_get(c->env->builtins, name);
+}
+
+/* binds name in the innermost frame; takes v */
+static void assign(tpli_ctx *c, const char *name, tpl_value *v)
+{
+    if (!c->scope->vars)
+        c->scope->vars = tpl_dict_new();
+    tpl_dict_set(c->scope->vars, name, v);
+}
+
+static int eval(tpli_ctx *c, const tpli_node *n, tpl_value **out);
+static int render_body(tpli_ctx *c, const tpli_node *body, buf *out);
+
+/* ---- arguments ---- */
+
+#define ARGS_INLINE 8
+
+typedef struct {
+    tpl_args a;
+    tpl_value *pos[ARGS_INLINE];
+    tpl_value *kw[ARGS_INLINE];
+    const char *kwn[ARGS_INLINE];
+} argv;
+
+static void args_free(argv *av)
+{
+    size_t i;
+
+    for (i = 0; i < av->a.npos; i++)
+        tpl_unref(av->a.pos[i]);
+    for (i = 0; i < av->a.nkw; i++)
+        tpl_unref(av->a.kw[i]);
+    if (av->a.pos != av->pos)
+        free(av->a.pos);
+    if (av->a.kw != av->kw)
+        free(av->a.kw);
+    if (av->a.kwnames != av->kwn)
+        free((void *)av->a.kwnames);
+}
+
+/* evaluates n's kids into av; on failure av holds nothing */
+static int args_eval(tpli_ctx *c, const tpli_node *n, argv *av)
+{
+    size_t i, nkw = 0;
+    int r;
+
+    for (i = 0; i < n->nkids; i++)
+        nkw += n->kwnames[i] != NULL;
+    av->a.npos = 0;
+    av->a.nkw = 0;
+    av->a.pos =
+        n->nkids - nkw > ARGS_INLINE ? xmalloc((n->nkids - nkw) * sizeof(tpl_value *)) : av->pos;
+    av->a.kw = nkw > ARGS_INLINE ? xmalloc(nkw * sizeof(tpl_value *)) : av->kw;
+    av->a.kwnames = nkw > ARGS_INLINE ? xmalloc(nkw * sizeof(char *)) : av->kwn;
+    for (i = 0; i < n->nkids; i++) {
+        tpl_value *v;
+        if ((r = eval(c, n->kids[i], &v)) != R_OK) {
+            args_free(av);
+            return r;
+        }
+        if (n->kwnames[i]) {
+            av->a.kwnames[av->a.nkw] = n->kwnames[i];
+            av->a.kw[av->a.nkw++] = v;
+        } else {
+            av->a.pos[av->a.npos++] = v;
+        }
+    }
+    return R_OK;
+}
+
+tpl_value *tpl_arg(const tpl_args *args, size_t index, const char *name)
+{
+    size_t i;
+
+    if (!args)
+        return NULL;
+    if (name)
+        for (i = 0; i < args->nkw; i++)
+            if (strcmp(args->kwnames[i], name) == 0)
+                return args->kw[i];
+    return index < args->npos ? args->pos[index] : NULL;
+}
+
+/* ---- calls ---- */
+
+static int call_native(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_args *a,
+                       tpl_value *caller, tpl_value **out)
+{
+    tpl_call call;
+    cs_result r;
+
+    call.ctx = c;
+    call.node = n;
+    call.caller = caller;
+    call.where[0] = '\0';
+    *out = NULL;
+    c->positioned = false;
+    r = fn->u.fn.fn(fn->u.fn.ud, &call, a, out, c->err);
+    if (r == TPLI_RETURN_SIGNAL)
+        return R_RETURN;
+    if (r != CS_OK) {
+        tpl_unref(*out);
+        *out = NULL;
+        if (c->err->code == CS_OK) /* a native that forgot to fill err */
+            cs_fail(c->err, r, "\"%s\" failed", fn->u.fn.name);
+        if (!c->positioned && n && c->tpl)
+            cs_error_prefix(c->err, "%s:%d:%d: ", c->tpl->filename, n->line, n->col);
+        c->positioned = true;
+        return R_ERR;
+    }
+    if (!*out)
+        *out = tpl_none();
+    return R_OK;
+}
+
+/* binds a parameter list (macro or call block) from args into the current
+ * frame; defaults are evaluated there, so they may use earlier parameters */
+static int bind_params(tpli_ctx *c, const tpli_node *pos, const tpli_node *def, const char *what,
+                       const tpl_args *a)
+{
+    size_t i, j;
+    tpl_value *varargs = NULL, *kwargs = NULL;
+    int r;
+    bool *bound = NULL, small[16];
+
+    bound = def->nnames > 16 ? xmalloc(def->nnames) : small;
+    memset(bound, 0, def->nnames > 16 ? def->nnames : 16);
+    if (def->op & MF_VARARGS)
+        varargs = tpli_tuple_new();
+    if (def->op & MF_KWARGS)
+        kwargs = tpl_dict_new();
+    for (i = 0; a && i < a->npos; i++) {
+        if (i < def->nnames) {
+            assign(c, def->names[i], tpl_ref(a->pos[i]));
+            bound[i] = true;
+        } else if (varargs) {
+            tpl_list_push(varargs, tpl_ref(a->pos[i]));
+        } else {
+            r = tpli_fail(c, pos, "%s takes %zu argument%s, got %zu", what, def->nnames,
+                          def->nnames == 1 ? "" : "s", a->npos);
+            goto out;
+        }
+    }
+    for (i = 0; a && i < a->nkw; i++) {
+        for (j = 0; j < def->nnames; j++)
+            if (strcmp(def->names[j], a->kwnames[i]) == 0)
+                break;
+        if (j < def->nnames) {
+            if (bound[j]) {
+                r = tpli_fail(c, pos, "%s got multiple values for argument \"%s\"", what,
+                              a->kwnames[i]);
+                goto out;
+            }
+            assign(c, def->names[j], tpl_ref(a->kw[i]));
+            bound[j] = true;
+        } else if (kwargs) {
+            tpl_dict_set(kwargs, a->kwnames[i], tpl_ref(a->kw[i]));
+        } else {
+            r = tpli_fail(c, pos, "%s has no argument \"%s\"", what, a->kwnames[i]);
+            goto out;
+        }
+    }
+    for (j = 0; j < def->nnames; j++) {
+        tpl_value *v;
+        if (bound[j])
+            continue;
+        if (def->defaults && def->defaults[j]) {
+            if ((r = eval(c, def->defaults[j], &v)) != R_OK)
+                goto out;
+        } else {
+            v = tpli_undef(def->names[j]);
+        }
+        assign(c, def->names[j], v);
+    }
+    if (varargs)
+        assign(c, "varargs", tpl_ref(varargs));
+    if (kwargs)
+        assign(c, "kwargs", tpl_ref(kwargs));
+    r = R_OK;
+out:
+    tpl_unref(varargs);
+    tpl_unref(kwargs);
+    if (bound != small)
+        free(bound);
+    return r;
+}
+
+static tpl_value *buf_to_value(buf *b)
+{
+    size_t n = b->len;
+
+    if (!b->data)
+        return tpl_strn("", 0);
+    return tpli_str_take(buf_steal(b), n);
+}
+
+/*
+ * Calls macro fn: a new frame, parameters bound, the body rendered into a
+ * private buffer.  The result is the rendered text as a string, or the
+ * value given to return().  n is the call site (NULL from tpl_call_value).
+ */
+static int call_macro(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_args *a,
+                      tpl_value *caller, tpl_value **out)
+{
+    const tpli_node *m = fn->u.fn.macro;
+    frame f = {NULL, NULL}, *saved_scope = c->scope;
+    const tpl_template *saved_tpl = c->tpl;
+    char what[160];
+    buf b;
+    int r;
+
+    *out = NULL;
+    if (c->depth >= MACRO_DEPTH_MAX)
+        return tpli_fail(c, n, "macro \"%s\" nested too deeply (limit %d)", fn->u.fn.name,
+                         MACRO_DEPTH_MAX);
+    f.parent = fn->u.fn.defid && fn->u.fn.defid == c->id ? c->root : NULL;
+    f.vars = tpl_dict_new();
+    snprintf(what, sizeof(what), "macro \"%s\"", fn->u.fn.name);
+    c->depth++;
+    c->scope = &f;
+    if (!n) { /* no call site: report at the definition */
+        c->tpl = fn->u.fn.tpl;
+        n = m;
+    }
+    r = bind_params(c, n, m, what, a);
+    c->tpl = fn->u.fn.tpl;
+    if (r == R_OK) {
+        if (caller)
+            assign(c, "caller", tpl_ref(caller));
+        buf_init(&b, c->outmax);
+        r = render_body(c, m->a, &b);
+        if (r == R_RETURN) {
+            *out = c->ret ? c->ret : tpl_none();
+            c->ret = NULL;
+            r = R_OK;
+        } else if (r == R_OK) {
+            *out = buf_to_value(&b);
+        }
+        buf_free(&b);
+    }
+    c->scope = saved_scope;
+    c->tpl = saved_tpl;
+    c->depth--;
+    tpl_unref(f.vars);
+    return r;
+}
+
+/* renders a call block's body (caller()) with args bound to its params */
+static int render_closure(tpli_ctx *c, const tpli_node *n, struct tpli_closure *clo,
+                          const tpl_args *a, buf *out)
+{
+    frame f = {NULL, NULL}, *saved_scope = c->scope;
+    const tpl_template *saved_tpl = c->tpl;
+    int r;
+
+    if (!clo)
+        return tpli_fail(c, n, "caller() used after its call block ended");
+    if (c->depth >= MACRO_DEPTH_MAX)
+        return tpli_fail(c, n, "caller() nested too deeply (limit %d)", MACRO_DEPTH_MAX);
+    c->depth++;
+    f.parent = clo->scope;
+    c->scope = &f;
+    r = bind_params(c, n, clo->block, "caller()", a);
+    c->tpl = clo->tpl;
+    if (r == R_OK)
+        r = render_body(c, clo->block->b, out);
+    c->scope = saved_scope;
+    c->tpl = saved_tpl;
+    c->depth--;
+    tpl_unref(f.vars);
+    return r;
+}
+
+static int call_func(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_args *a,
+                     tpl_value *caller, tpl_value **out)
+{
+    switch (fn->u.fn.kind) {
+    case FN_NATIVE:
+        return call_native(c, n, fn, a, caller, out);
+    case FN_MACRO:
+        return call_macro(c, n, fn, a, caller, out);
+    default: {
+        buf b;
+        int r;
+        buf_init(&b, c->outmax);
+        r = render_closure(c, n, fn->u.fn.clo, a, &b);
+        *out = r == R_OK ? buf_to_value(&b) : NULL;
+        buf_free(&b);
+        return r;
+    }
+    }
+}
+
+void tpli_set_return(tpl_call *call, tpl_value *v)
+{
+    tpl_unref(call->ctx->ret);
+    call->ctx->ret = v;
+}
+
+/* a call expression n (N_CALL); caller is the closure of a call block */
+static int eval_call(tpli_ctx *c, const tpli_node *n, tpl_value *caller, tpl_value **out)
+{
+    const tpli_node *fnode = n->a;
+    tpl_value *fn = NULL, *obj = NULL;
+    argv av;
+    int r;
+
+    *out = NULL;
+    if (fnode->kind == N_NAME) {
+        fn = lookup(c, fnode->name);
+        if (!fn)
+            return tpli_fail(c, n, "undefined macro \"%s\"", fnode->name);
+        if (fn->type != TPL_FUNC)
+            return tpli_fail(c, n, "\"%s\" is not callable (%s)", fnode->name, tpli_type_name(fn));
+        tpl_ref(fn);
+    } else if (fnode->kind == N_ATTR) {
+        if ((r = eval(c, fnode->a, &obj)) != R_OK)
+            return r;
+        fn = tpli_attr(obj, fnode->name);
+        if (fn && fn->type == TPL_FUNC) {
+            tpl_ref(fn);
+        } else if (fn && obj->type == TPL_LIST && n->nkids == 0) {
+            /* a list's data attribute called as an accessor: l.values() */
+            *out = tpl_ref(fn);
+            tpl_unref(obj);
+            return R_OK;
+        } else {
+            fn = NULL;
+            if (tpli_is_undef(obj)) {
+                r = obj->u.str.s ? tpli_fail(c, n, "\"%s\" is undefined", obj->u.str.s)
+                                 : tpli_fail(c, n, "undefined macro \"%s\"", fnode->name);
+                tpl_unref(obj);
+                return r;
+            }
+        }
+    } else {
+        if ((r = eval(c, fnode, &fn)) != R_OK)
+            return r;
+        if (fn->type != TPL_FUNC) {
+            r = tpli_fail(c, n, "\"%s\" object is not callable", tpli_type_name(fn));
+            tpl_unref(fn);
+            return r;
+        }
+    }
+    if ((r = args_eval(c, n, &av)) != R_OK) {
+        tpl_unref(fn);
+        tpl_unref(obj);
+        return r;
+    }
+    if (fn) {
+        r = call_func(c, n, fn, &av.a, caller, out);
+    } else {
+        r = tpli_method(c, n, obj, fnode->name, &av.a, out);
+        if (r == 2) {
+            if (tpl_typeof(obj) == TPL_DICT && !tpl_dict_get(obj, fnode->name))
+                r = tpli_fail(c, n, "undefined macro \"%s\"", fnode->name);
+            else
+                r = tpli_fail(c, n, "\"%s\" object has no method \"%s\"", tpli_type_name(obj),
+                              fnode->name);
+        }
+    }
+    args_free(&av);
+    tpl_unref(fn);
+    tpl_unref(obj);
+    return r;
+}
+
+/* ---- expressions ---- */
+
+static tpl_value *getattr_value(tpl_value *obj, const char *name)
+{
+    tpl_value *v = tpli_attr(obj, name);
+
+    return v ? tpl_ref(v) : tpli_undef(name);
+}
+
+static bool norm_index(long long i, size_t len, size_t *out)
+{
+    if (i < 0)
+        i += (long long)len;
+    if (i < 0 || (unsigned long long)i >= len)
+        return false;
+    *out = (size_t)i;
+    return true;
+}
+
+static int getitem(tpli_ctx *c, const tpli_node *n, tpl_value *obj, tpl_value *key, tpl_value **out)
+{
+    size_t i;
+
+    (void)c;
+    (void)n;
+    switch (tpl_typeof(obj)) {
+    case TPL_DICT:
+        if (key->type == TPL_STR) {
+            *out = getattr_value(obj, key->u.str.s);
+        } else {
+            tpl_value *k = tpli_to_str(key);
+            *out = getattr_value(obj, k->u.str.s);
+            tpl_unref(k);
+        }
+        return R_OK;
+    case TPL_LIST:
+        if ((key->type == TPL_INT || key->type == TPL_BOOL) &&
+            norm_index(tpl_as_int(key), obj->u.list.len, &i)) {
+            *out = tpl_ref(obj->u.list.items[i]);
+            return R_OK;
+        }
+        if (key->type == TPL_STR && obj->attrs) {
+            *out = getattr_value(obj, key->u.str.s);
+            return R_OK;
+        }
+        break;
+    case TPL_STR:
+        if ((key->type == TPL_INT || key->type == TPL_BOOL) &&
+            norm_index(tpl_as_int(key), obj->u.str.len, &i)) {
+            *out = tpl_strn(obj->u.str.s + i, 1);
+            return R_OK;
+        }
+        break;
+    default:
+        break;
+    }
+    *out = tpli_undef(key->type == TPL_STR ? key->u.str.s : NULL);
+    return R_OK;
+}
+
+/* Python slice semantics for lists and strings */
+static int eval_slice(tpli_ctx *c, const tpli_node *n, tpl_value *obj, tpl_value **out)
+{
+    long long len, start, stop, step = 1, i;
+    tpl_value *bounds[3] = {NULL, NULL, NULL};
+    const tpli_node *bn[3] = {n->b, n->c, n->d};
+    int r = R_OK, k;
+
+    if (obj->type != TPL_LIST && obj->type != TPL_STR) {
+        *out = tpli_undef(NULL);
+        return R_OK;
+    }
+    len = (long long)(obj->type == TPL_LIST ? obj->u.list.len : obj->u.str.len);
+    for (k = 0; k < 3; k++) {
+        if (bn[k] && (r = eval(c, bn[k], &bounds[k])) != R_OK)
+            goto out;
+        if (bounds[k] && bounds[k]->type != TPL_INT && bounds[k]->type != TPL_NONE) {
+            r = tpli_fail(c, n, "slice indices must be integers");
+            goto out;
+        }
+    }
+    if (bounds[2] && bounds[2]->type == TPL_INT)
+        step = bounds[2]->u.i;
+    if (step == 0) {
+        r = tpli_fail(c, n, "slice step cannot be zero");
+        goto out;
+    }
+    start = step > 0 ? 0 : len - 1;
+    stop = step > 0 ? len : -1;
+    if (bounds[0] && bounds[0]->type == TPL_INT) {
+        start = bounds[0]->u.i < 0 ? bounds[0]->u.i + len : bounds[0]->u.i;
+        if (start < 0)
+            start = step > 0 ? 0 : -1;
+        if (start >= len)
+            start = step > 0 ? len : len - 1;
+    }
+    if (bounds[1] && bounds[1]->type == TPL_INT) {
+        stop = bounds[1]->u.i < 0 ? bounds[1]->u.i + len : bounds[1]->u.i;
+        if (stop < 0)
+            stop = step > 0 ? 0 : -1;
+        if (stop >= len)
+            stop = step > 0 ? len : len - 1;
+    }
+    if (obj->type == TPL_LIST) {
+        tpl_value *l = obj->flags & VF_TUPLE ? tpli_tuple_new() : tpl_list_new();
+        for (i = start; step > 0 ? i < stop : i > stop; i += step)
+            tpl_list_push(l, tpl_ref(obj->u.list.items[i]));
+        *out = l;
+    } else {
+        buf b;
+        buf_init(&b, 0);
+        for (i = start; step > 0 ? i < stop : i > stop; i += step)
+            buf_putc(&b, obj->u.str.s[i]);
+        *out = buf_to_value(&b);
+    }
+out:
+    for (k = 0; k < 3; k++)
+        tpl_unref(bounds[k]);
+    return r;
+}
+
+static int undefined_error(tpli_ctx *c, const tpli_node *n, tpl_value *v)
+{
+    if (v->u.str.s)
+        return tpli_fail(c, n, "\"%s\" is undefined", v->u.str.s);
+    return tpli_fail(c, n, "undefined value in expression");
+}
+
+static int arith(tpli_ctx *c, const tpli_node *n, int op, tpl_value *a, tpl_value *b,
+                 tpl_value **out)
+{
+    static const char *const names[] = {"+", "-", "*", "/", "//", "%", "**"};
+    bool ai = a->type == TPL_INT || a->type == TPL_BOOL;
+    bool bi = b->type == TPL_INT || b->type == TPL_BOOL;
+    bool an = ai || a->type == TPL_FLOAT, bn = bi || b->type == TPL_FLOAT;
+
+    if (tpli_is_undef(a))
+        return undefined_error(c, n, a);
+    if (tpli_is_undef(b))
+        return undefined_error(c, n, b);
+    if (an && bn) {
+        if (ai && bi) {
+            long long x = tpl_as_int(a), y = tpl_as_int(b), z = 0;
+            bool ovf = false;
+            switch (op) {
+            case OP_ADD:
+                ovf = __builtin_add_overflow(x, y, &z);
+                break;
+            case OP_SUB:
+                ovf = __builtin_sub_overflow(x, y, &z);
+                break;
+            case OP_MUL:
+                ovf = __builtin_mul_overflow(x, y, &z);
+                break;
+            case OP_DIV:
+                if (y == 0)
+                    return tpli_fail(c, n, "division by zero");
+                *out = tpl_float((double)x / (double)y);
+                return R_OK;
+            case OP_FLOORDIV:
+            case OP_MOD:
+                if (y == 0)
+                    return tpli_fail(c, n, "division by zero");
+                if (x == -0x7fffffffffffffffLL - 1 && y == -1) {
+                    ovf = true;
+                    break;
+                }
+                z = op == OP_FLOORDIV ? x / y : x % y;
+                if (op == OP_FLOORDIV && (x % y != 0) && ((x < 0) != (y < 0)))
+                    z--;
+                if (op == OP_MOD && z != 0 && ((z < 0) != (y < 0)))
+                    z += y;
+                break;
+            case OP_POW:
+                if (y < 0) {
+                    *out = tpl_float(pow((double)x, (double)y));
+                    return R_OK;
+                }
+                z = 1;
+                while (y-- > 0 && !ovf)
+                    ovf = __builtin_mul_overflow(z, x, &z);
+                break;
+            }
+            if (ovf)
+                return tpli_fail(c, n, "integer overflow");
+            *out = tpl_int(z);
+            return R_OK;
+        } else {
+            double x = tpl_as_float(a), y = tpl_as_float(b), z = 0;
+            switch (op) {
+            case OP_ADD:
+                z = x + y;
+                break;
+            case OP_SUB:
+                z = x - y;
+                break;
+            case OP_MUL:
+                z = x * y;
+                break;
+            case OP_DIV:
+            case OP_FLOORDIV:
+            case OP_MOD:
+                if (y == 0)
+                    return tpli_fail(c, n, "division by zero");
+                z = op == OP_DIV ? x / y : op == OP_FLOORDIV ? floor(x / y) : fmod(x, y);
+                if (op == OP_MOD && z != 0 && ((z < 0) != (y < 0)))
+                    z += y;
+                break;
+            case OP_POW:
+                z = pow(x, y);
+                break;
+            }
+            *out = tpl_float(z);
+            return R_OK;
+        }
+    }
+    if (op == OP_ADD && a->type == TPL_STR && b->type == TPL_STR) {
+        char *s = xmalloc(a->u.str.len + b->u.str.len + 1);
+        memcpy(s, a->u.str.s, a->u.str.len);
+        memcpy(s + a->u.str.len, b->u.str.s, b->u.str.len + 1);
+        *out = tpli_str_take(s, a->u.str.len + b->u.str.len);
+        return R_OK;
+    }
+    if (op == OP_ADD && a->type == TPL_LIST && b->type == TPL_LIST) {
+        tpl_value *l = tpl_list_new();
+        size_t i;
+        for (i = 0; i < a->u.list.len; i++)
+            tpl_list_push(l, tpl_ref(a->u.list.items[i]));
+        for (i = 0; i < b->u.list.len; i++)
+            tpl_list_push(l, tpl_ref(b->u.list.items[i]));
+        *out = l;
+        return R_OK;
+    }
+    if (op == OP_MUL && ((a->type == TPL_STR && bi) || (b->type == TPL_STR && ai))) {
+        tpl_value *s = a->type == TPL_STR ? a : b;
+        long long k = tpl_as_int(a->type == TPL_STR ? b : a), i;
+        buf out_b;
+        buf_init(&out_b, c->outmax);
+        for (i = 0; i < k && buf_ok(&out_b); i++)
+            buf_append(&out_b, s->u.str.s, s->u.str.len);
+        if (!buf_ok(&out_b)) {
+            buf_free(&out_b);
+            return out_fail(c, n);
+        }
+        *out = buf_to_value(&out_b);
+        return R_OK;
+    }
+    return tpli_fail(c, n, "unsupported operand types for %s: '%s' and '%s'", names[op],
+                     tpli_type_name(a), tpli_type_name(b));
+}
+
+static int contains(tpli_ctx *c, const tpli_node *n, tpl_value *item, tpl_value *seq, bool *res)
+{
+    size_t i;
+
+    switch (tpl_typeof(seq)) {
+    case TPL_STR: {
+        tpl_value *s = tpli_to_str(item);
+        *res = strstr(seq->u.str.s, s->u.str.s) != NULL;
+        tpl_unref(s);
+        return R_OK;
+    }
+    case TPL_LIST:
+        *res = false;
+        for (i = 0; i < seq->u.list.len && !*res; i++)
+            *res = tpli_equal(item, seq->u.list.items[i]);
+        return R_OK;
+    case TPL_DICT:
+        *res = item->type == TPL_STR && tpl_dict_get(seq, item->u.str.s);
+        return R_OK;
+    case TPL_NONE:
+        if (tpli_is_undef(seq)) {
+            *res = false;
+            return R_OK;
+        }
+        /* fall through */
+    default:
+        return tpli_fail(c, n, "argument of type '%s' is not iterable", tpli_type_name(seq));
+    }
+}
+
+static int compare(tpli_ctx *c, const tpli_node *n, tpl_value *a, tpl_value *b, bool *res)
+{
+    int cmp;
+
+    switch (n->op) {
+    case CMP_EQ:
+        *res = tpli_equal(a, b);
+        return R_OK;
+    case CMP_NE:
+        *res = !tpli_equal(a, b);
+        return R_OK;
+    case CMP_IN:
+        return contains(c, n, a, b, res);
+    case CMP_NOTIN: {
+        int r = contains(c, n, a, b, res);
+        *res = !*res;
+        return r;
+    }
+    default:
+        break;
+    }
+    if (!tpli_compare(a, b, &cmp))
+        return tpli_fail(c, n, "cannot compare '%s' with '%s'", tpli_type_name(a),
+                         tpli_type_name(b));
+    switch (n->op) {
+    case CMP_LT:
+        *res = cmp < 0;
+        break;
+    case CMP_LE:
+        *res = cmp <= 0;
+        break;
+    case CMP_GT:
+        *res = cmp > 0;
+        break;
+    default:
+        *res = cmp >= 0;
+    }
+    return R_OK;
+}
+
+static int eval2(tpli_ctx *c, const tpli_node *n, tpl_value **a, tpl_value **b)
+{
+    int r = eval(c, n->a, a);
+
+    if (r != R_OK)
+        return r;
+    if ((r = eval(c, n->b, b)) != R_OK) {
+        tpl_unref(*a);
+        *a = NULL;
+    }
+    return r;
+}
+
+static int eval(tpli_ctx *c, const tpli_node *n, tpl_value **out)
+{
+    tpl_value *a = NULL, *b = NULL, *v;
+    size_t i;
+    int r = R_OK;
+
+    *out = NULL;
+    switch (n->kind) {
+    case N_CONST:
+        /* a copy: values given to natives may outlive the template */
+        v = n->value;
+        if (v->type == TPL_STR)
+            *out = tpl_strn(v->u.str.s, v->u.str.len);
+        else if (v->type == TPL_INT)
+            *out = tpl_int(v->u.i);
+        else if (v->type == TPL_FLOAT)
+            *out = tpl_float(v->u.d);
+        else
+            *out = v; /* None, True, False: static singletons */
+        return R_OK;
+    case N_NAME:
+        v = lookup(c, n->name);
+        *out = v ? tpl_ref(v) : tpli_undef(n->name);
+        return R_OK;
+    case N_LIST:
+    case N_TUPLE:
+        v = n->kind == N_LIST ? tpl_list_new() : tpli_tuple_new();
+        for (i = 0; i < n->nkids; i++) {
+            if ((r = eval(c, n->kids[i], &a)) != R_OK) {
+                tpl_unref(v);
+                return r;
+            }
+            tpl_list_push(v, a);
+        }
+        *out = v;
+        return R_OK;
+    case N_DICT:
+        v = tpl_dict_new();
+        for (i = 0; i + 1 < n->nkids; i += 2) {
+            tpl_value *k;
+            if ((r = eval(c, n->kids[i], &a)) != R_OK ||
+                (r = eval(c, n->kids[i + 1], &b)) != R_OK) {
+                tpl_unref(a);
+                tpl_unref(v);
+                return r;
+            }
+            k = tpli_to_str(a);
+            tpl_dict_set(v, k->u.str.s, b);
+            tpl_unref(k);
+            tpl_unref(a);
+        }
+        *out = v;
+        return R_OK;
+    case N_ATTR:
+        if ((r = eval(c, n->a, &a)) != R_OK)
+            return r;
+        *out = getattr_value(a, n->name);
+        tpl_unref(a);
+        return R_OK;
+    case N_ITEM:
+        if ((r = eval2(c, n, &a, &b)) != R_OK)
+            return r;
+        r = getitem(c, n, a, b, out);
+        break;
+    case N_SLICE:
+        if ((r = eval(c, n->a, &a)) != R_OK)
+            return r;
+        r = eval_slice(c, n, a, out);
+        break;
+    case N_CALL:
+        return eval_call(c, n, NULL, out);
+    case N_FILTER: {
+        argv av;
+        if ((r = eval(c, n->a, &a)) != R_OK)
+            return r;
+        if ((r = args_eval(c, n, &av)) != R_OK)
+            break;
+        r = tpli_filter_get(n->op)(c, n, a, &av.a, out);
+        args_free(&av);
+        break;
+    }
+    case N_TEST: {
+        argv av;
+        bool res = false;
+        if ((r = eval(c, n->a, &a)) != R_OK)
+            return r;
+        if ((r = args_eval(c, n, &av)) != R_OK)
+            break;
+        r = tpli_test_get(n->op)(c, n, a, &av.a, &res);
+        args_free(&av);
+        if (r == R_OK)
+            *out = tpl_bool(n->len ? !res : res);
+        break;
+    }
+    case N_NEG:
+    case N_POS:
+        if ((r = eval(c, n->a, &a)) != R_OK)
+            return r;
+        if (a->type == TPL_INT || a->type == TPL_BOOL) {
+            long long x = tpl_as_int(a);
+            if (n->kind == N_NEG && x == -0x7fffffffffffffffLL - 1)
+                r = tpli_fail(c, n, "integer overflow");
+            else
+                *out = tpl_int(n->kind == N_NEG ? -x : x);
+        } else if (a->type == TPL_FLOAT) {
+            *out = tpl_float(n->kind == N_NEG ? -a->u.d : a->u.d);
+        } else if (tpli_is_undef(a)) {
+            r = undefined_error(c, n, a);
+        } else {
+            r = tpli_fail(c, n, "bad operand type for unary %s: '%s'", n->kind == N_NEG ? "-" : "+",
+                          tpli_type_name(a));
+        }
+        break;
+    case N_NOT:
+        if ((r = eval(c, n->a, &a)) != R_OK)
+            return r;
+        *out = tpl_bool(!tpl_truthy(a));
+        break;
+    case N_AND:
+    case N_OR:
+        /* Python semantics: the deciding operand is the value */
+        if ((r = eval(c, n->a, &a)) != R_OK)
+            return r;
+        if (tpl_truthy(a) == (n->kind == N_OR)) {
+            *out = a;
+            return R_OK;
+        }
+        tpl_unref(a);
+        return eval(c, n->b, out);
+    case N_BINOP:
+        if ((r = eval2(c, n, &a, &b)) != R_OK)
+            return r;
+        r = arith(c, n, n->op, a, b, out);
+        break;
+    case N_COMPARE: {
+        bool res = false;
+        if ((r = eval2(c, n, &a, &b)) != R_OK)
+            return r;
+        r = compare(c, n, a, b, &res);
+        if (r == R_OK)
+            *out = tpl_bool(res);
+        break;
+    }
+    case N_CONCAT: {
+        buf s;
+        if ((r = eval2(c, n, &a, &b)) != R_OK)
+            return r;
+        buf_init(&s, c->outmax);
+        tpl_to_text(a, &s);
+        tpl_to_text(b, &s);
+        if (!buf_ok(&s)) {
+            buf_free(&s);
+            r = out_fail(c, n);
+            break;
+        }
+        *out = buf_to_value(&s);
+        break;
+    }
+    case N_COND:
+        if ((r = eval(c, n->b, &a)) != R_OK)
+            return r;
+        if (tpl_truthy(a))
+            r = eval(c, n->a, out);
+        else if (n->c)
+            r = eval(c, n->c, out);
+        else
+            *out = tpli_undef(NULL);
+        break;
+    default:
+        r = tpli_fail(c, n, "internal error: node %d is not an expression", (int)n->kind);
+    }
+    tpl_unref(a);
+    tpl_unref(b);
+    return r;
+}
+
+/* ---- statements ---- */
+
+/* the items a for loop (or a filter) walks, as a new reference to a list:
+ * a list itself, a dict's keys, a string's characters, nothing for an
+ * undefined; other types are an error */
+int tpli_iter(tpli_ctx *c, const tpli_node *n, tpl_value *it, tpl_value **out)
+{
+    size_t i;
+    tpl_value *l;
+
+    switch (tpl_typeof(it)) {
+    case TPL_LIST:
+        *out = tpl_ref(it);
+        return R_OK;
+    case TPL_DICT:
+        l = tpl_list_new();
+        for (i = 0; i < it->u.dict.len; i++)
+            tpl_list_push(l, tpl_str(it->u.dict.keys[i]));
+        *out = l;
+        return R_OK;
+    case TPL_STR:
+        l = tpl_list_new();
+        for (i = 0; i < it->u.str.len;) {
+            size_t k = 1;
+            unsigned char ch = (unsigned char)it->u.str.s[i];
+            if (ch >= 0xc0) /* keep UTF-8 sequences whole */
+                while (i + k < it->u.str.len && (it->u.str.s[i + k] & 0xc0) == 0x80)
+                    k++;
+            tpl_list_push(l, tpl_strn(it->u.str.s + i, k));
+            i += k;
+        }
+        *out = l;
+        return R_OK;
+    case TPL_NONE:
+        if (tpli_is_undef(it)) {
+            *out = tpl_list_new();
+            return R_OK;
+        }
+        /* fall through */
+    default:
+        return tpli_fail(c, n, "'%s' object is not iterable", tpli_type_name(it));
+    }
+}
+
+/* binds loop/set targets; unpacks when there are several names; takes v */
+static int bind_targets(tpli_ctx *c, const tpli_node *n, tpl_value *v)
+{
+    size_t i;
+
+    if (n->nnames == 1) {
+        assign(c, n->names[0], v);
+        return R_OK;
+    }
+    if (tpl_typeof(v) != TPL_LIST || v->u.list.len != n->nnames) {
+        int r = tpli_fail(c, n, "cannot unpack %s of %zu into %zu names", tpli_type_name(v),
+                          tpl_typeof(v) == TPL_LIST ? v->u.list.len : (size_t)1, n->nnames);
+        tpl_unref(v);
+        return r;
+    }
+    for (i = 0; i < n->nnames; i++)
+        assign(c, n->names[i], tpl_ref(v->u.list.items[i]));
+    tpl_unref(v);
+    return R_OK;
+}
+
+static int exec_for(tpli_ctx *c, const tpli_node *n, buf *out)
+{
+    tpl_value *it = NULL, *items = NULL, *loop = NULL;
+    frame f = {NULL, c->scope};
+    size_t i, len;
+    int r;
+
+    if ((r = eval(c, n->a, &it)) != R_OK)
+        return r;
+    r = tpli_iter(c, n->a, it, &items);
+    tpl_unref(it);
+    if (r != R_OK)
+        return r;
+    c->scope = &f;
+    if (n->d) { /* for x in xs if cond: filter first, loop.length counts the kept */
+        tpl_value *kept = tpl_list_new();
+        for (i = 0; i < items->u.list.len && r == R_OK; i++) {
+            tpl_value *cond;
+            if ((r = bind_targets(c, n, tpl_ref(items->u.list.items[i]))) != R_OK)
+                break;
+            if ((r = eval(c, n->d, &cond)) != R_OK)
+                break;
+            if (tpl_truthy(cond))
+                tpl_list_push(kept, tpl_ref(items->u.list.items[i]));
+            tpl_unref(cond);
+        }
+        tpl_unref(items);
+        items = kept;
+        if (r != R_OK)
+            goto out;
+    }
+    len = items->u.list.len;
+    if (len) {
+        loop = tpl_dict_new();
+        tpl_dict_set(loop, "length", tpl_int((long long)len));
+        assign(c, "loop", tpl_ref(loop));
+    }
+    for (i = 0; i < len && i < items->u.list.len; i++) {
+        tpl_value *item = items->u.list.items[i];
+        tpl_dict_set(loop, "index", tpl_int((long long)i + 1));
+        tpl_dict_set(loop, "index0", tpl_int((long long)i));
+        tpl_dict_set(loop, "revindex", tpl_int((long long)(len - i)));
+        tpl_dict_set(loop, "revindex0", tpl_int((long long)(len - i - 1)));
+        tpl_dict_set(loop, "first", tpl_bool(i == 0));
+        tpl_dict_set(loop, "last", tpl_bool(i + 1 == len));
+        tpl_dict_set(loop, "previtem", i ? tpl_ref(items->u.list.items[i - 1]) : tpli_undef(NULL));
+        tpl_dict_set(loop, "nextitem",
+                     i + 1 < len ? tpl_ref(items->u.list.items[i + 1]) : tpli_undef(NULL));
+        if ((r = bind_targets(c, n, tpl_ref(item))) != R_OK)
+            goto out;
+        if ((r = render_body(c, n->b, out)) != R_OK)
+            goto out;
+    }
+    if (len == 0 && n->c)
+        r = render_body(c, n->c, out);
+out:
+    c->scope = f.parent;
+    tpl_unref(f.vars);
+    tpl_unref(loop);
+    tpl_unref(items);
+    return r;
+}
+
+static int exec_set(tpli_ctx *c, const tpli_node *n)
+{
+    tpl_value *v, *obj;
+    int r;
+
+    if ((r = eval(c, n->a, &v)) != R_OK)
+        return r;
+    if (!n->b)
+        return bind_targets(c, n, v);
+    /* set ns.attr = v */
+    if ((r = eval(c, n->b, &obj)) != R_OK) {
+        tpl_unref(v);
+        return r;
+    }
+    if (tpl_typeof(obj) != TPL_DICT) {
+        r = tpli_fail(c, n, "cannot assign attribute \"%s\" on %s \"%s\"", n->name,
+                      tpli_type_name(obj), n->b->name);
+        tpl_unref(v);
+    } else {
+        tpl_dict_set(obj, n->name, v);
+    }
+    tpl_unref(obj);
+    return r;
+}
+
+static int output_value(tpli_ctx *c, const tpli_node *n, tpl_value *v, buf *out)
+{
+    if (!tpl_to_text(v, out))
+        return out_fail(c, n);
+    return R_OK;
+}
+
+static int exec(tpli_ctx *c, const tpli_node *n, buf *out)
+{
+    tpl_value *v = NULL;
+    int r = R_OK;
+
+    switch (n->kind) {
+    case N_TEXT:
+        if (!buf_append(out, n->name, n->len))
+            return out_fail(c, n);
+        return R_OK;
+    case N_OUTPUT:
+        if ((r = eval(c, n->a, &v)) != R_OK)
+            return r;
+        r = output_value(c, n, v, out);
+        break;
+    case N_IF:
+        if ((r = eval(c, n->a, &v)) != R_OK)
+            return r;
+        if (tpl_truthy(v))
+            r = render_body(c, n->b, out);
+        else if (n->c)
+            r = n->c->kind == N_IF ? exec(c, n->c, out) : render_body(c, n->c, out);
+        break;
+    case N_FOR:
+        return exec_for(c, n, out);
+    case N_SET:
+        return exec_set(c, n);
+    case N_SETBLOCK: {
+        buf b;
+        buf_init(&b, c->outmax);
+        r = render_body(c, n->a, &b);
+        if (r == R_OK)
+            assign(c, n->names[0], buf_to_value(&b));
+        buf_free(&b);
+        return r;
+    }
+    case N_MACRO:
+        assign(c, n->name, tpli_func_macro(n->name, n, c->tpl, c->id));
+        return R_OK;
+    case N_CALLBLOCK: {
+        struct tpli_closure clo = {n, c->tpl, c->scope};
+        tpl_value *caller = tpl_func_new("caller", NULL, NULL);
+        caller->u.fn.kind = FN_CALLER;
+        caller->u.fn.clo = &clo;
+        r = eval_call(c, n->a, caller, &v);
+        caller->u.fn.clo = NULL; /* it may outlive the block: disarm */
+        tpl_unref(caller);
+        if (r == R_OK && !(tpl_typeof(v) == TPL_NONE))
+            r = output_value(c, n, v, out);
+        break;
+    }
+    case N_DO:
+        r = eval(c, n->a, &v);
+        break;
+    default:
+        return tpli_fail(c, n, "internal error: node %d is not a statement", (int)n->kind);
+    }
+    tpl_unref(v);
+    return r;
+}
+
+static int render_body(tpli_ctx *c, const tpli_node *body, buf *out)
+{
+    size_t i;
+    int r;
+
+    for (i = 0; i < body->nkids; i++)
+        if ((r = exec(c, body->kids[i], out)) != R_OK)
+            return r;
+    return R_OK;
+}
+
+/* ---- public entry points ---- */
+
+tpl_env *tpl_env_new(void)
+{
+    tpl_env *env = xmalloc(sizeof(*env));
+
+    env->globals = tpl_dict_new();
+    env->builtins = tpli_builtins_new();
+    env->active = NULL;
+    env->next_id = 0;
+    return env;
+}
+
+void tpl_env_free(tpl_env *env)
+{
+    if (!env)
+        return;
+    tpl_unref(env->globals);
+    tpl_unref(env->builtins);
+    free(env);
+}
+
+void tpl_env_set(tpl_env *env, const char *name, tpl_value *v)
+{
+    tpl_dict_set(env->globals, name, v);
+}
+
+tpl_value *tpl_env_get(tpl_env *env, const char *name)
+{
+    return tpl_dict_get(env->globals, name);
+}
+
+void tpl_env_add_macros(tpl_env *env, const tpl_template *t, const char *ns)
+{
+    size_t i;
+    tpl_value *nsd = NULL;
+
+    if (ns) {
+        nsd = tpl_dict_get(env->globals, ns);
+        if (tpl_typeof(nsd) != TPL_DICT) {
+            nsd = tpl_dict_new();
+            tpl_dict_set(env->globals, ns, nsd);
+        }
+    }
+    for (i = 0; i < t->root->nkids; i++) {
+        const tpli_node *m = t->root->kids[i];
+        tpl_value *fn;
+        if (m->kind != N_MACRO)
+            continue;
+        fn = tpli_func_macro(m->name, m, t, 0);
+        if (nsd)
+            tpl_dict_set(nsd, m->name, tpl_ref(fn));
+        tpl_dict_set(env->globals, m->name, fn);
+    }
+}
+
+static void ctx_begin(tpli_ctx *c, tpl_env *env, const tpl_template *t, frame *root,
+                      tpl_value *locals, size_t outmax, cs_error *err)
+{
+    memset(c, 0, sizeof(*c));
+    c->env = env;
+    c->tpl = t;
+    c->root = root;
+    c->scope = root;
+    c->locals = tpl_typeof(locals) == TPL_DICT ? locals : NULL;
+    c->id = ++env->next_id;
+    c->err = err ? err : &c->own_err;
+    c->err->code = CS_OK;
+    c->err->msg[0] = '\0';
+    c->outmax = outmax ? outmax : BUF_DEFAULT_MAX;
+    c->prev = env->active;
+    env->active = c;
+}
+
+static void ctx_end(tpli_ctx *c)
+{
+    tpl_unref(c->ret);
+    c->env->active = c->prev;
+}
+
+cs_result tpl_render(const tpl_template *t, tpl_env *env, tpl_value *locals, buf *out,
+                     cs_error *err)
+{
+    tpli_ctx c;
+    frame root = {NULL, NULL};
+    int r;
+
+    ctx_begin(&c, env, t, &root, locals, out->max, err);
+    r = render_body(&c, t->root, out);
+    if (r == R_RETURN)
+        r = tpli_fail(&c, NULL, "%s: return() used outside of a macro", t->filename);
+    ctx_end(&c);
+    tpl_unref(root.vars);
+    return r == R_OK ? CS_OK : c.err->code;
+}
+
+/*
+ * From a native (an active render on env): the call runs in that render, so
+ * the macro sees its locals and counts towards its recursion limit.
+ * Otherwise in a fresh context with only the globals.
+ */
+cs_result tpl_call_value(tpl_env *env, tpl_value *fn, const tpl_args *args, tpl_value **out,
+                         cs_error *err)
+{
+    tpli_ctx fresh, *c = env->active;
+    frame root = {NULL, NULL};
+    cs_error *saved = NULL, local;
+    bool own = false;
+    int r;
+
+    *out = NULL;
+    if (!err)
+        err = &local;
+    if (c) {
+        saved = c->err;
+        c->err = err;
+    } else {
+        ctx_begin(&fresh, env, NULL, &root, NULL, 0, err);
+        c = &fresh;
+        own = true;
+    }
+    err->code = CS_OK;
+    if (tpl_typeof(fn) != TPL_FUNC) {
+        r = tpli_fail(c, NULL, "\"%s\" object is not callable", tpli_type_name(fn));
+    } else {
+        r = call_func(c, NULL, fn, args, NULL, out);
+        if (r == R_RETURN) { /* return() called by a native itself */
+            *out = c->ret ? c->ret : tpl_none();
+            c->ret = NULL;
+            r = R_OK;
+        }
+    }
+    if (own) {
+        ctx_end(&fresh);
+        tpl_unref(root.vars);
+    } else {
+        c->err = saved;
+    }
+    return r == R_OK ? CS_OK : err->code;
+}
+
+cs_result tpl_call_render_caller(tpl_call *call, buf *out, cs_error *err)
+{
+    tpli_ctx *c = call->ctx;
+    cs_error *saved = c->err;
+    cs_error local;
+    int r;
+
+    if (!err)
+        err = &local;
+    if (!call->caller || !call->caller->u.fn.clo)
+        return cs_fail(err, CS_INVALID, "caller() is not available: not called from a call block");
+    c->err = err;
+    r = render_closure(c, call->node, call->caller->u.fn.clo, NULL, out);
+    if (r == R_RETURN)
+        r = tpli_fail(c, call->node, "return() used inside a call block body");
+    c->err = saved;
+    return r == R_OK ? CS_OK : err->code;
+}
+
+const char *tpl_call_where(const tpl_call *call)
+{
+    tpl_call *mut = (tpl_call *)call;
+
+    if (call->node && call->ctx->tpl)
+        snprintf(mut->where, sizeof(mut->where), "%s:%d:%d", call->ctx->tpl->filename,
+                 call->node->line, call->node->col);
+    else
+        snprintf(mut->where, sizeof(mut->where), "%s",
+                 call->ctx->tpl ? call->ctx->tpl->filename : "<call>");
+    return call->where;
+}
+
+tpl_env *tpl_call_env(tpl_call *call)
+{
+    return call->ctx->env;
+}

@@ -1,0 +1,221 @@
+/*
+ * internal.h - what the files of the template engine share and nobody
+ * else may use: the value layout, the AST, the compiled template and the
+ * helpers that cross file boundaries (prefix tpli_).
+ *
+ * Layout of the engine:
+ *   value.c  values, reference counts, lists, dicts, text and repr
+ *   lex.c    source -> tokens (delimiters, whitespace control, raw)
+ *   parse.c  tokens -> AST (statements and expressions), compile errors
+ *   eval.c   AST -> output: scopes, macros, call blocks, natives
+ *   filter.c filters, tests, methods of str/list/dict, built-ins
+ */
+#ifndef CS_TPL_INTERNAL_H
+#define CS_TPL_INTERNAL_H
+
+#include <stdint.h>
+
+#include "template/tpl.h"
+#include "common/xalloc.h"
+
+/* ---- values ---- */
+
+enum {
+    VF_UNDEF = 1,  /* an undefined name: TPL_NONE that renders as "" */
+    VF_TUPLE = 2,  /* a TPL_LIST written as a Python tuple */
+    VF_OBJECT = 4, /* a TPL_DICT with a display string */
+};
+
+enum { FN_NATIVE, FN_MACRO, FN_CALLER };
+
+struct tpli_closure;
+struct tpli_node;
+
+struct tpl_value {
+    int refs; /* < 0: immortal (singletons, template constants) */
+    unsigned char type;
+    unsigned char flags;
+    tpl_value *attrs; /* TPL_LIST: its attributes (a dict), or NULL */
+    union {
+        bool b;
+        long long i;
+        double d;
+        struct {
+            char *s; /* NUL-terminated; also the name of an undefined */
+            size_t len;
+        } str;
+        struct {
+            tpl_value **items;
+            size_t len, cap;
+        } list;
+        struct {
+            char **keys;
+            tpl_value **vals;
+            size_t len, cap;
+            uint32_t *idx; /* open-addressing index (slot+1), NULL when small */
+            size_t idxcap;
+            char *display;
+        } dict;
+        struct {
+            int kind;
+            char *name;
+            tpl_native_fn fn;
+            void *ud;
+            const struct tpli_node *macro; /* FN_MACRO, borrowed from tpl */
+            const tpl_template *tpl;
+            unsigned long defid;      /* render that defined it, 0: global */
+            struct tpli_closure *clo; /* FN_CALLER; NULL once the block ended */
+        } fn;
+    } u;
+};
+
+/* a new undefined value remembering its name (may be NULL) */
+tpl_value *tpli_undef(const char *name);
+bool tpli_is_undef(const tpl_value *v);
+tpl_value *tpli_tuple_new(void);
+/* a string that takes s (malloc'd, NUL at s[n]) */
+tpl_value *tpli_str_take(char *s, size_t n);
+/* the text of a value as a new string value (strings are just referenced) */
+tpl_value *tpli_to_str(tpl_value *v);
+bool tpli_repr(const tpl_value *v, buf *out);
+bool tpli_equal(const tpl_value *a, const tpl_value *b);
+/* -1/0/1 into *cmp; false when the types cannot be ordered */
+bool tpli_compare(const tpl_value *a, const tpl_value *b, int *cmp);
+const char *tpli_type_name(const tpl_value *v);
+bool tpli_dict_del(tpl_value *dict, const char *key);
+/* attribute name of obj: a dict's entry or a list's attribute (borrowed, NULL if none) */
+tpl_value *tpli_attr(const tpl_value *obj, const char *name);
+tpl_value *tpli_func_macro(const char *name, const struct tpli_node *macro, const tpl_template *t,
+                           unsigned long defid);
+bool tpli_to_json(const tpl_value *v, buf *out, int depth);
+
+/* ---- tokens ---- */
+
+typedef enum {
+    TK_TEXT,
+    TK_VAR_BEGIN,
+    TK_VAR_END,
+    TK_BLOCK_BEGIN,
+    TK_BLOCK_END,
+    TK_NAME,
+    TK_STRING,
+    TK_INT,
+    TK_FLOAT,
+    TK_OP,
+    TK_EOF,
+} tpli_tok_kind;
+
+typedef struct {
+    tpli_tok_kind kind;
+    int line, col;
+    const char *s; /* TEXT, NAME, OP: into the source; STRING: decoded */
+    size_t len;
+    long long ival;
+    double fval;
+} tpli_token;
+
+/* ---- AST ---- */
+
+typedef enum {
+    /* statements */
+    N_BODY,
+    N_TEXT,
+    N_OUTPUT,
+    N_IF,
+    N_FOR,
+    N_SET,
+    N_SETBLOCK,
+    N_MACRO,
+    N_CALLBLOCK,
+    N_DO,
+    /* expressions */
+    N_CONST,
+    N_NAME,
+    N_LIST,
+    N_TUPLE,
+    N_DICT,
+    N_ATTR,
+    N_ITEM,
+    N_SLICE,
+    N_CALL,
+    N_FILTER,
+    N_TEST,
+    N_NEG,
+    N_POS,
+    N_NOT,
+    N_AND,
+    N_OR,
+    N_BINOP,
+    N_COMPARE,
+    N_CONCAT,
+    N_COND,
+} tpli_node_kind;
+
+typedef struct tpli_node {
+    tpli_node_kind kind;
+    int line, col;
+    int op;           /* BINOP/COMPARE operator, FILTER/TEST index, flags */
+    const char *name; /* NAME, ATTR, FILTER, TEST, MACRO, SET targets */
+    size_t len;       /* TEXT length */
+    tpl_value *value; /* CONST: owned by the template, copied when used */
+    struct tpli_node *a, *b, *c, *d;
+    struct tpli_node **kids; /* BODY statements, LIST items, call args */
+    const char **kwnames;    /* per kid: keyword name or NULL */
+    size_t nkids;
+    const char **names;          /* FOR/SET targets, MACRO/CALLBLOCK params */
+    struct tpli_node **defaults; /* MACRO params: default or NULL */
+    size_t nnames;
+} tpli_node;
+
+/* macro flags in node->op */
+enum { MF_VARARGS = 1, MF_KWARGS = 2, MF_CALLER = 4 };
+/* binary operators */
+enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_FLOORDIV, OP_MOD, OP_POW };
+enum { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_IN, CMP_NOTIN };
+
+typedef struct tpli_arena_chunk tpli_arena_chunk;
+
+struct tpl_template {
+    char *filename;
+    char *source;
+    tpli_arena_chunk *arena;
+    tpli_node *root;
+};
+
+void *tpli_arena_alloc(tpl_template *t, size_t n);
+
+/* Lexes src (owned by t) into a malloc'd token array; false and err set
+ * on a lexical error. */
+bool tpli_lex(tpl_template *t, tpli_token **toks, size_t *ntoks, cs_error *err);
+bool tpli_parse(tpl_template *t, const tpli_token *toks, size_t ntoks, cs_error *err);
+
+/* ---- filters and tests (filter.c), resolved at compile time ---- */
+
+struct tpli_ctx;
+typedef int (*tpli_filter_fn)(struct tpli_ctx *c, const tpli_node *n, tpl_value *v,
+                              const tpl_args *a, tpl_value **out);
+typedef int (*tpli_test_fn)(struct tpli_ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a,
+                            bool *out);
+int tpli_filter_find(const char *name, size_t len);
+tpli_filter_fn tpli_filter_get(int idx);
+int tpli_test_find(const char *name, size_t len);
+tpli_test_fn tpli_test_get(int idx);
+
+/* evaluation results inside the engine: 0 ok, R_ERR error (err filled),
+ * R_RETURN a return() unwinding to the enclosing macro */
+enum { R_OK = 0, R_ERR = -1, R_RETURN = 1 };
+
+/* fails with "FILE:LINE:COL: msg" at node n (CS_INVALID), returns R_ERR */
+int tpli_fail(struct tpli_ctx *c, const tpli_node *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* a method of a builtin type: R_OK with *out set, or 2 when not a method */
+int tpli_method(struct tpli_ctx *c, const tpli_node *n, tpl_value *obj, const char *name,
+                const tpl_args *a, tpl_value **out);
+int tpli_iter(struct tpli_ctx *c, const tpli_node *n, tpl_value *it, tpl_value **out);
+/* the built-in globals (range, namespace, dict, zip, return) as a dict */
+tpl_value *tpli_builtins_new(void);
+/* cs_result from a native that means "return() was called" */
+#define TPLI_RETURN_SIGNAL ((cs_result)100)
+void tpli_set_return(tpl_call *call, tpl_value *v);
+
+#endif
