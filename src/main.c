@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "pipeline/pipeline.h"
 #include "sync/sync.h"
+#include "sync/verify.h"
 
 typedef struct {
     const char *name;
@@ -26,6 +27,8 @@ static int cmd_config(const cs_config *cfg, int argc, char **argv)
 
 static const command commands[] = {
     {"sync", sync_main, "follow the CouchDB databases into PostgreSQL (--once: until caught up)"},
+    {"verify", verify_main,
+     "compare the raw table with CouchDB, print the drift (--repair: fix it)"},
     {"config", cmd_config, "print the effective settings (secrets masked)"},
     {"pipeline", pipeline_main, "run the dbt-format model project (run, compile, test, ls)"},
 };
