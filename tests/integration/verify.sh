@@ -94,6 +94,19 @@ eq "a database that cannot be checked: exit 3" "$rc" "3"
 contains "and says which" "$out" "nope: NOT CHECKED"
 contains "the others are still checked" "$out" "medic: no drift"
 
+# CouchDB 3's opaque sequences (through the proxy): pages follow them as sent
+PROXY_PORT=$(free_port)
+node "$ROOT/tests/couch/seq-proxy.js" --target "$COUCH_URL" --port "$PROXY_PORT" --scramble > "$WORK/proxy.log" 2>&1 &
+PIDS_TO_KILL+=($!)
+wait_until 10 grep -q listening "$WORK/proxy.log"
+out=$(COUCHDB_PORT=$PROXY_PORT LOG_LEVEL=debug "$CHT_SYNC" verify 2>&1); rc=$?
+eq "opaque sequences: no drift, exit 0" "$rc" "0"
+contains "opaque sequences: read in pages" "$out" "listed CouchDB's documents in 7 pages"
+sql "DELETE FROM v1.couchdb WHERE _id = '${ids[0]}'" >/dev/null
+out=$(COUCHDB_PORT=$PROXY_PORT "$CHT_SYNC" verify --repair 2>&1); rc=$?
+contains "opaque sequences: the missing row is found" "$out" "  missing 1: \"${ids[0]}\""
+eq "opaque sequences: and repaired" "$rc" "0"
+
 # memory: a database ten times larger, never synced (every document
 # missing), verified and repaired; peak RSS of the plain build
 RSS_BIN=${RSS_BIN:-$ROOT/build/cht-sync}
