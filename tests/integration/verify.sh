@@ -43,6 +43,7 @@ sql "UPDATE v1.couchdb SET _deleted = true, doc = jsonb_build_object('_id', _id,
 # row CouchDB does not list (purged) is not drift
 sql "INSERT INTO v1.couchdb VALUES (now(), E'zz-extra\\n\\x1b[31mred', false, '$SRC', '{\"_id\":\"zz-extra\",\"_rev\":\"1-a\"}'),
      (now(), 'zz-extra-2', false, '$SRC', '{\"_id\":\"zz-extra-2\",\"_rev\":\"3-b\"}'),
+     (now(), E'zz-extra-\\u202Eevil', false, '$SRC', '{\"_id\":\"zz-extra-\\u202eevil\",\"_rev\":\"1-d\"}'),
      (now(), 'zz-purged', true, '$SRC', '{\"_id\":\"zz-purged\",\"_rev\":\"2-c\",\"_deleted\":true}')" >/dev/null
 # a document PostgreSQL refused at CouchDB's revision: known, not drift
 rev3=$(sql "SELECT doc->>'_rev' FROM v1.couchdb WHERE _id = '${ids[3]}'")
@@ -53,20 +54,21 @@ printf '%s\n' "$out" | sed 's/^/  | /'
 eq "drift: exit status 1" "$rc" "1"
 line() { printf '%s\n' "$out" | grep "^  $1 " ; }
 eq "missing: 4, in byte order" "$(line missing)" "  missing 4: \"${ids[0]}\", \"${ids[1]}\", \"${ids[2]}\", \"${ids[8]}\""
-eq "extra: 2, the id escaped for the terminal" "$(line extra)" '  extra 2: "zz-extra\u000A\u001B[31mred", "zz-extra-2"'
+eq "extra: 3, ids escaped for the terminal" "$(line extra)" '  extra 3: "zz-extra\u000A\u001B[31mred", "zz-extra-2", "zz-extra-\u202Eevil"'
 contains "stale revision: 2" "$(line stale)" "stale revision 2: \"${ids[4]}\" (CouchDB 2-"
 contains "stale revision names both revisions" "$(line stale)" "\"${ids[5]}\" (CouchDB 2-"
 eq "deletion mismatch: 3" "$(line deletion)" "  deletion mismatch 3: \"${ids[6]}\", \"${ids[7]}\", \"${ids[9]}\""
 contains "rejected documents are listed apart" "$(line rejected)" "1: \"${ids[3]}\""
-contains "total drift" "$out" "medic: DRIFT in 11 documents"
+contains "total drift" "$out" "medic: DRIFT in 12 documents"
 not_contains "no raw escape byte reaches the terminal" "$out" $'\x1b'
+not_contains "no raw bidirectional override reaches the terminal" "$out" $'\xe2\x80\xae'
 eq "--show 1 shows one id per kind" "$("$CHT_SYNC" verify --show 1 2>/dev/null | grep '^  missing ')" "  missing 4: \"${ids[0]}\", ..."
-eq "verify changed nothing" "$(sql "SELECT count(*) FROM v1.couchdb")" "598"
+eq "verify changed nothing" "$(sql "SELECT count(*) FROM v1.couchdb")" "599"
 
 out=$("$CHT_SYNC" verify --repair 2>&1); rc=$?
 printf '%s\n' "$out" | grep -v '^  ' | sed 's/^/  | /'
 eq "--repair leaves no drift: exit 0" "$rc" "0"
-contains "--repair says what it repaired" "$out" "repaired 4 missing, 2 extra (stored as deleted unless CouchDB has them now), 2 stale, 3 deletion mismatches: 11 rows stored"
+contains "--repair says what it repaired" "$out" "repaired 4 missing, 3 extra (stored as deleted unless CouchDB has them now), 2 stale, 3 deletion mismatches: 12 rows stored"
 contains "--repair verifies again" "$out" "medic: no drift after the repair"
 out=$("$CHT_SYNC" verify 2>&1); rc=$?
 eq "a second verify: exit 0" "$rc" "0"
@@ -77,7 +79,7 @@ out=$("$CHT_SYNC" verify --repair 2>&1); rc=$?
 contains "once out of the rejects table, it is missing" "$out" "  missing 1: \"${ids[3]}\""
 eq "and repaired: exit 0" "$rc" "0"
 eq "repaired documents equal CouchDB's, body and all" "$(diff_count medic)" "0"
-eq "extra rows are now deleted stubs" "$(sql "SELECT string_agg(doc::text, ' ' ORDER BY _id) FROM v1.couchdb WHERE _id LIKE 'zz-extra%'")" \
+eq "extra rows are now deleted stubs" "$(sql "SELECT string_agg(doc::text, ' ' ORDER BY _id) FROM v1.couchdb WHERE _id IN (E'zz-extra\\n\\x1b[31mred', 'zz-extra-2')")" \
     "{\"_id\": \"zz-extra\\n\\u001b[31mred\", \"_rev\": \"1-a\", \"_deleted\": true} {\"_id\": \"zz-extra-2\", \"_rev\": \"3-b\", \"_deleted\": true}"
 eq "deleted documents are deleted rows again" "$(sql "SELECT count(*) FROM v1.couchdb WHERE _deleted AND _id IN ('${ids[6]}','${ids[7]}','${ids[8]}')")" "3"
 eq "the checkpoint was left alone" "$(sql "SELECT seq FROM v1.couchdb_progress WHERE source = '$SRC'")" "$(couch GET /medic | jq -r .update_seq)"
