@@ -17,6 +17,10 @@
 /* a since value or one id list larger than this is refused */
 #define URL_MAX (64 * 1024)
 #define IDS_BODY_MAX ((size_t)64 << 20)
+/* CouchDB 2+ looks doc_ids up one by one, instead of scanning its whole
+ * feed, up to changes_doc_ids_optimization_threshold ids (1000 since it is
+ * enforced on clusters; unlimited before).  pouchdb-server scans anyway. */
+#define FETCH_IDS_MAX 1000
 
 struct doclist {
     couch_client *couch;
@@ -151,8 +155,8 @@ cs_result doclist_page(doclist *l, const char *since, int limit, doclist_fn on_d
     return CS_OK;
 }
 
-cs_result doclist_fetch(doclist *l, const char *const *ids, size_t n, changes_row_fn on_row,
-                        void *ud, cs_error *err)
+/* one request for at most FETCH_IDS_MAX ids */
+static cs_result fetch_some(doclist *l, const char *const *ids, size_t n, cs_error *err)
 {
     buf_reset(&l->url);
     buf_puts(&l->url, "/_changes?filter=_doc_ids&include_docs=true&style=main_only");
@@ -167,8 +171,18 @@ cs_result doclist_fetch(doclist *l, const char *const *ids, size_t n, changes_ro
     if (!buf_ok(&l->body) || !buf_ok(&l->url))
         return cs_fail(err, CS_PERMANENT, "the ids of %zu documents are too long for one request",
                        n);
+    return run(l, l->body.data, "could not read the documents again", err);
+}
+
+cs_result doclist_fetch(doclist *l, const char *const *ids, size_t n, changes_row_fn on_row,
+                        void *ud, cs_error *err)
+{
+    cs_result rc = CS_OK;
+
     l->on_doc = NULL;
     l->on_row = on_row;
     l->ud = ud;
-    return run(l, l->body.data, "could not read the documents again", err);
+    for (size_t i = 0; i < n && rc == CS_OK; i += FETCH_IDS_MAX)
+        rc = fetch_some(l, ids + i, n - i < FETCH_IDS_MAX ? n - i : FETCH_IDS_MAX, err);
+    return rc;
 }

@@ -49,7 +49,8 @@ cs_result doclist_page(doclist *l, const char *since, int limit, doclist_fn on_d
  * The current state of the documents ids[0..n-1] with their bodies, as the
  * sync reads them: `POST _changes?filter=_doc_ids&include_docs=true` (which
  * also answers for deleted documents, with their stub), each row cleaned
- * and handed to on_row.  An id CouchDB does not know is simply absent from
+ * and handed to on_row, in requests of at most 1000 ids (what CouchDB
+ * looks up directly).  An id CouchDB does not know is simply absent from
  * the answer.
  */
 cs_result doclist_fetch(doclist *l, const char *const *ids, size_t n, changes_row_fn on_row,
