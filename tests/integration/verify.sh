@@ -3,8 +3,10 @@
 # rolled back, deletions undone and forged, extra rows) is reported kind by
 # kind with the right counts, ids (escaped for the terminal) and exit
 # status; --repair stores exactly those documents again and a second verify
-# finds no drift.  Listing in pages of BATCH_SIZE, and a peak RSS that does
-# not grow with the database (2,000 versus 20,000 documents).
+# finds no drift.  Listing in pages of BATCH_SIZE, through CouchDB 3's
+# opaque sequences and enforced authentication, exit statuses 2 and 3, and
+# a peak RSS that does not grow with the database (2,000 versus 20,000
+# documents).
 source "$(dirname "$0")/../lib.sh"
 pg_start
 couch_start
@@ -108,6 +110,24 @@ sql "DELETE FROM v1.couchdb WHERE _id = '${ids[0]}'" >/dev/null
 out=$(COUCHDB_PORT=$PROXY_PORT "$CHT_SYNC" verify --repair 2>&1); rc=$?
 contains "opaque sequences: the missing row is found" "$out" "  missing 1: \"${ids[0]}\""
 eq "opaque sequences: and repaired" "$rc" "0"
+
+# CouchDB 3's enforced authentication (a proxy): one login, then the
+# cookie, for the listing and for --repair's POSTs; a wrong password is
+# "could not check"
+AUTH_PORT=$(free_port)
+node "$ROOT/tests/couch/auth-proxy.js" --target "$COUCH_URL" --port "$AUTH_PORT" --user sync --password auth-pw > "$WORK/auth.log" 2>&1 &
+PIDS_TO_KILL+=($!)
+wait_until 10 grep -q listening "$WORK/auth.log"
+sql "DELETE FROM v1.couchdb WHERE _id = '${ids[1]}'" >/dev/null
+out=$(COUCHDB_PORT=$AUTH_PORT COUCHDB_USER=sync COUCHDB_PASSWORD=auth-pw "$CHT_SYNC" verify --repair 2>&1); rc=$?
+contains "authenticated: the missing row is found" "$out" "  missing 1: \"${ids[1]}\""
+not_contains "authenticated: the password is never printed" "$out" "auth-pw"
+eq "authenticated: and repaired" "$rc" "0"
+eq "authenticated: one login" "$(curl -sS "http://127.0.0.1:$AUTH_PORT/_test/stats" | jq -r .logins)" "1"
+out=$(COUCHDB_PORT=$AUTH_PORT COUCHDB_USER=sync COUCHDB_PASSWORD=n0t-the-pw "$CHT_SYNC" verify 2>&1); rc=$?
+eq "wrong password: exit 3" "$rc" "3"
+contains "wrong password: CouchDB's reason" "$out" "CouchDB refused the credentials"
+not_contains "wrong password: it is never printed" "$out" "n0t-the-pw"
 
 # memory: a database ten times larger, never synced (every document
 # missing), verified and repaired; peak RSS of the plain build
