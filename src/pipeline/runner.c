@@ -549,6 +549,26 @@ static cs_result save_fingerprint(run_ctx *c, PGconn *conn, size_t i, cs_error *
 }
 
 /*
+ * Whether every column type (cols: name -> format_type) has an equality
+ * operator, so that MERGE may skip rows whose values did not change.
+ */
+static bool comparable(const pv *cols)
+{
+    static const char *const none[] = {"json", "xml", "point", "line", "lseg", "box", "path",
+                                       "polygon", "circle"};
+    for (size_t k = 0; k < cols->n; k++) {
+        const char *type = pv_s(cols->items[k]);
+        for (size_t t = 0; type && t < sizeof(none) / sizeof(none[0]); t++) {
+            size_t l = strlen(none[t]);
+            /* json, json[] (jsonb compares) */
+            if (strncmp(type, none[t], l) == 0 && (type[l] == '\0' || type[l] == '['))
+                return false;
+        }
+    }
+    return true;
+}
+
+/*
  * Builds model i in one transaction on conn.  *rows and *detail describe
  * the outcome for the progress line.
  */
@@ -701,16 +721,21 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, int slot, 
             const char *strategy = pv_gets(nd->config, "incremental_strategy");
             /* one round trip: the INSERT's count is the last result's */
             buf_reset(&b);
-            if (rc == CS_OK && nd->nunique_key > 0 &&
+            bool merge = strategy && strcmp(strategy, "merge") == 0 && nd->nunique_key > 0;
+            if (rc == CS_OK && nd->nunique_key > 0 && !merge &&
                 !(strategy && strcmp(strategy, "append") == 0)) {
                 mat_incr_delete(&b, schema, nd->relname, incr, n,
                                 (const char *const *)nd->unique_key, nd->nunique_key);
                 buf_puts(&b, ";\n");
             }
-            if (rc == CS_OK) {
+            if (rc == CS_OK && merge)
+                mat_incr_merge(&b, schema, nd->relname, incr, n,
+                               (const char *const *)nd->unique_key, nd->nunique_key, cols, ncols,
+                               comparable(dcols));
+            else if (rc == CS_OK)
                 mat_incr_insert(&b, schema, nd->relname, incr, cols, ncols);
+            if (rc == CS_OK)
                 rc = exec_sql(conn, b.data, "could not replace the rows", &n, err);
-            }
             free(cols);
             if (rc != CS_OK)
                 goto rollback;
