@@ -1055,8 +1055,8 @@ static cs_result parse_model(dbt_manifest *m, dbt_worker *w, size_t i, cs_error 
             return cs_fail(err, CS_INVALID, "%s: on_schema_change='%s' is not supported", pm->file,
                            osc);
         const char *strategy = pv_gets(nd->config, "incremental_strategy");
-        if (strategy && strcmp(strategy, "delete+insert") != 0 &&
-            strcmp(strategy, "append") != 0 && strcmp(strategy, "merge") != 0)
+        if (strategy && strcmp(strategy, "delete+insert") != 0 && strcmp(strategy, "append") != 0 &&
+            strcmp(strategy, "merge") != 0)
             return cs_fail(err, CS_INVALID,
                            "%s: incremental_strategy='%s' is not supported (delete+insert, "
                            "merge, append)",

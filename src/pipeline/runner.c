@@ -645,8 +645,8 @@ static cs_result adoptable(PGconn *conn, const char *schema, const dbt_node *nd,
  */
 static bool comparable(const pv *cols)
 {
-    static const char *const none[] = {"json", "xml", "point", "line", "lseg", "box", "path",
-                                       "polygon", "circle"};
+    static const char *const none[] = {"json", "xml",  "point",   "line",  "lseg",
+                                       "box",  "path", "polygon", "circle"};
     for (size_t k = 0; k < cols->n; k++) {
         const char *type = pv_s(cols->items[k]);
         for (size_t t = 0; type && t < sizeof(none) / sizeof(none[0]); t++) {
