@@ -839,9 +839,11 @@ static cs_result append_hooks(const pv *list, const char *file, const char *what
     cs_result rc = compile_hooks(list, file, what, &more, &nmore, err);
     if (rc != CS_OK)
         return rc;
-    *out = xrealloc(*out, (*n + nmore + 1) * sizeof(**out));
-    memcpy(*out + *n, more, nmore * sizeof(*more));
-    *n += nmore;
+    if (nmore > 0) {
+        *out = xrealloc(*out, (*n + nmore) * sizeof(**out));
+        memcpy(*out + *n, more, nmore * sizeof(*more));
+        *n += nmore;
+    }
     free(more);
     return CS_OK;
 }

@@ -140,4 +140,5 @@ eq "dbt_results: cleanup through an index on start_time" "$(sql "select count(*)
 out=$("$CHT_SYNC" pipeline test --project-dir "$BASE" 2>&1); rc=$?
 eq "the project's data tests pass" "$rc" 0
 contains "data tests ran" "$out" "PASS relationships_person_uuid"
+contains "the singular test ran" "$out" "PASS person_place_disjoint"
 finish
