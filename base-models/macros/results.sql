@@ -19,6 +19,14 @@
 {% macro cht_record_results(results) %}
 {%- if execute and results | length > 0 -%}
 {%- set table = adapter.quote(target.schema) ~ '."dbt_results"' -%}
+{%- set has_index -%}
+  SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a
+                   ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                 WHERE i.indrelid = to_regclass('{{ table | replace("'", "''") }}')
+                   AND a.attname = 'start_time')
+{%- endset -%}
+{%- set ready = run_query(has_index) -%}
+{%- if not ready[0][0] -%}
 DO $cht_results$
 BEGIN
   IF to_regclass('{{ table | replace("'", "''") }}') IS NULL THEN
@@ -35,6 +43,7 @@ BEGIN
   END IF;
 END
 $cht_results$;
+{%- endif %}
 INSERT INTO {{ table }} (result_id, invocation_id, unique_id, database_name, schema_name, name,
   resource_type, status, start_time, end_time, execution_time, rows_affected) VALUES
 {%- for r in results %}

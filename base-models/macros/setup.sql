@@ -78,8 +78,28 @@ END
   ]) -}}
 {% endmacro %}
 
+{#
+  One catalog query decides: when the watermarks table and every function
+  are as this version makes them, the hook is that query alone (a DO block
+  costs its compilation on every run).
+#}
+{% macro cht_setup_current() %}
+  {%- set schema = adapter.quote(target.schema) -%}
+  {%- set q -%}
+    SELECT to_regclass('{{ cht_watermarks() | replace("'", "''") }}') IS NOT NULL
+    {%- for f in cht_functions() %}
+      AND EXISTS (SELECT 1 FROM pg_proc
+                  WHERE oid = to_regprocedure('{{ schema | replace("'", "''") }}.{{ f.name }}({{ f.types }})')
+                    AND prosrc = $cht_body${{ f.body }}$cht_body$)
+    {%- endfor %}
+  {%- endset -%}
+  {%- set t = run_query(q) -%}
+  {{- return(t is not none and t[0][0]) -}}
+{% endmacro %}
+
 {% macro cht_setup() %}
 {%- set schema = adapter.quote(target.schema) -%}
+{%- if execute and not cht_setup_current() -%}
 DO $cht_setup$
 BEGIN
   PERFORM pg_advisory_xact_lock(hashtextextended('cht_pipeline_base setup ' || {{ "'" ~ (target.schema | replace("'", "''")) ~ "'" }}, 0));
@@ -97,4 +117,5 @@ BEGIN
 {%- endfor %}
 END
 $cht_setup$
+{%- endif -%}
 {% endmacro %}
