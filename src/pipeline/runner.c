@@ -161,6 +161,8 @@ void runner_pool_free(runner_pool *pool)
     if (!pool)
         return;
     for (int i = 0; i < pool->n; i++) {
+        if (pool->notices[i].suppressed > 0)
+            log_warn("postgres", "%ld more warnings were not logged", pool->notices[i].suppressed);
         if (pool->conns[i])
             PQfinish(pool->conns[i]);
         slot_tmp_clear(pool, i);
@@ -182,7 +184,8 @@ static double now_s(void);
  * document and the column of a value they could not convert: it became
  * NULL), so it is logged as a warning, at most NOTICE_WARN_MAX per
  * connection and minute: a backfill of many bad documents must not flood
- * the log; the number left out is logged when the next minute starts.
+ * the log; the number left out is logged when the next minute starts or
+ * the pool is freed.
  */
 static void on_notice(void *arg, const PGresult *res)
 {
@@ -206,7 +209,11 @@ static void on_notice(void *arg, const PGresult *res)
         pn->suppressed = 0;
     }
     if (pn->logged >= NOTICE_WARN_MAX) {
-        pn->suppressed++;
+        if (pn->suppressed++ == 0)
+            log_warn("postgres",
+                     "%d warnings in a minute: the rest of this minute's are counted, "
+                     "not logged",
+                     NOTICE_WARN_MAX);
         return;
     }
     pn->logged++;

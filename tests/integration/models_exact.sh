@@ -101,6 +101,18 @@ contains "log line: a bad day" "$out" 'document "bad6": telemetry.period_start s
 contains "log line: a bad boolean in the settings" "$out" 'document "settings": contact_type.person set to NULL'
 contains "logged as warnings" "$(printf '%s\n' "$out" | grep 'document "bad1"')" "warn"
 
+# ---- the log stays bounded: 150 bad values, 100 lines and a count ----
+bad=(); for i in $(seq 1 150); do bad+=("{\"_id\": \"many$i\", \"type\": \"data_record\", \"form\": \"f\", \"reported_date\": \"x$i\"}"); done
+put "${bad[@]}"
+run_models
+eq "150 bad values: the run goes on" "$rc" 0
+eq "150 bad values: 100 warning lines" "$(printf '%s\n' "$out" | grep -c 'document "many[0-9]*": data_record.reported set to NULL')" "100"
+contains "the limit is said" "$out" "100 warnings in a minute: the rest of this minute's are counted, not logged"
+# 150, and the probe (LIMIT 1) may convert the first row once more
+more=$(printf '%s\n' "$out" | sed -n 's/.*postgres: \([0-9]*\) more warnings were not logged/\1/p')
+if [ "${more:-0}" -ge 50 ] && [ "${more:-0}" -le 51 ]; then pass "and the count of those left out ($more)"; else fail "the count of warnings left out" "got: ${more:-none}, want 50 or 51"; fi
+eq "the 150 rows are there, reported NULL" "$(sql "select count(*) from v1.data_record where uuid like 'many%' and reported is null")" "150"
+
 # ---- a reader polling while a contact is edited 20 times never misses it ----
 # reader SECONDS: one psql session polling person and contact for p9 until
 # v1.stop has a row; its poll and miss counts land in v1.reader

@@ -41,17 +41,34 @@ configured AS (
 types AS (
   SELECT
     coalesce(configured.id, used.id) AS id,
+    -- PostgreSQL's boolean words, as the cast reads them; anything else
+    -- is false here and logged below
     CASE
       WHEN used.id = 'person' THEN true
-      ELSE coalesce({{ cht_fn('_cht_to_boolean') }}(configured.person, 'settings', 'contact_type.person'), false)
+      ELSE coalesce(configured.person ~* '^\s*(t|tr|tru|true|y|ye|yes|on|1)\s*$', false)
     END AS person,
-    configured.id IS NOT NULL AS configured
+    configured.id IS NOT NULL AS configured,
+    used.id AS used_id,
+    configured.person AS person_text
   FROM configured
   FULL JOIN (SELECT id FROM used WHERE id IS NOT NULL) AS used ON used.id = configured.id
+),
+changed AS (
+  SELECT id, person, configured FROM types
+{%- if is_incremental() %}
+  EXCEPT
+  SELECT id, person, configured FROM {{ this }}
+{%- endif %}
 )
 
-SELECT id, person, configured FROM types
-{%- if is_incremental() %}
-EXCEPT
-SELECT id, person, configured FROM {{ this }}
-{%- endif %}
+-- the conversion that logs a bad flag runs on the changed rows only, so
+-- that a bad setting is logged when it appears, not on every run
+SELECT
+  changed.id,
+  CASE
+    WHEN types.used_id = 'person' THEN true
+    ELSE coalesce({{ cht_fn('_cht_to_boolean') }}(types.person_text, 'settings', 'contact_type.person'), false)
+  END AS person,
+  changed.configured
+FROM changed
+JOIN types ON types.id = changed.id
