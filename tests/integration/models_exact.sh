@@ -76,6 +76,15 @@ DBT_BATCH_SIZE=3 run_models
 eq "batch of 3 over timestamps of 2 rows: the 2nd timestamp is taken whole (4 rows)" "$(sql "select count(*) from v1.data_record")" "$((base + 22))"
 run_models --vars '{batch_size: 0}'
 eq "batch_size 0 takes everything" "$(sql "select count(*) from v1.data_record")" "$((base + 24))"
+# the first build is batched too, into a fresh schema
+export POSTGRES_SCHEMA=v2
+raw_table v2
+docs g 1 6; docs h 1 6
+DBT_BATCH_SIZE=2 run_models
+eq "first build with DBT_BATCH_SIZE=2: the first timestamp's 6 rows" "$rc $(sql "select count(*) from v2.document_metadata") $(sql "select count(*) from v2.data_record")" "0 6 6"
+DBT_BATCH_SIZE=2 run_models
+eq "then the next 6" "$(sql "select count(*) from v2.data_record")" "12"
+export POSTGRES_SCHEMA=v1
 
 # ---- a value that cannot be converted: NULL, a log line, the model goes on ----
 put '{"_id": "bad1", "type": "person", "name": "Bad Date", "reported_date": "yesterday"}' \
