@@ -38,4 +38,9 @@ out=$("$CHT_SYNC" pipeline run --project-dir "$D" --select tag:custom 2>&1); rc=
 eq "a deployment model refs the base models" "$rc" 0
 eq "and reads them" "$(sql "select name from v1.chw_households")" "Ann"
 eq "dbt_results gets the deployment model's row" "$(sql "select unique_id from v1.dbt_results where name = 'chw_households'")" "model.deployment.chw_households"
+
+# the raw table and the models follow --postgres-schema, not only the environment
+sql "CREATE SCHEMA s2; CREATE TABLE s2.couchdb (LIKE v1.couchdb INCLUDING ALL); INSERT INTO s2.couchdb SELECT * FROM v1.couchdb"
+out=$(env -u POSTGRES_SCHEMA "$CHT_SYNC" pipeline run --project-dir "$BASE" --postgres-schema s2 2>&1); rc=$?
+eq "--postgres-schema without POSTGRES_SCHEMA: raw table and models in that schema" "$rc $(sql "select count(*) from s2.person")" "0 1"
 finish
