@@ -87,6 +87,7 @@ void stats_db_resumed(const char *db, const char *seq)
     pthread_mutex_lock(&s->mu);
     snprintf(s->d.seq, sizeof(s->d.seq), "%s", seq);
     s->d.started = true;
+    s->d.from_start = strcmp(seq, "0") == 0;
     pthread_mutex_unlock(&s->mu);
 }
 

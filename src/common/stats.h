@@ -53,6 +53,7 @@ typedef struct {
     char db[STATS_NAME_MAX];
     char instance[STATS_NAME_MAX]; /* the CouchDB host: the part of source before '/' */
     bool started;                  /* a checkpoint was read: seq is known */
+    bool from_start;               /* that checkpoint was "0": the database is read whole */
     char seq[STATS_SEQ_MAX];
     long long pending;   /* -1: unknown */
     long long info_docs; /* doc_count + doc_del_count when last looked at, -1: unknown */

@@ -30,14 +30,14 @@ struct progress {
 };
 
 /* the changes this database has to read in all: what was read plus what
- * CouchDB says is left; before the first batch, the database's size when
- * it is read from the start; -1: unknown */
+ * CouchDB says is left; without pending (pouchdb-server), the database's
+ * size when it is read from the start; -1: unknown */
 static long long total_of(const stats_db *d)
 {
     if (d->pending >= 0 && d->batches > 0)
         return (long long)d->rows + d->pending;
-    if (d->info_docs >= 0 && strcmp(d->seq, "0") == 0)
-        return d->info_docs;
+    if (d->info_docs >= 0 && d->from_start)
+        return d->info_docs > (long long)d->rows ? d->info_docs : (long long)d->rows;
     return -1;
 }
 
