@@ -334,6 +334,13 @@ static const char page_head[] =
     ".err{white-space:normal;color:#b3261e;font-size:.9em;min-width:12rem}"
     "svg{width:100%;height:auto;background:#fff;border:1px solid #e3e3e3}"
     ".muted{color:#666;font-size:.9em}"
+    /* a phone: each row becomes a card of label: value lines */
+    "@media "
+    "(max-width:40rem){table,tbody,tr,td{display:block;width:auto}tr:first-child{display:none}"
+    "tr{border:1px solid #e3e3e3;border-radius:6px;margin:.5rem 0;background:#fff}"
+    "td{border:0;padding:.15rem .6rem;text-align:left!important;white-space:normal}"
+    "td.name{font-weight:600;padding-top:.4rem}"
+    "td[data-label]::before{content:attr(data-label) \": \";color:#666}}"
     "</style></head><body>";
 
 static void page_dbs(buf *out, const stats_snapshot *s, const render_opts *o)
@@ -347,36 +354,39 @@ static void page_dbs(buf *out, const stats_snapshot *s, const render_opts *o)
         double rate = stats_db_rate(d, s->now, 10);
         buf_puts(out, "<tr data-db=\"");
         html(out, d->db);
-        buf_puts(out, "\"><td>");
+        buf_puts(out, "\"><td class=\"name\">");
         html(out, d->db);
         if (!why)
-            buf_printf(out, "</td><td class=\"ok\">%s", d->caught_up ? "caught up" : "catching up");
+            buf_printf(out, "</td><td class=\"ok\" data-label=\"state\">%s",
+                       d->caught_up ? "caught up" : "catching up");
         else
-            buf_printf(out, "</td><td class=\"bad\">%s", why);
-        buf_puts(out, "</td><td class=\"seq\" title=\"");
+            buf_printf(out, "</td><td class=\"bad\" data-label=\"state\">%s", why);
+        buf_puts(out, "</td><td class=\"seq\" data-label=\"seq\" title=\"");
         html(out, d->seq);
         buf_printf(out, "\">%.24s%s</td>", d->seq, strlen(d->seq) > 24 ? "…" : "");
         if (d->pending >= 0)
-            buf_printf(out, "<td class=\"n pending\">%lld</td>", d->pending);
+            buf_printf(out, "<td class=\"n pending\" data-label=\"pending\">%lld</td>", d->pending);
         else
-            buf_puts(out, "<td class=\"n pending\">?</td>");
-        buf_printf(out, "<td class=\"n docs\">%llu</td><td class=\"n rate\">%.0f</td>",
+            buf_puts(out, "<td class=\"n pending\" data-label=\"pending\">?</td>");
+        buf_printf(out,
+                   "<td class=\"n docs\" data-label=\"docs stored\">%llu</td><td class=\"n rate\" "
+                   "data-label=\"docs/s\">%.0f</td>",
                    (unsigned long long)d->docs, rate);
-        buf_puts(out, "<td class=\"n\">");
+        buf_puts(out, "<td class=\"n\" data-label=\"behind\">");
         if (d->caught_up)
             buf_puts(out, "0 s");
         else if (d->pending > 0 && rate > 0)
             duration(out, (double)d->pending / rate);
         else
             buf_puts(out, "?");
-        buf_puts(out, "</td><td class=\"n\">");
+        buf_puts(out, "</td><td class=\"n\" data-label=\"last batch\">");
         if (d->last_batch_at > 0) {
             duration(out, s->now - d->last_batch_at);
             buf_puts(out, " ago");
         } else {
             buf_puts(out, "none yet");
         }
-        buf_puts(out, "</td><td class=\"err\">");
+        buf_puts(out, "</td><td class=\"err\" data-label=\"last error\">");
         if (d->last_error_at > 0) {
             html(out, d->last_error);
             buf_puts(out, " <span class=\"muted\">(");
@@ -409,12 +419,13 @@ static void page_chart(buf *out, const stats_snapshot *s)
     buf_printf(out, "<h2>Throughput, last %d minutes</h2>", STATS_RING_SECONDS / 60);
     buf_printf(out,
                "<svg id=\"chart\" viewBox=\"0 0 %d %d\" role=\"img\" "
-               "aria-label=\"changes per second\"><polyline fill=\"none\" stroke=\"#1f6feb\" "
-               "stroke-width=\"2\" points=\"",
-               W, H + 20);
+               "aria-label=\"changes per second\"><polyline fill=\"#1f6feb33\" stroke=\"#1f6feb\" "
+               "stroke-width=\"2\" points=\"0,%d ",
+               W, H + 20, 10 + H);
     for (int b = 0; b < NBINS; b++)
         buf_printf(out, "%d,%.1f ", b * W / (NBINS - 1),
                    max > 0 ? 10 + H - bins[b] / max * H : 10 + H);
+    buf_printf(out, "%d,%d", W, 10 + H);
     buf_printf(out,
                "\"/><text x=\"4\" y=\"14\" font-size=\"12\" fill=\"#666\">%.0f changes/s</text>"
                "<text x=\"4\" y=\"%d\" font-size=\"12\" fill=\"#666\">-%d min</text>"
@@ -437,14 +448,18 @@ static void page_models(buf *out, const stats_snapshot *s)
         double lag;
         buf_puts(out, "<tr data-model=\"");
         html(out, m->name);
-        buf_puts(out, "\"><td>");
+        buf_puts(out, "\"><td class=\"name\">");
         html(out, m->name);
-        buf_printf(out, "</td><td class=\"%s\">%s</td><td class=\"n\">", m->ok ? "ok" : "bad",
-                   m->ok ? "success" : "error");
+        buf_printf(out,
+                   "</td><td class=\"%s\" data-label=\"status\">%s</td><td class=\"n\" "
+                   "data-label=\"last run\">",
+                   m->ok ? "ok" : "bad", m->ok ? "success" : "error");
         duration(out, s->now - m->end_at);
-        buf_printf(out, " ago</td><td class=\"n\">%.2f s</td><td class=\"n\">%ld</td>", m->seconds,
-                   m->rows);
-        buf_puts(out, "<td class=\"n\">");
+        buf_printf(out,
+                   " ago</td><td class=\"n\" data-label=\"duration\">%.2f s</td><td class=\"n "
+                   "rows\" data-label=\"rows\">%ld</td>",
+                   m->seconds, m->rows);
+        buf_puts(out, "<td class=\"n\" data-label=\"lag\">");
         if (model_lag(s, m, &lag))
             duration(out, lag);
         else
