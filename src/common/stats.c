@@ -265,9 +265,10 @@ bool stats_seq_number(const char *seq, unsigned long long *out)
     if (!seq || *seq < '0' || *seq > '9')
         return false;
     for (; *p >= '0' && *p <= '9'; p++) {
-        if (v > (~0ULL - 9) / 10)
+        unsigned long long digit = (unsigned long long)(*p - '0');
+        if (v > (~0ULL - digit) / 10)
             return false;
-        v = v * 10 + (unsigned long long)(*p - '0');
+        v = v * 10 + digit;
     }
     *out = v;
     return true;
