@@ -80,7 +80,7 @@ echo "== 3. backfill of $N docs, with and without /metrics scraped 100/s ($RUNS 
 node tests/data/gen-cht.js --url "$COUCH_URL" --db bench --count "$N" --seed 3 >/dev/null || die "gen-cht.js failed"
 export COUCHDB_DBS=bench
 backfill() { # backfill SCRAPE(0|1): prints "docs/s scrapes"
-    local port t0 t1 scraper= n=0
+    local port t0 t1 ts scraper= n=0
     sql "DROP SCHEMA IF EXISTS v1 CASCADE" >/dev/null
     port=$(free_port)
     t0=$(now_ns)
@@ -91,18 +91,24 @@ backfill() { # backfill SCRAPE(0|1): prints "docs/s scrapes"
         # the status of each answer on stderr, which is not buffered (curl is killed)
         curl -s --rate 100/s -o /dev/null -w '%{stderr}%{http_code}\n' "http://127.0.0.1:$port/metrics?[1-1000000]" 2> "$WORK/scrapes" &
         scraper=$!
+        ts=$(now_ns)
     fi
     wait "$pid" || die "the backfill failed: $(tail -n 3 "$WORK/backfill.log")"
     t1=$(now_ns)
-    if [ -n "$scraper" ]; then kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null; n=$(grep -c '^200$' "$WORK/scrapes"); fi
+    local per_s=-
+    if [ -n "$scraper" ]; then
+        kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null
+        n=$(grep -c '^200$' "$WORK/scrapes")
+        per_s=$(rate "$n" "$(secs "$ts" "$t1")") # over the time the scraper ran
+    fi
     [ "$(sql "SELECT count(*) FROM v1.couchdb")" = "$N" ] || die "the backfill stored the wrong count"
-    echo "$(rate "$N" "$(secs "$t0" "$t1")") $n $(secs "$t0" "$t1")"
+    echo "$(rate "$N" "$(secs "$t0" "$t1")") $n $(secs "$t0" "$t1") $per_s"
 }
-: > "$WORK/plain.rates"; : > "$WORK/scraped.rates"
+: > "$WORK/plain.rates"; : > "$WORK/scraped.rates"; : > "$WORK/scrape.per_s"
 for r in $(seq 1 "$RUNS"); do
-    read -r rt _ s < <(backfill 0); echo "$rt" >> "$WORK/plain.rates"; echo "   run $r without scraping: $rt docs/s ($s s)"
-    read -r rt n s < <(backfill 1); echo "$rt" >> "$WORK/scraped.rates"
-    echo "   run $r while scraped:    $rt docs/s ($s s, $n scrapes answered, $(rate "$n" "$s")/s)"
+    read -r rt _ s _ < <(backfill 0); echo "$rt" >> "$WORK/plain.rates"; echo "   run $r without scraping: $rt docs/s ($s s)"
+    read -r rt n s ps < <(backfill 1); echo "$rt" >> "$WORK/scraped.rates"; echo "$ps" >> "$WORK/scrape.per_s"
+    echo "   run $r while scraped:    $rt docs/s ($s s, $n scrapes answered, $ps/s while the scraper ran)"
 done
 PLAIN=$(median < "$WORK/plain.rates")
 SCRAPED=$(median < "$WORK/scraped.rates")
@@ -135,7 +141,7 @@ m() { echo "${model[$1]:-not yet measured (bench/model-bench.sh, branch daemon)}
     echo "| write → raw row latency p50 / p99 (n=$LAT_N) | $LAT_P50 / $LAT_P99 ms |"
     echo "| backfill, no scraping (median of $RUNS) | $PLAIN docs/s |"
     echo "| backfill, /metrics scraped 100/s (median of $RUNS) | $SCRAPED docs/s |"
-    echo "| ratio scraped / not scraped | $SCRAPE_RATIO |"
+    echo "| ratio scraped / not scraped | $SCRAPE_RATIO (scrapes answered: $(tr '\n' ' ' < "$WORK/scrape.per_s")per s) |"
     echo "| write → model row latency p50 / p99 | $(m write_to_model_p50_ms) / $(m write_to_model_p99_ms) |"
     echo "| model cycle with nothing to do | $(m cycle_noop_ms) |"
     echo "| model cycle with 1,000 changed docs | $(m cycle_1000_ms) |"
