@@ -14,8 +14,10 @@
 #include "common/log.h"
 #include "common/stats.h"
 
-/* the rate shown is over this many seconds */
+/* the rate shown is over this many seconds; the time left uses a longer
+ * window, steadier, and still known a while after a stall */
 #define RATE_WINDOW 5
+#define ETA_WINDOW 30
 
 struct progress {
     pthread_t thread;
@@ -71,9 +73,10 @@ static void db_line(FILE *f, const stats_db *d, double now)
         fprintf(f, "%llu of ?", (unsigned long long)d->rows);
     }
     fprintf(f, "  %.0f docs/s", rate);
-    if (total >= 0 && rate > 0) {
+    double eta_rate = stats_db_rate(d, now, ETA_WINDOW);
+    if (total >= 0 && eta_rate > 0) {
         char t[32];
-        eta(t, sizeof(t), (double)(total - (long long)d->rows) / rate);
+        eta(t, sizeof(t), (double)(total - (long long)d->rows) / eta_rate);
         fprintf(f, "  ETA %s", t);
     }
     fputc('\n', f);
