@@ -1,0 +1,393 @@
+/*
+ * dbt_parse.c - the parse phase (dbt_parse, see dbt_ctx.h): compiles every
+ * template once, renders each model with execute=False to collect its
+ * config, refs and sources, checks what the runner will need (the
+ * materialization, unique_key, hooks, contract), orders the graph and
+ * fingerprints the models.
+ */
+#include "pipeline/dbt_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xalloc.h"
+
+static const char *node_name(void *ud, size_t i)
+{
+    return ((const dbt_manifest *)ud)->p->models[i].name;
+}
+
+/* renders a YAML string that holds {{ }} in place (sources, constraints) */
+static cs_result render_string(dbt_worker *w, char **s, const char *where, cs_error *err)
+{
+    tpl_template *t;
+    buf b;
+    cs_result rc;
+    dbt_render_opts o = {0};
+
+    if (!strstr(*s, "{{") && !strstr(*s, "{%"))
+        return CS_OK;
+    t = tpl_compile(where, *s, err);
+    if (!t)
+        return CS_INVALID;
+    buf_init(&b, 0);
+    w->parsing = true;
+    dbt_begin_render(w, -1, &o);
+    rc = tpl_render(t, w->env, NULL, &b, err);
+    if (rc == CS_OK) {
+        free(*s);
+        *s = buf_steal(&b);
+    }
+    buf_free(&b);
+    tpl_template_free(t);
+    return rc;
+}
+
+static cs_result render_pv_strings(dbt_worker *w, pv *v, const char *where, cs_error *err)
+{
+    cs_result rc = CS_OK;
+    if (!v)
+        return CS_OK;
+    if (v->type == PV_STR)
+        return render_string(w, &v->s, where, err);
+    for (size_t i = 0; i < v->n && rc == CS_OK; i++)
+        rc = render_pv_strings(w, v->items[i], where, err);
+    return rc;
+}
+
+static cs_result compile_hooks(const pv *list, const char *file, const char *what,
+                               tpl_template ***out, size_t *n, cs_error *err)
+{
+    char where[1024];
+    *out = NULL;
+    *n = 0;
+    for (size_t i = 0; list && list->type == PV_LIST && i < list->n; i++) {
+        const char *sql = pv_s(list->items[i]);
+        tpl_template *t;
+        if (!sql) {
+            if (pv_get(list->items[i], "sql"))
+                sql = pv_gets(list->items[i], "sql");
+            if (!sql)
+                return cs_fail(err, CS_INVALID, "%s: %s %zu is not a string", file, what, i + 1);
+        }
+        snprintf(where, sizeof(where), "%s (%s %zu)", file, what, i + 1);
+        if (!(t = tpl_compile(where, sql, err)))
+            return CS_INVALID;
+        *out = xrealloc(*out, (*n + 1) * sizeof(**out));
+        (*out)[(*n)++] = t;
+    }
+    return CS_OK;
+}
+
+/*
+ * Renders model i with execute=False: its final config (folders,
+ * properties, config() merged last) goes to nd->config, its refs to
+ * nd->deps, the env_var() values and source() relations it read to
+ * nd->inputs.
+ */
+static cs_result collect_model(dbt_worker *w, dbt_node *nd, pl_model *pm, size_t i, cs_error *err)
+{
+    dbt_render_opts o = {0};
+    buf b, inputs;
+    cs_result rc;
+
+    if (!(nd->tpl = tpl_compile(pm->file, pm->sql, err)))
+        return CS_INVALID;
+    w->parsing = true;
+    w->collected = pv_copy(pm->config);
+    free(w->deps);
+    w->deps = NULL;
+    w->ndeps = 0;
+    dbt_begin_render(w, (long)i, &o);
+    buf_init(&b, 0);
+    buf_init(&inputs, 0);
+    w->inputs = &inputs;
+    rc = tpl_render(nd->tpl, w->env, NULL, &b, err);
+    w->inputs = NULL;
+    buf_free(&b);
+    if (rc != CS_OK) {
+        pv_free(w->collected);
+        w->collected = NULL;
+        buf_free(&inputs);
+        return rc;
+    }
+    nd->inputs = buf_steal(&inputs);
+    nd->config = w->collected;
+    w->collected = NULL;
+    /* selection (tag:, config.X:) sees the final config, config() included */
+    pv_free(pm->config);
+    pm->config = pv_copy(nd->config);
+    nd->deps = w->deps;
+    nd->ndeps = w->ndeps;
+    w->deps = NULL;
+    w->ndeps = 0;
+    return CS_OK;
+}
+
+/* nd->mat and nd->relname from the config; no custom schema */
+static cs_result node_materialization(dbt_node *nd, const pl_model *pm, cs_error *err)
+{
+    const char *mat = pv_gets(nd->config, "materialized"), *alias;
+
+    if (!mat || strcmp(mat, "view") == 0)
+        nd->mat = MAT_VIEW;
+    else if (strcmp(mat, "table") == 0)
+        nd->mat = MAT_TABLE;
+    else if (strcmp(mat, "incremental") == 0)
+        nd->mat = MAT_INCREMENTAL;
+    else if (strcmp(mat, "ephemeral") == 0)
+        nd->mat = MAT_EPHEMERAL;
+    else
+        return cs_fail(err, CS_INVALID,
+                       "%s:1: materialized='%s' is not supported (view, table, "
+                       "incremental, ephemeral)",
+                       pm->file, mat);
+    if (pv_get(nd->config, "schema") && pv_gets(nd->config, "schema"))
+        return cs_fail(err, CS_INVALID,
+                       "%s:1: a custom schema ('%s') is not supported: every model is built in "
+                       "POSTGRES_SCHEMA",
+                       pm->file, pv_gets(nd->config, "schema"));
+    alias = pv_gets(nd->config, "alias");
+    nd->relname = xstrdup(alias ? alias : pm->name);
+    return CS_OK;
+}
+
+static void add_unique_key(dbt_node *nd, const char *col)
+{
+    nd->unique_key = xrealloc(nd->unique_key, (nd->nunique_key + 1) * sizeof(char *));
+    nd->unique_key[nd->nunique_key++] = xstrdup(col);
+}
+
+/* nd->unique_key from the config: a string or a list of column names */
+static cs_result node_unique_key(dbt_node *nd, const pl_model *pm, cs_error *err)
+{
+    const pv *uk = pv_get(nd->config, "unique_key");
+
+    if (pv_s(uk)) {
+        /* "a, b" is accepted the way dbt passes it through to SQL */
+        char *copy = xstrdup(uk->s), *save = NULL;
+        for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
+            add_unique_key(nd, tok);
+        free(copy);
+    } else if (uk && uk->type == PV_LIST) {
+        for (size_t k = 0; k < uk->n; k++) {
+            if (!pv_s(uk->items[k]))
+                return cs_fail(err, CS_INVALID, "%s: unique_key entries must be column names",
+                               pm->file);
+            add_unique_key(nd, uk->items[k]->s);
+        }
+    }
+    return CS_OK;
+}
+
+/* on_schema_change and incremental_strategy name what the runner does */
+static cs_result check_incremental_options(const dbt_node *nd, const pl_model *pm, cs_error *err)
+{
+    const char *osc = pv_gets(nd->config, "on_schema_change");
+    const char *strategy = pv_gets(nd->config, "incremental_strategy");
+
+    if (osc && strcmp(osc, "ignore") != 0 && strcmp(osc, "append_new_columns") != 0 &&
+        strcmp(osc, "fail") != 0 && strcmp(osc, "sync_all_columns") != 0)
+        return cs_fail(err, CS_INVALID, "%s: on_schema_change='%s' is not supported", pm->file,
+                       osc);
+    if (strategy && strcmp(strategy, "delete+insert") != 0 && strcmp(strategy, "append") != 0)
+        return cs_fail(err, CS_INVALID,
+                       "%s: incremental_strategy='%s' is not supported (delete+insert, "
+                       "append)",
+                       pm->file, strategy);
+    return CS_OK;
+}
+
+/* an enforced contract: its columns and constraints, expressions rendered */
+static cs_result node_contract(dbt_worker *w, dbt_node *nd, const pl_model *pm, cs_error *err)
+{
+    cs_result rc;
+
+    if (!pv_truthy(pv_get(pv_get(nd->config, "contract"), "enforced")))
+        return CS_OK;
+    if (!pm->columns || pm->columns->n == 0)
+        return cs_fail(err, CS_INVALID,
+                       "%s: the contract of model \"%s\" is enforced but no columns are "
+                       "described",
+                       pm->props_file ? pm->props_file : pm->file, pm->name);
+    nd->contract = pv_copy(pm->columns);
+    nd->constraints = pv_copy(pm->constraints);
+    if ((rc = render_pv_strings(w, nd->contract, pm->props_file, err)) != CS_OK ||
+        (rc = render_pv_strings(w, nd->constraints, pm->props_file, err)) != CS_OK)
+        return rc;
+    return CS_OK;
+}
+
+static cs_result parse_model(dbt_manifest *m, dbt_worker *w, size_t i, cs_error *err)
+{
+    pl_model *pm = &m->p->models[i];
+    dbt_node *nd = &m->nodes[i];
+    cs_result rc;
+
+    if ((rc = collect_model(w, nd, pm, i, err)) != CS_OK ||
+        (rc = node_materialization(nd, pm, err)) != CS_OK ||
+        (rc = node_unique_key(nd, pm, err)) != CS_OK ||
+        (rc = check_incremental_options(nd, pm, err)) != CS_OK ||
+        (rc = compile_hooks(pv_get(nd->config, "pre_hook"), pm->file, "pre_hook", &nd->pre_hooks,
+                            &nd->npre_hooks, err)) != CS_OK ||
+        (rc = compile_hooks(pv_get(nd->config, "post_hook"), pm->file, "post_hook", &nd->post_hooks,
+                            &nd->npost_hooks, err)) != CS_OK)
+        return rc;
+    return node_contract(w, nd, pm, err);
+}
+
+/* an empty manifest for p; --vars plus DBT_BATCH_SIZE as its cli_vars */
+static dbt_manifest *manifest_new(pl_project *p, const dbt_settings *set)
+{
+    dbt_manifest *m = xcalloc(1, sizeof(*m));
+
+    m->p = p;
+    m->set = *set;
+    m->cli_vars =
+        set->cli_vars && set->cli_vars->type == PV_MAP ? pv_copy(set->cli_vars) : pv_new(PV_MAP);
+    /* DBT_BATCH_SIZE stands for --vars '{batch_size: N}'; --vars wins */
+    if (set->batch_size > 0 && !pv_get(m->cli_vars, "batch_size"))
+        pv_set(m->cli_vars, "batch_size", pv_int(set->batch_size));
+    m->set.cli_vars = m->cli_vars;
+    m->nodes = xcalloc(p->nmodels, sizeof(*m->nodes));
+    m->macros = xcalloc(p->nmacros, sizeof(*m->macros));
+    m->tests = xcalloc(p->ntests, sizeof(*m->tests));
+    m->order = xcalloc(p->nmodels, sizeof(size_t));
+    return m;
+}
+
+static cs_result compile_macros(dbt_manifest *m, cs_error *err)
+{
+    const pl_project *p = m->p;
+    for (size_t i = 0; i < p->nmacros; i++)
+        if (!(m->macros[i] = tpl_compile(p->macros[i].file, p->macros[i].text, err)))
+            return CS_INVALID;
+    return CS_OK;
+}
+
+/* source schema, name and identifier holding {{ }}, rendered in place */
+static cs_result render_sources(dbt_worker *w, pl_project *p, cs_error *err)
+{
+    char where[1024];
+    cs_result rc = CS_OK;
+
+    for (size_t i = 0; i < p->nsources && rc == CS_OK; i++) {
+        snprintf(where, sizeof(where), "%s:%d", p->sources[i].file, p->sources[i].line);
+        if ((rc = render_string(w, &p->sources[i].schema, where, err)) == CS_OK &&
+            (rc = render_string(w, &p->sources[i].table_name, where, err)) == CS_OK)
+            rc = render_string(w, &p->sources[i].identifier, where, err);
+    }
+    return rc;
+}
+
+/* singular tests: compiled, and rendered once for their refs */
+static cs_result parse_tests(dbt_manifest *m, dbt_worker *w, cs_error *err)
+{
+    const pl_project *p = m->p;
+    cs_result rc = CS_OK;
+
+    for (size_t i = 0; i < p->ntests && rc == CS_OK; i++) {
+        dbt_render_opts o = {0};
+        buf b;
+        if (p->tests[i].kind)
+            continue;
+        if (!(m->tests[i].tpl = tpl_compile(p->tests[i].file, p->tests[i].sql, err)))
+            return CS_INVALID;
+        w->parsing = true;
+        dbt_begin_render(w, -1, &o);
+        buf_init(&b, 0);
+        rc = tpl_render(m->tests[i].tpl, w->env, NULL, &b, err);
+        buf_free(&b);
+        m->tests[i].deps = w->deps;
+        m->tests[i].ndeps = w->ndeps;
+        w->deps = NULL;
+        w->ndeps = 0;
+    }
+    return rc;
+}
+
+/* the graph of refs and its topological order (a cycle fails with its path) */
+static cs_result order_models(dbt_manifest *m, cs_error *err)
+{
+    size_t n = m->p->nmodels;
+
+    m->g = graph_new(n);
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < m->nodes[i].ndeps; k++)
+            graph_add_edge(m->g, m->nodes[i].deps[k], i);
+    return graph_order(m->g, m->order, node_name, m, err);
+}
+
+cs_result dbt_parse(pl_project *p, const dbt_settings *set, dbt_manifest **out, cs_error *err)
+{
+    dbt_manifest *m = manifest_new(p, set);
+    dbt_worker *w = NULL;
+    cs_result rc;
+
+    *out = NULL;
+    if ((rc = compile_macros(m, err)) != CS_OK)
+        goto fail;
+    w = dbt_worker_new(m);
+    if ((rc = render_sources(w, p, err)) != CS_OK)
+        goto fail;
+    for (size_t i = 0; i < p->nmodels && rc == CS_OK; i++)
+        rc = parse_model(m, w, i, err);
+    if (rc != CS_OK || (rc = parse_tests(m, w, err)) != CS_OK ||
+        (rc = compile_hooks(p->packages[0].on_run_start, p->packages[0].file, "on-run-start",
+                            &m->on_run_start, &m->non_run_start, err)) != CS_OK ||
+        (rc = compile_hooks(p->packages[0].on_run_end, p->packages[0].file, "on-run-end",
+                            &m->on_run_end, &m->non_run_end, err)) != CS_OK ||
+        (rc = order_models(m, err)) != CS_OK)
+        goto fail;
+    dbt_fingerprint_models(m);
+    dbt_worker_free(w);
+    *out = m;
+    return CS_OK;
+fail:
+    dbt_worker_free(w);
+    dbt_manifest_free(m);
+    return rc;
+}
+
+static void free_tpls(tpl_template **t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        tpl_template_free(t[i]);
+    free(t);
+}
+
+void dbt_manifest_free(dbt_manifest *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->p->nmodels; i++) {
+        dbt_node *nd = &m->nodes[i];
+        tpl_template_free(nd->tpl);
+        free(nd->deps);
+        free(nd->inputs);
+        pv_free(nd->config);
+        free(nd->relname);
+        for (size_t k = 0; k < nd->nunique_key; k++)
+            free(nd->unique_key[k]);
+        free(nd->unique_key);
+        free_tpls(nd->pre_hooks, nd->npre_hooks);
+        free_tpls(nd->post_hooks, nd->npost_hooks);
+        pv_free(nd->contract);
+        pv_free(nd->constraints);
+    }
+    for (size_t i = 0; i < m->p->ntests; i++) {
+        tpl_template_free(m->tests[i].tpl);
+        free(m->tests[i].deps);
+    }
+    free_tpls(m->macros, m->p->nmacros);
+    free_tpls(m->on_run_start, m->non_run_start);
+    free_tpls(m->on_run_end, m->non_run_end);
+    free(m->nodes);
+    free(m->tests);
+    free(m->order);
+    graph_free(m->g);
+    pv_free(m->cli_vars);
+    project_free(m->p);
+    free(m);
+}
