@@ -549,284 +549,413 @@ static cs_result save_fingerprint(run_ctx *c, PGconn *conn, size_t i, cs_error *
 }
 
 /*
+ * One model's build, shared by the steps below: what was decided before it
+ * started and what it has made so far.  The buffers and the owned
+ * pointers are freed by build_model at its end.
+ */
+typedef struct {
+    run_ctx *c;
+    dbt_worker *w;
+    PGconn *conn;
+    int slot; /* the connection's slot in the pool (its temp tables) */
+    size_t i;
+    const dbt_node *nd;
+    const pl_model *pm;
+    const char *schema;
+    char tmp[256], bak[256], incr[256];
+    sql_ud sud;
+    dbt_render_opts ro;
+    bool incremental; /* is_incremental(): the table exists, unchanged, no --full-refresh */
+    bool probe;       /* probe with LIMIT 1 before touching the temp table */
+    bool in_txn;      /* the build runs in a transaction (false: probe only) */
+    buf sql;          /* the compiled SQL */
+    buf b;            /* scratch for statements */
+    pv *tcols;        /* the new rows' columns: name -> format_type */
+    pv *dcols;        /* the target's columns */
+    char *sig;        /* the shape of the query's result (probe_batch) */
+    bool created;     /* the temp table was (re)created in this transaction */
+    long batch;       /* rows in the temp table, emptied before COMMIT */
+    long rows;        /* for the progress line and dbt_results */
+    char detail[128]; /* the outcome: "INSERT 3", "CREATE VIEW", "SELECT 10" */
+} build;
+
+/* is_incremental(), and whether the run starts with a probe (and needs no
+ * transaction when the probe finds nothing and there are no hooks) */
+static void build_decide(build *bd)
+{
+    run_ctx *c = bd->c;
+    const dbt_node *nd = bd->nd;
+    size_t i = bd->i;
+    bool changed = c->stored[i][0] && strcmp(c->stored[i], nd->fingerprint) != 0;
+    bool hooks = nd->npre_hooks > 0 || nd->npost_hooks > 0;
+
+    if (nd->mat == MAT_INCREMENTAL) {
+        bd->incremental = c->kinds[i] == 'r' && !c->o->full_refresh && !changed;
+        if (changed && c->kinds[i] == 'r' && !c->o->full_refresh)
+            log_info(bd->pm->name, "definition changed since the last run: rebuilding in full");
+    }
+    bd->ro.is_incremental = bd->incremental;
+    /* an unchanged incremental model whose last batch in this session was
+     * empty is probed before any DDL; without hooks the probe is all the
+     * no-op run does (no transaction: it writes nothing) */
+    bd->probe = bd->incremental && strcmp(c->stored[i], nd->fingerprint) == 0 &&
+                !pool_batch_busy(c->pool, nd->relname);
+    bd->in_txn = !(bd->probe && !hooks);
+}
+
+/* ALTER TABLE target ADD/DROP COLUMN name [type] */
+static cs_result alter_column(build *bd, bool add, const char *name, const char *type,
+                              cs_error *err)
+{
+    buf_reset(&bd->b);
+    buf_puts(&bd->b, "ALTER TABLE ");
+    mat_relation(&bd->b, bd->schema, bd->nd->relname);
+    buf_puts(&bd->b, add ? " ADD COLUMN " : " DROP COLUMN ");
+    mat_quote_ident(&bd->b, name);
+    if (add)
+        buf_printf(&bd->b, " %s", type);
+    return exec_sql(bd->conn, bd->b.data,
+                    add ? "could not add a column" : "could not drop a column", NULL, err);
+}
+
+/*
+ * on_schema_change: compares the new rows' columns (tcols) with the
+ * target's (dcols) and adds, drops or fails as configured; dcols follows
+ * what was added.
+ */
+static cs_result apply_schema_change(build *bd, cs_error *err)
+{
+    const char *osc = pv_gets(bd->nd->config, "on_schema_change");
+    const char *file = bd->pm->file, *rel = bd->nd->relname;
+    bool fail = osc && strcmp(osc, "fail") == 0, sync = osc && strcmp(osc, "sync_all_columns") == 0;
+    bool append = sync || (osc && strcmp(osc, "append_new_columns") == 0);
+    cs_result rc;
+
+    for (size_t k = 0; k < bd->tcols->n; k++) {
+        const char *name = bd->tcols->keys[k];
+        if (pv_get(bd->dcols, name))
+            continue;
+        if (append) {
+            if ((rc = alter_column(bd, true, name, pv_s(bd->tcols->items[k]), err)) != CS_OK)
+                return rc;
+            pv_set(bd->dcols, name, pv_copy(bd->tcols->items[k]));
+        } else if (fail) {
+            return cs_fail(err, CS_INVALID,
+                           "%s: the new rows have column \"%s\" that %s.%s lacks and "
+                           "on_schema_change is 'fail'",
+                           file, name, bd->schema, rel);
+        }
+    }
+    for (size_t k = 0; k < bd->dcols->n; k++) {
+        const char *name = bd->dcols->keys[k];
+        if (pv_get(bd->tcols, name))
+            continue;
+        if (fail)
+            return cs_fail(err, CS_INVALID,
+                           "%s: %s.%s has column \"%s\" that the new rows lack and "
+                           "on_schema_change is 'fail'",
+                           file, bd->schema, rel, name);
+        if (sync && (rc = alter_column(bd, false, name, NULL, err)) != CS_OK)
+            return rc;
+    }
+    return CS_OK;
+}
+
+/*
+ * Fills the connection's temp table with the new rows: refilled when the
+ * query's shape is the one it was made for (its rows were deleted by the
+ * run that filled it), else made again, known to the pool once this
+ * transaction commits.  bd->batch gets the row count, bd->tcols the columns.
+ */
+static cs_result fill_temp_table(build *bd, cs_error *err)
+{
+    pool_tmp *pt = slot_tmp(bd->c->pool, bd->slot, bd->nd->relname);
+    cs_result rc;
+
+    buf_reset(&bd->b);
+    if (pt && strcmp(pt->sig, bd->sig) == 0) {
+        mat_temp_insert(&bd->b, bd->incr, bd->sql.data);
+        bd->tcols = pv_copy(pt->cols);
+    } else {
+        slot_tmp_forget(bd->c->pool, bd->slot, bd->nd->relname);
+        mat_temp_table(&bd->b, bd->incr, bd->sql.data);
+        bd->created = true;
+    }
+    if ((rc = exec_sql(bd->conn, bd->b.data, "could not build the new rows", &bd->batch, err)) !=
+        CS_OK)
+        return rc;
+    if (!bd->created)
+        return CS_OK;
+    buf_reset(&bd->b);
+    mat_quote_ident(&bd->b, bd->incr);
+    return columns_of(bd->conn, bd->b.data, &bd->tcols, err);
+}
+
+/* the new rows into the target: ANALYZE of a big batch, delete of the
+ * replaced keys (unless append) and insert, in one round trip */
+static cs_result merge_batch(build *bd, long *inserted, cs_error *err)
+{
+    const dbt_node *nd = bd->nd;
+    const char *strategy = pv_gets(nd->config, "incremental_strategy");
+    const char **cols = xcalloc(bd->dcols->n + 1, sizeof(*cols));
+    size_t ncols = 0;
+    cs_result rc = CS_OK;
+
+    /* the columns both sides have, in the table's order */
+    for (size_t k = 0; k < bd->dcols->n; k++)
+        if (pv_get(bd->tcols, bd->dcols->keys[k]))
+            cols[ncols++] = bd->dcols->keys[k];
+    if (bd->batch >= ANALYZE_MIN_ROWS) {
+        buf_reset(&bd->b);
+        buf_puts(&bd->b, "ANALYZE ");
+        mat_quote_ident(&bd->b, bd->incr);
+        rc = exec_sql(bd->conn, bd->b.data, "could not analyze the new rows", NULL, err);
+    }
+    /* one round trip: the INSERT's count is the last result's */
+    buf_reset(&bd->b);
+    if (rc == CS_OK && nd->nunique_key > 0 && !(strategy && strcmp(strategy, "append") == 0)) {
+        mat_incr_delete(&bd->b, bd->schema, nd->relname, bd->incr, bd->batch,
+                        (const char *const *)nd->unique_key, nd->nunique_key);
+        buf_puts(&bd->b, ";\n");
+    }
+    if (rc == CS_OK) {
+        mat_incr_insert(&bd->b, bd->schema, nd->relname, bd->incr, cols, ncols);
+        rc = exec_sql(bd->conn, bd->b.data, "could not replace the rows", inserted, err);
+    }
+    free(cols);
+    return rc;
+}
+
+/*
+ * The incremental path, after the probe found work: the batch into the
+ * temp table, the schema change checks, the merge into the target.
+ */
+static cs_result build_incremental(build *bd, cs_error *err)
+{
+    const dbt_node *nd = bd->nd;
+    const char *osc = pv_gets(nd->config, "on_schema_change");
+    long n = 0;
+    cs_result rc;
+
+    if ((rc = fill_temp_table(bd, err)) != CS_OK)
+        return rc;
+    if (nd->contract || (osc && strcmp(osc, "ignore") != 0) || bd->batch > 0) {
+        if (nd->contract && (rc = check_contract(nd, bd->tcols, bd->pm->file, err)) != CS_OK)
+            return rc;
+        if ((rc = apply_schema_change(bd, err)) != CS_OK)
+            return rc;
+    }
+    if (bd->batch > 0 && (rc = merge_batch(bd, &n, err)) != CS_OK)
+        return rc;
+    pool_batch_note(bd->c->pool, nd->relname, n > 0);
+    bd->rows = n;
+    snprintf(bd->detail, sizeof(bd->detail), "INSERT %ld", n);
+    return CS_OK;
+}
+
+/* dbt's check before building a view or table: the query's columns match
+ * the contract (LIMIT 0: nothing is computed) */
+static cs_result precheck_contract(build *bd, cs_error *err)
+{
+    PGresult *res;
+    pv *cols;
+    cs_result rc;
+
+    buf_reset(&bd->b);
+    buf_puts(&bd->b, "SELECT * FROM ");
+    mat_subquery(&bd->b, bd->sql.data);
+    buf_puts(&bd->b, " AS s LIMIT 0");
+    res = PQexec(bd->conn, bd->b.data);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = pg_fail(bd->conn, res, "the model's query failed", err);
+        PQclear(res);
+        return rc;
+    }
+    cols = pv_new(PV_MAP);
+    for (int f = 0; f < PQnfields(res); f++)
+        pv_set(cols, PQfname(res, f), pv_new(PV_NULL));
+    PQclear(res);
+    rc = check_contract(bd->nd, cols, bd->pm->file, err);
+    pv_free(cols);
+    return rc;
+}
+
+/*
+ * A view or table: built as <name>__cs_tmp beside the old relation (a
+ * leftover of a crashed run dropped first), then swapped in with its
+ * indexes and, for a table, statistics.
+ */
+static cs_result build_relation(build *bd, cs_error *err)
+{
+    run_ctx *c = bd->c;
+    const dbt_node *nd = bd->nd;
+    const pl_model *pm = bd->pm;
+    size_t i = bd->i;
+    bool view = nd->mat == MAT_VIEW;
+    long n = 0;
+    cs_result rc;
+
+    buf_reset(&bd->b);
+    if (c->tmp_kinds[i])
+        mat_drop(&bd->b, bd->schema, bd->tmp, c->tmp_kinds[i]);
+    if (c->bak_kinds[i])
+        mat_drop(&bd->b, bd->schema, bd->bak, c->bak_kinds[i]);
+    if (bd->b.len && (rc = exec_sql(bd->conn, bd->b.data, "could not drop a leftover relation",
+                                    NULL, err)) != CS_OK)
+        return rc;
+    if (nd->contract && (rc = precheck_contract(bd, err)) != CS_OK)
+        return rc;
+    buf_reset(&bd->b);
+    if (view) {
+        mat_create_view(&bd->b, bd->schema, bd->tmp, bd->sql.data);
+    } else if ((rc = mat_create_table(&bd->b, bd->schema, bd->tmp, bd->sql.data, nd->contract,
+                                      nd->constraints, err)) != CS_OK) {
+        cs_error_prefix(err, "%s: ", pm->props_file ? pm->props_file : pm->file);
+        return rc;
+    }
+    if ((rc = exec_sql(bd->conn, bd->b.data,
+                       view ? "could not create the view" : "could not create the table", &n,
+                       err)) != CS_OK)
+        return rc;
+    /* indexes after the swap (same transaction), so that they get names
+     * from the final relation and never clash with the old one's */
+    buf_reset(&bd->b);
+    mat_swap(&bd->b, bd->schema, nd->relname, c->kinds[i], bd->tmp, view ? 'v' : 'r', bd->bak);
+    if (!view && (rc = mat_indexes(&bd->b, bd->schema, nd->relname, pv_get(nd->config, "indexes"),
+                                   err)) != CS_OK) {
+        cs_error_prefix(err, "%s: ", pm->file);
+        return rc;
+    }
+    /* a table built in one go has no statistics until autovacuum comes
+     * by; without them the next incremental run's DELETE ... USING
+     * guesses a big join and scans the whole table */
+    if (!view) {
+        buf_puts(&bd->b, "; ANALYZE ");
+        mat_relation(&bd->b, bd->schema, nd->relname);
+    }
+    if ((rc = exec_sql(bd->conn, bd->b.data, "could not swap the new relation in", NULL, err)) !=
+        CS_OK)
+        return rc;
+    bd->rows = view ? 0 : n;
+    snprintf(bd->detail, sizeof(bd->detail), view ? "CREATE VIEW" : "SELECT %ld", n);
+    return CS_OK;
+}
+
+/*
+ * COMMIT, leaving the temp table empty for the next run: DELETE is cheap
+ * for a small batch; TRUNCATE (new file, catalog update) now and then and
+ * after a big one, as no autovacuum cleans temp tables.  A temp table made
+ * in this transaction is known to the pool only once it committed.
+ */
+static cs_result commit_build(build *bd, cs_error *err)
+{
+    runner_pool *pool = bd->c->pool;
+    pool_tmp *pt = bd->created ? NULL : slot_tmp(pool, bd->slot, bd->nd->relname);
+    bool truncate = bd->batch >= ANALYZE_MIN_ROWS || (pt && pt->deletes >= TMP_DELETES_MAX);
+    cs_result rc;
+
+    buf_reset(&bd->b);
+    if (bd->batch > 0) {
+        buf_puts(&bd->b, truncate ? "TRUNCATE pg_temp." : "DELETE FROM pg_temp.");
+        mat_quote_ident(&bd->b, bd->incr);
+        buf_puts(&bd->b, ";\n");
+    }
+    buf_puts(&bd->b, "COMMIT");
+    if ((rc = exec_sql(bd->conn, bd->b.data, "could not commit", NULL, err)) != CS_OK)
+        return rc;
+    if (bd->created) {
+        slot_tmp_add(pool, bd->slot, bd->nd->relname, bd->sig, bd->tcols);
+        bd->sig = NULL;
+        bd->tcols = NULL;
+    } else if (pt && bd->batch > 0) {
+        pt->deletes = truncate ? 0 : pt->deletes + 1;
+    }
+    return CS_OK;
+}
+
+/*
+ * Everything between the render and the commit: BEGIN (an incremental
+ * model without pre-hooks sends it with its probe), pre-hooks, the
+ * materialization, post-hooks, the fingerprint.
+ */
+static cs_result build_steps(build *bd, cs_error *err)
+{
+    const dbt_node *nd = bd->nd;
+    long model = (long)bd->i;
+    cs_result rc;
+
+    if (bd->in_txn && !(bd->incremental && nd->npre_hooks == 0) &&
+        (rc = exec_sql(bd->conn, "BEGIN", "could not begin", NULL, err)) != CS_OK)
+        return rc;
+    if ((rc = run_hooks(bd->w, bd->conn, model, nd->pre_hooks, nd->npre_hooks, &bd->ro, err)) !=
+        CS_OK)
+        return rc;
+    if (bd->incremental) {
+        bool noop;
+        if ((rc = probe_batch(nd, bd->pm, bd->conn, bd->schema, bd->sql.data, bd->probe ? 1 : 0,
+                              bd->in_txn && nd->npre_hooks == 0, &noop, &bd->sig, &bd->dcols,
+                              err)) != CS_OK)
+            return rc;
+        if (noop) {
+            snprintf(bd->detail, sizeof(bd->detail), "INSERT 0");
+        } else {
+            if (!bd->in_txn &&
+                (rc = exec_sql(bd->conn, "BEGIN", "could not begin", NULL, err)) != CS_OK)
+                return rc;
+            bd->in_txn = true;
+            if ((rc = build_incremental(bd, err)) != CS_OK)
+                return rc;
+        }
+    } else if ((rc = build_relation(bd, err)) != CS_OK) {
+        return rc;
+    }
+    if ((rc = run_hooks(bd->w, bd->conn, model, nd->post_hooks, nd->npost_hooks, &bd->ro, err)) !=
+            CS_OK ||
+        (rc = save_fingerprint(bd->c, bd->conn, bd->i, err)) != CS_OK)
+        return rc;
+    return bd->in_txn ? commit_build(bd, err) : CS_OK;
+}
+
+/*
  * Builds model i in one transaction on conn.  *rows and *detail describe
- * the outcome for the progress line.
+ * the outcome for the progress line.  A failure rolls the transaction back
+ * and forgets the connection's temp table of the model (what the
+ * transaction did to it is undone: the next run starts from DROP IF
+ * EXISTS + CREATE).
  */
 static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, int slot, size_t i,
                              long *rows, char *detail, size_t ndetail, cs_error *err)
 {
-    const dbt_manifest *m = c->m;
-    const dbt_node *nd = &m->nodes[i];
-    const pl_model *pm = &m->p->models[i];
-    const char *schema = m->set.schema;
-    char tmp[256], bak[256], incr[256];
-    sql_ud sud = {conn};
-    dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = &sud};
-    bool incremental = false, changed, probe, in_txn, hooks;
-    buf sql, b;
+    build bd = {.c = c, .w = w, .conn = conn, .slot = slot, .i = i};
     cs_result rc;
-    pv *tcols = NULL, *dcols = NULL;
-    char *sig = NULL;     /* the shape of the query's result (probe_batch) */
-    bool created = false; /* the temp table was (re)created in this transaction */
-    long batch = 0;       /* rows in the temp table, emptied before COMMIT */
 
-    snprintf(tmp, sizeof(tmp), "%s__cs_tmp", nd->relname);
-    snprintf(bak, sizeof(bak), "%s__cs_backup", nd->relname);
-    snprintf(incr, sizeof(incr), "%s__cs_incr", nd->relname);
-    changed = c->stored[i][0] && strcmp(c->stored[i], nd->fingerprint) != 0;
-    if (nd->mat == MAT_INCREMENTAL) {
-        incremental = c->kinds[i] == 'r' && !c->o->full_refresh && !changed;
-        if (changed && c->kinds[i] == 'r' && !c->o->full_refresh)
-            log_info(pm->name, "definition changed since the last run: rebuilding in full");
-    }
-    ro.is_incremental = incremental;
-    /* an unchanged incremental model whose last batch in this session was
-     * empty is probed before any DDL; without hooks the probe is all the
-     * no-op run does (no transaction: it writes nothing) */
-    probe = incremental && strcmp(c->stored[i], nd->fingerprint) == 0 &&
-            !pool_batch_busy(c->pool, nd->relname);
-    hooks = nd->npre_hooks > 0 || nd->npost_hooks > 0;
-    in_txn = !(probe && !hooks);
-    buf_init(&sql, 0);
-    buf_init(&b, 0);
-    if ((rc = dbt_render_model(w, i, &ro, &sql, err)) != CS_OK)
-        goto out;
-    /* an incremental model without pre-hooks sends BEGIN with its probe */
-    if (in_txn && !(incremental && nd->npre_hooks == 0) &&
-        (rc = exec_sql(conn, "BEGIN", "could not begin", NULL, err)) != CS_OK)
-        goto out;
-    if ((rc = run_hooks(w, conn, (long)i, nd->pre_hooks, nd->npre_hooks, &ro, err)) != CS_OK)
-        goto rollback;
-    if (incremental) {
-        bool noop;
-        if ((rc = probe_batch(nd, pm, conn, schema, sql.data, probe ? 1 : 0,
-                              in_txn && nd->npre_hooks == 0, &noop, &sig, &dcols, err)) != CS_OK)
-            goto rollback;
-        if (noop) {
-            *rows = 0;
-            snprintf(detail, ndetail, "INSERT 0");
-            goto finish;
-        }
-        if (!in_txn && (rc = exec_sql(conn, "BEGIN", "could not begin", NULL, err)) != CS_OK)
-            goto out;
-        in_txn = true;
-    }
-    if (incremental) {
-        const char *osc = pv_gets(nd->config, "on_schema_change");
-        const char **cols = NULL;
-        size_t ncols = 0;
-        long n = 0;
-        pool_tmp *pt = slot_tmp(c->pool, slot, nd->relname);
-
-        /* the connection's temp table when the query's shape is the one it
-         * was made for (its rows were deleted by the run that filled it);
-         * else a new one, known to the pool once this transaction commits */
-        if (pt && strcmp(pt->sig, sig) == 0) {
-            mat_temp_insert(&b, incr, sql.data);
-            tcols = pv_copy(pt->cols);
-        } else {
-            slot_tmp_forget(c->pool, slot, nd->relname);
-            mat_temp_table(&b, incr, sql.data);
-            created = true;
-        }
-        if ((rc = exec_sql(conn, b.data, "could not build the new rows", &n, err)) != CS_OK)
-            goto rollback;
-        batch = n;
-        if (created) {
-            buf_reset(&b);
-            mat_quote_ident(&b, incr);
-            if ((rc = columns_of(conn, b.data, &tcols, err)) != CS_OK)
-                goto rollback;
-        }
-        if (nd->contract || (osc && strcmp(osc, "ignore") != 0) || n > 0) {
-            if (nd->contract && (rc = check_contract(nd, tcols, pm->file, err)) != CS_OK)
-                goto rollback;
-            /* on_schema_change: compare the new rows' columns with the table's */
-            for (size_t k = 0; k < tcols->n; k++) {
-                if (pv_get(dcols, tcols->keys[k]))
-                    continue;
-                if (osc && (strcmp(osc, "append_new_columns") == 0 ||
-                            strcmp(osc, "sync_all_columns") == 0)) {
-                    buf_reset(&b);
-                    buf_puts(&b, "ALTER TABLE ");
-                    mat_relation(&b, schema, nd->relname);
-                    buf_puts(&b, " ADD COLUMN ");
-                    mat_quote_ident(&b, tcols->keys[k]);
-                    buf_printf(&b, " %s", pv_s(tcols->items[k]));
-                    if ((rc = exec_sql(conn, b.data, "could not add a column", NULL, err)) != CS_OK)
-                        goto rollback;
-                    pv_set(dcols, tcols->keys[k], pv_copy(tcols->items[k]));
-                } else if (osc && strcmp(osc, "fail") == 0) {
-                    rc = cs_fail(err, CS_INVALID,
-                                 "%s: the new rows have column \"%s\" that %s.%s lacks and "
-                                 "on_schema_change is 'fail'",
-                                 pm->file, tcols->keys[k], schema, nd->relname);
-                    goto rollback;
-                }
-            }
-            for (size_t k = 0; k < dcols->n; k++) {
-                if (pv_get(tcols, dcols->keys[k]))
-                    continue;
-                if (osc && strcmp(osc, "fail") == 0) {
-                    rc = cs_fail(err, CS_INVALID,
-                                 "%s: %s.%s has column \"%s\" that the new rows lack and "
-                                 "on_schema_change is 'fail'",
-                                 pm->file, schema, nd->relname, dcols->keys[k]);
-                    goto rollback;
-                }
-                if (osc && strcmp(osc, "sync_all_columns") == 0) {
-                    buf_reset(&b);
-                    buf_puts(&b, "ALTER TABLE ");
-                    mat_relation(&b, schema, nd->relname);
-                    buf_puts(&b, " DROP COLUMN ");
-                    mat_quote_ident(&b, dcols->keys[k]);
-                    if ((rc = exec_sql(conn, b.data, "could not drop a column", NULL, err)) !=
-                        CS_OK)
-                        goto rollback;
-                }
-            }
-        }
-        if (n > 0) {
-            /* the columns both sides have, in the table's order */
-            cols = xcalloc(dcols->n + 1, sizeof(*cols));
-            for (size_t k = 0; k < dcols->n; k++)
-                if (pv_get(tcols, dcols->keys[k]))
-                    cols[ncols++] = dcols->keys[k];
-            if (n >= ANALYZE_MIN_ROWS) {
-                buf_reset(&b);
-                buf_puts(&b, "ANALYZE ");
-                mat_quote_ident(&b, incr);
-                rc = exec_sql(conn, b.data, "could not analyze the new rows", NULL, err);
-            }
-            const char *strategy = pv_gets(nd->config, "incremental_strategy");
-            /* one round trip: the INSERT's count is the last result's */
-            buf_reset(&b);
-            if (rc == CS_OK && nd->nunique_key > 0 &&
-                !(strategy && strcmp(strategy, "append") == 0)) {
-                mat_incr_delete(&b, schema, nd->relname, incr, n,
-                                (const char *const *)nd->unique_key, nd->nunique_key);
-                buf_puts(&b, ";\n");
-            }
-            if (rc == CS_OK) {
-                mat_incr_insert(&b, schema, nd->relname, incr, cols, ncols);
-                rc = exec_sql(conn, b.data, "could not replace the rows", &n, err);
-            }
-            free(cols);
-            if (rc != CS_OK)
-                goto rollback;
-        }
-        pool_batch_note(c->pool, nd->relname, n > 0);
-        *rows = n;
-        snprintf(detail, ndetail, "INSERT %ld", n);
-    } else {
-        bool view = nd->mat == MAT_VIEW;
-        long n = 0;
-        buf_reset(&b);
-        if (c->tmp_kinds[i])
-            mat_drop(&b, schema, tmp, c->tmp_kinds[i]);
-        if (c->bak_kinds[i])
-            mat_drop(&b, schema, bak, c->bak_kinds[i]);
-        if (b.len &&
-            (rc = exec_sql(conn, b.data, "could not drop a leftover relation", NULL, err)) != CS_OK)
-            goto rollback;
-        if (nd->contract) {
-            /* dbt's check before building: the columns the query returns */
-            buf_reset(&b);
-            buf_puts(&b, "SELECT * FROM ");
-            mat_subquery(&b, sql.data);
-            buf_puts(&b, " AS s LIMIT 0");
-            PGresult *res = PQexec(conn, b.data);
-            if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                rc = pg_fail(conn, res, "the model's query failed", err);
-                PQclear(res);
-                goto rollback;
-            }
-            tcols = pv_new(PV_MAP);
-            for (int f = 0; f < PQnfields(res); f++)
-                pv_set(tcols, PQfname(res, f), pv_new(PV_NULL));
+    bd.nd = &c->m->nodes[i];
+    bd.pm = &c->m->p->models[i];
+    bd.schema = c->m->set.schema;
+    snprintf(bd.tmp, sizeof(bd.tmp), "%s__cs_tmp", bd.nd->relname);
+    snprintf(bd.bak, sizeof(bd.bak), "%s__cs_backup", bd.nd->relname);
+    snprintf(bd.incr, sizeof(bd.incr), "%s__cs_incr", bd.nd->relname);
+    bd.sud.conn = conn;
+    bd.ro = (dbt_render_opts){.execute = true, .sql = query_cb, .sql_ud = &bd.sud};
+    buf_init(&bd.sql, 0);
+    buf_init(&bd.b, 0);
+    build_decide(&bd);
+    if ((rc = dbt_render_model(w, i, &bd.ro, &bd.sql, err)) == CS_OK &&
+        (rc = build_steps(&bd, err)) != CS_OK) {
+        if (bd.incremental)
+            slot_tmp_forget(c->pool, slot, bd.nd->relname);
+        if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
+            PGresult *res = PQexec(conn, "ROLLBACK");
             PQclear(res);
-            if ((rc = check_contract(nd, tcols, pm->file, err)) != CS_OK)
-                goto rollback;
-        }
-        buf_reset(&b);
-        if (view)
-            mat_create_view(&b, schema, tmp, sql.data);
-        else if ((rc = mat_create_table(&b, schema, tmp, sql.data, nd->contract, nd->constraints,
-                                        err)) != CS_OK) {
-            cs_error_prefix(err, "%s: ", pm->props_file ? pm->props_file : pm->file);
-            goto rollback;
-        }
-        if ((rc = exec_sql(conn, b.data,
-                           view ? "could not create the view" : "could not create the table", &n,
-                           err)) != CS_OK)
-            goto rollback;
-        /* indexes after the swap (same transaction), so that they get names
-         * from the final relation and never clash with the old one's */
-        buf_reset(&b);
-        mat_swap(&b, schema, nd->relname, c->kinds[i], tmp, view ? 'v' : 'r', bak);
-        if (!view && (rc = mat_indexes(&b, schema, nd->relname, pv_get(nd->config, "indexes"),
-                                       err)) != CS_OK) {
-            cs_error_prefix(err, "%s: ", pm->file);
-            goto rollback;
-        }
-        /* a table built in one go has no statistics until autovacuum comes
-         * by; without them the next incremental run's DELETE ... USING
-         * guesses a big join and scans the whole table */
-        if (!view) {
-            buf_puts(&b, "; ANALYZE ");
-            mat_relation(&b, schema, nd->relname);
-        }
-        if ((rc = exec_sql(conn, b.data, "could not swap the new relation in", NULL, err)) != CS_OK)
-            goto rollback;
-        *rows = view ? 0 : n;
-        if (view)
-            snprintf(detail, ndetail, "CREATE VIEW");
-        else
-            snprintf(detail, ndetail, "SELECT %ld", n);
-    }
-finish:
-    if ((rc = run_hooks(w, conn, (long)i, nd->post_hooks, nd->npost_hooks, &ro, err)) != CS_OK ||
-        (rc = save_fingerprint(c, conn, i, err)) != CS_OK)
-        goto rollback;
-    if (in_txn) {
-        /* the temp table is left empty for the next run: DELETE is cheap
-         * for a small batch; TRUNCATE (new file, catalog update) now and
-         * then and after a big one, as no autovacuum cleans temp tables */
-        pool_tmp *pt = created ? NULL : slot_tmp(c->pool, slot, nd->relname);
-        bool truncate = batch >= ANALYZE_MIN_ROWS || (pt && pt->deletes >= TMP_DELETES_MAX);
-        buf_reset(&b);
-        if (batch > 0) {
-            buf_puts(&b, truncate ? "TRUNCATE pg_temp." : "DELETE FROM pg_temp.");
-            mat_quote_ident(&b, incr);
-            buf_puts(&b, ";\n");
-        }
-        buf_puts(&b, "COMMIT");
-        if ((rc = exec_sql(conn, b.data, "could not commit", NULL, err)) != CS_OK)
-            goto rollback;
-        if (created) {
-            slot_tmp_add(c->pool, slot, nd->relname, sig, tcols);
-            sig = NULL;
-            tcols = NULL;
-        } else if (pt && batch > 0) {
-            pt->deletes = truncate ? 0 : pt->deletes + 1;
         }
     }
-    goto out;
-rollback:
-    /* what this transaction did to the temp table is undone; forgetting it
-     * makes the next run start from DROP IF EXISTS + CREATE */
-    if (incremental)
-        slot_tmp_forget(c->pool, slot, nd->relname);
-    if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
-        PGresult *res = PQexec(conn, "ROLLBACK");
-        PQclear(res);
-    }
-out:
-    free(sig);
-    pv_free(tcols);
-    pv_free(dcols);
-    buf_free(&sql);
-    buf_free(&b);
+    *rows = bd.rows;
+    snprintf(detail, ndetail, "%s", bd.detail);
+    free(bd.sig);
+    pv_free(bd.tcols);
+    pv_free(bd.dcols);
+    buf_free(&bd.sql);
+    buf_free(&bd.b);
     return rc;
 }
 
