@@ -135,4 +135,11 @@ cs_result dbt_render_test(dbt_worker *w, size_t test, const dbt_render_opts *o, 
 
 const char *dbt_mat_name(dbt_mat m);
 
+/*
+ * fp (a fingerprint) extended with text into out (17 bytes): a view's
+ * stored fingerprint also covers its compiled SQL, so that a view is
+ * replaced exactly when what it would be created with differs.
+ */
+void dbt_fingerprint_extend(const char *fp, const char *text, char *out);
+
 #endif

@@ -154,3 +154,12 @@ void dbt_fingerprint_models(dbt_manifest *m)
     }
     free(mf);
 }
+
+void dbt_fingerprint_extend(const char *fp, const char *text, char *out)
+{
+    unsigned long long h = 1469598103934665603ULL;
+
+    fnv(&h, fp);
+    fnv(&h, text);
+    snprintf(out, 17, "%016llx", h);
+}

@@ -323,3 +323,27 @@ void mat_inject_ctes(buf *b, const char *sql, const char *ctes)
         buf_puts(b, sql);
     }
 }
+
+void mat_table_refresh(buf *b, const char *schema, const char *name, const char *sql,
+                       const char *const *cols, size_t ncols)
+{
+    buf_puts(b, "DELETE FROM ");
+    mat_relation(b, schema, name);
+    buf_puts(b, ";\nINSERT INTO ");
+    mat_relation(b, schema, name);
+    buf_puts(b, " (");
+    for (size_t i = 0; i < ncols; i++) {
+        if (i)
+            buf_puts(b, ", ");
+        mat_quote_ident(b, cols[i]);
+    }
+    buf_puts(b, ") SELECT ");
+    for (size_t i = 0; i < ncols; i++) {
+        if (i)
+            buf_puts(b, ", ");
+        mat_quote_ident(b, cols[i]);
+    }
+    buf_puts(b, " FROM ");
+    mat_subquery(b, sql);
+    buf_puts(b, " AS model_subq");
+}

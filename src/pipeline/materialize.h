@@ -101,6 +101,15 @@ void mat_incr_insert(buf *b, const char *schema, const char *name, const char *t
  */
 void mat_inject_ctes(buf *b, const char *sql, const char *ctes);
 
+/*
+ * A table refreshed in place (its shape unchanged): DELETE FROM target;
+ * INSERT INTO target (cols) SELECT cols FROM (sql) AS model_subq.  Readers
+ * keep seeing the old rows until the commit and take no wait; views,
+ * grants and foreign keys on the table stay as they are.
+ */
+void mat_table_refresh(buf *b, const char *schema, const char *name, const char *sql,
+                       const char *const *cols, size_t ncols);
+
 /* the PostgreSQL type for a contract data_type (dbt's labels: string -> text) */
 const char *mat_type(const char *data_type);
 

@@ -522,7 +522,8 @@ static cs_result run_hooks(dbt_worker *w, PGconn *conn, long model, tpl_template
     return rc;
 }
 
-static cs_result save_fingerprint(run_ctx *c, PGconn *conn, size_t i, cs_error *err)
+/* stores fp as model i's fingerprint (a view's covers its SQL) unless stored */
+static cs_result save_fingerprint(run_ctx *c, PGconn *conn, size_t i, const char *fp, cs_error *err)
 {
     char uid[512];
     buf b;
@@ -530,7 +531,7 @@ static cs_result save_fingerprint(run_ctx *c, PGconn *conn, size_t i, cs_error *
     PGresult *res;
     cs_result rc = CS_OK;
 
-    if (strcmp(c->stored[i], c->m->nodes[i].fingerprint) == 0)
+    if (strcmp(c->stored[i], fp) == 0)
         return CS_OK;
     dbt_unique_id(c->m->p, i, uid, sizeof(uid));
     buf_init(&b, 0);
@@ -539,7 +540,7 @@ static cs_result save_fingerprint(run_ctx *c, PGconn *conn, size_t i, cs_error *
     buf_puts(&b, " (name, fingerprint, updated_at) VALUES ($1, $2, now()) ON CONFLICT (name) DO "
                  "UPDATE SET fingerprint = EXCLUDED.fingerprint, updated_at = now()");
     params[0] = uid;
-    params[1] = c->m->nodes[i].fingerprint;
+    params[1] = fp;
     res = PQexecParams(conn, b.data, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         rc = pg_fail(conn, res, "could not store the model's fingerprint", err);
@@ -576,8 +577,56 @@ typedef struct {
     bool created;     /* the temp table was (re)created in this transaction */
     long batch;       /* rows in the temp table, emptied before COMMIT */
     long rows;        /* for the progress line and dbt_results */
+    char fp[17];      /* the fingerprint stored once built (a view's covers its SQL) */
+    bool unchanged;   /* a view whose stored fingerprint is fp: nothing to do */
     char detail[128]; /* the outcome: "INSERT 3", "CREATE VIEW", "SELECT 10" */
 } build;
+
+/* the relation kind ('r', 'v', 'm', 0: none) of "schema"."name" in res's column f */
+static char kind_at(PGresult *res, int f)
+{
+    const char *k = PQgetisnull(res, 0, f) ? "" : PQgetvalue(res, 0, f);
+    return k[0] == 'p' ? 'r' : k[0];
+}
+
+/*
+ * Reads again the kinds of model i's relation and of its leftovers: a
+ * parent rebuilt earlier in this run dropped the views on it (DROP ...
+ * CASCADE of the parent's old relation), so the kinds read at the start
+ * of the run may be stale.  A model starts only after every model it refs
+ * finished, so what this reads is what the build finds.
+ */
+static cs_result reread_kinds(build *bd, cs_error *err)
+{
+    run_ctx *c = bd->c;
+    const char *names[3] = {bd->nd->relname, bd->tmp, bd->bak};
+    buf rel[3];
+    const char *params[3];
+    PGresult *res;
+    cs_result rc = CS_OK;
+
+    for (int k = 0; k < 3; k++) {
+        buf_init(&rel[k], 0);
+        mat_relation(&rel[k], bd->schema, names[k]);
+        params[k] = rel[k].data;
+    }
+    res = PQexecParams(bd->conn,
+                       "SELECT (SELECT relkind FROM pg_class WHERE oid = to_regclass($1)), "
+                       "(SELECT relkind FROM pg_class WHERE oid = to_regclass($2)), "
+                       "(SELECT relkind FROM pg_class WHERE oid = to_regclass($3))",
+                       3, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        rc = pg_fail(bd->conn, res, "could not read the model's relation", err);
+    } else {
+        c->kinds[bd->i] = kind_at(res, 0);
+        c->tmp_kinds[bd->i] = kind_at(res, 1);
+        c->bak_kinds[bd->i] = kind_at(res, 2);
+    }
+    PQclear(res);
+    for (int k = 0; k < 3; k++)
+        buf_free(&rel[k]);
+    return rc;
+}
 
 /* is_incremental(), and whether the run starts with a probe (and needs no
  * transaction when the probe finds nothing and there are no hooks) */
@@ -601,6 +650,28 @@ static void build_decide(build *bd)
     bd->probe = bd->incremental && strcmp(c->stored[i], nd->fingerprint) == 0 &&
                 !pool_batch_busy(c->pool, nd->relname);
     bd->in_txn = !(bd->probe && !hooks);
+}
+
+/*
+ * After the render: the fingerprint to store (a view's covers its compiled
+ * SQL) and whether the model is an unchanged view, which is left as it is
+ * (no DDL, no lock; without hooks not even a transaction), so that views
+ * others built on it survive.
+ */
+static void build_identify(build *bd)
+{
+    run_ctx *c = bd->c;
+    const dbt_node *nd = bd->nd;
+
+    if (nd->mat != MAT_VIEW) {
+        snprintf(bd->fp, sizeof(bd->fp), "%s", nd->fingerprint);
+        return;
+    }
+    dbt_fingerprint_extend(nd->fingerprint, bd->sql.data ? bd->sql.data : "", bd->fp);
+    bd->unchanged =
+        c->kinds[bd->i] == 'v' && !c->o->full_refresh && strcmp(c->stored[bd->i], bd->fp) == 0;
+    if (bd->unchanged && nd->npre_hooks == 0 && nd->npost_hooks == 0)
+        bd->in_txn = false;
 }
 
 /* ALTER TABLE target ADD/DROP COLUMN name [type] */
@@ -781,6 +852,107 @@ static cs_result precheck_contract(build *bd, cs_error *err)
 }
 
 /*
+ * The query's columns (name, type oid, typmod), in order, against the
+ * table's, in one round trip: *same when they are equal (with a contract,
+ * the names only: the table's types are the contract's).  *cols gets the
+ * table's column names (caller frees the array; the names live in *names).
+ */
+static cs_result table_shape(build *bd, bool *same, pv **names, cs_error *err)
+{
+    PGresult *res, *attrs = NULL, *query = NULL;
+    cs_result rc = CS_OK;
+    buf rel;
+
+    *same = false;
+    *names = NULL;
+    buf_init(&rel, 0);
+    mat_relation(&rel, bd->schema, bd->nd->relname);
+    buf_reset(&bd->b);
+    buf_puts(&bd->b, "SELECT attname, atttypid, atttypmod FROM pg_attribute WHERE attrelid = ");
+    mat_quote_literal(&bd->b, rel.data);
+    buf_puts(&bd->b, "::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;\n");
+    buf_puts(&bd->b, "SELECT * FROM ");
+    mat_subquery(&bd->b, bd->sql.data);
+    buf_puts(&bd->b, " AS model_subq LIMIT 0");
+    buf_free(&rel);
+    if (!PQsendQuery(bd->conn, bd->b.data))
+        return pg_fail(bd->conn, NULL, "the model's query failed", err);
+    /* every result is read, also after an error, so the connection is idle */
+    while ((res = PQgetResult(bd->conn))) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st != PGRES_TUPLES_OK && rc == CS_OK)
+            rc = pg_fail(bd->conn, res, "the model's query failed", err);
+        if (st == PGRES_TUPLES_OK && !attrs)
+            attrs = res;
+        else if (st == PGRES_TUPLES_OK && !query)
+            query = res;
+        else
+            PQclear(res);
+    }
+    if (rc == CS_OK && (!attrs || !query))
+        rc = cs_fail(err, CS_TRANSIENT, "the model's query failed: results missing");
+    if (rc != CS_OK)
+        goto out;
+    *names = pv_new(PV_LIST);
+    for (int r = 0; r < PQntuples(attrs); r++)
+        pv_push(*names, pv_str(PQgetvalue(attrs, r, 0)));
+    *same = PQntuples(attrs) == PQnfields(query);
+    for (int f = 0; *same && f < PQnfields(query); f++)
+        *same = strcmp(PQfname(query, f), PQgetvalue(attrs, f, 0)) == 0 &&
+                (bd->nd->contract ||
+                 ((unsigned)PQftype(query, f) == strtoul(PQgetvalue(attrs, f, 1), NULL, 10) &&
+                  PQfmod(query, f) == atoi(PQgetvalue(attrs, f, 2))));
+out:
+    PQclear(attrs);
+    PQclear(query);
+    return rc;
+}
+
+/*
+ * A table model is rebuilt on every run, as dbt does, but in place when
+ * nothing about its relation would change: it exists as a table, its
+ * definition is the stored one, no --full-refresh, no leftover of a
+ * crashed build, and the query returns the table's columns.  Then its rows
+ * are replaced (DELETE + INSERT in the model's transaction): readers see
+ * the old rows until the commit and never wait on an exclusive lock, and
+ * what others built on the table (views, grants, foreign keys) stays.
+ * Anything else (*done false) takes the swap.
+ */
+static cs_result refresh_in_place(build *bd, bool *done, cs_error *err)
+{
+    run_ctx *c = bd->c;
+    size_t i = bd->i;
+    const char **cols;
+    bool same;
+    pv *names;
+    cs_result rc;
+
+    *done = false;
+    if (c->kinds[i] != 'r' || c->tmp_kinds[i] || c->bak_kinds[i] || c->o->full_refresh ||
+        strcmp(c->stored[i], bd->nd->fingerprint) != 0)
+        return CS_OK;
+    if (bd->nd->contract && (rc = precheck_contract(bd, err)) != CS_OK)
+        return rc;
+    if ((rc = table_shape(bd, &same, &names, err)) != CS_OK || !same) {
+        pv_free(names);
+        return rc;
+    }
+    cols = xcalloc(names->n + 1, sizeof(*cols));
+    for (size_t k = 0; k < names->n; k++)
+        cols[k] = names->items[k]->s;
+    buf_reset(&bd->b);
+    mat_table_refresh(&bd->b, bd->schema, bd->nd->relname, bd->sql.data, cols, names->n);
+    rc = exec_sql(bd->conn, bd->b.data, "could not refresh the table", &bd->rows, err);
+    free(cols);
+    pv_free(names);
+    if (rc == CS_OK) {
+        *done = true;
+        snprintf(bd->detail, sizeof(bd->detail), "SELECT %ld", bd->rows);
+    }
+    return rc;
+}
+
+/*
  * A view or table: built as <name>__cs_tmp beside the old relation (a
  * leftover of a crashed run dropped first), then swapped in with its
  * indexes and, for a table, statistics.
@@ -791,9 +963,18 @@ static cs_result build_relation(build *bd, cs_error *err)
     const dbt_node *nd = bd->nd;
     const pl_model *pm = bd->pm;
     size_t i = bd->i;
-    bool view = nd->mat == MAT_VIEW;
+    bool view = nd->mat == MAT_VIEW, refreshed = false;
     long n = 0;
     cs_result rc;
+
+    if (bd->unchanged) {
+        snprintf(bd->detail, sizeof(bd->detail), "UNCHANGED");
+        return CS_OK;
+    }
+    if (nd->mat == MAT_TABLE && (rc = refresh_in_place(bd, &refreshed, err)) != CS_OK)
+        return rc;
+    if (refreshed)
+        return CS_OK;
 
     buf_reset(&bd->b);
     if (c->tmp_kinds[i])
@@ -911,7 +1092,7 @@ static cs_result build_steps(build *bd, cs_error *err)
     }
     if ((rc = run_hooks(bd->w, bd->conn, model, nd->post_hooks, nd->npost_hooks, &bd->ro, err)) !=
             CS_OK ||
-        (rc = save_fingerprint(bd->c, bd->conn, bd->i, err)) != CS_OK)
+        (rc = save_fingerprint(bd->c, bd->conn, bd->i, bd->fp, err)) != CS_OK)
         return rc;
     return bd->in_txn ? commit_build(bd, err) : CS_OK;
 }
@@ -939,9 +1120,15 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, int slot, 
     bd.ro = (dbt_render_opts){.execute = true, .sql = query_cb, .sql_ud = &bd.sud};
     buf_init(&bd.sql, 0);
     buf_init(&bd.b, 0);
+    /* an incremental model's table is never dropped by another's build */
+    if ((bd.nd->mat != MAT_INCREMENTAL || c->kinds[i] != 'r') &&
+        (rc = reread_kinds(&bd, err)) != CS_OK)
+        goto out;
     build_decide(&bd);
-    if ((rc = dbt_render_model(w, i, &bd.ro, &bd.sql, err)) == CS_OK &&
-        (rc = build_steps(&bd, err)) != CS_OK) {
+    if ((rc = dbt_render_model(w, i, &bd.ro, &bd.sql, err)) != CS_OK)
+        goto out;
+    build_identify(&bd);
+    if ((rc = build_steps(&bd, err)) != CS_OK) {
         if (bd.incremental)
             slot_tmp_forget(c->pool, slot, bd.nd->relname);
         if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
@@ -949,6 +1136,7 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, int slot, 
             PQclear(res);
         }
     }
+out:
     *rows = bd.rows;
     snprintf(detail, ndetail, "%s", bd.detail);
     free(bd.sig);
