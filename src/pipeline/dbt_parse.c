@@ -56,12 +56,11 @@ static cs_result render_pv_strings(dbt_worker *w, pv *v, const char *where, cs_e
     return rc;
 }
 
+/* compiles the hook strings of list, appending them to *out (*n of them) */
 static cs_result compile_hooks(const pv *list, const char *file, const char *what,
                                tpl_template ***out, size_t *n, cs_error *err)
 {
     char where[1024];
-    *out = NULL;
-    *n = 0;
     for (size_t i = 0; list && list->type == PV_LIST && i < list->n; i++) {
         const char *sql = pv_s(list->items[i]);
         tpl_template *t;
@@ -307,6 +306,38 @@ static cs_result parse_tests(dbt_manifest *m, dbt_worker *w, cs_error *err)
     return rc;
 }
 
+static int cmp_package_name(const void *a, const void *b, void *ud)
+{
+    const pl_project *p = ud;
+    return strcmp(p->packages[*(const size_t *)a].name, p->packages[*(const size_t *)b].name);
+}
+
+/*
+ * on-run-start and on-run-end of every package, in dbt's order: the
+ * packages by name, the root project last, each package's hooks in its
+ * file's order.  (dbt sorts hooks by package name with the root's sorting
+ * after every other.)
+ */
+static cs_result compile_project_hooks(const pl_project *p, dbt_manifest *m, cs_error *err)
+{
+    size_t *order = xcalloc(p->npackages + 1, sizeof(size_t)), n = 0;
+    cs_result rc = CS_OK;
+
+    for (size_t k = 1; k < p->npackages; k++)
+        order[n++] = k;
+    qsort_r(order, n, sizeof(size_t), cmp_package_name, (void *)p);
+    order[n++] = 0;
+    for (size_t k = 0; k < n && rc == CS_OK; k++) {
+        const pl_package *pk = &p->packages[order[k]];
+        if ((rc = compile_hooks(pk->on_run_start, pk->file, "on-run-start", &m->on_run_start,
+                                &m->non_run_start, err)) == CS_OK)
+            rc = compile_hooks(pk->on_run_end, pk->file, "on-run-end", &m->on_run_end,
+                               &m->non_run_end, err);
+    }
+    free(order);
+    return rc;
+}
+
 /* the graph of refs and its topological order (a cycle fails with its path) */
 static cs_result order_models(dbt_manifest *m, cs_error *err)
 {
@@ -334,11 +365,7 @@ cs_result dbt_parse(pl_project *p, const dbt_settings *set, dbt_manifest **out, 
     for (size_t i = 0; i < p->nmodels && rc == CS_OK; i++)
         rc = parse_model(m, w, i, err);
     if (rc != CS_OK || (rc = parse_tests(m, w, err)) != CS_OK ||
-        (rc = compile_hooks(p->packages[0].on_run_start, p->packages[0].file, "on-run-start",
-                            &m->on_run_start, &m->non_run_start, err)) != CS_OK ||
-        (rc = compile_hooks(p->packages[0].on_run_end, p->packages[0].file, "on-run-end",
-                            &m->on_run_end, &m->non_run_end, err)) != CS_OK ||
-        (rc = order_models(m, err)) != CS_OK)
+        (rc = compile_project_hooks(p, m, err)) != CS_OK || (rc = order_models(m, err)) != CS_OK)
         goto fail;
     dbt_fingerprint_models(m);
     dbt_worker_free(w);
