@@ -566,20 +566,21 @@ typedef struct {
     char tmp[256], bak[256], incr[256];
     sql_ud sud;
     dbt_render_opts ro;
-    bool incremental; /* is_incremental(): the table exists, unchanged, no --full-refresh */
-    bool probe;       /* probe with LIMIT 1 before touching the temp table */
-    bool in_txn;      /* the build runs in a transaction (false: probe only) */
-    buf sql;          /* the compiled SQL */
-    buf b;            /* scratch for statements */
-    pv *tcols;        /* the new rows' columns: name -> format_type */
-    pv *dcols;        /* the target's columns */
-    char *sig;        /* the shape of the query's result (probe_batch) */
-    bool created;     /* the temp table was (re)created in this transaction */
-    long batch;       /* rows in the temp table, emptied before COMMIT */
-    long rows;        /* for the progress line and dbt_results */
-    char fp[17];      /* the fingerprint stored once built (a view's covers its SQL) */
-    bool unchanged;   /* a view whose stored fingerprint is fp: nothing to do */
-    char detail[128]; /* the outcome: "INSERT 3", "CREATE VIEW", "SELECT 10" */
+    bool full_refresh; /* --full-refresh, unless the model's full_refresh config says otherwise */
+    bool incremental;  /* is_incremental(): the table exists, unchanged, no full refresh */
+    bool probe;        /* probe with LIMIT 1 before touching the temp table */
+    bool in_txn;       /* the build runs in a transaction (false: probe only) */
+    buf sql;           /* the compiled SQL */
+    buf b;             /* scratch for statements */
+    pv *tcols;         /* the new rows' columns: name -> format_type */
+    pv *dcols;         /* the target's columns */
+    char *sig;         /* the shape of the query's result (probe_batch) */
+    bool created;      /* the temp table was (re)created in this transaction */
+    long batch;        /* rows in the temp table, emptied before COMMIT */
+    long rows;         /* for the progress line and dbt_results */
+    char fp[17];       /* the fingerprint stored once built (a view's covers its SQL) */
+    bool unchanged;    /* a view whose stored fingerprint is fp: nothing to do */
+    char detail[128];  /* the outcome: "INSERT 3", "CREATE VIEW", "SELECT 10" */
 } build;
 
 /* the relation kind ('r', 'v', 'm', 0: none) of "schema"."name" in res's column f */
@@ -638,10 +639,19 @@ static void build_decide(build *bd)
     bool changed = c->stored[i][0] && strcmp(c->stored[i], nd->fingerprint) != 0;
     bool hooks = nd->npre_hooks > 0 || nd->npost_hooks > 0;
 
+    const pv *fr = pv_get(nd->config, "full_refresh");
+    /* dbt: the model's full_refresh config, when set, wins over the flag;
+     * full_refresh: false also keeps the table through definition changes */
+    bool keep = fr && fr->type == PV_BOOL && !fr->b;
+
+    bd->full_refresh = fr && fr->type == PV_BOOL ? fr->b : c->o->full_refresh;
     if (nd->mat == MAT_INCREMENTAL) {
-        bd->incremental = c->kinds[i] == 'r' && !c->o->full_refresh && !changed;
-        if (changed && c->kinds[i] == 'r' && !c->o->full_refresh)
-            log_info(bd->pm->name, "definition changed since the last run: rebuilding in full");
+        bd->incremental = c->kinds[i] == 'r' && !bd->full_refresh && (!changed || keep);
+        if (changed && c->kinds[i] == 'r' && !bd->full_refresh)
+            log_info(bd->pm->name, keep ? "definition changed since the last run; full_refresh "
+                                          "is false: running incrementally"
+                                        : "definition changed since the last run: rebuilding "
+                                          "in full");
     }
     bd->ro.is_incremental = bd->incremental;
     /* an unchanged incremental model whose last batch in this session was
@@ -669,7 +679,7 @@ static void build_identify(build *bd)
     }
     dbt_fingerprint_extend(nd->fingerprint, bd->sql.data ? bd->sql.data : "", bd->fp);
     bd->unchanged =
-        c->kinds[bd->i] == 'v' && !c->o->full_refresh && strcmp(c->stored[bd->i], bd->fp) == 0;
+        c->kinds[bd->i] == 'v' && !bd->full_refresh && strcmp(c->stored[bd->i], bd->fp) == 0;
     if (bd->unchanged && nd->npre_hooks == 0 && nd->npost_hooks == 0)
         bd->in_txn = false;
 }
@@ -928,7 +938,7 @@ static cs_result refresh_in_place(build *bd, bool *done, cs_error *err)
     cs_result rc;
 
     *done = false;
-    if (c->kinds[i] != 'r' || c->tmp_kinds[i] || c->bak_kinds[i] || c->o->full_refresh ||
+    if (c->kinds[i] != 'r' || c->tmp_kinds[i] || c->bak_kinds[i] || bd->full_refresh ||
         strcmp(c->stored[i], bd->nd->fingerprint) != 0)
         return CS_OK;
     if (bd->nd->contract && (rc = precheck_contract(bd, err)) != CS_OK)
