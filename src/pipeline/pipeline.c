@@ -18,6 +18,9 @@
 
 extern char **environ;
 
+/* how long a changed project's files must stay untouched before a reload */
+#define PIPELINE_SETTLE_NS 1000000000LL
+
 struct pipeline_session {
     const cs_config *cfg;
     char *dir;
@@ -73,7 +76,15 @@ fail:
     return rc;
 }
 
-/* reloads the project when a file changed; keeps the old one on failure */
+/*
+ * Reloads the project when a file changed and the files have settled;
+ * keeps the old one on failure.  An edit, a `git pull` or a deployment
+ * writes a project as several files one after the other: loading between
+ * two of them builds a project that is neither the old nor the new one
+ * (a model changed, the model that depends on it not yet), so a change is
+ * taken only once no file of the project was modified for
+ * PIPELINE_SETTLE_NS; until then the runs use the previous version.
+ */
 static cs_result refresh(pipeline_session *s, cs_error *err)
 {
     dbt_manifest *m;
@@ -81,6 +92,10 @@ static cs_result refresh(pipeline_session *s, cs_error *err)
 
     if (!project_changed(s->m->p))
         return CS_OK;
+    if (!project_settled(s->m->p, PIPELINE_SETTLE_NS)) {
+        log_debug("pipeline", "project files changed: waiting for them to settle");
+        return CS_OK;
+    }
     if ((rc = load(s, &m, err)) != CS_OK) {
         cs_error_prefix(err, "project changed but could not be reloaded (keeping the previous "
                              "version): ");

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/xalloc.h"
 
@@ -64,6 +65,25 @@ bool project_changed(const pl_project *p)
             return true;
     }
     return false;
+}
+
+bool project_settled(const pl_project *p, long long quiet_ns)
+{
+    struct timespec now;
+    struct stat st;
+    long long t;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    t = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+    for (size_t i = 0; i < p->nstamps; i++) {
+        long long m;
+        if (stat(p->stamps[i].path, &st) != 0)
+            continue;
+        m = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+        if (m > t - quiet_ns && m <= t + 60000000000LL)
+            return false;
+    }
+    return true;
 }
 
 /* ---- config merging ---- */

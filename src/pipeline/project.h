@@ -112,6 +112,12 @@ long project_find_source(const pl_project *p, const char *source, const char *ta
 
 /* true when a file or directory read at load time changed, appeared or went */
 bool project_changed(const pl_project *p);
+/*
+ * true when no file or directory read at load time was modified in the
+ * last quiet_ns nanoseconds (by the wall clock; an mtime more than a
+ * minute ahead of it, a skewed clock, does not hold a reload back)
+ */
+bool project_settled(const pl_project *p, long long quiet_ns);
 
 /*
  * Merges the config map src into dst the way dbt does: later wins, except
