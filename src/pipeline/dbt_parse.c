@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/xalloc.h"
+#include "pipeline/materialize.h"
 
 static const char *node_name(void *ud, size_t i)
 {
@@ -149,6 +150,11 @@ static cs_result node_materialization(dbt_node *nd, const pl_model *pm, cs_error
                        pm->file, pv_gets(nd->config, "schema"));
     alias = pv_gets(nd->config, "alias");
     nd->relname = xstrdup(alias ? alias : pm->name);
+    /* PostgreSQL would cut it and build into another name, as dbt says */
+    if (nd->mat != MAT_EPHEMERAL && strlen(nd->relname) > MAT_NAME_MAX)
+        return cs_fail(err, CS_INVALID,
+                       "%s:1: relation name \"%s\" is longer than %d bytes (PostgreSQL's limit)",
+                       pm->file, nd->relname, MAT_NAME_MAX);
     return CS_OK;
 }
 

@@ -4,6 +4,7 @@
 #include "pipeline/materialize.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -346,4 +347,23 @@ void mat_table_refresh(buf *b, const char *schema, const char *name, const char 
     buf_puts(b, " FROM ");
     mat_subquery(b, sql);
     buf_puts(b, " AS model_subq");
+}
+
+void mat_temp_name(char *out, size_t n, const char *name, const char *suffix)
+{
+    size_t l = strlen(name), sl = strlen(suffix), keep;
+    unsigned h = 2166136261u;
+
+    if (l + sl <= MAT_NAME_MAX) {
+        snprintf(out, n, "%s%s", name, suffix);
+        return;
+    }
+    for (size_t i = 0; i < l; i++) {
+        h ^= (unsigned char)name[i];
+        h *= 16777619u;
+    }
+    keep = MAT_NAME_MAX - sl - 9;
+    while (keep > 0 && ((unsigned char)name[keep] & 0xC0) == 0x80)
+        keep--;
+    snprintf(out, n, "%.*s_%08x%s", (int)keep, name, h, suffix);
 }

@@ -179,7 +179,9 @@ static PGconn *pool_conn(runner_pool *pool, int k, cs_error *err)
     if (pool->conns[k])
         PQfinish(pool->conns[k]);
     slot_tmp_clear(pool, k); /* its temp tables went with it */
-    pool->conns[k] = pg_connect(pool->cfg, "cht-sync pipeline", err);
+    /* the session's own time zone, as dbt: models' ::date and date_trunc
+     * on timestamptz follow the database's setting, not UTC */
+    pool->conns[k] = pg_connect_zone(pool->cfg, "cht-sync pipeline", false, err);
     if (pool->conns[k])
         PQsetNoticeProcessor(pool->conns[k], on_notice, NULL);
     return pool->conns[k];
@@ -420,6 +422,41 @@ static cs_result check_contract(const dbt_node *nd, const pv *cols, const char *
  * full path, which reports or applies it.  A failing query fails the model.
  * The query is planned for its first row and builds nothing.
  */
+/*
+ * Appends the statement that takes model relname's lock for the rest of
+ * the transaction: two runs on one schema (two processes, a rolling
+ * deploy) build a model one after the other, so that the second sees the
+ * first's committed rows (READ COMMITTED: each later statement takes a new
+ * snapshot) and never inserts the same batch again.  An advisory lock in
+ * the two-key space, (hash of "cht-sync model", hash of "schema"."name"):
+ * readers of the model never wait on it.  A hash collision only
+ * serializes two models.
+ */
+static void model_lock_sql(buf *b, const char *schema, const char *relname)
+{
+    buf rel;
+    buf_init(&rel, 0);
+    mat_relation(&rel, schema, relname);
+    buf_puts(b, "SELECT pg_advisory_xact_lock(hashtext('cht-sync model'), hashtext(");
+    mat_quote_literal(b, rel.data ? rel.data : "");
+    buf_puts(b, "));\n");
+    buf_free(&rel);
+}
+
+/* BEGIN and the model's lock (model_lock_sql) */
+static cs_result begin_model(PGconn *conn, const char *schema, const char *relname, cs_error *err)
+{
+    buf b;
+    cs_result rc;
+
+    buf_init(&b, 0);
+    buf_puts(&b, "BEGIN;\n");
+    model_lock_sql(&b, schema, relname);
+    rc = exec_sql(conn, b.data, "could not begin", NULL, err);
+    buf_free(&b);
+    return rc;
+}
+
 static cs_result probe_batch(const dbt_node *nd, const pl_model *pm, PGconn *conn,
                              const char *schema, const char *sql, int limit, bool begin, bool *noop,
                              char **sig, pv **dcols, cs_error *err)
@@ -438,8 +475,10 @@ static cs_result probe_batch(const dbt_node *nd, const pl_model *pm, PGconn *con
     buf_init(&rel, 0);
     buf_init(&sb, 0);
     mat_relation(&rel, schema, nd->relname);
-    if (begin)
+    if (begin) {
         buf_puts(&b, "BEGIN;\n");
+        model_lock_sql(&b, schema, nd->relname);
+    }
     buf_puts(&b, "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
                  "attrelid = ");
     mat_quote_literal(&b, rel.data);
@@ -451,12 +490,16 @@ static cs_result probe_batch(const dbt_node *nd, const pl_model *pm, PGconn *con
         rc = pg_fail(conn, NULL, "could not build the new rows", err);
         goto out;
     }
-    /* every result is read, also after an error, so the connection is idle */
+    /* every result is read, also after an error, so the connection is idle;
+     * the lock's result (after BEGIN) is not one of the two */
     while ((res = PQgetResult(conn))) {
         ExecStatusType st = PQresultStatus(res);
         if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && rc == CS_OK)
             rc = pg_fail(conn, res, "could not build the new rows", err);
-        if (st != PGRES_TUPLES_OK || (cols_res && rows_res)) {
+        if (st == PGRES_TUPLES_OK && begin) {
+            begin = false;
+            PQclear(res);
+        } else if (st != PGRES_TUPLES_OK || (cols_res && rows_res)) {
             PQclear(res);
         } else if (!cols_res) {
             cols_res = res;
@@ -1076,7 +1119,7 @@ static cs_result build_steps(build *bd, cs_error *err)
     cs_result rc;
 
     if (bd->in_txn && !(bd->incremental && nd->npre_hooks == 0) &&
-        (rc = exec_sql(bd->conn, "BEGIN", "could not begin", NULL, err)) != CS_OK)
+        (rc = begin_model(bd->conn, bd->schema, nd->relname, err)) != CS_OK)
         return rc;
     if ((rc = run_hooks(bd->w, bd->conn, model, nd->pre_hooks, nd->npre_hooks, &bd->ro, err)) !=
         CS_OK)
@@ -1090,8 +1133,7 @@ static cs_result build_steps(build *bd, cs_error *err)
         if (noop) {
             snprintf(bd->detail, sizeof(bd->detail), "INSERT 0");
         } else {
-            if (!bd->in_txn &&
-                (rc = exec_sql(bd->conn, "BEGIN", "could not begin", NULL, err)) != CS_OK)
+            if (!bd->in_txn && (rc = begin_model(bd->conn, bd->schema, nd->relname, err)) != CS_OK)
                 return rc;
             bd->in_txn = true;
             if ((rc = build_incremental(bd, err)) != CS_OK)
@@ -1123,9 +1165,9 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, int slot, 
     bd.nd = &c->m->nodes[i];
     bd.pm = &c->m->p->models[i];
     bd.schema = c->m->set.schema;
-    snprintf(bd.tmp, sizeof(bd.tmp), "%s__cs_tmp", bd.nd->relname);
-    snprintf(bd.bak, sizeof(bd.bak), "%s__cs_backup", bd.nd->relname);
-    snprintf(bd.incr, sizeof(bd.incr), "%s__cs_incr", bd.nd->relname);
+    mat_temp_name(bd.tmp, sizeof(bd.tmp), bd.nd->relname, "__cs_tmp");
+    mat_temp_name(bd.bak, sizeof(bd.bak), bd.nd->relname, "__cs_backup");
+    mat_temp_name(bd.incr, sizeof(bd.incr), bd.nd->relname, "__cs_incr");
     bd.sud.conn = conn;
     bd.ro = (dbt_render_opts){.execute = true, .sql = query_cb, .sql_ud = &bd.sud};
     buf_init(&bd.sql, 0);
@@ -1349,6 +1391,9 @@ static cs_result read_state(run_ctx *c, PGconn *conn, cs_error *err)
     const char *params[1] = {m->set.schema};
     PGresult *res;
     bool have_models_table = false;
+    struct {
+        char tmp[MAT_NAME_MAX + 1], bak[MAT_NAME_MAX + 1];
+    } * names;
     buf b;
 
     res = PQexecParams(conn,
@@ -1361,21 +1406,26 @@ static cs_result read_state(run_ctx *c, PGconn *conn, cs_error *err)
         PQclear(res);
         return rc;
     }
+    /* the names beside each model's relation, as build_model makes them */
+    names = xcalloc(m->p->nmodels + 1, sizeof(*names));
+    for (size_t i = 0; i < m->p->nmodels; i++) {
+        mat_temp_name(names[i].tmp, sizeof(names[i].tmp), m->nodes[i].relname, "__cs_tmp");
+        mat_temp_name(names[i].bak, sizeof(names[i].bak), m->nodes[i].relname, "__cs_backup");
+    }
     for (int r = 0; r < PQntuples(res); r++) {
         const char *name = PQgetvalue(res, r, 0);
         char kind = PQgetvalue(res, r, 1)[0] == 'p' ? 'r' : PQgetvalue(res, r, 1)[0];
         have_models_table = have_models_table || strcmp(name, "_cht_sync_models") == 0;
         for (size_t i = 0; i < m->p->nmodels; i++) {
-            const char *rel = m->nodes[i].relname;
-            size_t l = strlen(rel);
-            if (strcmp(name, rel) == 0)
+            if (strcmp(name, m->nodes[i].relname) == 0)
                 c->kinds[i] = kind;
-            else if (strncmp(name, rel, l) == 0 && strcmp(name + l, "__cs_tmp") == 0)
+            else if (strcmp(name, names[i].tmp) == 0)
                 c->tmp_kinds[i] = kind;
-            else if (strncmp(name, rel, l) == 0 && strcmp(name + l, "__cs_backup") == 0)
+            else if (strcmp(name, names[i].bak) == 0)
                 c->bak_kinds[i] = kind;
         }
     }
+    free(names);
     PQclear(res);
     /* compile before any run (or against tables dbt built): nothing stored */
     if (!have_models_table)
