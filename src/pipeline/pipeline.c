@@ -28,6 +28,7 @@ struct pipeline_session {
     pv *vars;
     dbt_manifest *m;
     runner_pool *pool;
+    char *target; /* runs' target path, or NULL */
 };
 
 static cs_result load(pipeline_session *s, dbt_manifest **out, cs_error *err)
@@ -133,7 +134,13 @@ cs_result pipeline_session_run(pipeline_session *s, const char *select, const ch
     cs_result rc = refresh(s, err);
     if (rc != CS_OK)
         return rc;
-    return run_mode(s, RUNNER_BUILD, select, exclude, full_refresh, NULL, sum, err);
+    return run_mode(s, RUNNER_BUILD, select, exclude, full_refresh, s->target, sum, err);
+}
+
+void pipeline_session_set_target(pipeline_session *s, const char *dir)
+{
+    free(s->target);
+    s->target = dir ? xstrdup(dir) : NULL;
 }
 
 void pipeline_session_close(pipeline_session *s)
@@ -144,6 +151,7 @@ void pipeline_session_close(pipeline_session *s)
     runner_pool_free(s->pool);
     pv_free(s->vars);
     free(s->dir);
+    free(s->target);
     free(s);
 }
 
@@ -181,7 +189,8 @@ static const char options_help[] =
     "  --full-refresh        rebuild incremental models from scratch\n"
     "  --vars YAML           override project vars, e.g. '{batch_size: 1000}'\n"
     "  --threads N           connections to use, 1 to 64 (default: DBT_THREAD_COUNT)\n"
-    "  --target-path DIR     compile and test output (default: PROJECT/target)\n"
+    "  --target-path DIR     where each model's SQL is written: compiled/ and, for run,\n"
+    "                        run/ (default: PROJECT/target)\n"
     "  --watch SECONDS       run: repeat every SECONDS until SIGINT/SIGTERM\n"
     "  -h, --help            this help\n\n"
     "PostgreSQL settings come from the environment or their flags (cht-sync --help).\n"
@@ -317,11 +326,11 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
         free(sel);
         goto out;
     }
+    if (!target) {
+        snprintf(tbuf, sizeof(tbuf), "%s/target", dir);
+        target = tbuf;
+    }
     if (strcmp(cmd, "compile") == 0 || strcmp(cmd, "test") == 0) {
-        if (!target) {
-            snprintf(tbuf, sizeof(tbuf), "%s/target", dir);
-            target = tbuf;
-        }
         if (run_mode(s, cmd[0] == 'c' ? RUNNER_COMPILE : RUNNER_TEST, select, exclude, full_refresh,
                      target, &sum, &err) != CS_OK) {
             fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
@@ -331,6 +340,7 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
         }
         goto out;
     }
+    pipeline_session_set_target(s, target);
     if (watch > 0) {
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));

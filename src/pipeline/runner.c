@@ -6,6 +6,7 @@
 #include "pipeline/runner.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,6 +286,58 @@ static void print_line(run_ctx *c, size_t i, const char *status_text, const char
 
 /* ---- queries ---- */
 
+/* appends text to err's message, cut to fit */
+static void err_append(cs_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void err_append(cs_error *err, const char *fmt, ...)
+{
+    size_t l = strlen(err->msg);
+    va_list ap;
+
+    if (l + 1 >= sizeof(err->msg))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err->msg + l, sizeof(err->msg) - l, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * pg_fail, keeping what PostgreSQL says beyond its first line, as dbt
+ * shows it: DETAIL, HINT, and the error's position in sql (the statement
+ * that was sent; the position counts characters) as a line and column with
+ * the text of that line.  One log line: the parts are joined with "; ".
+ */
+static cs_result sql_fail(PGconn *conn, const PGresult *res, const char *what, const char *sql,
+                          cs_error *err)
+{
+    cs_result rc = pg_fail(conn, res, what, err);
+    const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+    const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+    const char *pos = res ? PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION) : NULL;
+
+    if (detail)
+        err_append(err, "; DETAIL:  %s", detail);
+    if (hint)
+        err_append(err, "; HINT:  %s", hint);
+    if (pos && sql) {
+        long want = atol(pos), chars = 0, line = 1, col = 1;
+        const char *bol = sql, *q = sql;
+        for (; *q && chars < want - 1; q++) {
+            if (((unsigned char)*q & 0xC0) == 0x80)
+                continue; /* a UTF-8 continuation byte: same character */
+            chars++;
+            col++;
+            if (*q == '\n') {
+                line++;
+                col = 1;
+                bol = q + 1;
+            }
+        }
+        err_append(err, "; at line %ld, column %ld of the statement: %.*s", line, col,
+                   (int)(strcspn(bol, "\n") > 160 ? 160 : strcspn(bol, "\n")), bol);
+    }
+    return rc;
+}
+
 typedef struct {
     PGconn *conn;
 } sql_ud;
@@ -299,7 +352,7 @@ static cs_result query_cb(void *ud, const char *sql, pv **out, cs_error *err)
 
     *out = NULL;
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        cs_result rc = pg_fail(conn, res, "query failed", err);
+        cs_result rc = sql_fail(conn, res, "query failed", sql, err);
         PQclear(res);
         return rc;
     }
@@ -346,7 +399,7 @@ static cs_result exec_sql(PGconn *conn, const char *sql, const char *what, long 
     cs_result rc = CS_OK;
 
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        rc = pg_fail(conn, res, what, err);
+        rc = sql_fail(conn, res, what, sql, err);
     else if (rows)
         *rows = atol(PQcmdTuples(res));
     PQclear(res);
@@ -495,7 +548,7 @@ static cs_result probe_batch(const dbt_node *nd, const pl_model *pm, PGconn *con
     while ((res = PQgetResult(conn))) {
         ExecStatusType st = PQresultStatus(res);
         if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && rc == CS_OK)
-            rc = pg_fail(conn, res, "could not build the new rows", err);
+            rc = sql_fail(conn, res, "could not build the new rows", b.data, err);
         if (st == PGRES_TUPLES_OK && begin) {
             begin = false;
             PQclear(res);
@@ -592,6 +645,43 @@ static cs_result save_fingerprint(run_ctx *c, PGconn *conn, size_t i, const char
     return rc;
 }
 
+static int mkdirs(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *s = tmp + 1; *s; s++) {
+        if (*s == '/') {
+            *s = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *s = '/';
+        }
+    }
+    return 0;
+}
+
+/*
+ * Writes text to TARGET/KIND/<package>/<path of the model's file> (KIND
+ * "compiled": the model's SQL; "run": the statements a build ran), the
+ * way dbt lays out its target path.  path gets the file's name.
+ */
+static cs_result write_target(const run_ctx *c, const char *kind, size_t i, const char *text,
+                              char *path, size_t npath, cs_error *err)
+{
+    const pl_model *pm = &c->m->p->models[i];
+    FILE *f;
+
+    snprintf(path, npath, "%s/%s/%s/%s", c->o->target_dir, kind,
+             c->m->p->packages[pm->package].name, pm->relpath);
+    if (mkdirs(path) != 0 || !(f = fopen(path, "w")))
+        return cs_fail(err, CS_PERMANENT, "could not write \"%s\": %s", path, strerror(errno));
+    fputs(text ? text : "", f);
+    fputc('\n', f);
+    if (fclose(f) != 0)
+        return cs_fail(err, CS_PERMANENT, "could not write \"%s\": %s", path, strerror(errno));
+    return CS_OK;
+}
+
 /*
  * One model's build, shared by the steps below: what was decided before it
  * started and what it has made so far.  The buffers and the owned
@@ -622,6 +712,7 @@ typedef struct {
     long batch;        /* rows in the temp table, emptied before COMMIT */
     long rows;         /* for the progress line and dbt_results */
     char fp[17];       /* the fingerprint stored once built (a view's covers its SQL) */
+    buf trace;         /* the statements run, for target/run (when there is a target) */
     bool unchanged;    /* a view whose stored fingerprint is fp: nothing to do */
     char detail[128];  /* the outcome: "INSERT 3", "CREATE VIEW", "SELECT 10" */
 } build;
@@ -727,6 +818,35 @@ static void build_identify(build *bd)
         bd->in_txn = false;
 }
 
+/*
+ * A build's file under the target path, when the run has one; a failure
+ * to write is a warning: the model itself is fine.
+ */
+static void note_target(build *bd, const char *kind, const char *text, char *path, size_t npath)
+{
+    char own[4096];
+    cs_error werr;
+
+    if (!bd->c->o->target_dir)
+        return;
+    if (!path) {
+        path = own;
+        npath = sizeof(own);
+    }
+    if (write_target(bd->c, kind, bd->i, text, path, npath, &werr) != CS_OK)
+        log_warn(bd->pm->name, "%s", werr.msg);
+}
+
+/* runs bd->b (see exec_sql), noting it for target/run */
+static cs_result bexec(build *bd, const char *what, long *rows, cs_error *err)
+{
+    if (bd->c->o->target_dir && bd->b.data) {
+        buf_puts(&bd->trace, bd->b.data);
+        buf_puts(&bd->trace, ";\n\n");
+    }
+    return exec_sql(bd->conn, bd->b.data, what, rows, err);
+}
+
 /* ALTER TABLE target ADD/DROP COLUMN name [type] */
 static cs_result alter_column(build *bd, bool add, const char *name, const char *type,
                               cs_error *err)
@@ -738,8 +858,7 @@ static cs_result alter_column(build *bd, bool add, const char *name, const char 
     mat_quote_ident(&bd->b, name);
     if (add)
         buf_printf(&bd->b, " %s", type);
-    return exec_sql(bd->conn, bd->b.data,
-                    add ? "could not add a column" : "could not drop a column", NULL, err);
+    return bexec(bd, add ? "could not add a column" : "could not drop a column", NULL, err);
 }
 
 /*
@@ -805,8 +924,7 @@ static cs_result fill_temp_table(build *bd, cs_error *err)
         mat_temp_table(&bd->b, bd->incr, bd->sql.data);
         bd->created = true;
     }
-    if ((rc = exec_sql(bd->conn, bd->b.data, "could not build the new rows", &bd->batch, err)) !=
-        CS_OK)
+    if ((rc = bexec(bd, "could not build the new rows", &bd->batch, err)) != CS_OK)
         return rc;
     if (!bd->created)
         return CS_OK;
@@ -833,7 +951,7 @@ static cs_result merge_batch(build *bd, long *inserted, cs_error *err)
         buf_reset(&bd->b);
         buf_puts(&bd->b, "ANALYZE ");
         mat_quote_ident(&bd->b, bd->incr);
-        rc = exec_sql(bd->conn, bd->b.data, "could not analyze the new rows", NULL, err);
+        rc = bexec(bd, "could not analyze the new rows", NULL, err);
     }
     /* one round trip: the INSERT's count is the last result's */
     buf_reset(&bd->b);
@@ -844,7 +962,7 @@ static cs_result merge_batch(build *bd, long *inserted, cs_error *err)
     }
     if (rc == CS_OK) {
         mat_incr_insert(&bd->b, bd->schema, nd->relname, bd->incr, cols, ncols);
-        rc = exec_sql(bd->conn, bd->b.data, "could not replace the rows", inserted, err);
+        rc = bexec(bd, "could not replace the rows", inserted, err);
     }
     free(cols);
     return rc;
@@ -891,7 +1009,7 @@ static cs_result precheck_contract(build *bd, cs_error *err)
     buf_puts(&bd->b, " AS s LIMIT 0");
     res = PQexec(bd->conn, bd->b.data);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rc = pg_fail(bd->conn, res, "the model's query failed", err);
+        rc = sql_fail(bd->conn, res, "the model's query failed", bd->b.data, err);
         PQclear(res);
         return rc;
     }
@@ -934,7 +1052,7 @@ static cs_result table_shape(build *bd, bool *same, pv **names, cs_error *err)
     while ((res = PQgetResult(bd->conn))) {
         ExecStatusType st = PQresultStatus(res);
         if (st != PGRES_TUPLES_OK && rc == CS_OK)
-            rc = pg_fail(bd->conn, res, "the model's query failed", err);
+            rc = sql_fail(bd->conn, res, "the model's query failed", bd->b.data, err);
         if (st == PGRES_TUPLES_OK && !attrs)
             attrs = res;
         else if (st == PGRES_TUPLES_OK && !query)
@@ -995,7 +1113,7 @@ static cs_result refresh_in_place(build *bd, bool *done, cs_error *err)
         cols[k] = names->items[k]->s;
     buf_reset(&bd->b);
     mat_table_refresh(&bd->b, bd->schema, bd->nd->relname, bd->sql.data, cols, names->n);
-    rc = exec_sql(bd->conn, bd->b.data, "could not refresh the table", &bd->rows, err);
+    rc = bexec(bd, "could not refresh the table", &bd->rows, err);
     free(cols);
     pv_free(names);
     if (rc == CS_OK) {
@@ -1034,8 +1152,7 @@ static cs_result build_relation(build *bd, cs_error *err)
         mat_drop(&bd->b, bd->schema, bd->tmp, c->tmp_kinds[i]);
     if (c->bak_kinds[i])
         mat_drop(&bd->b, bd->schema, bd->bak, c->bak_kinds[i]);
-    if (bd->b.len && (rc = exec_sql(bd->conn, bd->b.data, "could not drop a leftover relation",
-                                    NULL, err)) != CS_OK)
+    if (bd->b.len && (rc = bexec(bd, "could not drop a leftover relation", NULL, err)) != CS_OK)
         return rc;
     if (nd->contract && (rc = precheck_contract(bd, err)) != CS_OK)
         return rc;
@@ -1047,9 +1164,8 @@ static cs_result build_relation(build *bd, cs_error *err)
         cs_error_prefix(err, "%s: ", pm->props_file ? pm->props_file : pm->file);
         return rc;
     }
-    if ((rc = exec_sql(bd->conn, bd->b.data,
-                       view ? "could not create the view" : "could not create the table", &n,
-                       err)) != CS_OK)
+    if ((rc = bexec(bd, view ? "could not create the view" : "could not create the table", &n,
+                    err)) != CS_OK)
         return rc;
     /* indexes after the swap (same transaction), so that they get names
      * from the final relation and never clash with the old one's */
@@ -1067,8 +1183,7 @@ static cs_result build_relation(build *bd, cs_error *err)
         buf_puts(&bd->b, "; ANALYZE ");
         mat_relation(&bd->b, bd->schema, nd->relname);
     }
-    if ((rc = exec_sql(bd->conn, bd->b.data, "could not swap the new relation in", NULL, err)) !=
-        CS_OK)
+    if ((rc = bexec(bd, "could not swap the new relation in", NULL, err)) != CS_OK)
         return rc;
     bd->rows = view ? 0 : n;
     snprintf(bd->detail, sizeof(bd->detail), view ? "CREATE VIEW" : "SELECT %ld", n);
@@ -1172,6 +1287,7 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, int slot, 
     bd.ro = (dbt_render_opts){.execute = true, .sql = query_cb, .sql_ud = &bd.sud};
     buf_init(&bd.sql, 0);
     buf_init(&bd.b, 0);
+    buf_init(&bd.trace, 0);
     /* an incremental model's table is never dropped by another's build */
     if ((bd.nd->mat != MAT_INCREMENTAL || c->kinds[i] != 'r') &&
         (rc = reread_kinds(&bd, err)) != CS_OK)
@@ -1180,6 +1296,7 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, int slot, 
     if ((rc = dbt_render_model(w, i, &bd.ro, &bd.sql, err)) != CS_OK)
         goto out;
     build_identify(&bd);
+    note_target(&bd, "compiled", bd.sql.data, NULL, 0);
     if ((rc = build_steps(&bd, err)) != CS_OK) {
         if (bd.incremental)
             slot_tmp_forget(c->pool, slot, bd.nd->relname);
@@ -1188,6 +1305,14 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, int slot, 
             PQclear(res);
         }
     }
+    if (bd.trace.len) {
+        char path[4096];
+        note_target(&bd, "run", bd.trace.data, path, sizeof(path));
+        if (rc != CS_OK)
+            err_append(err, " (statements: %s)", path);
+    }
+    if (rc != CS_OK)
+        cs_error_prefix(err, "%s: ", bd.pm->file);
 out:
     *rows = bd.rows;
     snprintf(detail, ndetail, "%s", bd.detail);
@@ -1196,34 +1321,18 @@ out:
     pv_free(bd.dcols);
     buf_free(&bd.sql);
     buf_free(&bd.b);
+    buf_free(&bd.trace);
     return rc;
-}
-
-static int mkdirs(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *s = tmp + 1; *s; s++) {
-        if (*s == '/') {
-            *s = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return -1;
-            *s = '/';
-        }
-    }
-    return 0;
 }
 
 static cs_result compile_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, cs_error *err)
 {
     const dbt_manifest *m = c->m;
-    const pl_model *pm = &m->p->models[i];
     sql_ud sud = {conn};
     dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = &sud};
     char path[4096];
     buf sql;
     cs_result rc;
-    FILE *f;
 
     /* dbt's rule, evaluated against the database: incremental, the relation
      * exists as a table, no --full-refresh.  A changed fingerprint does not
@@ -1233,16 +1342,7 @@ static cs_result compile_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i
     buf_init(&sql, 0);
     if ((rc = dbt_render_model(w, i, &ro, &sql, err)) != CS_OK)
         goto out;
-    snprintf(path, sizeof(path), "%s/compiled/%s/%s", c->o->target_dir,
-             m->p->packages[pm->package].name, pm->relpath);
-    if (mkdirs(path) != 0 || !(f = fopen(path, "w"))) {
-        rc = cs_fail(err, CS_PERMANENT, "could not write \"%s\": %s", path, strerror(errno));
-        goto out;
-    }
-    fputs(sql.data ? sql.data : "", f);
-    fputc('\n', f);
-    if (fclose(f) != 0)
-        rc = cs_fail(err, CS_PERMANENT, "could not write \"%s\": %s", path, strerror(errno));
+    rc = write_target(c, "compiled", i, sql.data, path, sizeof(path), err);
 out:
     buf_free(&sql);
     return rc;

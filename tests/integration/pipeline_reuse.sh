@@ -48,8 +48,7 @@ reloaded_since() { [ "$(reloads)" -gt "$1" ]; }
 wait_runs() { local want=$(( $(runs) + $1 )) t=0; while [ "$(runs)" -lt $want ] && [ $t -lt 400 ]; do sleep 0.05; t=$((t + 1)); done; }
 # same SCHEMA: every model of v1 equals the one built from scratch in SCHEMA
 same() {
-    rm -rf "$P/target"
-    POSTGRES_SCHEMA=$1 "$CHT_SYNC" pipeline run --project-dir "$P" >/dev/null 2>&1 || echo "scratch build failed"
+    POSTGRES_SCHEMA=$1 "$CHT_SYNC" pipeline run --project-dir "$P" --target-path "$WORK/target-$1" >/dev/null 2>&1 || echo "scratch build failed"
     for m in root a b leaf; do
         sql "select '$m: ' || (select count(*) from (select * from v1.$m except all select * from $1.$m) x) || ' extra, '
                || (select count(*) from (select * from $1.$m except all select * from v1.$m) x) || ' missing'"
