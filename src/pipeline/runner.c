@@ -5,11 +5,13 @@
  */
 #include "pipeline/runner.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -714,6 +716,7 @@ typedef struct {
     char fp[17];       /* the fingerprint stored once built (a view's covers its SQL) */
     buf trace;         /* the statements run, for target/run (when there is a target) */
     bool unchanged;    /* a view whose stored fingerprint is fp: nothing to do */
+    bool replaced;     /* a new relation was swapped in (it has no grants yet) */
     char detail[128];  /* the outcome: "INSERT 3", "CREATE VIEW", "SELECT 10" */
 } build;
 
@@ -1171,6 +1174,7 @@ static cs_result build_relation(build *bd, cs_error *err)
      * from the final relation and never clash with the old one's */
     buf_reset(&bd->b);
     mat_swap(&bd->b, bd->schema, nd->relname, c->kinds[i], bd->tmp, view ? 'v' : 'r', bd->bak);
+    bd->replaced = true;
     if (!view && (rc = mat_indexes(&bd->b, bd->schema, nd->relname, pv_get(nd->config, "indexes"),
                                    err)) != CS_OK) {
         cs_error_prefix(err, "%s: ", pm->file);
@@ -1222,6 +1226,122 @@ static cs_result commit_build(build *bd, cs_error *err)
     return CS_OK;
 }
 
+/* a role as dbt writes it: a plain name verbatim (PostgreSQL folds it to
+ * lower case), anything else quoted */
+static bool plain_role(const char *r)
+{
+    if (!*r || !(isalpha((unsigned char)*r) || *r == '_'))
+        return false;
+    for (; *r; r++)
+        if (!isalnum((unsigned char)*r) && *r != '_' && *r != '$')
+            return false;
+    return true;
+}
+
+static void role_sql(buf *b, const char *r)
+{
+    if (plain_role(r))
+        buf_puts(b, r);
+    else
+        mat_quote_ident(b, r);
+}
+
+/* whether grantee (as the catalog spells it) is role (as the config does) */
+static bool same_role(const char *grantee, const char *role)
+{
+    return plain_role(role) ? strcasecmp(grantee, role) == 0 : strcmp(grantee, role) == 0;
+}
+
+/* whether the config grants priv to grantee */
+static bool granted_by_config(const pv *grants, const char *priv, const char *grantee)
+{
+    for (size_t k = 0; k < grants->n; k++) {
+        const pv *roles = grants->items[k];
+        if (strcasecmp(grants->keys[k], priv) != 0)
+            continue;
+        if (pv_s(roles) && same_role(grantee, roles->s))
+            return true;
+        for (size_t r = 0; roles->type == PV_LIST && r < roles->n; r++)
+            if (pv_s(roles->items[r]) && same_role(grantee, roles->items[r]->s))
+                return true;
+    }
+    return false;
+}
+
+/* GRANT or REVOKE priv ON relation TO/FROM role */
+static void dcl_sql(build *bd, bool grant, const char *priv, const char *role)
+{
+    buf_puts(&bd->b, grant ? "GRANT " : "REVOKE ");
+    buf_puts(&bd->b, priv);
+    buf_puts(&bd->b, " ON ");
+    mat_relation(&bd->b, bd->schema, bd->nd->relname);
+    buf_puts(&bd->b, grant ? " TO " : " FROM ");
+    role_sql(&bd->b, role);
+    buf_puts(&bd->b, ";\n");
+}
+
+/* whether a row of cur (privilege_type, grantee) is priv to role */
+static bool currently_granted(PGresult *cur, const char *priv, const char *role)
+{
+    for (int r = 0; cur && r < PQntuples(cur); r++)
+        if (strcasecmp(PQgetvalue(cur, r, 0), priv) == 0 && same_role(PQgetvalue(cur, r, 1), role))
+            return true;
+    return false;
+}
+
+/*
+ * dbt's `grants:` ({privilege: [roles]} or a role as a string), as dbt
+ * applies them, after the post-hooks in the model's transaction.  A
+ * relation swapped in is new: every configured grant is given.  A relation
+ * kept (refreshed in place, incremental, unchanged view) is compared with
+ * what the current role granted on it: missing grants are given and the
+ * ones the config does not name are revoked.  No grants config: nothing.
+ */
+static cs_result apply_grants(build *bd, cs_error *err)
+{
+    const pv *grants = pv_get(bd->nd->config, "grants");
+    PGresult *cur = NULL;
+    cs_result rc = CS_OK;
+
+    if (!grants || grants->type != PV_MAP || grants->n == 0)
+        return CS_OK;
+    for (size_t k = 0; k < grants->n; k++)
+        if (!plain_role(grants->keys[k]))
+            return cs_fail(err, CS_INVALID, "%s: grants: \"%s\" is not a privilege", bd->pm->file,
+                           grants->keys[k]);
+    if (!bd->replaced) {
+        const char *params[2] = {bd->schema, bd->nd->relname};
+        cur =
+            PQexecParams(bd->conn,
+                         "SELECT privilege_type, grantee FROM information_schema.role_table_grants "
+                         "WHERE grantor = current_role AND grantee <> current_role AND "
+                         "table_schema = $1 AND table_name = $2",
+                         2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(cur) != PGRES_TUPLES_OK) {
+            rc = pg_fail(bd->conn, cur, "could not read the model's grants", err);
+            PQclear(cur);
+            return rc;
+        }
+    }
+    buf_reset(&bd->b);
+    for (int r = 0; cur && r < PQntuples(cur); r++)
+        if (!granted_by_config(grants, PQgetvalue(cur, r, 0), PQgetvalue(cur, r, 1)))
+            dcl_sql(bd, false, PQgetvalue(cur, r, 0), PQgetvalue(cur, r, 1));
+    for (size_t k = 0; k < grants->n; k++) {
+        const pv *roles = grants->items[k];
+        size_t n = pv_s(roles) ? 1 : roles->type == PV_LIST ? roles->n : 0;
+        for (size_t j = 0; j < n; j++) {
+            const pv *role = pv_s(roles) ? roles : roles->items[j];
+            if (pv_s(role) && !currently_granted(cur, grants->keys[k], role->s))
+                dcl_sql(bd, true, grants->keys[k], role->s);
+        }
+    }
+    PQclear(cur);
+    if (bd->b.len)
+        rc = bexec(bd, "could not apply the model's grants", NULL, err);
+    return rc;
+}
+
 /*
  * Everything between the render and the commit: BEGIN (an incremental
  * model without pre-hooks sends it with its probe), pre-hooks, the
@@ -1259,6 +1379,7 @@ static cs_result build_steps(build *bd, cs_error *err)
     }
     if ((rc = run_hooks(bd->w, bd->conn, model, nd->post_hooks, nd->npost_hooks, &bd->ro, err)) !=
             CS_OK ||
+        (rc = apply_grants(bd, err)) != CS_OK ||
         (rc = save_fingerprint(bd->c, bd->conn, bd->i, bd->fp, err)) != CS_OK)
         return rc;
     return bd->in_txn ? commit_build(bd, err) : CS_OK;
