@@ -344,6 +344,50 @@ static cs_result compile_project_hooks(const pl_project *p, dbt_manifest *m, cs_
     return rc;
 }
 
+static int cmp_relname(const void *a, const void *b, void *ud)
+{
+    const dbt_manifest *m = ud;
+    return strcmp(m->nodes[*(const size_t *)a].relname, m->nodes[*(const size_t *)b].relname);
+}
+
+/*
+ * Two models that would build one relation (the same name or alias, in
+ * the root and a package or in two packages) are an error before the run,
+ * as in dbt, naming both; otherwise the second build replaces the first.
+ */
+static cs_result check_duplicate_relations(const dbt_manifest *m, cs_error *err)
+{
+    const pl_project *p = m->p;
+    size_t *idx = xcalloc(p->nmodels + 1, sizeof(size_t)), n = 0;
+    cs_result rc = CS_OK;
+
+    for (size_t i = 0; i < p->nmodels; i++)
+        if (m->nodes[i].mat != MAT_EPHEMERAL)
+            idx[n++] = i;
+    qsort_r(idx, n, sizeof(size_t), cmp_relname, (void *)m);
+    for (size_t k = 1; k < n && rc == CS_OK; k++) {
+        size_t a = idx[k - 1], b = idx[k];
+        char ua[512], ub[512];
+        if (strcmp(m->nodes[a].relname, m->nodes[b].relname) != 0)
+            continue;
+        /* the root's first, then by load order */
+        if (p->models[b].package == 0 || (p->models[a].package != 0 && a > b)) {
+            size_t t = a;
+            a = b;
+            b = t;
+        }
+        dbt_unique_id(p, a, ua, sizeof(ua));
+        dbt_unique_id(p, b, ub, sizeof(ub));
+        rc = cs_fail(err, CS_INVALID,
+                     "two models would build the relation \"%s\".\"%s\": %s (%s) and %s (%s); "
+                     "rename one or give it another alias",
+                     m->set.schema, m->nodes[a].relname, ua, p->models[a].relpath, ub,
+                     p->models[b].relpath);
+    }
+    free(idx);
+    return rc;
+}
+
 /* the graph of refs and its topological order (a cycle fails with its path) */
 static cs_result order_models(dbt_manifest *m, cs_error *err)
 {
@@ -371,7 +415,8 @@ cs_result dbt_parse(pl_project *p, const dbt_settings *set, dbt_manifest **out, 
     for (size_t i = 0; i < p->nmodels && rc == CS_OK; i++)
         rc = parse_model(m, w, i, err);
     if (rc != CS_OK || (rc = parse_tests(m, w, err)) != CS_OK ||
-        (rc = compile_project_hooks(p, m, err)) != CS_OK || (rc = order_models(m, err)) != CS_OK)
+        (rc = compile_project_hooks(p, m, err)) != CS_OK ||
+        (rc = check_duplicate_relations(m, err)) != CS_OK || (rc = order_models(m, err)) != CS_OK)
         goto fail;
     dbt_fingerprint_models(m);
     dbt_worker_free(w);

@@ -46,4 +46,12 @@ eq "every package's hooks ran, packages by name, the root's last" \
     "$(sql "select string_agg(what, ',' order by n) from v1.hook_log")" "zzz start,root start,zzz end 7,root end"
 eq "the package's on-run-end filled dbt_results: a row per model, the root's included" \
     "$(sql "select count(*) || ' ' || count(distinct invocation_id) || ' ' || count(*) filter (where unique_id = 'model.deploy.custom_counts') from v1.dbt_results")" "7 1 1"
+
+# a model of the same name in the root and in a package: dbt reports the
+# duplicate (both would build into one relation) and runs nothing
+printf 'select 2 as n\n' > "$R/zzz/models/custom_counts.sql"
+out=$("$CHT_SYNC" pipeline run --project-dir "$R" 2>&1); rc=$?
+eq "two models building one relation: nothing runs" "$rc" 2
+contains "the duplicate is named with both files" "$out" "model.deploy.custom_counts (models/custom_counts.sql)"
+contains "and the package's" "$out" "model.zzz.custom_counts (models/custom_counts.sql)"
 finish
