@@ -312,6 +312,8 @@ typedef struct {
     size_t n;
 } yml_list;
 
+static void model_index_add(pl_project *p, size_t i);
+
 static void on_model_file(pl_project *p, size_t pkg, const char *relpath, void *ud, cs_error *err,
                           cs_result *rc)
 {
@@ -336,10 +338,11 @@ static void on_model_file(pl_project *p, size_t pkg, const char *relpath, void *
         free(file);
         return;
     }
-    for (size_t i = 0; i < p->nmodels; i++) {
-        if (p->models[i].package == pkg &&
-            strncmp(p->models[i].name, base, strlen(base) - 4) == 0 &&
-            strlen(p->models[i].name) == strlen(base) - 4) {
+    {
+        char *name = xstrndup(base, strlen(base) - 4);
+        long i = project_find_model(p, p->packages[pkg].name, name);
+        free(name);
+        if (i >= 0 && p->models[i].package == pkg) {
             *rc = cs_fail(err, CS_INVALID, "%s: a model named \"%s\" is already defined in %s",
                           file, p->models[i].name, p->models[i].file);
             free(file);
@@ -361,6 +364,7 @@ static void on_model_file(pl_project *p, size_t pkg, const char *relpath, void *
     m->relpath = xstrdup(relpath);
     m->file = file;
     m->config = pv_new(PV_MAP);
+    model_index_add(p, p->nmodels - 1);
 }
 
 static void on_macro_file(pl_project *p, size_t pkg, const char *relpath, void *ud, cs_error *err,
@@ -833,6 +837,8 @@ void project_free(pl_project *p)
         free(p->stamps[i].path);
     free(p->packages);
     free(p->models);
+    free(p->mslots);
+    free(p->mnext);
     free(p->sources);
     free(p->tests);
     free(p->macros);
@@ -841,19 +847,60 @@ void project_free(pl_project *p)
     free(p);
 }
 
+static size_t name_slot(const char *name, size_t nslots)
+{
+    unsigned long long h = 1469598103934665603ULL;
+    for (const char *c = name; *c; c++) {
+        h ^= (unsigned char)*c;
+        h *= 1099511628211ULL;
+    }
+    return (size_t)(h & (nslots - 1));
+}
+
+/* the slot of name in the model index: its chain's head, or an empty slot */
+static size_t model_slot(const pl_project *p, const char *name)
+{
+    size_t s = name_slot(name, p->nmslots);
+    while (p->mslots[s] >= 0 && strcmp(p->models[p->mslots[s]].name, name) != 0)
+        s = (s + 1) & (p->nmslots - 1);
+    return s;
+}
+
+/* adds model i (the last one loaded) to the index, growing it first */
+static void model_index_add(pl_project *p, size_t i)
+{
+    p->mnext = xrealloc(p->mnext, (i + 1) * sizeof(long));
+    if ((i + 1) * 2 > p->nmslots) {
+        free(p->mslots);
+        p->nmslots = p->nmslots ? p->nmslots * 2 : 64;
+        p->mslots = xrealloc(NULL, p->nmslots * sizeof(long));
+        for (size_t k = 0; k < p->nmslots; k++)
+            p->mslots[k] = -1;
+        for (size_t k = 0; k < i; k++) {
+            size_t s = model_slot(p, p->models[k].name);
+            p->mnext[k] = p->mslots[s];
+            p->mslots[s] = (long)k;
+        }
+    }
+    size_t s = model_slot(p, p->models[i].name);
+    p->mnext[i] = p->mslots[s];
+    p->mslots[s] = (long)i;
+}
+
 long project_find_model(const pl_project *p, const char *pkg, const char *name)
 {
     long found = -1;
 
-    for (size_t i = 0; i < p->nmodels; i++) {
-        if (strcmp(p->models[i].name, name) != 0)
-            continue;
+    if (p->nmslots == 0)
+        return -1;
+    /* the chain runs from the newest model of that name to the oldest */
+    for (long i = p->mslots[model_slot(p, name)]; i >= 0; i = p->mnext[i]) {
         if (pkg && strcmp(p->packages[p->models[i].package].name, pkg) != 0)
             continue;
-        if (p->models[i].package == 0)
-            return (long)i;
-        if (found < 0)
-            found = (long)i;
+        /* the root project's model wins, then the first loaded */
+        bool root = p->models[i].package == 0;
+        if (found < 0 || (root != (p->models[found].package == 0) ? root : i < found))
+            found = i;
     }
     return found;
 }

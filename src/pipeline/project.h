@@ -95,6 +95,11 @@ typedef struct {
     pv *selectors;    /* map: selector name -> definition (never NULL) */
     pl_stamp *stamps; /* every file and directory read, for change detection */
     size_t nstamps;
+    /* models by name (project_find_model): open addressing over the first
+     * model of each name, the others of that name chained through mnext */
+    long *mslots;
+    size_t nmslots;
+    long *mnext;
 } pl_project;
 
 /*
