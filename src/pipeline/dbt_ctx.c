@@ -138,6 +138,17 @@ static cs_result n_source(void *ud, tpl_call *call, const tpl_args *a, tpl_value
         return cs_fail(err, CS_INVALID, "source('%s', '%s') was not found in any .yml file", s, t);
     *out = dbt_relation(w->m->set.database, w->m->p->sources[i].schema,
                         w->m->p->sources[i].identifier);
+    /* for selection (source:): the parse records which sources a model reads */
+    if (w->parsing && w->model >= 0) {
+        pl_model *pm = &w->m->p->models[w->model];
+        bool known = false;
+        for (size_t k = 0; k < pm->nsource_refs && !known; k++)
+            known = pm->source_refs[k] == (size_t)i;
+        if (!known) {
+            XGROW(pm->source_refs, pm->nsource_refs);
+            pm->source_refs[pm->nsource_refs++] = (size_t)i;
+        }
+    }
     if (w->parsing && w->inputs) {
         buf_puts(w->inputs, "source ");
         tpl_to_text(*out, w->inputs);

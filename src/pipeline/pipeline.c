@@ -108,6 +108,17 @@ static cs_result refresh(pipeline_session *s, cs_error *err)
     return CS_OK;
 }
 
+/* dbt's "Nothing to do": a selection that matches no model is no error,
+ * but a typo in it should not pass silently */
+static void warn_if_empty(const pl_project *p, const bool *sel, const char *select)
+{
+    for (size_t i = 0; i < p->nmodels; i++)
+        if (sel[i])
+            return;
+    log_warn("pipeline", "the selection \"%s\" matches no model: nothing to do",
+             select && *select ? select : "(all)");
+}
+
 static cs_result run_mode(pipeline_session *s, runner_mode mode, const char *select,
                           const char *exclude, bool full_refresh, const char *target,
                           runner_summary *sum, cs_error *err)
@@ -122,6 +133,8 @@ static cs_result run_mode(pipeline_session *s, runner_mode mode, const char *sel
     cs_result rc;
 
     rc = select_models(s->m->p, s->m->g, select, exclude, sel, err);
+    if (rc == CS_OK)
+        warn_if_empty(s->m->p, sel, select);
     if (rc == CS_OK)
         rc = runner_run(s->m, s->pool, &o, sum, err);
     free(sel);
@@ -184,7 +197,9 @@ static const char options_help[] =
     "Options:\n"
     "  --project-dir DIR     the dbt project (default: DBT_LOCAL_PATH, else .)\n"
     "  -s, --select SEL...   models to use (default: DBT_SELECTOR, else all): names, tag:,\n"
-    "                        path:, package:, config.materialized:, +model, model+\n"
+    "                        path: (or a path), package:, source:, config.materialized:,\n"
+    "                        selector:, +model, model+\n"
+    "  --selector NAME       the selection named NAME in selectors.yml\n"
     "  --exclude SEL...      models to leave out\n"
     "  --full-refresh        rebuild incremental models from scratch\n"
     "  --vars YAML           override project vars, e.g. '{batch_size: 1000}'\n"
@@ -264,6 +279,13 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
         if ((strcmp(a, "--select") == 0 || strcmp(a, "-s") == 0 || strcmp(a, "-m") == 0 ||
              strcmp(a, "--models") == 0)) {
             i = take_words(argc, argv, i + 1, &select);
+        } else if (i + 1 < argc && strcmp(a, "--selector") == 0) {
+            /* dbt: a named selector from selectors.yml, instead of --select */
+            size_t n = strlen(argv[i + 1]) + 10;
+            free(select);
+            select = xrealloc(NULL, n);
+            snprintf(select, n, "selector:%s", argv[i + 1]);
+            i += 2;
         } else if (strcmp(a, "--exclude") == 0) {
             i = take_words(argc, argv, i + 1, &exclude);
         } else if (strcmp(a, "--full-refresh") == 0) {
@@ -313,7 +335,9 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
     }
     if (strcmp(cmd, "ls") == 0 || strcmp(cmd, "list") == 0) {
         bool *sel = xcalloc(s->m->p->nmodels + 1, sizeof(bool));
-        if (select_models(s->m->p, s->m->g, select, exclude, sel, &err) != CS_OK) {
+        if (select_models(s->m->p, s->m->g, select, exclude, sel, &err) == CS_OK) {
+            warn_if_empty(s->m->p, sel, select);
+        } else {
             fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
             rc = 2;
         }

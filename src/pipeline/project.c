@@ -807,6 +807,7 @@ void project_free(pl_project *p)
         pl_model *m = &p->models[i];
         free(m->name);
         free(m->relpath);
+        free(m->source_refs);
         free(m->file);
         free(m->sql);
         free(m->props_file);

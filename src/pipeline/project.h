@@ -38,15 +38,17 @@ typedef struct {
 } pl_package;
 
 typedef struct {
-    char *name;       /* file name without .sql */
-    size_t package;   /* index into packages; 0 is the root project */
-    char *relpath;    /* relative to the package root: models/a/b.sql */
-    char *file;       /* path for messages and reading: root/relpath */
-    char *sql;        /* the file's text */
-    pv *config;       /* folder-level and property-file configs merged (map) */
-    pv *columns;      /* list of column maps from property files, or NULL */
-    pv *constraints;  /* model-level constraints from property files, or NULL */
-    char *props_file; /* the property file that describes it, or NULL */
+    char *name;          /* file name without .sql */
+    size_t package;      /* index into packages; 0 is the root project */
+    char *relpath;       /* relative to the package root: models/a/b.sql */
+    char *file;          /* path for messages and reading: root/relpath */
+    char *sql;           /* the file's text */
+    pv *config;          /* folder-level and property-file configs merged (map) */
+    pv *columns;         /* list of column maps from property files, or NULL */
+    pv *constraints;     /* model-level constraints from property files, or NULL */
+    char *props_file;    /* the property file that describes it, or NULL */
+    size_t *source_refs; /* the sources it reads (indexes into sources), set by the parse */
+    size_t nsource_refs;
 } pl_model;
 
 typedef struct {
