@@ -297,6 +297,20 @@ static cs_result n_run_query(void *ud, tpl_call *call, const tpl_args *a, tpl_va
     return CS_OK;
 }
 
+/* dbt's before_begin(sql) / after_commit(sql): a hook that runs outside
+ * the model's transaction ({sql, transaction: false}) */
+static cs_result n_outside_hook(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
+                                cs_error *err)
+{
+    const char *sql = arg_str(a, 0, "sql");
+    if (!sql)
+        return cs_fail(err, CS_INVALID, "%s() takes the hook's SQL", tpl_call_where(call));
+    *out = tpl_dict_new();
+    tpl_dict_set(*out, "sql", tpl_str(sql));
+    tpl_dict_set(*out, "transaction", tpl_bool(false));
+    return CS_OK;
+}
+
 static cs_result n_log(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out, cs_error *err)
 {
     dbt_worker *w = ud;
@@ -388,6 +402,8 @@ dbt_worker *dbt_worker_new(const dbt_manifest *m)
     tpl_env_set(w->env, "load_result", tpl_func_new("load_result", n_load_result, w));
     tpl_env_set(w->env, "run_query", tpl_func_new("run_query", n_run_query, w));
     tpl_env_set(w->env, "log", tpl_func_new("log", n_log, w));
+    tpl_env_set(w->env, "before_begin", tpl_func_new("before_begin", n_outside_hook, w));
+    tpl_env_set(w->env, "after_commit", tpl_func_new("after_commit", n_outside_hook, w));
     obj = tpl_object_new("exceptions");
     tpl_dict_set(obj, "raise_compiler_error", tpl_func_new("raise_compiler_error", n_raise, w));
     tpl_dict_set(obj, "warn", tpl_func_new("warn", n_warn, w));

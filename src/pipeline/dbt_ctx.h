@@ -56,6 +56,11 @@ typedef struct {
     size_t npre_hooks;
     tpl_template **post_hooks;
     size_t npost_hooks;
+    /* hooks with transaction: false: before BEGIN, after COMMIT */
+    tpl_template **pre_hooks_before;
+    size_t npre_hooks_before;
+    tpl_template **post_hooks_after;
+    size_t npost_hooks_after;
     pv *contract;    /* contract columns with rendered expressions, or NULL */
     pv *constraints; /* model-level constraints, rendered, or NULL */
     char fingerprint[17];

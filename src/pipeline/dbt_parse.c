@@ -7,6 +7,7 @@
  */
 #include "pipeline/dbt_int.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,25 +58,42 @@ static cs_result render_pv_strings(dbt_worker *w, pv *v, const char *where, cs_e
     return rc;
 }
 
-/* compiles the hook strings of list, appending them to *out (*n of them) */
+/*
+ * Compiles the hooks of list (a list, or one hook: a string or a map
+ * {sql, transaction} as after_commit() returns), appending them to *out
+ * (*n of them); with outside not NULL, hooks that say transaction: false
+ * go there instead (they run outside the model's transaction).
+ */
 static cs_result compile_hooks(const pv *list, const char *file, const char *what,
-                               tpl_template ***out, size_t *n, cs_error *err)
+                               tpl_template ***out, size_t *n, tpl_template ***outside,
+                               size_t *noutside, cs_error *err)
 {
     char where[1024];
-    for (size_t i = 0; list && list->type == PV_LIST && i < list->n; i++) {
-        const char *sql = pv_s(list->items[i]);
+    bool one = list && list->type != PV_LIST;
+    size_t count = !list ? 0 : one ? 1 : list->n;
+
+    for (size_t i = 0; i < count; i++) {
+        const pv *h = one ? list : list->items[i];
+        const char *sql = pv_s(h);
+        const pv *txn = pv_get(h, "transaction");
+        bool out_of_txn = outside && txn && txn->type == PV_BOOL && !txn->b;
         tpl_template *t;
         if (!sql) {
-            if (pv_get(list->items[i], "sql"))
-                sql = pv_gets(list->items[i], "sql");
+            if (pv_get(h, "sql"))
+                sql = pv_gets(h, "sql");
             if (!sql)
                 return cs_fail(err, CS_INVALID, "%s: %s %zu is not a string", file, what, i + 1);
         }
         snprintf(where, sizeof(where), "%s (%s %zu)", file, what, i + 1);
         if (!(t = tpl_compile(where, sql, err)))
             return CS_INVALID;
-        *out = xrealloc(*out, (*n + 1) * sizeof(**out));
-        (*out)[(*n)++] = t;
+        if (out_of_txn) {
+            *outside = xrealloc(*outside, (*noutside + 1) * sizeof(**outside));
+            (*outside)[(*noutside)++] = t;
+        } else {
+            *out = xrealloc(*out, (*n + 1) * sizeof(**out));
+            (*out)[(*n)++] = t;
+        }
     }
     return CS_OK;
 }
@@ -170,11 +188,35 @@ static cs_result node_unique_key(dbt_node *nd, const pl_model *pm, cs_error *err
     const pv *uk = pv_get(nd->config, "unique_key");
 
     if (pv_s(uk)) {
-        /* "a, b" is accepted the way dbt passes it through to SQL */
-        char *copy = xstrdup(uk->s), *save = NULL;
-        for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
-            add_unique_key(nd, tok);
-        free(copy);
+        /* "a, b" is accepted the way dbt passes it through to SQL: split on
+         * the commas outside parentheses and quotes, so that an expression
+         * ("coalesce(a, b)") stays whole */
+        const char *s = uk->s, *start = s;
+        int depth = 0;
+        for (;; s++) {
+            if (*s == '\'' || *s == '"') {
+                const char *e = strchr(s + 1, *s);
+                s = e ? e : s + strlen(s) - 1;
+            } else if (*s == '(') {
+                depth++;
+            } else if (*s == ')') {
+                depth--;
+            } else if ((*s == ',' && depth == 0) || *s == '\0') {
+                const char *a = start, *b = s;
+                while (a < b && isspace((unsigned char)*a))
+                    a++;
+                while (b > a && isspace((unsigned char)b[-1]))
+                    b--;
+                if (b > a) {
+                    char *key = xstrndup(a, (size_t)(b - a));
+                    add_unique_key(nd, key);
+                    free(key);
+                }
+                if (!*s)
+                    break;
+                start = s + 1;
+            }
+        }
     } else if (uk && uk->type == PV_LIST) {
         for (size_t k = 0; k < uk->n; k++) {
             if (!pv_s(uk->items[k]))
@@ -235,9 +277,11 @@ static cs_result parse_model(dbt_manifest *m, dbt_worker *w, size_t i, cs_error 
         (rc = node_unique_key(nd, pm, err)) != CS_OK ||
         (rc = check_incremental_options(nd, pm, err)) != CS_OK ||
         (rc = compile_hooks(pv_get(nd->config, "pre_hook"), pm->file, "pre_hook", &nd->pre_hooks,
-                            &nd->npre_hooks, err)) != CS_OK ||
+                            &nd->npre_hooks, &nd->pre_hooks_before, &nd->npre_hooks_before, err)) !=
+            CS_OK ||
         (rc = compile_hooks(pv_get(nd->config, "post_hook"), pm->file, "post_hook", &nd->post_hooks,
-                            &nd->npost_hooks, err)) != CS_OK)
+                            &nd->npost_hooks, &nd->post_hooks_after, &nd->npost_hooks_after,
+                            err)) != CS_OK)
         return rc;
     return node_contract(w, nd, pm, err);
 }
@@ -336,9 +380,9 @@ static cs_result compile_project_hooks(const pl_project *p, dbt_manifest *m, cs_
     for (size_t k = 0; k < n && rc == CS_OK; k++) {
         const pl_package *pk = &p->packages[order[k]];
         if ((rc = compile_hooks(pk->on_run_start, pk->file, "on-run-start", &m->on_run_start,
-                                &m->non_run_start, err)) == CS_OK)
+                                &m->non_run_start, NULL, NULL, err)) == CS_OK)
             rc = compile_hooks(pk->on_run_end, pk->file, "on-run-end", &m->on_run_end,
-                               &m->non_run_end, err);
+                               &m->non_run_end, NULL, NULL, err);
     }
     free(order);
     return rc;
@@ -451,6 +495,8 @@ void dbt_manifest_free(dbt_manifest *m)
         free(nd->unique_key);
         free_tpls(nd->pre_hooks, nd->npre_hooks);
         free_tpls(nd->post_hooks, nd->npost_hooks);
+        free_tpls(nd->pre_hooks_before, nd->npre_hooks_before);
+        free_tpls(nd->post_hooks_after, nd->npost_hooks_after);
         pv_free(nd->contract);
         pv_free(nd->constraints);
     }

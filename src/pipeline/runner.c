@@ -344,6 +344,31 @@ typedef struct {
     PGconn *conn;
 } sql_ud;
 
+/*
+ * A numeric value, exact (dbt gives a Decimal): an integer that fits in 64
+ * bits is an int; a value a double prints back as the same text ("2.5")
+ * is a float; anything else ("2.50", 30 digits) keeps its exact text.
+ */
+static pv *numeric_cell(const char *v)
+{
+    char *end, back[64];
+    long long i;
+    double f;
+
+    errno = 0;
+    i = strtoll(v, &end, 10);
+    if (*end == '\0' && errno == 0)
+        return pv_int(i);
+    f = strtod(v, &end);
+    snprintf(back, sizeof(back), "%.15g", f);
+    if (*end == '\0' && strcmp(back, v) == 0) {
+        pv *cell = pv_new(PV_FLOAT);
+        cell->f = f;
+        return cell;
+    }
+    return pv_str(v);
+}
+
 /* statement()/run_query() of the templates */
 static cs_result query_cb(void *ud, const char *sql, pv **out, cs_error *err)
 {
@@ -375,7 +400,9 @@ static cs_result query_cb(void *ud, const char *sql, pv **out, cs_error *err)
                 cell = pv_bool(v[0] == 't');
             } else if (type == 20 || type == 21 || type == 23) {
                 cell = pv_int(strtoll(v, NULL, 10));
-            } else if (type == 700 || type == 701 || type == 1700) {
+            } else if (type == 1700) {
+                cell = numeric_cell(v);
+            } else if (type == 700 || type == 701) {
                 cell = pv_new(PV_FLOAT);
                 cell->f = strtod(v, NULL);
             } else {
@@ -1044,7 +1071,11 @@ static cs_result table_shape(build *bd, bool *same, pv **names, cs_error *err)
     buf_reset(&bd->b);
     buf_puts(&bd->b, "SELECT attname, atttypid, atttypmod FROM pg_attribute WHERE attrelid = ");
     mat_quote_literal(&bd->b, rel.data);
-    buf_puts(&bd->b, "::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;\n");
+    /* a table other tables reference is never refreshed in place: its
+     * DELETE would fail their foreign keys or cascade into their rows */
+    buf_puts(&bd->b, "::regclass AND attnum > 0 AND NOT attisdropped AND NOT EXISTS (SELECT FROM "
+                     "pg_constraint WHERE confrelid = attrelid AND contype = 'f') ORDER BY "
+                     "attnum;\n");
     buf_puts(&bd->b, "SELECT * FROM ");
     mat_subquery(&bd->b, bd->sql.data);
     buf_puts(&bd->b, " AS model_subq LIMIT 0");
@@ -1127,6 +1158,34 @@ static cs_result refresh_in_place(build *bd, bool *done, cs_error *err)
 }
 
 /*
+ * The foreign keys of other tables that reference the model's table: the
+ * table (quoted regclass text), the constraint's name and its definition
+ * (pg_get_constraintdef), in *out (the caller clears it).
+ */
+static cs_result referencing_fks(build *bd, PGresult **out, cs_error *err)
+{
+    buf rel;
+    const char *params[1];
+    cs_result rc = CS_OK;
+
+    buf_init(&rel, 0);
+    mat_relation(&rel, bd->schema, bd->nd->relname);
+    params[0] = rel.data;
+    *out = PQexecParams(bd->conn,
+                        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM "
+                        "pg_constraint WHERE confrelid = $1::regclass AND contype = 'f' AND "
+                        "conrelid <> confrelid ORDER BY conrelid, conname",
+                        1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(*out) != PGRES_TUPLES_OK) {
+        rc = pg_fail(bd->conn, *out, "could not read the foreign keys on the table", err);
+        PQclear(*out);
+        *out = NULL;
+    }
+    buf_free(&rel);
+    return rc;
+}
+
+/*
  * A view or table: built as <name>__cs_tmp beside the old relation (a
  * leftover of a crashed run dropped first), then swapped in with its
  * indexes and, for a table, statistics.
@@ -1140,6 +1199,7 @@ static cs_result build_relation(build *bd, cs_error *err)
     bool view = nd->mat == MAT_VIEW, refreshed = false;
     long n = 0;
     cs_result rc;
+    PGresult *fks = NULL;
 
     if (bd->unchanged) {
         snprintf(bd->detail, sizeof(bd->detail), "UNCHANGED");
@@ -1170,6 +1230,10 @@ static cs_result build_relation(build *bd, cs_error *err)
     if ((rc = bexec(bd, view ? "could not create the view" : "could not create the table", &n,
                     err)) != CS_OK)
         return rc;
+    /* the foreign keys of other tables on the old table, read before the
+     * swap renames it (their text then names the new one) */
+    if (c->kinds[i] == 'r' && !view && (rc = referencing_fks(bd, &fks, err)) != CS_OK)
+        return rc;
     /* indexes after the swap (same transaction), so that they get names
      * from the final relation and never clash with the old one's */
     buf_reset(&bd->b);
@@ -1180,6 +1244,15 @@ static cs_result build_relation(build *bd, cs_error *err)
         cs_error_prefix(err, "%s: ", pm->file);
         return rc;
     }
+    /* the swap's DROP ... CASCADE dropped those foreign keys: made again
+     * (checked against the new rows; a child row the new table lacks
+     * fails the build, which is rolled back) */
+    for (int r = 0; fks && r < PQntuples(fks); r++) {
+        buf_printf(&bd->b, ";\nALTER TABLE %s ADD CONSTRAINT ", PQgetvalue(fks, r, 0));
+        mat_quote_ident(&bd->b, PQgetvalue(fks, r, 1));
+        buf_printf(&bd->b, " %s", PQgetvalue(fks, r, 2));
+    }
+    PQclear(fks);
     /* a table built in one go has no statistics until autovacuum comes
      * by; without them the next incremental run's DELETE ... USING
      * guesses a big join and scans the whole table */
@@ -1353,6 +1426,9 @@ static cs_result build_steps(build *bd, cs_error *err)
     long model = (long)bd->i;
     cs_result rc;
 
+    if ((rc = run_hooks(bd->w, bd->conn, model, nd->pre_hooks_before, nd->npre_hooks_before,
+                        &bd->ro, err)) != CS_OK)
+        return rc;
     if (bd->in_txn && !(bd->incremental && nd->npre_hooks == 0) &&
         (rc = begin_model(bd->conn, bd->schema, nd->relname, err)) != CS_OK)
         return rc;
@@ -1382,7 +1458,10 @@ static cs_result build_steps(build *bd, cs_error *err)
         (rc = apply_grants(bd, err)) != CS_OK ||
         (rc = save_fingerprint(bd->c, bd->conn, bd->i, bd->fp, err)) != CS_OK)
         return rc;
-    return bd->in_txn ? commit_build(bd, err) : CS_OK;
+    if (bd->in_txn && (rc = commit_build(bd, err)) != CS_OK)
+        return rc;
+    return run_hooks(bd->w, bd->conn, model, nd->post_hooks_after, nd->npost_hooks_after, &bd->ro,
+                     err);
 }
 
 /*
