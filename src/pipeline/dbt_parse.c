@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/xalloc.h"
 #include "pipeline/materialize.h"
@@ -266,13 +267,64 @@ static cs_result node_contract(dbt_worker *w, dbt_node *nd, const pl_model *pm, 
     return CS_OK;
 }
 
+static bool hook_key(const char *k)
+{
+    return strcmp(k, "pre_hook") == 0 || strcmp(k, "post_hook") == 0 ||
+           strcmp(k, "pre-hook") == 0 || strcmp(k, "post-hook") == 0;
+}
+
+/*
+ * Renders, in place, the strings holding {{ }} or {% %} in a model's
+ * config from dbt_project.yml and property files, as dbt renders those
+ * files: hooks excepted (they are templates of their own, rendered when
+ * they run).  A value that renders to True or False (as_bool) becomes a
+ * boolean, one that renders to a number through as_number a number.
+ */
+static cs_result render_config(dbt_worker *w, pv *v, const char *where, cs_error *err)
+{
+    cs_result rc = CS_OK;
+
+    if (!v)
+        return CS_OK;
+    if (v->type == PV_STR) {
+        bool number = strstr(v->s, "as_number") != NULL;
+        char *end;
+        if (!strstr(v->s, "{{") && !strstr(v->s, "{%"))
+            return CS_OK;
+        if ((rc = render_string(w, &v->s, where, err)) != CS_OK)
+            return rc;
+        if (strcasecmp(v->s, "true") == 0 || strcasecmp(v->s, "false") == 0) {
+            bool b = strcasecmp(v->s, "true") == 0;
+            free(v->s);
+            v->s = NULL;
+            v->type = PV_BOOL;
+            v->b = b;
+        } else if (number && *v->s) {
+            long long n = strtoll(v->s, &end, 10);
+            if (*end == '\0') {
+                free(v->s);
+                v->s = NULL;
+                v->type = PV_INT;
+                v->i = n;
+            }
+        }
+        return CS_OK;
+    }
+    for (size_t i = 0; i < v->n && rc == CS_OK; i++)
+        if (!(v->type == PV_MAP && hook_key(v->keys[i])))
+            rc = render_config(w, v->items[i], where, err);
+    return rc;
+}
+
 static cs_result parse_model(dbt_manifest *m, dbt_worker *w, size_t i, cs_error *err)
 {
     pl_model *pm = &m->p->models[i];
     dbt_node *nd = &m->nodes[i];
     cs_result rc;
 
-    if ((rc = collect_model(w, nd, pm, i, err)) != CS_OK ||
+    if ((rc = render_config(w, pm->config, pm->props_file ? pm->props_file : pm->file, err)) !=
+            CS_OK ||
+        (rc = collect_model(w, nd, pm, i, err)) != CS_OK ||
         (rc = node_materialization(nd, pm, err)) != CS_OK ||
         (rc = node_unique_key(nd, pm, err)) != CS_OK ||
         (rc = check_incremental_options(nd, pm, err)) != CS_OK ||

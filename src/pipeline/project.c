@@ -11,6 +11,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +229,72 @@ typedef void (*walk_fn)(pl_project *p, size_t pkg, const char *relpath, void *ud
                         cs_result *rc);
 
 /*
+ * The package's .dbtignore (gitignore's syntax, as dbt reads it): one
+ * pattern a line, "#" comments, "!" to take a path back, a trailing "/"
+ * for folders only, a "/" inside anchors the pattern at the package root,
+ * "**" crosses folders.  A missing file is no patterns; it is stamped, so
+ * that creating it is noticed.
+ */
+static void load_dbtignore(pl_project *p, pl_package *pk)
+{
+    char *file = path_join(pk->root, ".dbtignore"), *text;
+    size_t len;
+
+    stamp_add(p, file);
+    if (pv_read_file(file, &text, &len)) {
+        for (char *line = text, *next; line && *line; line = next) {
+            next = strchr(line, '\n');
+            if (next)
+                *next++ = '\0';
+            size_t n = strlen(line);
+            while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+                line[--n] = '\0';
+            if (n == 0 || line[0] == '#')
+                continue;
+            XGROW(pk->ignore, pk->nignore);
+            pk->ignore[pk->nignore++] = xstrdup(line);
+        }
+        free(text);
+    }
+    free(file);
+}
+
+/* whether one .dbtignore pattern matches relpath (a folder when dir) */
+static bool ignore_match(const char *pat, const char *relpath, bool dir)
+{
+    char pb[1024];
+    size_t n = strlen(pat);
+    bool anchored, deep = strstr(pat, "**") != NULL;
+    const char *base = strrchr(relpath, '/');
+
+    if (n >= sizeof(pb))
+        return false;
+    memcpy(pb, pat, n + 1);
+    if (n > 0 && pb[n - 1] == '/') {
+        if (!dir)
+            return false;
+        pb[--n] = '\0';
+    }
+    anchored = strchr(pb, '/') != NULL;
+    if (!anchored)
+        return fnmatch(pb, base ? base + 1 : relpath, 0) == 0;
+    return fnmatch(pb[0] == '/' ? pb + 1 : pb, relpath, deep ? 0 : FNM_PATHNAME) == 0;
+}
+
+/* whether the package's .dbtignore leaves relpath out (the last match decides) */
+static bool ignored(const pl_package *pk, const char *relpath, bool dir)
+{
+    bool out = false;
+    for (size_t i = 0; i < pk->nignore; i++) {
+        const char *pat = pk->ignore[i];
+        bool neg = pat[0] == '!';
+        if (ignore_match(neg ? pat + 1 : pat, relpath, dir))
+            out = !neg;
+    }
+    return out;
+}
+
+/*
  * Calls fn for every regular file under root/rel (sorted, recursive).
  * A missing directory is not an error (model-paths may name folders that do
  * not exist); it is still stamped so that creating it is noticed.
@@ -260,11 +327,14 @@ static cs_result walk(pl_project *p, size_t pkg, const char *rel, walk_fn fn, vo
         char *childrel = path_join(rel, names[i]);
         char *full = path_join(p->packages[pkg].root, childrel);
         struct stat st;
+        bool found = stat(full, &st) == 0, isdir = found && S_ISDIR(st.st_mode);
         if (p->nstamps > PROJECT_MAX_FILES)
             rc = cs_fail(err, CS_INVALID, "%s: more than %d files", dirpath, PROJECT_MAX_FILES);
-        else if (stat(full, &st) == 0 && S_ISDIR(st.st_mode))
+        else if (ignored(&p->packages[pkg], childrel, isdir))
+            ; /* .dbtignore */
+        else if (isdir)
             rc = walk(p, pkg, childrel, fn, ud, err);
-        else if (stat(full, &st) == 0 && S_ISREG(st.st_mode))
+        else if (found && S_ISREG(st.st_mode))
             fn(p, pkg, childrel, ud, err, &rc);
         free(childrel);
         free(full);
@@ -492,6 +562,7 @@ static cs_result load_package(pl_project *p, const char *dir, cs_error *err)
     pk->models_cfg = pv_get(doc, "models") ? pv_copy(pv_get(doc, "models")) : NULL;
     pk->on_run_start = hook_list(pv_get(doc, "on-run-start"));
     pk->on_run_end = hook_list(pv_get(doc, "on-run-end"));
+    load_dbtignore(p, pk);
     if ((rc = str_list(
              pv_get(doc, "model-paths") ? pv_get(doc, "model-paths") : pv_get(doc, "source-paths"),
              "models", &pk->model_paths, &pk->n_model_paths, pk->file, "model-paths", err)) !=
@@ -802,6 +873,9 @@ void project_free(pl_project *p)
         pv_free(k->models_cfg);
         pv_free(k->on_run_start);
         pv_free(k->on_run_end);
+        for (size_t j = 0; j < k->nignore; j++)
+            free(k->ignore[j]);
+        free(k->ignore);
     }
     for (size_t i = 0; i < p->nmodels; i++) {
         pl_model *m = &p->models[i];

@@ -35,6 +35,8 @@ typedef struct {
     pv *models_cfg;   /* the `models:` tree, or NULL */
     pv *on_run_start; /* list of hook strings (never NULL) */
     pv *on_run_end;
+    char **ignore; /* the patterns of its .dbtignore, in order */
+    size_t nignore;
 } pl_package;
 
 typedef struct {
