@@ -1055,8 +1055,9 @@ static cs_result precheck_contract(build *bd, cs_error *err)
 /*
  * The query's columns (name, type oid, typmod), in order, against the
  * table's, in one round trip: *same when they are equal (with a contract,
- * the names only: the table's types are the contract's).  *cols gets the
- * table's column names (caller frees the array; the names live in *names).
+ * the names only: the table's types are the contract's) and no other
+ * table's foreign key references the table.  *names gets the table's
+ * column names, a list the caller frees.
  */
 static cs_result table_shape(build *bd, bool *same, pv **names, cs_error *err)
 {
