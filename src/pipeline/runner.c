@@ -61,6 +61,12 @@ typedef struct {
     int deletes; /* runs emptied with DELETE since the last TRUNCATE */
 } pool_tmp;
 
+/* a target file a session wrote: hashes of its path and its text, its size */
+typedef struct {
+    unsigned long long path, text;
+    long long size;
+} pool_file;
+
 struct runner_pool {
     const cs_config *cfg;
     int n;
@@ -72,6 +78,12 @@ struct runner_pool {
     size_t nmemo;
     pool_tmp *tmps[RUNNER_MAX_THREADS]; /* per connection slot */
     size_t ntmps[RUNNER_MAX_THREADS];
+    /* the target files this session wrote: path hash -> content hash and
+     * size, so that an unchanged file is not written again (open with
+     * O_TRUNC and the write cost ext4 milliseconds a file, every run) */
+    pthread_mutex_t files_mu;
+    pool_file *files;
+    size_t nfiles, files_cap; /* open addressing, files_cap a power of 2 */
 };
 
 runner_pool *runner_pool_new(const cs_config *cfg, int n)
@@ -80,6 +92,7 @@ runner_pool *runner_pool_new(const cs_config *cfg, int n)
     pool->cfg = cfg;
     pool->n = n < 1 ? 1 : n > RUNNER_MAX_THREADS ? RUNNER_MAX_THREADS : n;
     pthread_mutex_init(&pool->mu, NULL);
+    pthread_mutex_init(&pool->files_mu, NULL);
     return pool;
 }
 
@@ -163,7 +176,9 @@ void runner_pool_free(runner_pool *pool)
     for (size_t k = 0; k < pool->nmemo; k++)
         free(pool->memo[k].relname);
     free(pool->memo);
+    free(pool->files);
     pthread_mutex_destroy(&pool->mu);
+    pthread_mutex_destroy(&pool->files_mu);
     free(pool);
 }
 
@@ -694,6 +709,58 @@ static int mkdirs(const char *path)
  * "compiled": the model's SQL; "run": the statements a build ran), the
  * way dbt lays out its target path.  path gets the file's name.
  */
+static unsigned long long text_hash(const char *s)
+{
+    unsigned long long h = 1469598103934665603ULL;
+    for (; s && *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/*
+ * Whether path already holds text as this session wrote it (same content
+ * hash, and the file is still there with that size); otherwise notes text
+ * as what path will hold.  Thread-safe.
+ */
+static bool target_unchanged(runner_pool *pool, const char *path, const char *text)
+{
+    unsigned long long ph = text_hash(path), th = text_hash(text);
+    long long size = (long long)(text ? strlen(text) : 0) + 1;
+    struct stat st;
+    bool same = false;
+    size_t k;
+
+    pthread_mutex_lock(&pool->files_mu);
+    if ((pool->nfiles + 1) * 2 > pool->files_cap) {
+        size_t cap = pool->files_cap ? pool->files_cap * 2 : 256;
+        pool_file *nf = xcalloc(cap, sizeof(*nf));
+        for (size_t j = 0; j < pool->files_cap; j++) {
+            if (!pool->files[j].path)
+                continue;
+            for (k = pool->files[j].path & (cap - 1); nf[k].path; k = (k + 1) & (cap - 1))
+                ;
+            nf[k] = pool->files[j];
+        }
+        free(pool->files);
+        pool->files = nf;
+        pool->files_cap = cap;
+    }
+    for (k = ph & (pool->files_cap - 1); pool->files[k].path && pool->files[k].path != ph;
+         k = (k + 1) & (pool->files_cap - 1))
+        ;
+    if (pool->files[k].path == ph)
+        same = pool->files[k].text == th && stat(path, &st) == 0 && st.st_size == size;
+    else
+        pool->nfiles++;
+    pool->files[k].path = ph;
+    pool->files[k].text = th;
+    pool->files[k].size = size;
+    pthread_mutex_unlock(&pool->files_mu);
+    return same;
+}
+
 static cs_result write_target(const run_ctx *c, const char *kind, size_t i, const char *text,
                               char *path, size_t npath, cs_error *err)
 {
@@ -702,6 +769,8 @@ static cs_result write_target(const run_ctx *c, const char *kind, size_t i, cons
 
     snprintf(path, npath, "%s/%s/%s/%s", c->o->target_dir, kind,
              c->m->p->packages[pm->package].name, pm->relpath);
+    if (target_unchanged(c->pool, path, text))
+        return CS_OK;
     if (mkdirs(path) != 0 || !(f = fopen(path, "w")))
         return cs_fail(err, CS_PERMANENT, "could not write \"%s\": %s", path, strerror(errno));
     fputs(text ? text : "", f);
