@@ -239,10 +239,11 @@ static cs_result check_incremental_options(const dbt_node *nd, const pl_model *p
         strcmp(osc, "fail") != 0 && strcmp(osc, "sync_all_columns") != 0)
         return cs_fail(err, CS_INVALID, "%s: on_schema_change='%s' is not supported", pm->file,
                        osc);
-    if (strategy && strcmp(strategy, "delete+insert") != 0 && strcmp(strategy, "append") != 0)
+    if (strategy && strcmp(strategy, "delete+insert") != 0 && strcmp(strategy, "append") != 0 &&
+        strcmp(strategy, "merge") != 0)
         return cs_fail(err, CS_INVALID,
                        "%s: incremental_strategy='%s' is not supported (delete+insert, "
-                       "append)",
+                       "merge, append)",
                        pm->file, strategy);
     return CS_OK;
 }
