@@ -39,6 +39,12 @@ typedef struct pipeline_session pipeline_session;
 cs_result pipeline_session_open(const cs_config *cfg, const char *project_dir, char *const *env,
                                 const char *vars_yaml, pipeline_session **out,
                                 cs_error *err) CS_MUST_CHECK;
+/*
+ * Where runs write each model's SQL, as dbt does: DIR/compiled/... (the
+ * model's SQL) and DIR/run/... (the statements run); NULL (the default):
+ * nowhere.  dir is copied.
+ */
+void pipeline_session_set_target(pipeline_session *s, const char *dir);
 /* builds the models selected by select/exclude (NULL: all) */
 cs_result pipeline_session_run(pipeline_session *s, const char *select, const char *exclude,
                                bool full_refresh, runner_summary *sum, cs_error *err) CS_MUST_CHECK;
