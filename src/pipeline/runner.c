@@ -924,7 +924,12 @@ static void *worker_main(void *arg)
                 for (size_t k = 0; k < c->m->p->nmodels; k++) {
                     if (c->state[k] == ST_PENDING) {
                         c->state[k] = ST_SKIPPED;
+                        c->res[k].index = ++c->started;
                         c->finished++;
+                        utc_text(c->res[k].start, sizeof(c->res[k].start));
+                        memcpy(c->res[k].end, c->res[k].start, sizeof(c->res[k].end));
+                        if (c->o->mode == RUNNER_BUILD)
+                            print_line(c, k, "SKIP", "SKIP (stopping)");
                     }
                 }
                 pthread_cond_broadcast(&c->cv);
