@@ -119,7 +119,8 @@ if [[ " $STEPS " == *" 2 "* ]]; then
     DATAEMON_INTERVAL=1 "$CHT_SYNC" run --models-only >"$WORK/cycle.log" 2>&1 &
     RUN=$!; PIDS_TO_KILL+=("$RUN")
     cycles() { grep -c 'models: ran' "$WORK/cycle.log"; }
-    wait_until 60 test "$(cycles)" -ge 1
+    ran_once() { [ "$(cycles)" -ge 1 ]; }
+    wait_until 60 ran_once
     # 30 idle cycles: DATAEMON_INTERVAL=1 makes one per second
     n0=$(cycles)
     while [ "$(cycles)" -lt $((n0 + 30)) ]; do sleep 0.5; done
