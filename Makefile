@@ -19,7 +19,11 @@ HDRS     := $(sort $(foreach d,$(SUBSYS),$(wildcard src/$(d)/*.h)))
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
 # the base models built into the binary (src/daemon/embedded.h)
 BASE_MODELS := base-models
-BASE_FILES  := $(shell find $(BASE_MODELS) -type f 2>/dev/null)
+BASE_FILES  := $(shell find $(BASE_MODELS) -type f 2>/dev/null | LC_ALL=C sort)
+# the list of those files, rewritten only when it changes, so that a file
+# removed from base-models/ also regenerates the embedded copy
+BASE_LIST   := build/gen/base_models.list
+$(shell mkdir -p build/gen; echo '$(BASE_FILES)' | cmp -s - $(BASE_LIST) || echo '$(BASE_FILES)' > $(BASE_LIST))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 
 OBJS      := $(SRCS:src/%.c=build/obj/%.o) build/obj/gen/base_models.o
@@ -41,7 +45,7 @@ build/cht-sync: $(OBJS)
 build/asan/cht-sync: $(ASAN_OBJS)
 	$(CC) $(CFLAGS) $(ASAN) -o $@ $^ $(PKG_LIBS)
 
-build/gen/base_models.c: scripts/embed-files $(BASE_FILES) | build/gen
+build/gen/base_models.c: scripts/embed-files $(BASE_FILES) $(BASE_LIST) | build/gen
 	scripts/embed-files $(BASE_MODELS) > $@.tmp && mv $@.tmp $@
 
 build/gen:
