@@ -1,8 +1,10 @@
 # tests/daemon-lib.sh - helpers of the `cht-sync run` tests, sourced after
-# tests/lib.sh.  The models are the fixture stand-in for the base models
-# (tests/fixtures/projects/daemon_base) until base-models/ is on main.
+# tests/lib.sh.  The models are the base models built into the binary
+# (base-models/, CHT_PIPELINE_BASE=builtin); BASE_FIXTURE is a small
+# stand-in named the same, for a test that edits the base project's files.
 BASE_FIXTURE=$ROOT/tests/fixtures/projects/daemon_base
-export CHT_PIPELINE_BASE=$BASE_FIXTURE CHT_SYNC_CACHE_DIR=$WORK/cache
+unset CHT_PIPELINE_BASE DBT_LOCAL_PATH CHT_PIPELINE_BRANCH_URL DBT_SELECTOR DBT_BATCH_SIZE
+export CHT_SYNC_CACHE_DIR=$WORK/cache
 
 # run_bg [ARGS]: starts `cht-sync run` in the background, logging to
 # $WORK/run.log; RUN_PID is its pid

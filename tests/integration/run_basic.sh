@@ -18,6 +18,7 @@ else fail "initial sync: model counts per type equal CouchDB's" "$(models_diff m
 eq "one raw row per document" "$(sql "SELECT count(*) FROM v1.couchdb")" "4000"
 eq "no duplicates in the root model" "$(sql "SELECT count(*) - count(DISTINCT uuid) FROM v1.document_metadata")" "0"
 
+eq "the built-in base models were used" "$(grep -c 'unpacked the built-in base models' "$WORK/run.log")" "1"
 # documents to change: a report, a person, another person to delete, a report to delete
 rep=$(sql "SELECT uuid FROM v1.data_record ORDER BY uuid LIMIT 1")
 per=$(sql "SELECT uuid FROM v1.person ORDER BY uuid LIMIT 1")
@@ -29,12 +30,12 @@ edit() { # edit DB ID JQ: applies a jq filter to the document
     doc=$(couch GET "/$1/$2" | jq -c "$3")
     couch PUT "/$1/$2" "$doc" >/dev/null
 }
-edit medic "$rep" '.v = "edited"'
-edit medic "$per" '.name = "Edited Name"'
-if wait_sql 10 "SELECT v FROM v1.data_record WHERE uuid = '$rep'" "edited"; then pass "an edited report reaches data_record"
+edit medic "$rep" '.form = "edited"'
+edit medic "$per" '.name = "Edited Name" | .sex = "edited"'
+if wait_sql 10 "SELECT form FROM v1.data_record WHERE uuid = '$rep'" "edited"; then pass "an edited report reaches data_record"
 else fail "an edited report reaches data_record"; fi
-if wait_sql 10 "SELECT name FROM v1.person WHERE uuid = '$per'" "Edited Name"; then pass "an edited contact reaches person"
-else fail "an edited contact reaches person"; fi
+if wait_sql 10 "SELECT c.name || ' ' || p.sex FROM v1.contact c JOIN v1.person p USING (uuid) WHERE uuid = '$per'" "Edited Name edited"; then pass "an edited contact reaches contact and person"
+else fail "an edited contact reaches contact and person"; fi
 eq "edits change no count" "$(sql "SELECT (SELECT count(*) FROM v1.document_metadata) || ' ' || (SELECT count(*) FROM v1.person) || ' ' || (SELECT count(*) FROM v1.data_record)")" "$before"
 
 couch DELETE "/medic/$gone?rev=$(couch GET "/medic/$gone" | jq -r ._rev)" >/dev/null
@@ -46,9 +47,9 @@ eq "the raw rows stay, marked deleted" "$(sql "SELECT string_agg(_deleted::text,
 
 parent=$(sql "SELECT uuid FROM v1.contact WHERE contact_type = 'clinic' LIMIT 1")
 couch PUT /medic-sentinel/new-contact "{\"type\":\"person\",\"name\":\"New Person\",\"parent\":{\"_id\":\"$parent\"}}" >/dev/null
-if wait_sql 10 "SELECT name || ' ' || parent_uuid FROM v1.person WHERE uuid = 'new-contact'" "New Person $parent"; then
-    pass "a new contact appears in person"
-else fail "a new contact appears in person"; fi
+if wait_sql 10 "SELECT c.name || ' ' || c.parent_uuid || ' ' || (SELECT count(*) FROM v1.person p WHERE p.uuid = c.uuid) FROM v1.contact c WHERE uuid = 'new-contact'" "New Person $parent 1"; then
+    pass "a new contact appears in contact and person"
+else fail "a new contact appears in contact and person"; fi
 
 if wait_models 20 medic medic-sentinel; then pass "after the changes: counts per type equal CouchDB's"
 else fail "after the changes: counts per type equal CouchDB's" "$(models_diff medic medic-sentinel)"; fi
