@@ -410,8 +410,9 @@ int daemon_main(const cs_config *cfg, int argc, char **argv)
         rc = 2;
         goto out;
     }
-    log_info("models", "project from %s%s%s%s", o.what, o.base_dir ? ", base models from \"" : "",
-             o.base_dir ? o.base_dir : "", o.base_dir ? "\"" : "");
+    bool other_base = o.base_dir && strcmp(o.base_dir, o.project_dir) != 0;
+    log_info("models", "project from %s%s%s%s", o.what, other_base ? ", base models from \"" : "",
+             other_base ? o.base_dir : "", other_base ? "\"" : "");
     ml.once = once;
     ml.select = cfg->dbt_selector && *cfg->dbt_selector ? cfg->dbt_selector : NULL;
     if (models_only) {
