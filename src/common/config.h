@@ -50,6 +50,8 @@ typedef struct {
     char *cache_dir;
     /* process */
     char *log_level;
+    int metrics_port;      /* 0: no HTTP server */
+    char *metrics_address; /* numeric address the HTTP server binds */
 
     /* derived */
     bool secure;

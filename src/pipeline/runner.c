@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/stats.h"
 #include "pipeline/materialize.h"
 #include "common/pg.h"
 #include "common/xalloc.h"
@@ -1105,6 +1106,8 @@ static void *worker_main(void *arg)
         c->res[i].seconds = now_s() - t0;
         utc_text(c->res[i].end, sizeof(c->res[i].end));
         c->res[i].rows = rows;
+        if (c->o->mode == RUNNER_BUILD) /* for /metrics and the status page */
+            stats_model_done(c->m->p->models[i].name, rc == CS_OK, c->res[i].seconds, rows);
 
         pthread_mutex_lock(&c->mu);
         if (rc == CS_OK) {

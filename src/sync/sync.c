@@ -12,10 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "feed/couch.h"
 #include "common/log.h"
+#include "common/stats.h"
+#include "http/http.h"
 #include "store/store.h"
+#include "sync/progress.h"
 #include "sync/worker.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -98,17 +102,24 @@ int sync_run(const cs_config *cfg, const sync_options *o)
     worker *workers[CONFIG_MAX_DBS];
     int nworkers = 0;
     bool ok = true;
+    http_server *http;
+    progress *prog;
 
     if (!couch_global_init()) {
         log_error(NULL, "could not initialise libcurl");
         return 1;
     }
+    for (int i = 0; i < cfg->ndbs; i++)
+        stats_db_register(cfg->dbs[i], cfg->couchdb_host);
+    http = http_start(cfg); /* /readyz says "not ready" until the first batch */
     if (!setup(cfg, o->stop)) {
+        http_stop(http);
         couch_global_cleanup();
         return *o->stop ? 0 : 1;
     }
     log_info(NULL, "syncing %d database%s%s", cfg->ndbs, cfg->ndbs == 1 ? "" : "s",
              o->once ? " until caught up" : "");
+    prog = progress_start(isatty(STDERR_FILENO));
     for (int i = 0; i < cfg->ndbs; i++) {
         worker *w = worker_start(cfg, cfg->dbs[i], o->once, o->stop, o->hooks);
         if (w)
@@ -118,6 +129,8 @@ int sync_run(const cs_config *cfg, const sync_options *o)
     }
     for (int i = 0; i < nworkers; i++)
         ok = worker_join(workers[i]) && ok;
+    progress_stop(prog);
+    http_stop(http);
     couch_global_cleanup();
     if (*o->stop)
         log_info(NULL, "stopped");
