@@ -153,7 +153,8 @@ if [[ " $STEPS " == *" 3 "* ]]; then
         for mode in sync run; do
             sql "DROP SCHEMA IF EXISTS v1 CASCADE" >/dev/null
             s0=$(start_s); t0=$(date +%s%N)
-            "$CHT_SYNC" "$mode" --once >"$WORK/$mode.log" 2>&1 || echo "  $mode --once failed"
+            # debug: the "stored" line of each batch
+            LOG_LEVEL=debug "$CHT_SYNC" "$mode" --once >"$WORK/$mode.log" 2>&1 || echo "  $mode --once failed"
             total=$(( ($(date +%s%N) - t0) / 1000000 ))
             stored=$(last_store_s "$s0" "$WORK/$mode.log")
             rate=$(awk -v n="$BACKFILL" -v s="$stored" 'BEGIN {printf "%.0f", n / s}')

@@ -12,7 +12,7 @@ couch_start
 export COUCHDB_DBS="medic medic-sentinel" DATAEMON_INTERVAL=3600 BATCH_SIZE=100
 couch PUT /medic >/dev/null
 couch PUT /medic-sentinel >/dev/null
-run_bg
+LOG_LEVEL=debug run_bg # the "stored" line of each batch is a debug line
 wait_until 30 grep -q 'models: ran' "$WORK/run.log"
 sql "CREATE FUNCTION v1.slow_down() RETURNS trigger LANGUAGE plpgsql AS \$\$
      BEGIN IF NEW._id LIKE 'slow-%' THEN PERFORM pg_sleep(0.3); END IF; RETURN NEW; END \$\$;

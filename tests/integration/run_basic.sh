@@ -12,7 +12,7 @@ export COUCHDB_DBS="medic medic-sentinel" DATAEMON_INTERVAL=3600
 $GEN_CHT --url "$COUCH_URL" --db medic --count 3000 --seed 21 >/dev/null
 $GEN_CHT --url "$COUCH_URL" --db medic-sentinel --kind sentinel --count 1000 --seed 22 >/dev/null
 
-run_bg
+LOG_LEVEL=debug run_bg # the "stored" line of each batch is a debug line
 if wait_models 60 medic medic-sentinel; then pass "initial sync: model counts per type equal CouchDB's"
 else fail "initial sync: model counts per type equal CouchDB's" "$(models_diff medic medic-sentinel)"; fi
 eq "one raw row per document" "$(sql "SELECT count(*) FROM v1.couchdb")" "4000"
@@ -55,7 +55,7 @@ if wait_models 20 medic medic-sentinel; then pass "after the changes: counts per
 else fail "after the changes: counts per type equal CouchDB's" "$(models_diff medic medic-sentinel)"; fi
 # the runs followed commits, not a timer (DATAEMON_INTERVAL is an hour)
 runs=$(grep -c 'models: ran' "$WORK/run.log")
-batches=$(grep -c 'stored' "$WORK/run.log")
+batches=$(grep -c ': stored ' "$WORK/run.log")
 if [ "$runs" -ge 2 ] && [ "$runs" -le $((batches + 1)) ]; then pass "one model run per commit at most ($runs runs, $batches batches)"
 else fail "one model run per commit at most" "$runs runs, $batches batches"; fi
 run_stop
