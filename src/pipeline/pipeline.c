@@ -30,6 +30,7 @@ struct pipeline_session {
     dbt_manifest *m;
     runner_pool *pool;
     char *target; /* runs' target path, or NULL */
+    pipeline_session_opts opts;
 };
 
 static cs_result load(pipeline_session *s, dbt_manifest **out, cs_error *err)
@@ -46,7 +47,7 @@ static cs_result load(pipeline_session *s, dbt_manifest **out, cs_error *err)
         .batch_size = s->cfg->dbt_batch_size,
     };
 
-    if ((rc = project_load(s->dir, &p, err)) != CS_OK)
+    if ((rc = project_load_with_base(s->dir, s->opts.base_dir, &p, err)) != CS_OK)
         return rc;
     return dbt_parse(p, &set, out, err);
 }
@@ -54,11 +55,21 @@ static cs_result load(pipeline_session *s, dbt_manifest **out, cs_error *err)
 cs_result pipeline_session_open(const cs_config *cfg, const char *project_dir, char *const *env,
                                 const char *vars_yaml, pipeline_session **out, cs_error *err)
 {
+    return pipeline_session_open_with(cfg, project_dir, env, vars_yaml, NULL, out, err);
+}
+
+cs_result pipeline_session_open_with(const cs_config *cfg, const char *project_dir,
+                                     char *const *env, const char *vars_yaml,
+                                     const pipeline_session_opts *opts, pipeline_session **out,
+                                     cs_error *err)
+{
     pipeline_session *s = xcalloc(1, sizeof(*s));
     cs_result rc;
 
     *out = NULL;
     s->cfg = cfg;
+    if (opts)
+        s->opts = *opts;
     s->dir = xstrdup(project_dir);
     s->env = env;
     if (vars_yaml &&
@@ -130,7 +141,8 @@ static cs_result run_mode(pipeline_session *s, runner_mode mode, const char *sel
                      .full_refresh = full_refresh,
                      .threads = s->cfg->dbt_thread_count,
                      .target_dir = target,
-                     .out = stdout};
+                     .out = s->opts.out ? s->opts.out : stdout,
+                     .stop = s->opts.stop};
     cs_result rc;
 
     rc = select_models(s->m->p, s->m->g, select, exclude, sel, err);

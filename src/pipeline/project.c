@@ -597,7 +597,14 @@ static cs_result load_optional_yaml(pl_project *p, const char *name, char **file
     return pv_load_yaml_file(*file, doc, err);
 }
 
-static cs_result load_packages_yml(pl_project *p, cs_error *err)
+/* a git package of CHT Pipeline (any URL naming the cht-pipeline repository) */
+static bool is_cht_pipeline(const pv *entry)
+{
+    const char *git = pv_gets(entry, "git");
+    return git && strstr(git, "cht-pipeline") != NULL;
+}
+
+static cs_result load_packages_yml(pl_project *p, const char *base_dir, cs_error *err)
 {
     char *file;
     pv *doc, *list;
@@ -614,6 +621,8 @@ static cs_result load_packages_yml(pl_project *p, cs_error *err)
     for (size_t i = 0; i < list->n && rc == CS_OK; i++) {
         const pv *e = list->items[i];
         const char *local = pv_gets(e, "local");
+        if (base_dir && is_cht_pipeline(e))
+            continue; /* the base models stand in for it (project_load_with_base) */
         if (!local) {
             rc = cs_fail(err, CS_INVALID,
                          "%s:%d: only local packages (\"- local: PATH\") are supported; git and "
@@ -810,6 +819,21 @@ static void resolve_configs(pl_project *p)
 
 cs_result project_load(const char *dir, pl_project **out, cs_error *err)
 {
+    return project_load_with_base(dir, NULL, out, err);
+}
+
+/* true when a package named name is loaded */
+static bool has_package(const pl_project *p, const char *name)
+{
+    for (size_t i = 0; i < p->npackages; i++)
+        if (strcmp(p->packages[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+cs_result project_load_with_base(const char *dir, const char *base_dir, pl_project **out,
+                                 cs_error *err)
+{
     pl_project *p = xrealloc(NULL, sizeof(*p));
     yml_list yl = {0};
     cs_result rc;
@@ -817,8 +841,14 @@ cs_result project_load(const char *dir, pl_project **out, cs_error *err)
     memset(p, 0, sizeof(*p));
     p->selectors = pv_new(PV_MAP);
     *out = NULL;
-    if ((rc = load_package(p, dir, err)) != CS_OK || (rc = load_packages_yml(p, err)) != CS_OK)
+    if ((rc = load_package(p, dir, err)) != CS_OK ||
+        (rc = load_packages_yml(p, base_dir, err)) != CS_OK)
         goto fail;
+    if (base_dir && !has_package(p, PROJECT_BASE_PACKAGE) &&
+        (rc = load_package(p, base_dir, err)) != CS_OK) {
+        cs_error_prefix(err, "the base models: ");
+        goto fail;
+    }
     /* packages first so that the root project's definitions come last */
     for (size_t pass = 0; pass < 2; pass++) {
         for (size_t pk = 0; pk < p->npackages; pk++) {

@@ -114,6 +114,20 @@ typedef struct {
 cs_result project_load(const char *dir, pl_project **out, cs_error *err) CS_MUST_CHECK;
 void project_free(pl_project *p);
 
+/* the dbt project name of CHT Pipeline, under which deployments ref it */
+#define PROJECT_BASE_PACKAGE "cht_pipeline_base"
+
+/*
+ * project_load, with the base models in base_dir (a project named
+ * PROJECT_BASE_PACKAGE; NULL: as project_load) made available to the root
+ * project under that name: a packages.yml entry that is a git package of
+ * cht-pipeline is replaced by it, and it is added when no package of that
+ * name was loaded (a `- local:` one of the project's own wins; a root
+ * project that is the base itself needs nothing).
+ */
+cs_result project_load_with_base(const char *dir, const char *base_dir, pl_project **out,
+                                 cs_error *err) CS_MUST_CHECK;
+
 /* index of the model named name (in package pkg, or any package when pkg is
  * NULL; the root project wins), or -1 */
 long project_find_model(const pl_project *p, const char *pkg, const char *name);

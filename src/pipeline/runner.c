@@ -1801,6 +1801,22 @@ static void *worker_main(void *arg)
     for (;;) {
         long pick = -1;
         while (c->finished < c->total) {
+            if (c->o->stop && *c->o->stop) {
+                /* asked to stop: the models in flight finish, no other starts */
+                for (size_t k = 0; k < c->m->p->nmodels; k++) {
+                    if (c->state[k] == ST_PENDING) {
+                        c->state[k] = ST_SKIPPED;
+                        c->res[k].index = ++c->started;
+                        c->finished++;
+                        utc_text(c->res[k].start, sizeof(c->res[k].start));
+                        memcpy(c->res[k].end, c->res[k].start, sizeof(c->res[k].end));
+                        if (c->o->mode == RUNNER_BUILD)
+                            print_line(c, k, "SKIP", "SKIP (stopping)");
+                    }
+                }
+                pthread_cond_broadcast(&c->cv);
+                continue;
+            }
             for (size_t k = 0; k < c->m->p->nmodels && pick < 0; k++) {
                 size_t i = c->m->order[k];
                 bool ready = c->state[i] == ST_PENDING;
@@ -2192,6 +2208,17 @@ static cs_result run_tests(run_ctx *c, PGconn *conn, runner_summary *sum, cs_err
     return CS_OK;
 }
 
+/* whether model i refs a model that is not ephemeral (through ephemerals) */
+static bool reads_a_model(const dbt_manifest *m, size_t i, int depth)
+{
+    for (size_t k = 0; k < m->nodes[i].ndeps && depth < 64; k++) {
+        size_t d = m->nodes[i].deps[k];
+        if (m->nodes[d].mat != MAT_EPHEMERAL || reads_a_model(m, d, depth + 1))
+            return true;
+    }
+    return false;
+}
+
 cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts *o,
                      runner_summary *sum, cs_error *err)
 {
@@ -2267,6 +2294,12 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
         sum->ok += c.state[i] == ST_OK;
         sum->errors += c.state[i] == ST_ERROR;
         sum->skipped += c.state[i] == ST_SKIPPED;
+        if (c.state[i] != ST_OK)
+            continue;
+        sum->rows += c.res[i].rows;
+        if (m->nodes[i].mat == MAT_INCREMENTAL && !reads_a_model(m, i, 0) &&
+            c.res[i].rows > sum->source_rows)
+            sum->source_rows = c.res[i].rows;
     }
     if (o->mode == RUNNER_BUILD) {
         pv *results = results_value(&c);
