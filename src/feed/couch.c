@@ -412,3 +412,45 @@ cs_result couch_changes(couch_client *c, const char *since, int limit, int wait_
     buf_free(&url);
     return rc;
 }
+
+/*
+ * A request below the database for readers other than the sync's feed
+ * (verify's listing and re-reads): the same authentication and error
+ * classification as couch_changes, no total time limit (the stall detector
+ * bounds it).  A POST sends post_json as application/json; it is repeated
+ * by the caller, not here, when the connection fails.
+ */
+cs_result couch_db_request(couch_client *c, const char *path_query, const char *post_json,
+                           const char *what, couch_body_fn on_body, void *ud, cs_error *err)
+{
+    struct curl_slist *hdrs = NULL;
+    char *url = NULL;
+    cs_result rc = CS_OK;
+
+    if (asprintf(&url, "%s/%s%s", c->base, c->db_path, path_query) < 0)
+        return cs_fail(err, CS_TRANSIENT, "out of memory");
+    if (!post_json) {
+        rc = get(c, url, what, 0L, on_body, ud, NULL, err);
+        free(url);
+        return rc;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (c->auth == AUTH_UNKNOWN && (rc = login(c, err)) != CS_OK)
+            break;
+        hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+        curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, hdrs);
+        rc = perform(c, url, post_json, 0L, on_body, ud, NULL, err);
+        curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, NULL);
+        curl_slist_free_all(hdrs);
+        if (rc != CS_OK || c->status == 200)
+            break;
+        if (c->status == 401 && c->auth == AUTH_COOKIE && attempt == 0) {
+            c->auth = AUTH_UNKNOWN; /* the session expired: log in again */
+            continue;
+        }
+        rc = status_error(c, what, err);
+        break;
+    }
+    free(url);
+    return rc;
+}

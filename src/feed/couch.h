@@ -61,6 +61,16 @@ cs_result couch_changes(couch_client *c, const char *since, int limit, int wait_
                         couch_body_fn on_body, void *ud, bool *timed_out,
                         cs_error *err) CS_MUST_CHECK;
 
+/*
+ * GET (post_json NULL) or POST (a JSON body) of path_query below the
+ * database, e.g. "/_changes?style=main_only": body bytes of a 200 answer go
+ * to on_body; another answer is a classified error whose message starts
+ * with what.  Used by verify (feed/doclist.h).
+ */
+cs_result couch_db_request(couch_client *c, const char *path_query, const char *post_json,
+                           const char *what, couch_body_fn on_body, void *ud,
+                           cs_error *err) CS_MUST_CHECK;
+
 /* process-wide libcurl set-up, once from main before any thread starts */
 bool couch_global_init(void);
 void couch_global_cleanup(void);
