@@ -3,7 +3,6 @@
  */
 #include "sync/worker.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -16,16 +15,10 @@
 #include "feed/couch.h"
 #include "common/log.h"
 #include "store/store.h"
+#include "sync/reader_policy.h"
 
-#define BACKOFF_BASE_MS 250
-#define BACKOFF_CAP_MS 30000
-/* how often a database that failed permanently is looked at again */
-#define RECHECK_FAILED_MS 30000
+#define BACKOFF_CAP_MS RP_BACKOFF_CAP_MS
 #define MAX_DEPTH 512
-/* a batch holding more document bytes than this many largest documents
- * halves the next request's limit (it grows back after smaller batches), so
- * that a database of large documents never holds BATCH_SIZE of them at once */
-#define BATCH_MAX_DOCS_WORTH 4
 
 struct worker {
     const cs_config *cfg;
@@ -74,12 +67,7 @@ static bool sleep_ms(volatile sig_atomic_t *stop, long ms)
 /* Capped exponential back-off with full jitter: the attempt-th wait. */
 static long backoff_ms(int attempt)
 {
-    long cap = BACKOFF_BASE_MS;
-    for (int i = 0; i < attempt && cap < BACKOFF_CAP_MS; i++)
-        cap *= 2;
-    if (cap > BACKOFF_CAP_MS)
-        cap = BACKOFF_CAP_MS;
-    return cap / 2 + (long)((unsigned long)random() % (unsigned long)(cap / 2 + 1));
+    return rp_backoff_ms(attempt, (unsigned long)random());
 }
 
 /*
@@ -109,16 +97,6 @@ static void health_ok(health *h, const char *scope, const char *what)
         log_info(scope, "%s again after %d failed attempts", what, h->attempts);
     h->attempts = 0;
     h->last[0] = '\0';
-}
-
-static bool all_digits(const char *s)
-{
-    if (!s || !*s)
-        return false;
-    for (; *s; s++)
-        if (!isdigit((unsigned char)*s))
-            return false;
-    return true;
 }
 
 /* ---- the queue ---- */
@@ -201,27 +179,35 @@ static cs_result on_body(void *ud, const char *data, size_t len, cs_error *err)
 
 /*
  * Looks at the database before following it: does it exist, can we read
- * it, and has it been re-created since our checkpoint (an integer sequence
- * of a server that uses integers, now behind our checkpoint)?  Opaque
- * CouchDB 2+ sequences are never compared.
+ * it, and has it been re-created since our checkpoint (the policy decides
+ * from its update_seq)?  *oom: the policy ran out of memory.
  */
-static cs_result inspect(worker *w, const char *since, bool *reset, cs_error *err)
+static cs_result inspect(worker *w, reader_policy *pol, bool *oom, cs_error *err)
 {
     couch_db_info info;
     cs_result rc = couch_db_info_get(w->couch, &info, err);
+    char *since;
 
-    *reset = false;
+    *oom = false;
     if (rc != CS_OK)
         return rc;
-    if (info.update_seq_is_number && all_digits(since) && all_digits(info.update_seq) &&
-        strtoull(info.update_seq, NULL, 10) < strtoull(since, NULL, 10)) {
+    since = strdup(pol->since);
+    switch (rp_inspected(pol, info.update_seq, info.update_seq_is_number, oom)) {
+    case RP_RESYNC_BEHIND:
         log_warn(w->db,
                  "the database is behind our checkpoint (update_seq %s, checkpoint %s): it was "
                  "deleted and re-created; reading it again from the start and marking documents "
                  "it no longer has as deleted",
-                 info.update_seq, since);
-        *reset = true;
+                 info.update_seq, since ? since : "?");
+        break;
+    case RP_RESYNC_BACK:
+        log_warn(w->db, "the database is back after it vanished: reading it again from the start "
+                        "and marking documents it no longer has as deleted");
+        break;
+    case RP_RESYNC_NONE:
+        break;
     }
+    free(since);
     couch_db_info_free(&info);
     return CS_OK;
 }
@@ -238,14 +224,18 @@ static void report_failure(worker *w, const cs_error *err)
     enqueue(w, b);
 }
 
+/*
+ * The reader's loop: it asks the policy (reader_policy.h) what to do next,
+ * does it, and tells the policy what happened.  Retries, resyncs and the
+ * request size are decided there, not here.
+ */
 static void *reader_main(void *arg)
 {
     worker *w = arg;
     changes_limits limits = {(size_t)w->cfg->max_doc_bytes, MAX_DEPTH};
     read_ctx ctx = {changes_parser_new(&limits, on_row, &ctx), NULL};
-    char *since = NULL;
-    bool inspected = false, restart = false, caught_up = false, vanished = false;
-    int limit = w->cfg->batch_size;
+    reader_policy pol;
+    bool have_pol = false;
     health h = {0};
     cs_error err;
     batch *end;
@@ -255,9 +245,9 @@ static void *reader_main(void *arg)
     while (!w->checkpoint && !w->writer_gone && !*w->stop)
         pthread_cond_wait(&w->cv, &w->mu);
     if (w->checkpoint)
-        since = strdup(w->checkpoint);
+        have_pol = rp_init(&pol, w->checkpoint, w->cfg->batch_size, (size_t)w->cfg->max_doc_bytes);
     pthread_mutex_unlock(&w->mu);
-    if (!ctx.parser || !since)
+    if (!ctx.parser || !have_pol)
         goto out;
 
     while (!*w->stop) {
@@ -265,31 +255,19 @@ static void *reader_main(void *arg)
         bool timed_out = false;
         double t0 = now_ms();
 
-        if (!inspected) {
-            bool reset = false;
-            rc = inspect(w, since, &reset, &err);
-            if (rc == CS_OK && (reset || (vanished && strcmp(since, "0") != 0))) {
-                if (!reset)
-                    log_warn(w->db, "the database is back after it vanished: reading it again "
-                                    "from the start and marking documents it no longer has as "
-                                    "deleted");
-                char *zero = strdup("0");
-                if (!zero)
-                    break;
-                free(since);
-                since = zero;
-                restart = true;
-            }
-            if (rc == CS_OK)
-                inspected = true;
+        if (rp_next(&pol) == RP_INSPECT) {
+            bool oom = false;
+            rc = inspect(w, &pol, &oom, &err);
+            if (oom)
+                break;
         }
         if (rc == CS_OK) {
             if (!(ctx.b = take_free(w)))
                 break;
             changes_parser_reset(ctx.parser);
             t0 = now_ms();
-            rc = couch_changes(w->couch, since, limit,
-                               caught_up ? w->cfg->longpoll_seconds * 1000 : 0, on_body, &ctx,
+            rc = couch_changes(w->couch, pol.since, pol.limit,
+                               rp_wait_ms(&pol, w->cfg->longpoll_seconds * 1000), on_body, &ctx,
                                &timed_out, &err);
             if (rc == CS_OK && timed_out && changes_parser_rows(ctx.parser) == 0) {
                 ctx.b->kind = BATCH_IDLE; /* nothing happened: keep updated_at fresh */
@@ -304,73 +282,54 @@ static void *reader_main(void *arg)
         if (rc == CS_STOPPED)
             break;
         if (rc == CS_TRANSIENT || rc == CS_INVALID) {
-            long wait = backoff_ms(h.attempts);
+            long wait = rp_transient(&pol, (unsigned long)random());
             health_failed(&h, w->db, &err, wait);
             if (!sleep_ms(w->stop, wait))
                 break;
             continue;
         }
         if (rc == CS_PERMANENT) {
-            /* a database that vanished after we followed it may come back:
-             * it is then read again from the start */
-            if (strcmp(since, "0") != 0 && couch_last_status(w->couch) == 404)
-                vanished = true;
+            rp_permanent(&pol, couch_last_status(w->couch));
             report_failure(w, &err);
             if (w->once)
                 break;
-            log_info(w->db, "will look at the database again in %d s", RECHECK_FAILED_MS / 1000);
-            inspected = false;
+            log_info(w->db, "will look at the database again in %d s", RP_RECHECK_FAILED_MS / 1000);
             h.attempts = 0;
-            if (!sleep_ms(w->stop, RECHECK_FAILED_MS))
+            if (!sleep_ms(w->stop, RP_RECHECK_FAILED_MS))
                 break;
             continue;
         }
         health_ok(&h, w->db, "CouchDB answers");
-        vanished = false;
 
         batch *b = ctx.b;
         ctx.b = NULL;
         b->fetch_ms = now_ms() - t0;
-        if (b->kind == BATCH_CHANGES) {
-            long long pending = 0;
+        rp_response r = {.idle = b->kind == BATCH_IDLE, .bytes = b->bytes};
+        if (!r.idle) {
             const char *last = changes_parser_last_seq(ctx.parser);
-            b->has_pending = changes_parser_pending(ctx.parser, &pending);
-            b->pending = pending;
+            r.rows = changes_parser_rows(ctx.parser);
+            r.has_pending = changes_parser_pending(ctx.parser, &r.pending);
+            r.last_seq = last;
+            b->has_pending = r.has_pending;
+            b->pending = r.has_pending ? r.pending : 0;
             b->last_seq = last ? batch_strdup(b, last) : NULL;
-            b->caught_up =
-                b->has_pending ? pending == 0 : changes_parser_rows(ctx.parser) < (size_t)limit;
-            b->restart = restart;
-            restart = false;
-            if (last) {
-                char *n = strdup(last);
-                if (n) {
-                    free(since);
-                    since = n;
-                }
-            }
         }
-        size_t target = (size_t)w->cfg->max_doc_bytes * BATCH_MAX_DOCS_WORTH;
-        if (b->bytes > target && limit > 1) {
-            limit /= 2;
+        rp_outcome o = rp_fetched(&pol, &r);
+        b->caught_up = o.caught_up;
+        b->restart = o.restart;
+        if (o.new_limit)
             log_info(w->db, "a batch held %zu MiB of documents: reading %d changes per request",
-                     b->bytes >> 20, limit);
-        } else if (b->bytes < target / 4 && limit < w->cfg->batch_size) {
-            limit = limit * 2 > w->cfg->batch_size ? w->cfg->batch_size : limit * 2;
-        }
-        caught_up = b->kind == BATCH_IDLE || b->caught_up;
-        /* a quiet feed may also mean the database was re-created behind a
-         * sequence it has not reached again: look at it once per idle wait */
-        if (b->kind == BATCH_IDLE || (caught_up && b->nrows == 0))
-            inspected = false;
+                     b->bytes >> 20, o.new_limit);
         enqueue(w, b);
-        if (w->once && caught_up)
+        if (w->once && pol.caught_up)
             break;
     }
 out:
     if (ctx.b)
         give_back(w, ctx.b);
     changes_parser_free(ctx.parser);
-    free(since);
+    if (have_pol)
+        rp_free(&pol);
     /* END always gets through: the writer waits for it */
     end = batch_new();
     if (end) {
