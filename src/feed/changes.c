@@ -1591,3 +1591,11 @@ size_t changes_parser_rows(const changes_parser *p)
 {
     return p->rows;
 }
+
+bool changes_parser_between_rows(const changes_parser *p)
+{
+    /* the innermost open container is "results" and no value has started
+     * in it: after '[' or after a row's ',' */
+    return p->sp >= 2 && p->stack[p->sp - 1].role == F_RESULTS && p->deep == 0 &&
+           (p->state == ST_VALUE_OR_CLOSE || p->state == ST_VALUE || p->state == ST_AFTER);
+}

@@ -212,14 +212,18 @@ static cs_result inspect(worker *w, reader_policy *pol, bool *oom, cs_error *err
     return CS_OK;
 }
 
-static void report_failure(worker *w, const cs_error *err)
+/* Records err in couchdb_progress.error through the writer; a transient
+ * one was logged by health_failed already and is retried. */
+static void report_failure(worker *w, const cs_error *err, bool transient)
 {
-    batch *b = take_free(w);
+    batch *b;
 
-    log_error(w->db, "%s", err->msg);
-    if (!b)
+    if (!transient)
+        log_error(w->db, "%s", err->msg);
+    if (!(b = take_free(w)))
         return;
     b->kind = BATCH_FAILED;
+    b->transient = transient;
     b->error = batch_strdup(b, err->msg);
     enqueue(w, b);
 }
@@ -269,8 +273,15 @@ static void *reader_main(void *arg)
             rc = couch_changes(w->couch, pol.since, pol.limit,
                                rp_wait_ms(&pol, w->cfg->longpoll_seconds * 1000), on_body, &ctx,
                                &timed_out, &err);
-            if (rc == CS_OK && timed_out && changes_parser_rows(ctx.parser) == 0) {
+            if (rc == CS_OK && timed_out && changes_parser_rows(ctx.parser) == 0 &&
+                changes_parser_between_rows(ctx.parser)) {
                 ctx.b->kind = BATCH_IDLE; /* nothing happened: keep updated_at fresh */
+            } else if (rc == CS_OK && timed_out) {
+                /* it started, then went silent: a broken answer, never "nothing changed" */
+                rc = cs_fail(&err, CS_TRANSIENT,
+                             "the answer of CouchDB went silent for %d ms after %zu changes",
+                             w->cfg->longpoll_seconds * 1000 + COUCH_LONGPOLL_MARGIN_MS,
+                             changes_parser_rows(ctx.parser));
             } else if (rc == CS_OK) {
                 rc = changes_parser_finish(ctx.parser, &err);
             }
@@ -283,6 +294,10 @@ static void *reader_main(void *arg)
             break;
         if (rc == CS_TRANSIENT || rc == CS_INVALID) {
             long wait = rp_transient(&pol, (unsigned long)random());
+            /* operators see it in couchdb_progress.error too, once per
+             * failure (the next stored batch clears it) */
+            if (h.attempts == 0 || strcmp(h.last, err.msg) != 0)
+                report_failure(w, &err, true);
             health_failed(&h, w->db, &err, wait);
             if (!sleep_ms(w->stop, wait))
                 break;
@@ -290,7 +305,7 @@ static void *reader_main(void *arg)
         }
         if (rc == CS_PERMANENT) {
             rp_permanent(&pol, couch_last_status(w->couch));
-            report_failure(w, &err);
+            report_failure(w, &err, false);
             if (w->once)
                 break;
             log_info(w->db, "will look at the database again in %d s", RP_RECHECK_FAILED_MS / 1000);
@@ -408,7 +423,7 @@ static void *writer_main(void *arg)
             batch_free(b);
             break;
         }
-        if (b->kind == BATCH_FAILED)
+        if (b->kind == BATCH_FAILED && !b->transient)
             w->failed = true;
         while (seq && !given_up) {
             cs_result rc = store_write(w->store, b, &st, &err);
