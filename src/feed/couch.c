@@ -412,8 +412,9 @@ void couch_db_info_free(couch_db_info *info)
     info->update_seq = NULL;
 }
 
-cs_result couch_changes(couch_client *c, const char *since, int limit, int wait_ms,
-                        couch_body_fn on_body, void *ud, bool *timed_out, cs_error *err)
+cs_result couch_changes(couch_client *c, const char *since, int limit, int seq_interval,
+                        int wait_ms, couch_body_fn on_body, void *ud, bool *timed_out,
+                        cs_error *err)
 {
     char *esc = curl_easy_escape(c->h, since ? since : "0", 0);
     char what[512];
@@ -425,7 +426,7 @@ cs_result couch_changes(couch_client *c, const char *since, int limit, int wait_
         return cs_fail(err, CS_TRANSIENT, "out of memory");
     buf_init(&url, 64 * 1024);
     buf_printf(&url, "%s/%s/_changes?include_docs=true&limit=%d&seq_interval=%d&since=%s", c->base,
-               c->db_path, limit, limit, esc);
+               c->db_path, limit, seq_interval, esc);
     if (wait_ms > 0)
         buf_printf(&url, "&feed=longpoll&timeout=%d", wait_ms);
     curl_free(esc);

@@ -53,7 +53,7 @@ cs_result couch_db_info_get(couch_client *c, couch_db_info *info, cs_error *err)
 void couch_db_info_free(couch_db_info *info);
 
 /*
- * GET /db/_changes?include_docs=true&limit=limit&seq_interval=limit&since=since,
+ * GET /db/_changes?include_docs=true&limit=limit&seq_interval=seq_interval&since=since,
  * with feed=longpoll and timeout=wait_ms when wait_ms > 0.  Body bytes of a
  * 200 response go to on_body.  A longpoll that sends nothing for wait_ms
  * plus a margin, before its first byte or between two (pouchdb-server
@@ -62,8 +62,8 @@ void couch_db_info_free(couch_db_info *info);
  * was a quiet feed or a broken answer, only the body's parser can tell
  * (changes_parser_between_rows).  An answer that breaks off is CS_TRANSIENT.
  */
-cs_result couch_changes(couch_client *c, const char *since, int limit, int wait_ms,
-                        couch_body_fn on_body, void *ud, bool *timed_out,
+cs_result couch_changes(couch_client *c, const char *since, int limit, int seq_interval,
+                        int wait_ms, couch_body_fn on_body, void *ud, bool *timed_out,
                         cs_error *err) CS_MUST_CHECK;
 
 /* process-wide libcurl set-up, once from main before any thread starts */

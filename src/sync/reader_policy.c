@@ -29,12 +29,12 @@ static bool set_since(reader_policy *p, const char *s)
     return true;
 }
 
-bool rp_init(reader_policy *p, const char *checkpoint, int batch_size, size_t max_doc_bytes)
+bool rp_init(reader_policy *p, const char *checkpoint, int batch_size, size_t max_bytes)
 {
     memset(p, 0, sizeof(*p));
     p->batch_size = batch_size > 0 ? batch_size : 1;
-    p->limit = p->batch_size;
-    p->target_bytes = max_doc_bytes * RP_BATCH_MAX_DOCS_WORTH;
+    p->limit = p->batch_size * RP_PAGE_BATCHES;
+    p->max_bytes = max_bytes;
     return set_since(p, checkpoint ? checkpoint : "0");
 }
 
@@ -100,6 +100,21 @@ void rp_permanent(reader_policy *p, long http_status)
     p->attempts = 0;
 }
 
+bool rp_cut_due(const reader_policy *p, size_t nrows, size_t bytes)
+{
+    return nrows >= (size_t)p->batch_size || bytes >= p->max_bytes;
+}
+
+bool rp_cut(reader_policy *p, const char *seq)
+{
+    bool first = p->restart;
+
+    p->restart = false;
+    if (seq)
+        (void)set_since(p, seq); /* out of memory: asked again from before, harmless */
+    return first;
+}
+
 rp_outcome rp_fetched(reader_policy *p, const rp_response *r)
 {
     rp_outcome o = {0};
@@ -112,12 +127,6 @@ rp_outcome rp_fetched(reader_policy *p, const rp_response *r)
         p->restart = false;
         if (r->last_seq)
             (void)set_since(p, r->last_seq);
-    }
-    if (r->bytes > p->target_bytes && p->limit > 1) {
-        p->limit /= 2;
-        o.new_limit = p->limit;
-    } else if (r->bytes < p->target_bytes / 4 && p->limit < p->batch_size) {
-        p->limit = p->limit * 2 > p->batch_size ? p->batch_size : p->limit * 2;
     }
     p->caught_up = r->idle || o.caught_up;
     /* a quiet feed may also mean the database was re-created behind a

@@ -21,10 +21,12 @@
 #define RP_BACKOFF_CAP_MS 30000
 /* how often a database that failed permanently is looked at again */
 #define RP_RECHECK_FAILED_MS 30000
-/* a batch holding more document bytes than this many largest documents
- * halves the next request's limit (it grows back after smaller batches), so
- * that a database of large documents never holds BATCH_SIZE of them at once */
-#define RP_BATCH_MAX_DOCS_WORTH 4
+/* changes asked for per request, in batches: one request is cut into
+ * batches as its rows arrive, so a larger page only saves round trips
+ * (and the server's fixed cost per request); the worker's pool holds a
+ * page and two batches more, so the next request goes out while the
+ * writer still stores the last page */
+#define RP_PAGE_BATCHES 5
 
 typedef enum {
     RP_INSPECT, /* GET /db: does it exist, was it re-created? */
@@ -32,15 +34,15 @@ typedef enum {
 } rp_step;
 
 typedef struct {
-    char *since;         /* owned: where the next request starts */
-    int limit;           /* changes per request, 1..batch_size */
-    int batch_size;      /* the configured limit */
-    size_t target_bytes; /* document bytes a batch should not exceed */
-    int attempts;        /* transient failures in a row (back-off) */
-    bool inspected;      /* the database was looked at since the last doubt */
-    bool restart;        /* the next batch is the first of a resync from 0 */
-    bool caught_up;      /* the last answer reached the end: wait (longpoll) */
-    bool vanished;       /* the database answered 404 after we followed it */
+    char *since;      /* owned: where the next request starts */
+    int limit;        /* changes per request: RP_PAGE_BATCHES batches */
+    int batch_size;   /* changes per batch */
+    size_t max_bytes; /* document bytes per batch */
+    int attempts;     /* transient failures in a row (back-off) */
+    bool inspected;   /* the database was looked at since the last doubt */
+    bool restart;     /* the next batch is the first of a resync from 0 */
+    bool caught_up;   /* the last answer reached the end: wait (longpoll) */
+    bool vanished;    /* the database answered 404 after we followed it */
 } reader_policy;
 
 /* Why the policy starts reading again from 0 (rp_inspected). */
@@ -57,7 +59,6 @@ typedef struct {
     bool has_pending;     /* the server said how many changes remain */
     long long pending;    /* valid with has_pending */
     const char *last_seq; /* the response's last_seq, NULL if none */
-    size_t bytes;         /* document bytes the batch holds */
 } rp_response;
 
 /* What the policy made of it. */
@@ -68,7 +69,7 @@ typedef struct {
 } rp_outcome;
 
 /* Starts at checkpoint (copied); false when out of memory. */
-bool rp_init(reader_policy *p, const char *checkpoint, int batch_size, size_t max_doc_bytes);
+bool rp_init(reader_policy *p, const char *checkpoint, int batch_size, size_t max_bytes);
 void rp_free(reader_policy *p);
 
 rp_step rp_next(const reader_policy *p);
@@ -90,6 +91,21 @@ long rp_transient(reader_policy *p, unsigned long rnd);
 /* A permanent failure with HTTP status http_status (0: none): the
  * database is looked at again after RP_RECHECK_FAILED_MS. */
 void rp_permanent(reader_policy *p, long http_status);
+
+/* A batch of nrows changes holding bytes of documents is full: cut it
+ * there and go on with the response in a new one. */
+bool rp_cut_due(const reader_policy *p, size_t nrows, size_t bytes);
+
+/*
+ * A batch was cut in the middle of a response; seq is the seq of its last
+ * row that carried one (NULL: none did, as CouchDB 3 sends null between
+ * seq_interval rows).  Only such a seq ever becomes the batch's checkpoint:
+ * every change up to it is in this batch or an earlier one, so resuming
+ * there reads nothing twice that matters and skips nothing.  since moves
+ * there, so that a response that breaks later is asked again from it.
+ * Returns whether this batch is the first of a resync.
+ */
+bool rp_cut(reader_policy *p, const char *seq);
 
 /* A response was read completely (or a longpoll ended idle).  since moves
  * to its last_seq (kept as it was if the copy runs out of memory: the

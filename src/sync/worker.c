@@ -34,10 +34,12 @@ struct worker {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     /* guarded by mu */
-    batch *pool[WORKER_QUEUE_DEPTH + 1]; /* free batches */
+    batch *pool[WORKER_BATCHES]; /* free batches */
     int npool;
-    batch *queue[WORKER_QUEUE_DEPTH + 1]; /* full batches, FIFO */
+    batch *queue[WORKER_BATCHES + 1]; /* full batches, FIFO (+1: END) */
     int nqueue;
+    size_t held;      /* document bytes queued or being written */
+    size_t max_bytes; /* BATCH_MAX_BYTES */
     char *checkpoint; /* set once by the writer, read by the reader */
     bool writer_gone;
     bool failed;
@@ -101,13 +103,15 @@ static void health_ok(health *h, const char *scope, const char *what)
 
 /* ---- the queue ---- */
 
-/* the next free batch, NULL when stopping */
+/* the next free batch, NULL when stopping; waits while the batches ahead
+ * hold two batches' worth of bytes, so that memory stays bounded whatever
+ * the document sizes */
 static batch *take_free(worker *w)
 {
     batch *b = NULL;
 
     pthread_mutex_lock(&w->mu);
-    while (w->npool == 0 && !*w->stop && !w->writer_gone) {
+    while ((w->npool == 0 || w->held >= 2 * w->max_bytes) && !*w->stop && !w->writer_gone) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 200000000L;
@@ -117,7 +121,7 @@ static batch *take_free(worker *w)
         }
         pthread_cond_timedwait(&w->cv, &w->mu, &ts);
     }
-    if (w->npool > 0 && !w->writer_gone)
+    if (w->npool > 0 && !w->writer_gone && !*w->stop)
         b = w->pool[--w->npool];
     pthread_mutex_unlock(&w->mu);
     if (b)
@@ -125,9 +129,13 @@ static batch *take_free(worker *w)
     return b;
 }
 
-static void give_back(worker *w, batch *b)
+/* returns a batch to the pool; stored: the writer is done with it (its
+ * bytes no longer count as held), else the reader never queued it */
+static void give_back(worker *w, batch *b, bool stored)
 {
     pthread_mutex_lock(&w->mu);
+    if (stored)
+        w->held -= b->bytes;
     w->pool[w->npool++] = b;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
@@ -136,6 +144,7 @@ static void give_back(worker *w, batch *b)
 static void enqueue(worker *w, batch *b)
 {
     pthread_mutex_lock(&w->mu);
+    w->held += b->bytes;
     w->queue[w->nqueue++] = b;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
@@ -159,15 +168,44 @@ static batch *dequeue(worker *w)
 /* ---- the reader ---- */
 
 typedef struct {
+    worker *w;
+    reader_policy *pol;
     changes_parser *parser;
-    batch *b;
+    batch *b;       /* the batch being filled */
+    double b_start; /* when it was started */
 } read_ctx;
 
+/* the seq of the last row of b that carries one, NULL if none does */
+static const char *last_row_seq(const batch *b)
+{
+    for (size_t i = b->nrows; i-- > 0;)
+        if (b->rows[i].seq)
+            return b->rows[i].seq;
+    return NULL;
+}
+
+/*
+ * Each row goes into the batch being filled; a full batch (BATCH_SIZE
+ * rows or BATCH_MAX_BYTES of documents) is queued at once, checkpointed at
+ * its last row's own seq, and the response goes on into a new batch.
+ * Waiting for a free batch here holds the transfer (TCP holds the server).
+ */
 static cs_result on_row(void *ud, const change_row *row, cs_error *err)
 {
     read_ctx *rc = ud;
-    if (!batch_add(rc->b, row))
+    batch *b = rc->b;
+
+    if (!batch_add(b, row))
         return cs_fail(err, CS_TRANSIENT, "out of memory holding document \"%s\"", row->id);
+    if (!rp_cut_due(rc->pol, b->nrows, b->bytes))
+        return CS_OK;
+    b->last_seq = (char *)last_row_seq(b); /* in b's arena */
+    b->restart = rp_cut(rc->pol, b->last_seq);
+    b->fetch_ms = now_ms() - rc->b_start;
+    enqueue(rc->w, b);
+    rc->b_start = now_ms();
+    if (!(rc->b = take_free(rc->w)))
+        return cs_fail(err, CS_STOPPED, "stopped");
     return CS_OK;
 }
 
@@ -237,8 +275,8 @@ static void *reader_main(void *arg)
 {
     worker *w = arg;
     changes_limits limits = {(size_t)w->cfg->max_doc_bytes, MAX_DEPTH};
-    read_ctx ctx = {changes_parser_new(&limits, on_row, &ctx), NULL};
     reader_policy pol;
+    read_ctx ctx = {w, &pol, changes_parser_new(&limits, on_row, &ctx), NULL, 0};
     bool have_pol = false;
     health h = {0};
     cs_error err;
@@ -249,7 +287,7 @@ static void *reader_main(void *arg)
     while (!w->checkpoint && !w->writer_gone && !*w->stop)
         pthread_cond_wait(&w->cv, &w->mu);
     if (w->checkpoint)
-        have_pol = rp_init(&pol, w->checkpoint, w->cfg->batch_size, (size_t)w->cfg->max_doc_bytes);
+        have_pol = rp_init(&pol, w->checkpoint, w->cfg->batch_size, w->max_bytes);
     pthread_mutex_unlock(&w->mu);
     if (!ctx.parser || !have_pol)
         goto out;
@@ -257,7 +295,6 @@ static void *reader_main(void *arg)
     while (!*w->stop) {
         cs_result rc = CS_OK;
         bool timed_out = false;
-        double t0 = now_ms();
 
         if (rp_next(&pol) == RP_INSPECT) {
             bool oom = false;
@@ -269,8 +306,8 @@ static void *reader_main(void *arg)
             if (!(ctx.b = take_free(w)))
                 break;
             changes_parser_reset(ctx.parser);
-            t0 = now_ms();
-            rc = couch_changes(w->couch, pol.since, pol.limit,
+            ctx.b_start = now_ms();
+            rc = couch_changes(w->couch, pol.since, pol.limit, pol.batch_size,
                                rp_wait_ms(&pol, w->cfg->longpoll_seconds * 1000), on_body, &ctx,
                                &timed_out, &err);
             if (rc == CS_OK && timed_out && changes_parser_rows(ctx.parser) == 0 &&
@@ -285,8 +322,9 @@ static void *reader_main(void *arg)
             } else if (rc == CS_OK) {
                 rc = changes_parser_finish(ctx.parser, &err);
             }
-            if (rc != CS_OK) {
-                give_back(w, ctx.b);
+            if (rc != CS_OK && ctx.b) {
+                /* the rows after the last cut are read again from since */
+                give_back(w, ctx.b, false);
                 ctx.b = NULL;
             }
         }
@@ -318,8 +356,8 @@ static void *reader_main(void *arg)
 
         batch *b = ctx.b;
         ctx.b = NULL;
-        b->fetch_ms = now_ms() - t0;
-        rp_response r = {.idle = b->kind == BATCH_IDLE, .bytes = b->bytes};
+        b->fetch_ms = now_ms() - ctx.b_start;
+        rp_response r = {.idle = b->kind == BATCH_IDLE};
         if (!r.idle) {
             const char *last = changes_parser_last_seq(ctx.parser);
             r.rows = changes_parser_rows(ctx.parser);
@@ -332,16 +370,13 @@ static void *reader_main(void *arg)
         rp_outcome o = rp_fetched(&pol, &r);
         b->caught_up = o.caught_up;
         b->restart = o.restart;
-        if (o.new_limit)
-            log_info(w->db, "a batch held %zu MiB of documents: reading %d changes per request",
-                     b->bytes >> 20, o.new_limit);
         enqueue(w, b);
         if (w->once && pol.caught_up)
             break;
     }
 out:
     if (ctx.b)
-        give_back(w, ctx.b);
+        give_back(w, ctx.b, false);
     changes_parser_free(ctx.parser);
     if (have_pol)
         rp_free(&pol);
@@ -461,7 +496,7 @@ static void *writer_main(void *arg)
             pthread_cond_broadcast(&w->cv);
             pthread_mutex_unlock(&w->mu);
         }
-        give_back(w, b);
+        give_back(w, b, true);
     }
     return NULL;
 }
@@ -488,7 +523,8 @@ worker *worker_start(const cs_config *cfg, const char *db, bool once, volatile s
     w->store = store_new(cfg, w->source, w->db);
     if (!w->couch || !w->store)
         goto error;
-    for (int i = 0; i < WORKER_QUEUE_DEPTH + 1; i++) {
+    w->max_bytes = (size_t)cfg->batch_max_bytes;
+    for (int i = 0; i < WORKER_BATCHES; i++) {
         if (!(w->pool[i] = batch_new()))
             goto error;
         w->npool++;

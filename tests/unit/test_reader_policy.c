@@ -22,9 +22,9 @@ static void start(reader_policy *p, const char *since, int batch_size)
     CHECK_INT(rp_next(p), RP_FETCH);
 }
 
-static rp_outcome answer(reader_policy *p, size_t rows, const char *last_seq, size_t bytes)
+static rp_outcome answer(reader_policy *p, size_t rows, const char *last_seq)
 {
-    rp_response r = {.rows = rows, .last_seq = last_seq, .bytes = bytes};
+    rp_response r = {.rows = rows, .last_seq = last_seq};
     return rp_fetched(p, &r);
 }
 
@@ -35,17 +35,17 @@ static void test_catch_up_then_wait(void)
 
     start(&p, "0", 100);
     CHECK_INT(rp_wait_ms(&p, 60000), 0); /* a normal feed while behind */
-    o = answer(&p, 100, "100", MIB);
+    o = answer(&p, 100 * RP_PAGE_BATCHES, "100");
     CHECK(!o.caught_up);
     CHECK_STR(p.since, "100");
     CHECK_INT(rp_wait_ms(&p, 60000), 0);
-    o = answer(&p, 40, "140", MIB);
+    o = answer(&p, 40, "140");
     CHECK(o.caught_up); /* fewer rows than the limit, no pending */
     CHECK_STR(p.since, "140");
     CHECK_INT(rp_wait_ms(&p, 60000), 60000);
     CHECK_INT(rp_next(&p), RP_FETCH);
     /* caught up with nothing new: look at the database again */
-    answer(&p, 0, "140", 0);
+    answer(&p, 0, "140");
     CHECK_INT(rp_next(&p), RP_INSPECT);
     rp_free(&p);
 }
@@ -53,7 +53,7 @@ static void test_catch_up_then_wait(void)
 static void test_pending_decides(void)
 {
     reader_policy p;
-    rp_response r = {.rows = 100, .has_pending = true, .pending = 0, .last_seq = "9-opaque"};
+    rp_response r = {.rows = 100 * RP_PAGE_BATCHES, .has_pending = true, .last_seq = "9-opaque"};
 
     start(&p, "0", 100);
     CHECK(rp_fetched(&p, &r).caught_up); /* a full page, but nothing pending */
@@ -70,7 +70,7 @@ static void test_idle_keeps_since(void)
     rp_response idle = {.idle = true};
 
     start(&p, "7", 100);
-    answer(&p, 0, "7", 0);
+    answer(&p, 0, "7");
     CHECK(p.caught_up);
     rp_fetched(&p, &idle);
     CHECK(p.caught_up);
@@ -93,7 +93,7 @@ static void test_outage_backoff_bounds(void)
     }
     CHECK_INT(rp_next(&p), RP_FETCH); /* a transient failure keeps the state */
     CHECK_STR(p.since, "5");
-    answer(&p, 10, "15", 0);
+    answer(&p, 10, "15");
     CHECK_INT(p.attempts, 0); /* recovered: the next outage starts short */
     CHECK_INT(rp_transient(&p, 0), 125);
     rp_free(&p);
@@ -106,7 +106,7 @@ static void test_vanished_and_back(void)
     bool oom;
 
     start(&p, "0", 100);
-    answer(&p, 30, "30", 0);
+    answer(&p, 30, "30");
     rp_transient(&p, 0);
     rp_permanent(&p, 404);
     CHECK(p.vanished);
@@ -119,10 +119,10 @@ static void test_vanished_and_back(void)
     CHECK_INT(rp_inspected(&p, "40", true, &oom), RP_RESYNC_BACK);
     CHECK_STR(p.since, "0");
     CHECK_INT(rp_next(&p), RP_FETCH);
-    o = answer(&p, 100, "100", 0);
+    o = answer(&p, 100, "100");
     CHECK(o.restart);
     CHECK(!p.vanished);
-    o = answer(&p, 5, "105", 0);
+    o = answer(&p, 5, "105");
     CHECK(!o.restart);
     rp_free(&p);
 }
@@ -171,33 +171,53 @@ static void test_recreated_behind(void)
     }
 }
 
-static void test_limit_shrinks_and_grows(void)
+static void test_cuts(void)
 {
     reader_policy p;
-    rp_outcome o;
-    size_t target = 4 * 64 * MIB; /* RP_BATCH_MAX_DOCS_WORTH largest docs */
+    bool oom;
 
-    start(&p, "0", 1000);
-    o = answer(&p, 1000, "1000", target + 1);
-    CHECK_INT(o.new_limit, 500);
-    CHECK_INT(p.limit, 500);
-    o = answer(&p, 500, "1500", target + 1);
-    CHECK_INT(o.new_limit, 250);
-    CHECK(!o.caught_up); /* a full page of the smaller limit */
-    for (int i = 0; i < 20; i++)
-        answer(&p, (size_t)p.limit, "x", target * 2);
-    CHECK_INT(p.limit, 1); /* never below one change */
-    o = answer(&p, 1, "y", target * 2);
-    CHECK_INT(o.new_limit, 0);
-    /* between a quarter of the target and the target: stays */
-    answer(&p, 1, "z", target / 2);
-    CHECK_INT(p.limit, 1);
-    /* small batches: doubles back, never above BATCH_SIZE */
-    int want[] = {2, 4, 8, 16, 32, 64, 128, 256, 512, 1000, 1000};
-    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-        answer(&p, (size_t)p.limit, "z", 0);
-        CHECK_INT(p.limit, want[i]);
-    }
+    CHECK(rp_init(&p, "0", 100, MIB));
+    CHECK_INT(p.limit, 100 * RP_PAGE_BATCHES); /* a request spans several batches */
+    CHECK(!rp_cut_due(&p, 99, MIB - 1));
+    CHECK(rp_cut_due(&p, 100, 0));     /* BATCH_SIZE rows */
+    CHECK(rp_cut_due(&p, 1, MIB));     /* BATCH_MAX_BYTES of documents */
+    CHECK(rp_cut_due(&p, 1, 5 * MIB)); /* one document over the budget */
+    CHECK_INT(rp_inspected(&p, NULL, false, &oom), RP_RESYNC_NONE);
+    /* a cut batch moves since to its last row's seq, or leaves it */
+    CHECK(!rp_cut(&p, "100"));
+    CHECK_STR(p.since, "100");
+    CHECK(!rp_cut(&p, NULL)); /* CouchDB 3 between seq_interval rows */
+    CHECK_STR(p.since, "100");
+    /* a response that breaks later is asked again from the last cut */
+    rp_transient(&p, 0);
+    CHECK_STR(p.since, "100");
+    CHECK_INT(rp_next(&p), RP_FETCH);
+    /* the whole response: caught up by its own row count, not a batch's */
+    rp_outcome o = answer(&p, 100 * RP_PAGE_BATCHES, "500");
+    CHECK(!o.caught_up);
+    o = answer(&p, 100 * RP_PAGE_BATCHES - 1, "999");
+    CHECK(o.caught_up);
+    CHECK_STR(p.since, "999");
+    rp_free(&p);
+}
+
+static void test_resync_flag_goes_to_the_first_batch(void)
+{
+    reader_policy p;
+    bool oom;
+
+    start(&p, "40", 10);
+    rp_permanent(&p, 404);
+    CHECK_INT(rp_inspected(&p, "50", true, &oom), RP_RESYNC_BACK);
+    CHECK(rp_cut(&p, "10"));  /* the first cut batch of the resync */
+    CHECK(!rp_cut(&p, "20")); /* not the next */
+    CHECK(!answer(&p, 25, "25").restart);
+    rp_free(&p);
+    /* a resync whose first response is not cut: its only batch */
+    start(&p, "40", 10);
+    rp_permanent(&p, 404);
+    CHECK_INT(rp_inspected(&p, "50", true, &oom), RP_RESYNC_BACK);
+    CHECK(answer(&p, 3, "3").restart);
     rp_free(&p);
 }
 
@@ -211,6 +231,7 @@ int main(void)
     RUN(test_vanished_and_back);
     RUN(test_other_permanent_failures);
     RUN(test_recreated_behind);
-    RUN(test_limit_shrinks_and_grows);
+    RUN(test_cuts);
+    RUN(test_resync_flag_goes_to_the_first_batch);
     UNIT_END();
 }
