@@ -14,6 +14,7 @@
 #include "feed/changes.h"
 #include "feed/couch.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "store/store.h"
 #include "sync/reader_policy.h"
 
@@ -229,6 +230,7 @@ static cs_result inspect(worker *w, reader_policy *pol, bool *oom, cs_error *err
     *oom = false;
     if (rc != CS_OK)
         return rc;
+    stats_db_info(w->db, info.doc_count + info.doc_del_count);
     since = strdup(pol->since);
     switch (rp_inspected(pol, info.update_seq, info.update_seq_is_number, oom)) {
     case RP_RESYNC_BEHIND:
@@ -256,8 +258,10 @@ static void report_failure(worker *w, const cs_error *err, bool transient)
 {
     batch *b;
 
-    if (!transient)
+    if (!transient) {
         log_error(w->db, "%s", err->msg);
+        stats_db_failed(w->db, STATS_COUCHDB, err->code, err->msg, false);
+    }
     if (!(b = take_free(w)))
         return;
     b->kind = BATCH_FAILED;
@@ -332,6 +336,7 @@ static void *reader_main(void *arg)
             break;
         if (rc == CS_TRANSIENT || rc == CS_INVALID) {
             long wait = rp_transient(&pol, (unsigned long)random());
+            stats_db_failed(w->db, STATS_COUCHDB, rc, err.msg, true);
             /* operators see it in couchdb_progress.error too, once per
              * failure (the next stored batch clears it) */
             if (h.attempts == 0 || strcmp(h.last, err.msg) != 0)
@@ -402,11 +407,12 @@ static void log_stored(worker *w, const batch *b, const store_stats *st, double 
 
     if (b->has_pending)
         snprintf(pending, sizeof(pending), "%lld", b->pending);
-    log_info(w->db,
-             "stored %zu docs up to seq \"%.40s%s\" in %.0f ms (read in %.0f ms, pending %s%s)",
-             st->stored, b->last_seq ? b->last_seq : "?",
-             b->last_seq && strlen(b->last_seq) > 40 ? "…" : "", ms, b->fetch_ms, pending,
-             st->rejected ? ", some rejected" : "");
+    /* per batch: debug (the progress display and its summary say it at info) */
+    log_debug(w->db,
+              "stored %zu docs up to seq \"%.40s%s\" in %.0f ms (read in %.0f ms, pending %s%s)",
+              st->stored, b->last_seq ? b->last_seq : "?",
+              b->last_seq && strlen(b->last_seq) > 40 ? "…" : "", ms, b->fetch_ms, pending,
+              st->rejected ? ", some rejected" : "");
     if (st->rejected)
         log_warn(w->db, "%zu documents recorded in the rejects table", st->rejected);
     if (st->marked_deleted)
@@ -433,12 +439,14 @@ static void *writer_main(void *arg)
             break;
         }
         long wait = rc == CS_PERMANENT ? BACKOFF_CAP_MS : backoff_ms(h.attempts);
+        stats_db_failed(w->db, STATS_POSTGRES, rc, err.msg, true);
         health_failed(&h, w->db, &err, wait);
         sleep_ms(w->stop, wait);
     }
     pthread_mutex_lock(&w->mu);
     if (seq) {
         w->checkpoint = seq;
+        stats_db_resumed(w->db, seq);
         log_info(w->db, "resuming from seq \"%.40s\"", seq);
     } else {
         w->writer_gone = true;
@@ -477,6 +485,7 @@ static void *writer_main(void *arg)
                 break;
             }
             long wait = rc == CS_PERMANENT ? BACKOFF_CAP_MS : backoff_ms(h.attempts);
+            stats_db_failed(w->db, STATS_POSTGRES, rc, err.msg, true);
             health_failed(&h, w->db, &err, wait);
             store_disconnect(w->store);
             sleep_ms(w->stop, wait);
@@ -485,6 +494,12 @@ static void *writer_main(void *arg)
                 store_disconnect(w->store);
             free(ignored);
         }
+        if (stored && b->kind != BATCH_FAILED)
+            stats_db_stored(w->db,
+                            &(stats_batch){(long)b->nrows, (long)st.stored, (long)st.rejected,
+                                           (long)b->bytes, (now_ms() - t0) / 1000, b->last_seq,
+                                           b->has_pending ? b->pending : -1,
+                                           b->kind == BATCH_IDLE || b->caught_up});
         if (stored && b->kind == BATCH_CHANGES && b->nrows > 0) {
             log_stored(w, b, &st, now_ms() - t0);
             w->failed = false;
