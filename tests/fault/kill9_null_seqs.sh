@@ -12,7 +12,7 @@ node "$ROOT/tests/couch/seq-proxy.js" --target "$COUCH_URL" --port "$PROXY_PORT"
 PIDS_TO_KILL+=($!)
 wait_until 10 grep -q listening "$WORK/proxy.log"
 # batches cut at 64 KiB (about 70 docs), seq on every 200th row
-export COUCHDB_DBS=medic COUCHDB_PORT=$PROXY_PORT BATCH_SIZE=200 BATCH_MAX_BYTES=65536
+export COUCHDB_DBS=medic COUCHDB_PORT=$PROXY_PORT BATCH_SIZE=200 BATCH_MAX_BYTES=65536 LOG_LEVEL=debug
 $GEN_CHT --url "$COUCH_URL" --db medic --count 20000 --seed 19 >/dev/null
 curl -sS "$COUCH_URL/medic/_changes?style=main_only" | jq -r '.results[] | "\(.seq) \(.id) \(.changes[0].rev)"' > "$WORK/feed.txt"
 nulls=$(curl -sS "http://127.0.0.1:$PROXY_PORT/medic/_changes?limit=1000&seq_interval=200" | jq '[.results[] | select(.seq == null)] | length')
