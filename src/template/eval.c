@@ -14,7 +14,8 @@
  * value in ctx->ret).  A function that returns anything but R_OK has
  * released what it owned and set no output.
  */
-#include "template/internal.h"
+#include "template/ctx.h"
+#include "template/filter.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -24,33 +25,8 @@
 
 #define MACRO_DEPTH_MAX 200
 
-typedef struct frame {
-    tpl_value *vars; /* dict, created on the first assignment */
-    struct frame *parent;
-} frame;
-
-/* the body of a {% call %} block, reachable as caller() while it runs */
-struct tpli_closure {
-    const tpli_node *block; /* N_CALLBLOCK */
-    const tpl_template *tpl;
-    frame *scope;
-};
-
-typedef struct tpli_ctx {
-    tpl_env *env;
-    const tpl_template *tpl; /* whose nodes run now: the file in messages */
-    frame *root;
-    frame *scope;
-    tpl_value *locals; /* borrowed, may be NULL */
-    unsigned long id;
-    int depth;
-    tpl_value *ret;
-    cs_error *err;
-    cs_error own_err;
-    bool positioned; /* the error in err already has FILE:LINE:COL */
-    size_t outmax;
-    struct tpli_ctx *prev;
-} tpli_ctx;
+/* cs_result from a native that means "return() was called" */
+#define RETURN_SIGNAL ((cs_result)100)
 
 struct tpl_env {
     tpl_value *globals;
@@ -59,37 +35,9 @@ struct tpl_env {
     unsigned long next_id;
 };
 
-struct tpl_call {
-    tpli_ctx *ctx;
-    const tpli_node *node;
-    tpl_value *caller; /* FN_CALLER or NULL */
-    char where[320];
-};
-
-int tpli_fail(tpli_ctx *c, const tpli_node *n, const char *fmt, ...)
-{
-    char msg[CS_ERROR_MAX];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (n && c->tpl)
-        cs_fail(c->err, CS_INVALID, "%s:%d:%d: %s", c->tpl->filename, n->line, n->col, msg);
-    else
-        cs_fail(c->err, CS_INVALID, "%s", msg);
-    c->positioned = true;
-    return R_ERR;
-}
-
-static int out_fail(tpli_ctx *c, const tpli_node *n)
-{
-    return tpli_fail(c, n, "output exceeds the limit of %zu bytes", c->outmax);
-}
-
 static tpl_value *lookup(tpli_ctx *c, const char *name)
 {
-    frame *f;
+    tpli_frame *f;
     tpl_value *v;
 
     for (f = c->scope; f; f = f->parent)
@@ -170,19 +118,6 @@ static int args_eval(tpli_ctx *c, const tpli_node *n, argv *av)
     return R_OK;
 }
 
-tpl_value *tpl_arg(const tpl_args *args, size_t index, const char *name)
-{
-    size_t i;
-
-    if (!args)
-        return NULL;
-    if (name)
-        for (i = 0; i < args->nkw; i++)
-            if (strcmp(args->kwnames[i], name) == 0)
-                return args->kw[i];
-    return index < args->npos ? args->pos[index] : NULL;
-}
-
 /* ---- calls ---- */
 
 static int call_native(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_args *a,
@@ -198,7 +133,7 @@ static int call_native(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl
     *out = NULL;
     c->positioned = false;
     r = fn->u.fn.fn(fn->u.fn.ud, &call, a, out, c->err);
-    if (r == TPLI_RETURN_SIGNAL)
+    if (r == RETURN_SIGNAL)
         return R_RETURN;
     if (r != CS_OK) {
         tpl_unref(*out);
@@ -305,7 +240,7 @@ static int call_macro(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_
                       tpl_value *caller, tpl_value **out)
 {
     const tpli_node *m = fn->u.fn.macro;
-    frame f = {NULL, NULL}, *saved_scope = c->scope;
+    tpli_frame f = {NULL, NULL}, *saved_scope = c->scope;
     const tpl_template *saved_tpl = c->tpl;
     char what[160];
     buf b;
@@ -351,7 +286,7 @@ static int call_macro(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_
 static int render_closure(tpli_ctx *c, const tpli_node *n, struct tpli_closure *clo,
                           const tpl_args *a, buf *out)
 {
-    frame f = {NULL, NULL}, *saved_scope = c->scope;
+    tpli_frame f = {NULL, NULL}, *saved_scope = c->scope;
     const tpl_template *saved_tpl = c->tpl;
     int r;
 
@@ -393,10 +328,16 @@ static int call_func(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_a
     }
 }
 
-void tpli_set_return(tpl_call *call, tpl_value *v)
+/* dbt's return(): ends the enclosing macro with this value, unwinding
+ * through the R_RETURN result */
+static cs_result b_return(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
+                          cs_error *err)
 {
+    tpl_value *v = tpl_arg(a, 0, NULL);
+
     tpl_unref(call->ctx->ret);
-    call->ctx->ret = v;
+    call->ctx->ret = v ? tpl_ref(v) : tpl_none();
+    return RETURN_SIGNAL;
 }
 
 /* a call expression n (N_CALL); caller is the closure of a call block */
@@ -709,7 +650,7 @@ static int arith(tpli_ctx *c, const tpli_node *n, int op, tpl_value *a, tpl_valu
             buf_append(&out_b, s->u.str.s, s->u.str.len);
         if (!buf_ok(&out_b)) {
             buf_free(&out_b);
-            return out_fail(c, n);
+            return tpli_out_fail(c, n);
         }
         *out = buf_to_value(&out_b);
         return R_OK;
@@ -953,7 +894,7 @@ static int eval(tpli_ctx *c, const tpli_node *n, tpl_value **out)
         tpl_to_text(b, &s);
         if (!buf_ok(&s)) {
             buf_free(&s);
-            r = out_fail(c, n);
+            r = tpli_out_fail(c, n);
             break;
         }
         *out = buf_to_value(&s);
@@ -979,48 +920,6 @@ static int eval(tpli_ctx *c, const tpli_node *n, tpl_value **out)
 
 /* ---- statements ---- */
 
-/* the items a for loop (or a filter) walks, as a new reference to a list:
- * a list itself, a dict's keys, a string's characters, nothing for an
- * undefined; other types are an error */
-int tpli_iter(tpli_ctx *c, const tpli_node *n, tpl_value *it, tpl_value **out)
-{
-    size_t i;
-    tpl_value *l;
-
-    switch (tpl_typeof(it)) {
-    case TPL_LIST:
-        *out = tpl_ref(it);
-        return R_OK;
-    case TPL_DICT:
-        l = tpl_list_new();
-        for (i = 0; i < it->u.dict.len; i++)
-            tpl_list_push(l, tpl_str(it->u.dict.keys[i]));
-        *out = l;
-        return R_OK;
-    case TPL_STR:
-        l = tpl_list_new();
-        for (i = 0; i < it->u.str.len;) {
-            size_t k = 1;
-            unsigned char ch = (unsigned char)it->u.str.s[i];
-            if (ch >= 0xc0) /* keep UTF-8 sequences whole */
-                while (i + k < it->u.str.len && (it->u.str.s[i + k] & 0xc0) == 0x80)
-                    k++;
-            tpl_list_push(l, tpl_strn(it->u.str.s + i, k));
-            i += k;
-        }
-        *out = l;
-        return R_OK;
-    case TPL_NONE:
-        if (tpli_is_undef(it)) {
-            *out = tpl_list_new();
-            return R_OK;
-        }
-        /* fall through */
-    default:
-        return tpli_fail(c, n, "'%s' object is not iterable", tpli_type_name(it));
-    }
-}
-
 /* binds loop/set targets; unpacks when there are several names; takes v */
 static int bind_targets(tpli_ctx *c, const tpli_node *n, tpl_value *v)
 {
@@ -1045,7 +944,7 @@ static int bind_targets(tpli_ctx *c, const tpli_node *n, tpl_value *v)
 static int exec_for(tpli_ctx *c, const tpli_node *n, buf *out)
 {
     tpl_value *it = NULL, *items = NULL, *loop = NULL;
-    frame f = {NULL, c->scope};
+    tpli_frame f = {NULL, c->scope};
     size_t i, len;
     int r;
 
@@ -1133,7 +1032,7 @@ static int exec_set(tpli_ctx *c, const tpli_node *n)
 static int output_value(tpli_ctx *c, const tpli_node *n, tpl_value *v, buf *out)
 {
     if (!tpl_to_text(v, out))
-        return out_fail(c, n);
+        return tpli_out_fail(c, n);
     return R_OK;
 }
 
@@ -1145,7 +1044,7 @@ static int exec(tpli_ctx *c, const tpli_node *n, buf *out)
     switch (n->kind) {
     case N_TEXT:
         if (!buf_append(out, n->name, n->len))
-            return out_fail(c, n);
+            return tpli_out_fail(c, n);
         return R_OK;
     case N_OUTPUT:
         if ((r = eval(c, n->a, &v)) != R_OK)
@@ -1217,6 +1116,7 @@ tpl_env *tpl_env_new(void)
 
     env->globals = tpl_dict_new();
     env->builtins = tpli_builtins_new();
+    tpl_dict_set(env->builtins, "return", tpl_func_new("return", b_return, NULL));
     env->active = NULL;
     env->next_id = 0;
     return env;
@@ -1265,7 +1165,7 @@ void tpl_env_add_macros(tpl_env *env, const tpl_template *t, const char *ns)
     }
 }
 
-static void ctx_begin(tpli_ctx *c, tpl_env *env, const tpl_template *t, frame *root,
+static void ctx_begin(tpli_ctx *c, tpl_env *env, const tpl_template *t, tpli_frame *root,
                       tpl_value *locals, size_t outmax, cs_error *err)
 {
     memset(c, 0, sizeof(*c));
@@ -1293,7 +1193,7 @@ cs_result tpl_render(const tpl_template *t, tpl_env *env, tpl_value *locals, buf
                      cs_error *err)
 {
     tpli_ctx c;
-    frame root = {NULL, NULL};
+    tpli_frame root = {NULL, NULL};
     int r;
 
     ctx_begin(&c, env, t, &root, locals, out->max, err);
@@ -1314,7 +1214,7 @@ cs_result tpl_call_value(tpl_env *env, tpl_value *fn, const tpl_args *args, tpl_
                          cs_error *err)
 {
     tpli_ctx fresh, *c = env->active;
-    frame root = {NULL, NULL};
+    tpli_frame root = {NULL, NULL};
     cs_error *saved = NULL, local;
     bool own = false;
     int r;

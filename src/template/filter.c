@@ -1,14 +1,16 @@
 /*
  * filter.c - the library around the evaluator: filters (x | f), tests
  * (x is t), methods of strings, lists and dicts (x.upper(), l.append(y),
- * d.items()), and the built-in globals range, namespace, dict, zip, return.
+ * d.items()), and the built-in globals range, namespace, dict, zip (return()
+ * is the evaluator's: it unwinds macros).
  *
  * Filters and tests are looked up by name at compile time (the parser keeps
  * the table index), so an unknown one is a compile error; map('f') and
  * selectattr('a', 't') look them up at render time.  Every function takes
  * its input borrowed and returns a new reference in *out.
  */
-#include "template/internal.h"
+#include "template/ctx.h"
+#include "template/filter.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -1570,16 +1572,6 @@ static cs_result b_zip(void *ud, tpl_call *call, const tpl_args *a, tpl_value **
     return CS_OK;
 }
 
-/* dbt's return(): ends the enclosing macro with this value */
-static cs_result b_return(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
-                          cs_error *err)
-{
-    tpl_value *v = tpl_arg(a, 0, NULL);
-
-    tpli_set_return(call, v ? tpl_ref(v) : tpl_none());
-    return TPLI_RETURN_SIGNAL;
-}
-
 tpl_value *tpli_builtins_new(void)
 {
     tpl_value *d = tpl_dict_new();
@@ -1588,6 +1580,5 @@ tpl_value *tpli_builtins_new(void)
     tpl_dict_set(d, "dict", tpl_func_new("dict", b_dict, NULL));
     tpl_dict_set(d, "namespace", tpl_func_new("namespace", b_dict, NULL));
     tpl_dict_set(d, "zip", tpl_func_new("zip", b_zip, NULL));
-    tpl_dict_set(d, "return", tpl_func_new("return", b_return, NULL));
     return d;
 }

@@ -5,16 +5,24 @@
  *
  * Layout of the engine:
  *   value.c  values, reference counts, lists, dicts, text and repr
- *   lex.c    source -> tokens (delimiters, whitespace control, raw)
+ *   arena.c  the memory of a compiled template (arena.h)
+ *   lex.c    source -> tokens (lex.h; knows only the arena)
  *   parse.c  tokens -> AST (statements and expressions), compile errors
+ *   ctx.c    the render context: positioned errors, iteration (ctx.h)
+ *   filter.c filters, tests, methods of str/list/dict, built-ins (filter.h)
  *   eval.c   AST -> output: scopes, macros, call blocks, natives
- *   filter.c filters, tests, methods of str/list/dict, built-ins
+ *
+ * Dependencies go one way: eval -> filter -> ctx -> value, and
+ * parse -> lex -> arena, parse -> filter (names only).  Nothing calls back
+ * into eval.c except through tpl.h's public entry points
+ * (scripts/check-cycles checks it).
  */
 #ifndef CS_TPL_INTERNAL_H
 #define CS_TPL_INTERNAL_H
 
 #include <stdint.h>
 
+#include "template/arena.h"
 #include "template/tpl.h"
 #include "common/xalloc.h"
 
@@ -89,31 +97,6 @@ tpl_value *tpli_func_macro(const char *name, const struct tpli_node *macro, cons
                            unsigned long defid);
 bool tpli_to_json(const tpl_value *v, buf *out, int depth);
 
-/* ---- tokens ---- */
-
-typedef enum {
-    TK_TEXT,
-    TK_VAR_BEGIN,
-    TK_VAR_END,
-    TK_BLOCK_BEGIN,
-    TK_BLOCK_END,
-    TK_NAME,
-    TK_STRING,
-    TK_INT,
-    TK_FLOAT,
-    TK_OP,
-    TK_EOF,
-} tpli_tok_kind;
-
-typedef struct {
-    tpli_tok_kind kind;
-    int line, col;
-    const char *s; /* TEXT, NAME, OP: into the source; STRING: decoded */
-    size_t len;
-    long long ival;
-    double fval;
-} tpli_token;
-
 /* ---- AST ---- */
 
 typedef enum {
@@ -173,49 +156,11 @@ enum { MF_VARARGS = 1, MF_KWARGS = 2, MF_CALLER = 4 };
 enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_FLOORDIV, OP_MOD, OP_POW };
 enum { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_IN, CMP_NOTIN };
 
-typedef struct tpli_arena_chunk tpli_arena_chunk;
-
 struct tpl_template {
     char *filename;
     char *source;
-    tpli_arena_chunk *arena;
+    tpli_arena arena; /* nodes, names, literals */
     tpli_node *root;
 };
-
-void *tpli_arena_alloc(tpl_template *t, size_t n);
-
-/* Lexes src (owned by t) into a malloc'd token array; false and err set
- * on a lexical error. */
-bool tpli_lex(tpl_template *t, tpli_token **toks, size_t *ntoks, cs_error *err);
-bool tpli_parse(tpl_template *t, const tpli_token *toks, size_t ntoks, cs_error *err);
-
-/* ---- filters and tests (filter.c), resolved at compile time ---- */
-
-struct tpli_ctx;
-typedef int (*tpli_filter_fn)(struct tpli_ctx *c, const tpli_node *n, tpl_value *v,
-                              const tpl_args *a, tpl_value **out);
-typedef int (*tpli_test_fn)(struct tpli_ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a,
-                            bool *out);
-int tpli_filter_find(const char *name, size_t len);
-tpli_filter_fn tpli_filter_get(int idx);
-int tpli_test_find(const char *name, size_t len);
-tpli_test_fn tpli_test_get(int idx);
-
-/* evaluation results inside the engine: 0 ok, R_ERR error (err filled),
- * R_RETURN a return() unwinding to the enclosing macro */
-enum { R_OK = 0, R_ERR = -1, R_RETURN = 1 };
-
-/* fails with "FILE:LINE:COL: msg" at node n (CS_INVALID), returns R_ERR */
-int tpli_fail(struct tpli_ctx *c, const tpli_node *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* a method of a builtin type: R_OK with *out set, or 2 when not a method */
-int tpli_method(struct tpli_ctx *c, const tpli_node *n, tpl_value *obj, const char *name,
-                const tpl_args *a, tpl_value **out);
-int tpli_iter(struct tpli_ctx *c, const tpli_node *n, tpl_value *it, tpl_value **out);
-/* the built-in globals (range, namespace, dict, zip, return) as a dict */
-tpl_value *tpli_builtins_new(void);
-/* cs_result from a native that means "return() was called" */
-#define TPLI_RETURN_SIGNAL ((cs_result)100)
-void tpli_set_return(tpl_call *call, tpl_value *v);
 
 #endif

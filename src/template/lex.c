@@ -10,8 +10,10 @@
  * trim_blocks and lstrip_blocks are off, as in Jinja's defaults, and the
  * template's trailing newline is kept.
  */
+#include "template/lex.h"
+#include "common/buf.h"
 #include "common/hex.h"
-#include "template/internal.h"
+#include "common/xalloc.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -19,7 +21,8 @@
 #include <string.h>
 
 typedef struct {
-    tpl_template *t;
+    const char *filename;
+    tpli_arena *arena;
     const char *src;
     size_t n;
     /* incremental line/column: positions are asked for in increasing order */
@@ -53,7 +56,7 @@ static bool lex_fail(lexer *lx, size_t off, const char *fmt, const char *arg)
 
     where(lx, off, &line, &col);
     snprintf(msg, sizeof(msg), fmt, arg);
-    cs_fail(lx->err, CS_INVALID, "%s:%d:%d: %s", lx->t->filename, line, col, msg);
+    cs_fail(lx->err, CS_INVALID, "%s:%d:%d: %s", lx->filename, line, col, msg);
     return false;
 }
 
@@ -175,7 +178,7 @@ static bool lex_string(lexer *lx, size_t *pos)
         buf_free(&b);
         return lex_fail(lx, start, "%s", "string too long");
     }
-    s = tpli_arena_alloc(lx->t, b.len + 1);
+    s = tpli_arena_alloc(lx->arena, b.len + 1);
     memcpy(s, b.data, b.len + 1);
     tk = push(lx, TK_STRING, start, s, b.len);
     (void)tk;
@@ -352,16 +355,18 @@ static size_t find_endraw(lexer *lx, size_t pos, size_t *after, bool *lstrip, bo
     return (size_t)-1;
 }
 
-bool tpli_lex(tpl_template *t, tpli_token **toks, size_t *ntoks, cs_error *err)
+bool tpli_lex(const char *filename, const char *src, tpli_arena *arena, tpli_token **toks,
+              size_t *ntoks, cs_error *err)
 {
     lexer lx;
     size_t pos = 0;
     bool rstrip = false;
 
     memset(&lx, 0, sizeof(lx));
-    lx.t = t;
-    lx.src = t->source;
-    lx.n = strlen(t->source);
+    lx.filename = filename;
+    lx.arena = arena;
+    lx.src = src;
+    lx.n = strlen(src);
     lx.line = 1;
     lx.err = err;
 

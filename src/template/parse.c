@@ -10,7 +10,9 @@
  * resolved here, so an unknown one is a compile error.  Nesting is bounded
  * (MAX_DEPTH) so hostile input cannot exhaust the stack.
  */
+#include "template/filter.h"
 #include "template/internal.h"
+#include "template/lex.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -49,7 +51,7 @@ static void *vec_done(parser *P, vec *v)
     void *out = NULL;
 
     if (v->n) {
-        out = tpli_arena_alloc(P->t, v->n * sizeof(void *));
+        out = tpli_arena_alloc(&P->t->arena, v->n * sizeof(void *));
         memcpy(out, v->v, v->n * sizeof(void *));
     }
     free(v->v);
@@ -155,7 +157,7 @@ static bool expect_op(parser *P, const char *op)
 
 static const char *arena_name(parser *P, const tpli_token *tk)
 {
-    char *s = tpli_arena_alloc(P->t, tk->len + 1);
+    char *s = tpli_arena_alloc(&P->t->arena, tk->len + 1);
 
     memcpy(s, tk->s, tk->len);
     s[tk->len] = '\0';
@@ -164,7 +166,7 @@ static const char *arena_name(parser *P, const tpli_token *tk)
 
 static tpli_node *node_new(parser *P, tpli_node_kind kind, const tpli_token *at)
 {
-    tpli_node *n = tpli_arena_alloc(P->t, sizeof(*n));
+    tpli_node *n = tpli_arena_alloc(&P->t->arena, sizeof(*n));
 
     memset(n, 0, sizeof(*n));
     n->kind = kind;
@@ -176,7 +178,7 @@ static tpli_node *node_new(parser *P, tpli_node_kind kind, const tpli_token *at)
 /* a constant owned by the template; evaluation hands out copies */
 static tpl_value *const_new(parser *P, tpl_type type)
 {
-    tpl_value *v = tpli_arena_alloc(P->t, sizeof(*v));
+    tpl_value *v = tpli_arena_alloc(&P->t->arena, sizeof(*v));
 
     memset(v, 0, sizeof(*v));
     v->refs = -1;
@@ -278,7 +280,7 @@ static tpli_node *parse_primary(parser *P)
         }
         n = node_new(P, N_CONST, tk);
         v = const_new(P, TPL_STR);
-        s = tpli_arena_alloc(P->t, b.len + 1);
+        s = tpli_arena_alloc(&P->t->arena, b.len + 1);
         if (b.len)
             memcpy(s, b.data, b.len);
         s[b.len] = '\0';
@@ -505,8 +507,8 @@ static tpli_node *parse_filters(parser *P, tpli_node *n)
                     tpli_node *e = parse_primary_postfix(P);
                     if (!e)
                         return NULL;
-                    t->kids = tpli_arena_alloc(P->t, sizeof(tpli_node *));
-                    t->kwnames = tpli_arena_alloc(P->t, sizeof(char *));
+                    t->kids = tpli_arena_alloc(&P->t->arena, sizeof(tpli_node *));
+                    t->kwnames = tpli_arena_alloc(&P->t->arena, sizeof(char *));
                     t->kids[0] = e;
                     t->kwnames[0] = NULL;
                     t->nkids = 1;
@@ -1088,7 +1090,7 @@ error:
     return NULL;
 }
 
-bool tpli_parse(tpl_template *t, const tpli_token *toks, size_t ntoks, cs_error *err)
+static bool parse_all(tpl_template *t, const tpli_token *toks, size_t ntoks, cs_error *err)
 {
     parser P;
 
@@ -1103,34 +1105,6 @@ bool tpli_parse(tpl_template *t, const tpli_token *toks, size_t ntoks, cs_error 
 
 /* ---- compiled templates ---- */
 
-struct tpli_arena_chunk {
-    tpli_arena_chunk *next;
-    size_t used, size;
-    _Alignas(16) unsigned char data[];
-};
-
-#define ARENA_CHUNK 16384
-
-/* Memory that lives as long as the template; never NULL (aborts on OOM). */
-void *tpli_arena_alloc(tpl_template *t, size_t n)
-{
-    tpli_arena_chunk *c = t->arena;
-    void *p;
-
-    n = (n + 15) & ~(size_t)15;
-    if (!c || c->size - c->used < n) {
-        size_t size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
-        c = xmalloc(sizeof(*c) + size);
-        c->used = 0;
-        c->size = size;
-        c->next = t->arena;
-        t->arena = c;
-    }
-    p = c->data + c->used;
-    c->used += n;
-    return p;
-}
-
 tpl_template *tpl_compile(const char *filename, const char *source, cs_error *err)
 {
     tpl_template *t = xmalloc(sizeof(*t));
@@ -1144,7 +1118,8 @@ tpl_template *tpl_compile(const char *filename, const char *source, cs_error *er
         source = "";
     t->filename = xstrndup(filename, strlen(filename));
     t->source = xstrndup(source, strlen(source));
-    if (!tpli_lex(t, &toks, &ntoks, err) || !tpli_parse(t, toks, ntoks, err)) {
+    if (!tpli_lex(t->filename, t->source, &t->arena, &toks, &ntoks, err) ||
+        !parse_all(t, toks, ntoks, err)) {
         free(toks);
         tpl_template_free(t);
         return NULL;
@@ -1157,11 +1132,7 @@ void tpl_template_free(tpl_template *t)
 {
     if (!t)
         return;
-    while (t->arena) {
-        tpli_arena_chunk *c = t->arena;
-        t->arena = c->next;
-        free(c);
-    }
+    tpli_arena_free(&t->arena);
     free(t->filename);
     free(t->source);
     free(t);

@@ -296,6 +296,21 @@ const char *tpli_type_name(const tpl_value *v)
     }
 }
 
+/* ---- arguments ---- */
+
+tpl_value *tpl_arg(const tpl_args *args, size_t index, const char *name)
+{
+    size_t i;
+
+    if (!args)
+        return NULL;
+    if (name)
+        for (i = 0; i < args->nkw; i++)
+            if (strcmp(args->kwnames[i], name) == 0)
+                return args->kw[i];
+    return index < args->npos ? args->pos[index] : NULL;
+}
+
 /* ---- lists ---- */
 
 size_t tpl_list_len(const tpl_value *list)
