@@ -29,12 +29,48 @@ int tpli_out_fail(tpli_ctx *c, const tpli_node *n)
     return tpli_fail(c, n, "output exceeds the limit of %zu bytes", c->outmax);
 }
 
+int tpli_str_fail(tpli_ctx *c, const tpli_node *n)
+{
+    return tpli_fail(c, n, "string exceeds the limit of %zu bytes", c->outmax);
+}
+
+bool tpli_list_room(tpli_ctx *c, const tpli_node *n, size_t have, size_t more)
+{
+    if (more <= TPLI_LIST_MAX && have <= TPLI_LIST_MAX - more)
+        return true;
+    tpli_fail(c, n, "list exceeds the limit of %d items", TPLI_LIST_MAX);
+    return false;
+}
+
+bool tpli_dict_room(tpli_ctx *c, const tpli_node *n, const tpl_value *d, const char *key)
+{
+    if (tpl_dict_len(d) < TPLI_DICT_MAX || tpl_dict_get(d, key))
+        return true;
+    tpli_fail(c, n, "dict exceeds the limit of %d entries", TPLI_DICT_MAX);
+    return false;
+}
+
+/*
+ * Reference counting cannot free a cycle, so none may form: storing v in
+ * container is refused when container is reachable from v (l.append(l),
+ * d.update({'a': d}), ns.me = ns).  Python would allow it; no template
+ * needs it, and a refused cycle is a clear error instead of a leak.
+ */
+bool tpli_no_cycle(tpli_ctx *c, const tpli_node *n, const tpl_value *container, const tpl_value *v)
+{
+    if (!tpli_reaches(v, container))
+        return true;
+    tpli_fail(c, n, "a %s cannot contain itself",
+              tpl_typeof(container) == TPL_LIST ? "list" : "dict");
+    return false;
+}
+
 /* the items a for loop (or a filter) walks, as a new reference to a list:
  * a list itself, a dict's keys, a string's characters, nothing for an
  * undefined; other types are an error */
 int tpli_iter(tpli_ctx *c, const tpli_node *n, tpl_value *it, tpl_value **out)
 {
-    size_t i;
+    size_t i, k;
     tpl_value *l;
 
     switch (tpl_typeof(it)) {
@@ -48,15 +84,19 @@ int tpli_iter(tpli_ctx *c, const tpli_node *n, tpl_value *it, tpl_value **out)
         *out = l;
         return R_OK;
     case TPL_STR:
+        for (i = k = 0; i < it->u.str.len; i++) /* characters, not bytes */
+            k += (it->u.str.s[i] & 0xc0) != 0x80;
+        if (!tpli_list_room(c, n, 0, k))
+            return R_ERR;
         l = tpl_list_new();
         for (i = 0; i < it->u.str.len;) {
-            size_t k = 1;
+            size_t w = 1;
             unsigned char ch = (unsigned char)it->u.str.s[i];
             if (ch >= 0xc0) /* keep UTF-8 sequences whole */
-                while (i + k < it->u.str.len && (it->u.str.s[i + k] & 0xc0) == 0x80)
-                    k++;
-            tpl_list_push(l, tpl_strn(it->u.str.s + i, k));
-            i += k;
+                while (i + w < it->u.str.len && (it->u.str.s[i + w] & 0xc0) == 0x80)
+                    w++;
+            tpl_list_push(l, tpl_strn(it->u.str.s + i, w));
+            i += w;
         }
         *out = l;
         return R_OK;

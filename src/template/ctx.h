@@ -28,7 +28,8 @@ typedef struct tpli_ctx {
     tpli_frame *scope;
     tpl_value *locals; /* borrowed, may be NULL */
     unsigned long id;
-    int depth;
+    int depth;  /* macro and caller() nesting */
+    int edepth; /* eval() recursion: the one guard for every recursive path */
     tpl_value *ret;
     cs_error *err;
     cs_error own_err;
@@ -53,6 +54,15 @@ int tpli_fail(tpli_ctx *c, const tpli_node *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* "output exceeds the limit of N bytes" at n */
 int tpli_out_fail(tpli_ctx *c, const tpli_node *n);
+/* "string exceeds the limit of N bytes" (a value, not the output) at n */
+int tpli_str_fail(tpli_ctx *c, const tpli_node *n);
+/* the growth caps of lists and dicts: false (and c's error set at n) when
+ * adding `more` items to `have` would pass TPLI_LIST_MAX / TPLI_DICT_MAX */
+bool tpli_list_room(tpli_ctx *c, const tpli_node *n, size_t have, size_t more);
+bool tpli_dict_room(tpli_ctx *c, const tpli_node *n, const tpl_value *d, const char *key);
+/* refuses to store v into container: false (error set at n) when container
+ * is reachable from v, which would make a reference cycle */
+bool tpli_no_cycle(tpli_ctx *c, const tpli_node *n, const tpl_value *container, const tpl_value *v);
 /* the items a for loop or a filter walks, as a new reference to a list */
 int tpli_iter(tpli_ctx *c, const tpli_node *n, tpl_value *it, tpl_value **out);
 

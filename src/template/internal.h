@@ -29,10 +29,16 @@
 /* ---- values ---- */
 
 enum {
-    VF_UNDEF = 1,  /* an undefined name: TPL_NONE that renders as "" */
-    VF_TUPLE = 2,  /* a TPL_LIST written as a Python tuple */
-    VF_OBJECT = 4, /* a TPL_DICT with a display string */
+    VF_UNDEF = 1,   /* an undefined name: TPL_NONE that renders as "" */
+    VF_TUPLE = 2,   /* a TPL_LIST written as a Python tuple */
+    VF_OBJECT = 4,  /* a TPL_DICT with a display string */
+    VF_NESTED = 8,  /* a list/dict that has been stored inside a list or dict */
+    VF_MARK = 0x80, /* transient: visited by tpli_reaches */
 };
+
+/* what an object (VF_OBJECT) is, for the methods and operators of
+ * modules.c; OK_PLAIN for objects made with tpl_object_new */
+enum { OK_PLAIN, OK_DATE, OK_DATETIME, OK_TIMEDELTA, OK_MATCH, OK_PATTERN };
 
 enum { FN_NATIVE, FN_MACRO, FN_CALLER };
 
@@ -43,7 +49,8 @@ struct tpl_value {
     int refs; /* < 0: immortal (singletons, template constants) */
     unsigned char type;
     unsigned char flags;
-    tpl_value *attrs; /* TPL_LIST: its attributes (a dict), or NULL */
+    unsigned char okind; /* OK_*, objects only */
+    tpl_value *attrs;    /* TPL_LIST: its attributes (a dict), or NULL */
     union {
         bool b;
         long long i;
@@ -77,6 +84,16 @@ struct tpl_value {
     } u;
 };
 
+/* Growth caps: a list or dict in a template never holds more (Python's
+ * range() is capped the same).  Strings are capped by the render's output
+ * limit (the buf max given to tpl_render). */
+#define TPLI_LIST_MAX 1000000
+#define TPLI_DICT_MAX 1000000
+
+/* true when target can be reached from v through list items, list
+ * attributes and dict values (v == target included); iterative */
+bool tpli_reaches(const tpl_value *v, const tpl_value *target);
+
 /* a new undefined value remembering its name (may be NULL) */
 tpl_value *tpli_undef(const char *name);
 bool tpli_is_undef(const tpl_value *v);
@@ -91,11 +108,19 @@ bool tpli_equal(const tpl_value *a, const tpl_value *b);
 bool tpli_compare(const tpl_value *a, const tpl_value *b, int *cmp);
 const char *tpli_type_name(const tpl_value *v);
 bool tpli_dict_del(tpl_value *dict, const char *key);
+/* tpl_dict_set for a scope's variables (a frame, not a value templates can
+ * reach): v is not marked VF_NESTED, so the cycle check stays cheap */
+void tpli_scope_set(tpl_value *vars, const char *key, tpl_value *v);
 /* attribute name of obj: a dict's entry or a list's attribute (borrowed, NULL if none) */
 tpl_value *tpli_attr(const tpl_value *obj, const char *name);
 tpl_value *tpli_func_macro(const char *name, const struct tpli_node *macro, const tpl_template *t,
                            unsigned long defid);
 bool tpli_to_json(const tpl_value *v, buf *out, int depth);
+/* json.dumps(v) as dbt's tojson(): insertion order, no HTML escapes */
+bool tpli_to_json_plain(const tpl_value *v, buf *out);
+/* the value of JSON text (n bytes), NULL when it is not JSON or nests
+ * deeper than 64 levels */
+tpl_value *tpli_from_json(const char *s, size_t n);
 
 /* ---- AST ---- */
 
@@ -130,6 +155,7 @@ typedef enum {
     N_OR,
     N_BINOP,
     N_COMPARE,
+    N_CMPCHAIN, /* a < b < c: kids are the operands, ops the operators */
     N_CONCAT,
     N_COND,
 } tpli_node_kind;
@@ -148,7 +174,14 @@ typedef struct tpli_node {
     const char **names;          /* FOR/SET targets, MACRO/CALLBLOCK params */
     struct tpli_node **defaults; /* MACRO params: default or NULL */
     size_t nnames;
+    int *ops;  /* CMPCHAIN: nkids - 1 operators */
+    int depth; /* expression nodes: height of the subtree (bounded, see parse.c) */
 } tpli_node;
+
+/* call arguments: kwnames[i] is "*" for *expr and "**" for **expr (never
+ * an identifier, so never a keyword) */
+#define TPLI_IS_STAR(kw) ((kw) && (kw)[0] == '*' && (kw)[1] == '\0')
+#define TPLI_IS_DSTAR(kw) ((kw) && (kw)[0] == '*' && (kw)[1] == '*')
 
 /* macro flags in node->op */
 enum { MF_VARARGS = 1, MF_KWARGS = 2, MF_CALLER = 4 };
@@ -159,8 +192,10 @@ enum { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_IN, CMP_NOTIN };
 struct tpl_template {
     char *filename;
     char *source;
-    tpli_arena arena; /* nodes, names, literals */
+    tpli_arena arena; /* nodes, names, literals, blocks */
     tpli_node *root;
+    tpl_block *blocks; /* top-level macro/test/materialization/docs blocks */
+    size_t nblocks;
 };
 
 #endif

@@ -16,6 +16,7 @@
 #include "common/xalloc.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,8 +230,9 @@ static bool lex_number(lexer *lx, size_t *pos)
         tk->fval = strtod(tmp, NULL);
     } else {
         char *end;
+        errno = 0;
         tk->ival = strtoll(tmp, &end, 10);
-        if (k > 18 && tk->ival == 0x7fffffffffffffffLL)
+        if (errno == ERANGE || k >= sizeof(tmp) - 1)
             return lex_fail(lx, start, "%s", "integer too large");
     }
     *pos = i;
