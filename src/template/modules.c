@@ -458,9 +458,34 @@ static bool class_escape(char e, bool in_brackets, buf *out)
 static bool translate(const char *p, size_t n, buf *out)
 {
     size_t i = 0;
+    int counted = 0;
+    bool after_quant = false;
 
     while (i < n) {
         char ch = p[i];
+        bool quant = ch == '*' || ch == '+' || ch == '?' || ch == '{', was = after_quant;
+        /* glibc's regcomp expands repeats into automaton states: a repeat
+         * of a repeat (a++, Python's "multiple repeat" error) or large or
+         * many counted repeats can take gigabytes, so they are refused */
+        after_quant = false;
+        if (quant && was)
+            return false;
+        if (ch == '{') {
+            const char *q = p + i + 1;
+            char *end;
+            unsigned long lo = strtoul(q, &end, 10), hi = lo;
+            if (end > q && *end == ',')
+                hi = isdigit((unsigned char)end[1]) ? strtoul(end + 1, &end, 10) : (end++, lo);
+            if (end == q || (size_t)(end - p) >= n || *end != '}' || lo > 100 || hi > 100 ||
+                ++counted > 2)
+                return false;
+            buf_append(out, p + i, (size_t)(end - (p + i)) + 1);
+            i = (size_t)(end - p) + 1;
+            after_quant = true;
+            continue;
+        }
+        if (quant)
+            after_quant = true;
         if (ch == '\\') {
             char e;
             if (++i >= n)

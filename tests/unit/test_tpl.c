@@ -976,6 +976,9 @@ static void test_modules(void)
         {"{{ modules.re.findall('[0-9]+', 'a1b22c333') }} {{ modules.re.findall('(a)(b)', 'abab') "
          "}} {{ modules.re.split(',\\\\s*', 'a, b,c') }} {{ modules.re.escape('a.b') }}",
          "['1', '22', '333'] [('a', 'b'), ('a', 'b')] ['a', 'b', 'c'] a\\.b"},
+        {"{{ modules.re.sub('a{2}', 'b', 'aaaaa') }} {{ modules.re.sub('x\\d+y?', '-', 'x12yx3') "
+         "}}",
+         "bba --"},
         {"{{ modules.re.search('A', 'xa', modules.re.I) is not none }} "
          "{{ modules.re.compile('b+').sub('-', 'abbc') }}",
          "True a-c"},
@@ -1000,6 +1003,11 @@ static void test_modules(void)
     static const ecase errors[] = {
         {"{{ modules.datetime.date(2023, 2, 29) }}", "t.sql:1:21: date: day is out of range"},
         {"{{ modules.re.sub('(', '', 'x') }}", "t.sql:1:15: re: bad pattern \"(\""},
+        /* found by fuzz_tpl: glibc's regcomp took gigabytes on repeated repeats */
+        {"{{ modules.re.sub('[ -]++++', '_', 'x') }}", "t.sql:1:15: re: unsupported pattern"},
+        {"{{ modules.re.sub('((a{100}){100}){100}', '', 'x') }}",
+         "t.sql:1:15: re: unsupported pattern"},
+        {"{{ modules.re.sub('a*?', '', 'x') }}", "t.sql:1:15: re: unsupported pattern"},
     };
     size_t i;
 
