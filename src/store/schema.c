@@ -1,0 +1,246 @@
+/*
+ * schema.c - the store's schema set-up and migration (store_setup, see
+ * store.h): the schema, the raw, progress and rejects tables and their
+ * indexes, and the take-over of a table left by today's CHT Sync.  Runs once
+ * per process start, serialised between processes by an advisory lock; the
+ * per-batch write path is in store.c.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/pg.h"
+#include "store/internal.h"
+#include "store/store.h"
+
+#define SETUP_LOCK_KEY 7305342021LL
+
+char *store_qualified(const char *schema, const char *table, const char *suffix)
+{
+    buf b, name;
+
+    buf_init(&name, 256);
+    buf_printf(&name, "%s%s", table, suffix);
+    buf_init(&b, 512);
+    pg_quote_ident(&b, schema);
+    buf_putc(&b, '.');
+    pg_quote_ident(&b, name.data);
+    buf_free(&name);
+    if (!buf_ok(&b)) {
+        buf_free(&b);
+        return NULL;
+    }
+    return buf_steal(&b);
+}
+
+void store_rollback(PGconn *conn)
+{
+    if (PQstatus(conn) == CONNECTION_OK)
+        PQclear(PQexec(conn, "ROLLBACK"));
+}
+
+cs_result store_exec(PGconn *conn, const char *what, cs_error *err, const char *fmt, ...)
+{
+    char *sql = NULL;
+    va_list ap;
+    cs_result rc;
+
+    va_start(ap, fmt);
+    if (vasprintf(&sql, fmt, ap) < 0)
+        sql = NULL;
+    va_end(ap);
+    if (!sql)
+        return cs_fail(err, CS_TRANSIENT, "out of memory");
+    rc = pg_exec(conn, sql, err);
+    if (rc != CS_OK)
+        cs_error_prefix(err, "%s: ", what);
+    free(sql);
+    return rc;
+}
+
+char *store_quote_ident(const char *name)
+{
+    buf b;
+
+    buf_init(&b, 1024);
+    if (!pg_quote_ident(&b, name)) {
+        buf_free(&b);
+        return NULL;
+    }
+    return buf_steal(&b);
+}
+
+/* first value of a one-row query with text parameters; NULL if no row */
+static cs_result query_value(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                             char **out, cs_error *err)
+{
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    cs_result rc = CS_OK;
+
+    *out = NULL;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = pg_fail(conn, res, "could not inspect the schema", err);
+    else if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) &&
+             !(*out = strdup(PQgetvalue(res, 0, 0))))
+        rc = cs_fail(err, CS_TRANSIENT, "out of memory");
+    PQclear(res);
+    return rc;
+}
+
+/* An index led by column on the raw table, unless a valid one exists (an
+ * existing CHT Sync table keeps its own).  A leftover invalid index of ours
+ * (a CONCURRENTLY build that was interrupted) is dropped and rebuilt. */
+static cs_result ensure_index(PGconn *conn, const cs_config *cfg, const char *raw,
+                              const char *column, cs_error *err)
+{
+    const char *params[2] = {raw, column};
+    char *found = NULL, *qname = NULL, *qualified_name = NULL, *qcolumn = NULL;
+    char name[128];
+    cs_result rc;
+
+    rc = query_value(conn,
+                     "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_attribute a ON "
+                     "a.attrelid = i.indrelid AND a.attnum = i.indkey[0] WHERE i.indisvalid AND "
+                     "i.indrelid = $1::regclass AND a.attname = $2",
+                     2, params, &found, err);
+    if (rc != CS_OK || found)
+        goto out;
+    snprintf(name, sizeof(name), "%s_%s_idx", cfg->postgres_table,
+             column[0] == '_' ? column + 1 : column);
+    qname = store_quote_ident(name);
+    qcolumn = store_quote_ident(column);
+    qualified_name = store_qualified(cfg->postgres_schema, name, "");
+    if (!qname || !qcolumn || !qualified_name) {
+        rc = cs_fail(err, CS_TRANSIENT, "out of memory");
+        goto out;
+    }
+    if ((rc = store_exec(conn, "could not drop an unfinished index", err,
+                         "DROP INDEX CONCURRENTLY IF EXISTS %s", qualified_name)) ||
+        (rc = store_exec(conn, "could not create an index", err,
+                         "CREATE INDEX CONCURRENTLY %s ON %s (%s)", qname, raw, qcolumn)))
+        goto out;
+    log_info(NULL, "created index %s on %s (%s)", qname, raw, column);
+out:
+    free(found);
+    free(qname);
+    free(qcolumn);
+    free(qualified_name);
+    return rc;
+}
+
+/* today's CHT Sync keys the raw table by _id alone: two databases with the
+ * same id overwrite each other.  Move the key to (_id, source) without a
+ * long lock: the unique index is built concurrently first, then swapped in
+ * as the primary key in one short transaction. */
+static cs_result migrate_primary_key(PGconn *conn, const cs_config *cfg, const char *raw,
+                                     cs_error *err)
+{
+    char *pk = NULL, *qpk = NULL, *qidx = NULL, *colon;
+    char idx[128];
+    cs_result rc;
+
+    rc = query_value(conn,
+                     "SELECT c.conname || ':' || string_agg(a.attname, ',' ORDER BY a.attnum) "
+                     "FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND "
+                     "a.attnum = ANY (c.conkey) WHERE c.contype = 'p' AND c.conrelid = "
+                     "$1::regclass GROUP BY c.conname",
+                     1, &raw, &pk, err);
+    if (rc != CS_OK || !pk || !(colon = strrchr(pk, ':')) || strcmp(colon + 1, "_id") != 0)
+        goto out;
+    *colon = '\0';
+    log_info(NULL, "taking over %s: changing its primary key from (_id) to (_id, source)", raw);
+    snprintf(idx, sizeof(idx), "%s_id_source_key", cfg->postgres_table);
+    qpk = store_quote_ident(pk);
+    qidx = store_quote_ident(idx);
+    if (!qpk || !qidx) {
+        rc = cs_fail(err, CS_TRANSIENT, "out of memory");
+        goto out;
+    }
+    rc = store_exec(conn, "could not change the primary key", err,
+                    "ALTER TABLE %s ALTER COLUMN source SET NOT NULL", raw);
+    if (rc == CS_OK)
+        rc = store_exec(conn, "could not change the primary key", err,
+                        "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS %s ON %s (_id, source)",
+                        qidx, raw);
+    if (rc == CS_OK) {
+        rc =
+            store_exec(conn, "could not change the primary key", err,
+                       "BEGIN; ALTER TABLE %s DROP CONSTRAINT %s; ALTER TABLE %s ADD CONSTRAINT %s "
+                       "PRIMARY KEY USING INDEX %s; COMMIT",
+                       raw, qpk, raw, qpk, qidx);
+        if (rc != CS_OK)
+            store_rollback(conn);
+    }
+out:
+    free(pk);
+    free(qpk);
+    free(qidx);
+    return rc;
+}
+
+cs_result store_setup(const cs_config *cfg, cs_error *err)
+{
+    PGconn *conn = pg_connect(cfg, "cht-sync setup", err);
+    char *raw = store_qualified(cfg->postgres_schema, cfg->postgres_table, "");
+    char *progress = store_qualified(cfg->postgres_schema, "couchdb_progress", "");
+    char *rejects = store_qualified(cfg->postgres_schema, cfg->postgres_table, "_rejects");
+    buf schema;
+    cs_result rc = CS_OK;
+
+    buf_init(&schema, 256);
+    pg_quote_ident(&schema, cfg->postgres_schema);
+    if (!conn) {
+        rc = err->code;
+        goto out;
+    }
+    if (!raw || !progress || !rejects || !buf_ok(&schema)) {
+        rc = cs_fail(err, CS_TRANSIENT, "out of memory");
+        goto out;
+    }
+    if ((rc = store_exec(conn, "could not lock the set-up", err, "SELECT pg_advisory_lock(%lld)",
+                         SETUP_LOCK_KEY)))
+        goto out;
+    if ((rc = store_exec(conn, "could not create the schema", err, "CREATE SCHEMA IF NOT EXISTS %s",
+                         schema.data)))
+        goto out;
+    if ((rc = store_exec(conn, "could not create the raw table", err,
+                         "CREATE TABLE IF NOT EXISTS %s (saved_timestamp timestamp without time "
+                         "zone, _id varchar NOT NULL, _deleted boolean, source varchar NOT NULL, "
+                         "doc jsonb, PRIMARY KEY (_id, source))",
+                         raw)))
+        goto out;
+    if ((rc = migrate_primary_key(conn, cfg, raw, err)))
+        goto out;
+    if ((rc = ensure_index(conn, cfg, raw, "_deleted", err)) ||
+        (rc = ensure_index(conn, cfg, raw, "saved_timestamp", err)) ||
+        (rc = ensure_index(conn, cfg, raw, "source", err)))
+        goto out;
+    if ((rc =
+             store_exec(conn, "could not create the progress table", err,
+                        "CREATE TABLE IF NOT EXISTS %s (seq varchar, pending integer, updated_at "
+                        "timestamp with time zone, source varchar PRIMARY KEY); ALTER TABLE %s ADD "
+                        "COLUMN IF NOT EXISTS error text, ADD COLUMN IF NOT EXISTS "
+                        "resync_started_at timestamp with time zone",
+                        progress, progress)))
+        goto out;
+    if ((rc = store_exec(
+             conn, "could not create the rejects table", err,
+             "CREATE TABLE IF NOT EXISTS %s (source varchar NOT NULL, _id varchar NOT "
+             "NULL, rev varchar, seq varchar, reason text NOT NULL, rejected_at "
+             "timestamp with time zone NOT NULL DEFAULT now(), PRIMARY KEY (source, _id))",
+             rejects)))
+        goto out;
+    rc = store_exec(conn, "could not unlock the set-up", err, "SELECT pg_advisory_unlock(%lld)",
+                    SETUP_LOCK_KEY);
+out:
+    if (conn)
+        PQfinish(conn);
+    free(raw);
+    free(progress);
+    free(rejects);
+    buf_free(&schema);
+    return rc;
+}
