@@ -4,11 +4,14 @@
  *
  * Per batch, in one transaction:
  *   COPY pg_temp.cs_stage (ord, _id, _deleted, doc) FROM STDIN
+ *   the raw table's advisory lock, then the batch's one timestamp
+ *           (docs/ordering.md: commit order and saved_timestamp agree)
  *   upsert: DISTINCT ON (_id) ... ORDER BY ord DESC, so the last change of
  *           an id within the batch wins, ON CONFLICT (_id, source) DO UPDATE
  *   rejects: rows of this batch leave the rejects table; rows the parser
  *           or PostgreSQL refused enter it
  *   progress: the batch's last_seq, pending, updated_at
+ *   NOTIFY cht_sync, '<schema>.<table>' when raw rows were written
  * When COPY fails on a document (SQLSTATE class 22, e.g. a lone surrogate
  * that slipped through, a number jsonb cannot hold), the transaction is
  * rolled back and the batch is staged again row by row, each row in a
@@ -36,7 +39,9 @@ struct store {
     char *raw;      /* "schema"."table" */
     char *progress; /* "schema"."couchdb_progress" */
     char *rejects;  /* "schema"."table_rejects" */
+    char *raw_name; /* schema.table, unquoted: the lock key's text and the NOTIFY payload */
     buf copy;       /* one COPY row at a time */
+    char ts[64];    /* the batch's saved_timestamp, as PostgreSQL printed it */
 };
 
 store *store_new(const cs_config *cfg, const char *source, const char *log_scope)
@@ -51,8 +56,10 @@ store *store_new(const cs_config *cfg, const char *source, const char *log_scope
     s->raw = store_qualified(cfg->postgres_schema, cfg->postgres_table, "");
     s->progress = store_qualified(cfg->postgres_schema, "couchdb_progress", "");
     s->rejects = store_qualified(cfg->postgres_schema, cfg->postgres_table, "_rejects");
+    if (asprintf(&s->raw_name, "%s.%s", cfg->postgres_schema, cfg->postgres_table) < 0)
+        s->raw_name = NULL;
     buf_init(&s->copy, (size_t)cfg->max_doc_bytes * 2 + 65536);
-    if (!s->source || !s->scope || !s->raw || !s->progress || !s->rejects) {
+    if (!s->source || !s->scope || !s->raw || !s->progress || !s->rejects || !s->raw_name) {
         store_free(s);
         return NULL;
     }
@@ -76,6 +83,7 @@ void store_free(store *s)
     free(s->raw);
     free(s->progress);
     free(s->rejects);
+    free(s->raw_name);
     buf_free(&s->copy);
     free(s);
 }
@@ -114,7 +122,7 @@ static cs_result prepare_all(store *s, cs_error *err)
         return rc;
     PREPARE("upsert",
             "INSERT INTO %s AS t (saved_timestamp, _id, _deleted, source, doc) "
-            "SELECT now() AT TIME ZONE 'UTC', _id, _deleted, $1, doc FROM "
+            "SELECT $2::timestamp, _id, _deleted, $1, doc FROM "
             "(SELECT DISTINCT ON (_id) _id, _deleted, doc FROM pg_temp.cs_stage "
             "ORDER BY _id, ord DESC) s "
             "ON CONFLICT (_id, source) DO UPDATE SET saved_timestamp = EXCLUDED.saved_timestamp, "
@@ -129,8 +137,8 @@ static cs_result prepare_all(store *s, cs_error *err)
             "EXCLUDED.seq, reason = EXCLUDED.reason, rejected_at = EXCLUDED.rejected_at",
             s->rejects);
     PREPARE("upsert_one",
-            "INSERT INTO %s AS t (saved_timestamp, _id, _deleted, source, doc) VALUES (now() AT "
-            "TIME ZONE 'UTC', $2, $3, $1, $4) ON CONFLICT (_id, source) DO UPDATE SET "
+            "INSERT INTO %s AS t (saved_timestamp, _id, _deleted, source, doc) VALUES "
+            "($5::timestamp, $2, $3, $1, $4) ON CONFLICT (_id, source) DO UPDATE SET "
             "saved_timestamp = EXCLUDED.saved_timestamp, _deleted = EXCLUDED._deleted, doc = "
             "EXCLUDED.doc",
             s->raw);
@@ -149,12 +157,22 @@ static cs_result prepare_all(store *s, cs_error *err)
             "DO UPDATE SET error = $2",
             s->progress);
     PREPARE("mark_stale",
-            "UPDATE %s AS t SET _deleted = true, saved_timestamp = now() AT TIME ZONE 'UTC', "
+            "UPDATE %s AS t SET _deleted = true, saved_timestamp = $2::timestamp, "
             "doc = jsonb_build_object('_id', t._id, '_rev', t.doc->'_rev', '_deleted', true) "
             "FROM %s p WHERE p.source = $1 AND t.source = $1 AND t._deleted IS NOT TRUE AND "
             "p.resync_started_at IS NOT NULL AND t.saved_timestamp < (p.resync_started_at AT "
             "TIME ZONE 'UTC')",
             s->raw, s->progress);
+    /* docs/ordering.md: one lock per raw table, taken after the staging COPY
+     * and held to the commit; the batch's timestamp is read after it, in a
+     * statement of its own so that its snapshot sees the previous holder's
+     * commit */
+    PREPARE("lock", "SELECT pg_advisory_xact_lock(hashtextextended('cht-sync raw ' || $1, 0))");
+    PREPARE("batch_ts",
+            "SELECT greatest(clock_timestamp() AT TIME ZONE 'UTC', max(saved_timestamp) + "
+            "interval '1 microsecond') FROM %s",
+            s->raw);
+    PREPARE("notify", "SELECT pg_notify('cht_sync', $1)");
 #undef PREPARE
     return CS_OK;
 }
@@ -307,14 +325,14 @@ static cs_result upsert_one_by_one(store *s, const batch *b, store_stats *st, cs
 
     for (size_t i = 0; i < b->nrows; i++) {
         const batch_row *r = &b->rows[i];
-        const char *params[4] = {s->source, r->id, r->deleted ? "t" : "f", r->doc};
+        const char *params[5] = {s->source, r->id, r->deleted ? "t" : "f", r->doc, s->ts};
         cs_error row_err;
 
         if (!r->doc)
             continue;
         if ((rc = pg_exec(s->conn, "SAVEPOINT row", err)) != CS_OK)
             return rc;
-        rc = exec_prepared(s, "upsert_one", 4, params, NULL, &row_err);
+        rc = exec_prepared(s, "upsert_one", 5, params, NULL, &row_err);
         if (rc == CS_OK)
             rc = exec_prepared(s, "unreject_one", 2, params, NULL, &row_err);
         if (rc == CS_INVALID) {
@@ -335,6 +353,27 @@ static cs_result upsert_one_by_one(store *s, const batch *b, store_stats *st, cs
     return CS_OK;
 }
 
+/*
+ * docs/ordering.md, steps 2 and 3: the raw table's lock, shared by every
+ * writer of the table in every process and held until the transaction
+ * ends, then the batch's timestamp (into s->ts), strictly after every
+ * timestamp already visible.
+ */
+static cs_result lock_raw(store *s, cs_error *err)
+{
+    const char *param = s->raw_name;
+    PGresult *res = NULL;
+    cs_result rc;
+
+    if ((rc = exec_prepared(s, "lock", 1, &param, NULL, err)) != CS_OK)
+        return rc;
+    if ((rc = exec_prepared(s, "batch_ts", 0, NULL, &res, err)) != CS_OK)
+        return rc;
+    snprintf(s->ts, sizeof(s->ts), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return CS_OK;
+}
+
 static cs_result write_changes(store *s, const batch *b, bool one_by_one, store_stats *st,
                                cs_error *err)
 {
@@ -343,6 +382,7 @@ static cs_result write_changes(store *s, const batch *b, bool one_by_one, store_
     PGresult *res = NULL;
     cs_result rc;
     bool any_doc = false;
+    bool finish_resync = b->caught_up && (s->resyncing || b->restart);
 
     memset(st, 0, sizeof(*st));
     for (size_t i = 0; i < b->nrows && !any_doc; i++)
@@ -359,16 +399,20 @@ static cs_result write_changes(store *s, const batch *b, bool one_by_one, store_
         if ((rc = exec_prepared(s, "progress", 4, params, NULL, err)) != CS_OK)
             goto fail;
     }
+    /* the staging COPY runs in parallel with other writers: before the lock */
+    if (any_doc && !one_by_one && (rc = stage_copy(s, b, err)) != CS_OK)
+        goto fail;
+    if ((any_doc || finish_resync) && (rc = lock_raw(s, err)) != CS_OK)
+        goto fail;
     if (any_doc && one_by_one) {
         if ((rc = upsert_one_by_one(s, b, st, err)) != CS_OK)
             goto fail;
     } else if (any_doc) {
-        if ((rc = stage_copy(s, b, err)) != CS_OK)
-            goto fail;
         params[0] = s->source;
+        params[1] = s->ts;
         if ((rc = exec_prepared(s, "unreject", 1, params, NULL, err)) != CS_OK)
             goto fail;
-        if ((rc = exec_prepared(s, "upsert", 1, params, &res, err)) != CS_OK)
+        if ((rc = exec_prepared(s, "upsert", 2, params, &res, err)) != CS_OK)
             goto fail;
         st->stored = strtoull(PQcmdTuples(res), NULL, 10);
         PQclear(res);
@@ -380,9 +424,10 @@ static cs_result write_changes(store *s, const batch *b, bool one_by_one, store_
             st->rejected++;
         }
     }
-    if (b->caught_up && (s->resyncing || b->restart)) {
+    if (finish_resync) {
         params[0] = s->source;
-        if ((rc = exec_prepared(s, "mark_stale", 1, params, &res, err)) != CS_OK)
+        params[1] = s->ts;
+        if ((rc = exec_prepared(s, "mark_stale", 2, params, &res, err)) != CS_OK)
             goto fail;
         st->marked_deleted = strtoull(PQcmdTuples(res), NULL, 10);
         PQclear(res);
@@ -390,8 +435,13 @@ static cs_result write_changes(store *s, const batch *b, bool one_by_one, store_
     params[0] = s->source;
     params[1] = b->last_seq;
     params[2] = b->has_pending ? pending : NULL;
-    params[3] = b->caught_up && (s->resyncing || b->restart) ? "finish" : NULL;
+    params[3] = finish_resync ? "finish" : NULL;
     if ((rc = exec_prepared(s, "progress", 4, params, NULL, err)) != CS_OK)
+        goto fail;
+    /* delivered at commit, only if the transaction commits */
+    params[0] = s->raw_name;
+    if ((st->stored || st->marked_deleted) &&
+        (rc = exec_prepared(s, "notify", 1, params, NULL, err)) != CS_OK)
         goto fail;
     if ((rc = pg_exec(s->conn, "COMMIT", err)) != CS_OK)
         return rc;
