@@ -181,6 +181,53 @@ out:
     return rc;
 }
 
+/*
+ * The rejects table is keyed by (source, md5 of _id): an _id too long for a
+ * btree (the reason some documents are rejected) must still fit its key.
+ * A table of an earlier version, keyed by (source, _id), gets the column
+ * and the key.
+ */
+static cs_result ensure_rejects(PGconn *conn, const char *rejects, cs_error *err)
+{
+    char *found = NULL, *pk;
+    cs_result rc;
+
+    rc = query_value(conn,
+                     "SELECT (SELECT count(*) FROM pg_attribute WHERE attrelid = c.oid AND "
+                     "attname = '_id_md5' AND NOT attisdropped) || ':' || coalesce((SELECT "
+                     "conname FROM pg_constraint WHERE conrelid = c.oid AND contype = 'p'), '') "
+                     "FROM pg_class c WHERE c.oid = to_regclass($1)",
+                     1, &rejects, &found, err);
+    if (rc != CS_OK)
+        goto out;
+    if (!found) {
+        rc = store_exec(conn, "could not create the rejects table", err,
+                        "CREATE TABLE IF NOT EXISTS %s (source varchar NOT NULL, _id varchar NOT "
+                        "NULL, rev varchar, seq varchar, reason text NOT NULL, rejected_at "
+                        "timestamp with time zone NOT NULL DEFAULT now(), _id_md5 uuid "
+                        "GENERATED ALWAYS AS (md5(_id)::uuid) STORED, PRIMARY KEY (source, "
+                        "_id_md5))",
+                        rejects);
+        goto out;
+    }
+    if (strncmp(found, "0:", 2) != 0)
+        goto out;
+    pk = store_quote_ident(found + 2);
+    if (!pk) {
+        rc = cs_fail(err, CS_TRANSIENT, "out of memory");
+        goto out;
+    }
+    log_info(NULL, "keying %s by a hash of _id, so that any _id fits its key", rejects);
+    rc = store_exec(conn, "could not change the key of the rejects table", err,
+                    "ALTER TABLE %s ADD COLUMN _id_md5 uuid GENERATED ALWAYS AS (md5(_id)::uuid) "
+                    "STORED%s%s, ADD PRIMARY KEY (source, _id_md5)",
+                    rejects, found[2] ? ", DROP CONSTRAINT " : "", found[2] ? pk : "");
+    free(pk);
+out:
+    free(found);
+    return rc;
+}
+
 cs_result store_setup(const cs_config *cfg, cs_error *err)
 {
     PGconn *conn = pg_connect(cfg, "cht-sync setup", err);
@@ -226,12 +273,7 @@ cs_result store_setup(const cs_config *cfg, cs_error *err)
                         "resync_started_at timestamp with time zone",
                         progress, progress)))
         goto out;
-    if ((rc = store_exec(
-             conn, "could not create the rejects table", err,
-             "CREATE TABLE IF NOT EXISTS %s (source varchar NOT NULL, _id varchar NOT "
-             "NULL, rev varchar, seq varchar, reason text NOT NULL, rejected_at "
-             "timestamp with time zone NOT NULL DEFAULT now(), PRIMARY KEY (source, _id))",
-             rejects)))
+    if ((rc = ensure_rejects(conn, rejects, err)))
         goto out;
     rc = store_exec(conn, "could not unlock the set-up", err, "SELECT pg_advisory_unlock(%lld)",
                     SETUP_LOCK_KEY);

@@ -12,10 +12,10 @@
  *           or PostgreSQL refused enter it
  *   progress: the batch's last_seq, pending, updated_at
  *   NOTIFY cht_sync, '<schema>.<table>' when raw rows were written
- * When COPY fails on a document (SQLSTATE class 22, e.g. a lone surrogate
- * that slipped through, a number jsonb cannot hold), the transaction is
- * rolled back and the batch is staged again row by row, each row in a
- * savepoint, so that only the refused rows are recorded and skipped.
+ * When a statement of the batch fails, the transaction is rolled back and
+ * the batch is stored again row by row, each row in a savepoint; a row that
+ * fails alone while a harmless write succeeds is recorded and skipped (see
+ * upsert_one_by_one).
  */
 #include "store/store.h"
 
@@ -129,11 +129,12 @@ static cs_result prepare_all(store *s, cs_error *err)
             "_deleted = EXCLUDED._deleted, doc = EXCLUDED.doc",
             s->raw);
     PREPARE("unreject",
-            "DELETE FROM %s r USING pg_temp.cs_stage s WHERE r.source = $1 AND r._id = s._id",
+            "DELETE FROM %s r USING pg_temp.cs_stage s WHERE r.source = $1 AND r._id_md5 = "
+            "md5(s._id)::uuid",
             s->rejects);
     PREPARE("reject",
             "INSERT INTO %s (source, _id, rev, seq, reason, rejected_at) VALUES ($1, $2, $3, $4, "
-            "$5, now()) ON CONFLICT (source, _id) DO UPDATE SET rev = EXCLUDED.rev, seq = "
+            "$5, now()) ON CONFLICT (source, _id_md5) DO UPDATE SET rev = EXCLUDED.rev, seq = "
             "EXCLUDED.seq, reason = EXCLUDED.reason, rejected_at = EXCLUDED.rejected_at",
             s->rejects);
     PREPARE("upsert_one",
@@ -142,7 +143,8 @@ static cs_result prepare_all(store *s, cs_error *err)
             "saved_timestamp = EXCLUDED.saved_timestamp, _deleted = EXCLUDED._deleted, doc = "
             "EXCLUDED.doc",
             s->raw);
-    PREPARE("unreject_one", "DELETE FROM %s WHERE source = $1 AND _id = $2", s->rejects);
+    PREPARE("unreject_one", "DELETE FROM %s WHERE source = $1 AND _id_md5 = md5($2)::uuid",
+            s->rejects);
     /* $2 seq (NULL: keep), $3 pending, $4 'start' / 'finish' / NULL */
     PREPARE("progress",
             "INSERT INTO %s AS p (seq, pending, updated_at, source, error, resync_started_at) "
@@ -314,10 +316,42 @@ static cs_result reject(store *s, const batch_row *r, const char *reason, cs_err
 }
 
 /*
- * The slow path after the batch's COPY or upsert was refused because of a
- * document: every row is upserted alone in a savepoint, so that only the
- * rows PostgreSQL refuses are recorded in the rejects table and skipped.
- * Rows are taken in feed order, so the last change of an id wins here too.
+ * Upserts, in a savepoint rolled back at once, a tombstone of the kind the
+ * sync writes for every deleted document: a table that takes our writes at
+ * all takes it.  CS_OK means the database accepts writes, so a document
+ * that failed alone is at fault; otherwise err says why the database
+ * refuses writes (CS_INVALID becomes CS_PERMANENT: it is not a document's).
+ */
+static cs_result probe_writes(store *s, cs_error *err)
+{
+    const char *params[5] = {s->source, "cht-sync probe", "t",
+                             "{\"_id\": \"cht-sync probe\", \"_deleted\": true}", s->ts};
+    cs_error probe_err;
+    cs_result rc, undo;
+
+    if ((rc = pg_exec(s->conn, "SAVEPOINT probe", err)) != CS_OK)
+        return rc;
+    rc = exec_prepared(s, "upsert_one", 5, params, NULL, &probe_err);
+    undo = pg_exec(s->conn, "ROLLBACK TO SAVEPOINT probe", err);
+    if (rc != CS_OK) {
+        *err = probe_err;
+        cs_error_prefix(err, "PostgreSQL refuses every write, not only a document's: ");
+        return rc == CS_INVALID ? CS_PERMANENT : rc;
+    }
+    return undo;
+}
+
+/*
+ * The slow path after the batch failed on a statement (not the
+ * connection): every row is upserted alone in a savepoint.  A row that
+ * fails alone, while a harmless write still succeeds (probe_writes), is the
+ * document's fault whatever the SQLSTATE (a value jsonb cannot hold, a
+ * constraint an operator added, an _id too long for the index): it is
+ * recorded in the rejects table and skipped.  When the harmless write fails
+ * too the fault is the database's: the batch fails and is retried, nothing
+ * is rejected.  Transient failures (lost connection, deadlock, time-outs)
+ * fail the batch as well.  Rows are taken in feed order, so the last
+ * change of an id wins here too.
  */
 static cs_result upsert_one_by_one(store *s, const batch *b, store_stats *st, cs_error *err)
 {
@@ -335,17 +369,21 @@ static cs_result upsert_one_by_one(store *s, const batch *b, store_stats *st, cs
         rc = exec_prepared(s, "upsert_one", 5, params, NULL, &row_err);
         if (rc == CS_OK)
             rc = exec_prepared(s, "unreject_one", 2, params, NULL, &row_err);
-        if (rc == CS_INVALID) {
-            if ((rc = pg_exec(s->conn, "ROLLBACK TO SAVEPOINT row", err)) != CS_OK)
+        if (rc == CS_OK) {
+            st->stored++;
+        } else if (rc != CS_INVALID && rc != CS_PERMANENT) {
+            *err = row_err;
+            return rc;
+        } else if (PQstatus(s->conn) != CONNECTION_OK) {
+            *err = row_err;
+            return CS_TRANSIENT;
+        } else {
+            if ((rc = pg_exec(s->conn, "ROLLBACK TO SAVEPOINT row", err)) != CS_OK ||
+                (rc = probe_writes(s, err)) != CS_OK)
                 return rc;
             if ((rc = reject(s, r, row_err.msg, err)) != CS_OK)
                 return rc;
             st->rejected++;
-        } else if (rc != CS_OK) {
-            *err = row_err;
-            return rc;
-        } else {
-            st->stored++;
         }
         if ((rc = pg_exec(s->conn, "RELEASE SAVEPOINT row", err)) != CS_OK)
             return rc;
@@ -456,6 +494,15 @@ fail:
     return rc;
 }
 
+bool store_record_failure(store *s, const char *msg)
+{
+    const char *params[2] = {s->source, msg};
+    cs_error ignored;
+
+    return s->conn && PQstatus(s->conn) == CONNECTION_OK &&
+           exec_prepared(s, "failed", 2, params, NULL, &ignored) == CS_OK;
+}
+
 cs_result store_write(store *s, const batch *b, store_stats *st, cs_error *err)
 {
     const char *params[4];
@@ -468,10 +515,12 @@ cs_result store_write(store *s, const batch *b, store_stats *st, cs_error *err)
     switch (b->kind) {
     case BATCH_CHANGES:
         rc = write_changes(s, b, false, st, err);
-        if (rc == CS_INVALID) {
+        /* a statement failed, not the connection: find out whether a
+         * document is at fault by storing each one alone */
+        if ((rc == CS_INVALID || rc == CS_PERMANENT) && PQstatus(s->conn) == CONNECTION_OK) {
             log_warn(s->scope,
-                     "PostgreSQL refused a document of the batch (%s); storing the "
-                     "batch row by row to find it",
+                     "PostgreSQL refused the batch (%s); storing it row by row to find the "
+                     "documents at fault",
                      err->msg);
             rc = write_changes(s, b, true, st, err);
         }

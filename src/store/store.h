@@ -47,6 +47,13 @@ cs_result store_open(store *s, char **seq, cs_error *err) CS_MUST_CHECK;
 /* Writes one batch of any kind in one transaction (see batch.h). */
 cs_result store_write(store *s, const batch *b, store_stats *stats, cs_error *err) CS_MUST_CHECK;
 
+/*
+ * Records msg as the source's error in the progress table (updated_at is
+ * left alone, so monitoring sees the stall), outside any batch.  Best
+ * effort: false when the connection cannot take it either.
+ */
+bool store_record_failure(store *s, const char *msg);
+
 /* Drops the connection (after a connection-level failure). */
 void store_disconnect(store *s);
 

@@ -469,6 +469,9 @@ static void *writer_main(void *arg)
             }
             long wait = rc == CS_PERMANENT ? BACKOFF_CAP_MS : backoff_ms(h.attempts);
             health_failed(&h, w->db, &err, wait);
+            /* a batch PostgreSQL refuses for good stalls the source: say so */
+            if (rc == CS_PERMANENT)
+                store_record_failure(w->store, err.msg);
             store_disconnect(w->store);
             sleep_ms(w->stop, wait);
             char *ignored = NULL;
