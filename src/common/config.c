@@ -54,6 +54,18 @@ static const setting config_table[] = {
     {"POSTGRES_SCHEMA", STR(postgres_schema), "v1", 0, 0,
      "schema of the raw table, the progress table and every model"},
     {"POSTGRES_TABLE", STR(postgres_table), "couchdb", 0, 0, "name of the raw table"},
+    {"POSTGRES_STATEMENT_TIMEOUT", INT(postgres_statement_timeout), "300", 0, 86400,
+     "seconds one statement of the sync may take (the server's statement_timeout; the "
+     "client gives up 2 s later, e.g. on a frozen server); 0: no limit"},
+    {"POSTGRES_KEEPALIVES_IDLE", INT(postgres_keepalives_idle), "30", 1, 86400,
+     "seconds of silence before TCP keepalives probe the PostgreSQL connection"},
+    {"POSTGRES_KEEPALIVES_INTERVAL", INT(postgres_keepalives_interval), "10", 1, 3600,
+     "seconds between keepalive probes"},
+    {"POSTGRES_KEEPALIVES_COUNT", INT(postgres_keepalives_count), "3", 1, 100,
+     "unanswered probes after which the connection is dead"},
+    {"POSTGRES_TCP_USER_TIMEOUT", INT(postgres_tcp_user_timeout), "60", 0, 86400,
+     "seconds sent data may stay unacknowledged before the connection is dead (0: the "
+     "system's)"},
     {"DATAEMON_INTERVAL", INT(dataemon_interval), "5", 0, 86400,
      "seconds between model runs (read by the model daemon, not built yet)"},
     {"DBT_THREAD_COUNT", INT(dbt_thread_count), "1", 1, 64, "how many models may run at once"},
@@ -275,10 +287,16 @@ void config_print(const cs_config *cfg, FILE *out)
 void config_pg_params(const cs_config *cfg, const char **keywords, const char **values,
                       const char *application_name)
 {
-    static __thread char port[16];
+    static __thread char port[16], idle[16], interval[16], count[16], user_timeout[16];
     int n = 0;
 
     snprintf(port, sizeof(port), "%d", cfg->postgres_port);
+    snprintf(idle, sizeof(idle), "%d", cfg->postgres_keepalives_idle);
+    snprintf(interval, sizeof(interval), "%d", cfg->postgres_keepalives_interval);
+    snprintf(count, sizeof(count), "%d", cfg->postgres_keepalives_count);
+    /* libpq wants milliseconds */
+    snprintf(user_timeout, sizeof(user_timeout), "%lld",
+             (long long)cfg->postgres_tcp_user_timeout * 1000);
 #define PARAM(k, v)                                                                                \
     do {                                                                                           \
         if (v) {                                                                                   \
@@ -295,7 +313,17 @@ void config_pg_params(const cs_config *cfg, const char **keywords, const char **
     PARAM("dbname", cfg->postgres_db);
     PARAM("application_name", application_name);
     PARAM("connect_timeout", "10");
-    PARAM("keepalives_idle", "30");
+    PARAM("keepalives", "1");
+#define ALWAYS(k, v)                                                                               \
+    do {                                                                                           \
+        keywords[n] = k;                                                                           \
+        values[n++] = v;                                                                           \
+    } while (0)
+    ALWAYS("keepalives_idle", idle);
+    ALWAYS("keepalives_interval", interval);
+    ALWAYS("keepalives_count", count);
+    ALWAYS("tcp_user_timeout", user_timeout);
+#undef ALWAYS
 #undef PARAM
     keywords[n] = NULL;
     values[n] = NULL;

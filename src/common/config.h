@@ -39,6 +39,11 @@ typedef struct {
     char *postgres_db;
     char *postgres_schema;
     char *postgres_table;
+    int postgres_statement_timeout;
+    int postgres_keepalives_idle;
+    int postgres_keepalives_interval;
+    int postgres_keepalives_count;
+    int postgres_tcp_user_timeout;
     /* pipeline */
     int dataemon_interval;
     int dbt_thread_count;
@@ -74,7 +79,10 @@ void config_print_help(FILE *out);
 void config_print(const cs_config *cfg, FILE *out);
 
 /* libpq connection parameters built from the config (no string escaping
- * issues: keyword/value arrays).  keywords/values must hold 16 entries. */
+ * issues: keyword/value arrays).  keywords/values must hold
+ * CONFIG_PG_PARAMS entries; the values live until the next call on this
+ * thread. */
+#define CONFIG_PG_PARAMS 24
 void config_pg_params(const cs_config *cfg, const char **keywords, const char **values,
                       const char *application_name);
 

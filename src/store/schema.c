@@ -36,13 +36,18 @@ char *store_qualified(const char *schema, const char *table, const char *suffix)
     return buf_steal(&b);
 }
 
-void store_rollback(PGconn *conn)
+void store_rollback(PGconn *conn, const pg_limits *lim)
 {
-    if (PQstatus(conn) == CONNECTION_OK)
-        PQclear(PQexec(conn, "ROLLBACK"));
+    PGTransactionStatusType st = PQtransactionStatus(conn);
+    cs_error ignored;
+
+    if (PQstatus(conn) == CONNECTION_OK && (st == PQTRANS_INTRANS || st == PQTRANS_INERROR) &&
+        pg_run(conn, lim, "ROLLBACK", &ignored) != CS_OK)
+        log_debug(NULL, "%s", ignored.msg);
 }
 
-cs_result store_exec(PGconn *conn, const char *what, cs_error *err, const char *fmt, ...)
+cs_result store_exec(PGconn *conn, const pg_limits *lim, const char *what, cs_error *err,
+                     const char *fmt, ...)
 {
     char *sql = NULL;
     va_list ap;
@@ -54,7 +59,7 @@ cs_result store_exec(PGconn *conn, const char *what, cs_error *err, const char *
     va_end(ap);
     if (!sql)
         return cs_fail(err, CS_TRANSIENT, "out of memory");
-    rc = pg_exec(conn, sql, err);
+    rc = pg_run(conn, lim, sql, err);
     if (rc != CS_OK)
         cs_error_prefix(err, "%s: ", what);
     free(sql);
@@ -74,13 +79,17 @@ char *store_quote_ident(const char *name)
 }
 
 /* first value of a one-row query with text parameters; NULL if no row */
-static cs_result query_value(PGconn *conn, const char *sql, int nparams, const char *const *params,
-                             char **out, cs_error *err)
+static cs_result query_value(PGconn *conn, const pg_limits *lim, const char *sql, int nparams,
+                             const char *const *params, char **out, cs_error *err)
 {
-    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    PGresult *res = NULL;
     cs_result rc = CS_OK;
 
     *out = NULL;
+    if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0))
+        return pg_fail(conn, NULL, "could not inspect the schema", err);
+    if ((rc = pg_await(conn, lim, "could not inspect the schema", &res, err)) != CS_OK)
+        return rc;
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         rc = pg_fail(conn, res, "could not inspect the schema", err);
     else if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) &&
@@ -93,15 +102,15 @@ static cs_result query_value(PGconn *conn, const char *sql, int nparams, const c
 /* An index led by column on the raw table, unless a valid one exists (an
  * existing CHT Sync table keeps its own).  A leftover invalid index of ours
  * (a CONCURRENTLY build that was interrupted) is dropped and rebuilt. */
-static cs_result ensure_index(PGconn *conn, const cs_config *cfg, const char *raw,
-                              const char *column, cs_error *err)
+static cs_result ensure_index(PGconn *conn, const pg_limits *lim, const cs_config *cfg,
+                              const char *raw, const char *column, cs_error *err)
 {
     const char *params[2] = {raw, column};
     char *found = NULL, *qname = NULL, *qualified_name = NULL, *qcolumn = NULL;
     char name[128];
     cs_result rc;
 
-    rc = query_value(conn,
+    rc = query_value(conn, lim,
                      "SELECT i.indexrelid::regclass::text FROM pg_index i JOIN pg_attribute a ON "
                      "a.attrelid = i.indrelid AND a.attnum = i.indkey[0] WHERE i.indisvalid AND "
                      "i.indrelid = $1::regclass AND a.attname = $2",
@@ -117,9 +126,9 @@ static cs_result ensure_index(PGconn *conn, const cs_config *cfg, const char *ra
         rc = cs_fail(err, CS_TRANSIENT, "out of memory");
         goto out;
     }
-    if ((rc = store_exec(conn, "could not drop an unfinished index", err,
+    if ((rc = store_exec(conn, lim, "could not drop an unfinished index", err,
                          "DROP INDEX CONCURRENTLY IF EXISTS %s", qualified_name)) ||
-        (rc = store_exec(conn, "could not create an index", err,
+        (rc = store_exec(conn, lim, "could not create an index", err,
                          "CREATE INDEX CONCURRENTLY %s ON %s (%s)", qname, raw, qcolumn)))
         goto out;
     log_info(NULL, "created index %s on %s (%s)", qname, raw, column);
@@ -135,14 +144,14 @@ out:
  * same id overwrite each other.  Move the key to (_id, source) without a
  * long lock: the unique index is built concurrently first, then swapped in
  * as the primary key in one short transaction. */
-static cs_result migrate_primary_key(PGconn *conn, const cs_config *cfg, const char *raw,
-                                     cs_error *err)
+static cs_result migrate_primary_key(PGconn *conn, const pg_limits *lim, const cs_config *cfg,
+                                     const char *raw, cs_error *err)
 {
     char *pk = NULL, *qpk = NULL, *qidx = NULL, *colon;
     char idx[128];
     cs_result rc;
 
-    rc = query_value(conn,
+    rc = query_value(conn, lim,
                      "SELECT c.conname || ':' || string_agg(a.attname, ',' ORDER BY a.attnum) "
                      "FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND "
                      "a.attnum = ANY (c.conkey) WHERE c.contype = 'p' AND c.conrelid = "
@@ -159,20 +168,20 @@ static cs_result migrate_primary_key(PGconn *conn, const cs_config *cfg, const c
         rc = cs_fail(err, CS_TRANSIENT, "out of memory");
         goto out;
     }
-    rc = store_exec(conn, "could not change the primary key", err,
+    rc = store_exec(conn, lim, "could not change the primary key", err,
                     "ALTER TABLE %s ALTER COLUMN source SET NOT NULL", raw);
     if (rc == CS_OK)
-        rc = store_exec(conn, "could not change the primary key", err,
+        rc = store_exec(conn, lim, "could not change the primary key", err,
                         "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS %s ON %s (_id, source)",
                         qidx, raw);
     if (rc == CS_OK) {
         rc =
-            store_exec(conn, "could not change the primary key", err,
+            store_exec(conn, lim, "could not change the primary key", err,
                        "BEGIN; ALTER TABLE %s DROP CONSTRAINT %s; ALTER TABLE %s ADD CONSTRAINT %s "
                        "PRIMARY KEY USING INDEX %s; COMMIT",
                        raw, qpk, raw, qpk, qidx);
         if (rc != CS_OK)
-            store_rollback(conn);
+            store_rollback(conn, lim);
     }
 out:
     free(pk);
@@ -187,12 +196,13 @@ out:
  * A table of an earlier version, keyed by (source, _id), gets the column
  * and the key.
  */
-static cs_result ensure_rejects(PGconn *conn, const char *rejects, cs_error *err)
+static cs_result ensure_rejects(PGconn *conn, const pg_limits *lim, const char *rejects,
+                                cs_error *err)
 {
     char *found = NULL, *pk;
     cs_result rc;
 
-    rc = query_value(conn,
+    rc = query_value(conn, lim,
                      "SELECT (SELECT count(*) FROM pg_attribute WHERE attrelid = c.oid AND "
                      "attname = '_id_md5' AND NOT attisdropped) || ':' || coalesce((SELECT "
                      "conname FROM pg_constraint WHERE conrelid = c.oid AND contype = 'p'), '') "
@@ -201,7 +211,7 @@ static cs_result ensure_rejects(PGconn *conn, const char *rejects, cs_error *err
     if (rc != CS_OK)
         goto out;
     if (!found) {
-        rc = store_exec(conn, "could not create the rejects table", err,
+        rc = store_exec(conn, lim, "could not create the rejects table", err,
                         "CREATE TABLE IF NOT EXISTS %s (source varchar NOT NULL, _id varchar NOT "
                         "NULL, rev varchar, seq varchar, reason text NOT NULL, rejected_at "
                         "timestamp with time zone NOT NULL DEFAULT now(), _id_md5 uuid "
@@ -218,7 +228,7 @@ static cs_result ensure_rejects(PGconn *conn, const char *rejects, cs_error *err
         goto out;
     }
     log_info(NULL, "keying %s by a hash of _id, so that any _id fits its key", rejects);
-    rc = store_exec(conn, "could not change the key of the rejects table", err,
+    rc = store_exec(conn, lim, "could not change the key of the rejects table", err,
                     "ALTER TABLE %s ADD COLUMN _id_md5 uuid GENERATED ALWAYS AS (md5(_id)::uuid) "
                     "STORED%s%s, ADD PRIMARY KEY (source, _id_md5)",
                     rejects, found[2] ? ", DROP CONSTRAINT " : "", found[2] ? pk : "");
@@ -228,9 +238,13 @@ out:
     return rc;
 }
 
-cs_result store_setup(const cs_config *cfg, cs_error *err)
+cs_result store_setup(const cs_config *cfg, volatile sig_atomic_t *stop, cs_error *err)
 {
-    PGconn *conn = pg_connect(cfg, "cht-sync setup", err);
+    /* no statement deadline: an index built on a large table may take long;
+     * lock waits are bounded by lock_timeout, a dead server by keepalives */
+    pg_limits limits = {stop, 0};
+    const pg_limits *lim = &limits;
+    PGconn *conn = pg_open(cfg, "cht-sync setup", lim, err);
     char *raw = store_qualified(cfg->postgres_schema, cfg->postgres_table, "");
     char *progress = store_qualified(cfg->postgres_schema, "couchdb_progress", "");
     char *rejects = store_qualified(cfg->postgres_schema, cfg->postgres_table, "_rejects");
@@ -247,36 +261,36 @@ cs_result store_setup(const cs_config *cfg, cs_error *err)
         rc = cs_fail(err, CS_TRANSIENT, "out of memory");
         goto out;
     }
-    if ((rc = store_exec(conn, "could not lock the set-up", err, "SELECT pg_advisory_lock(%lld)",
-                         SETUP_LOCK_KEY)))
+    if ((rc = store_exec(conn, lim, "could not lock the set-up", err,
+                         "SELECT pg_advisory_lock(%lld)", SETUP_LOCK_KEY)))
         goto out;
-    if ((rc = store_exec(conn, "could not create the schema", err, "CREATE SCHEMA IF NOT EXISTS %s",
-                         schema.data)))
+    if ((rc = store_exec(conn, lim, "could not create the schema", err,
+                         "CREATE SCHEMA IF NOT EXISTS %s", schema.data)))
         goto out;
-    if ((rc = store_exec(conn, "could not create the raw table", err,
+    if ((rc = store_exec(conn, lim, "could not create the raw table", err,
                          "CREATE TABLE IF NOT EXISTS %s (saved_timestamp timestamp without time "
                          "zone, _id varchar NOT NULL, _deleted boolean, source varchar NOT NULL, "
                          "doc jsonb, PRIMARY KEY (_id, source))",
                          raw)))
         goto out;
-    if ((rc = migrate_primary_key(conn, cfg, raw, err)))
+    if ((rc = migrate_primary_key(conn, lim, cfg, raw, err)))
         goto out;
-    if ((rc = ensure_index(conn, cfg, raw, "_deleted", err)) ||
-        (rc = ensure_index(conn, cfg, raw, "saved_timestamp", err)) ||
-        (rc = ensure_index(conn, cfg, raw, "source", err)))
+    if ((rc = ensure_index(conn, lim, cfg, raw, "_deleted", err)) ||
+        (rc = ensure_index(conn, lim, cfg, raw, "saved_timestamp", err)) ||
+        (rc = ensure_index(conn, lim, cfg, raw, "source", err)))
         goto out;
     if ((rc =
-             store_exec(conn, "could not create the progress table", err,
+             store_exec(conn, lim, "could not create the progress table", err,
                         "CREATE TABLE IF NOT EXISTS %s (seq varchar, pending integer, updated_at "
                         "timestamp with time zone, source varchar PRIMARY KEY); ALTER TABLE %s ADD "
                         "COLUMN IF NOT EXISTS error text, ADD COLUMN IF NOT EXISTS "
                         "resync_started_at timestamp with time zone",
                         progress, progress)))
         goto out;
-    if ((rc = ensure_rejects(conn, rejects, err)))
+    if ((rc = ensure_rejects(conn, lim, rejects, err)))
         goto out;
-    rc = store_exec(conn, "could not unlock the set-up", err, "SELECT pg_advisory_unlock(%lld)",
-                    SETUP_LOCK_KEY);
+    rc = store_exec(conn, lim, "could not unlock the set-up", err,
+                    "SELECT pg_advisory_unlock(%lld)", SETUP_LOCK_KEY);
 out:
     if (conn)
         PQfinish(conn);

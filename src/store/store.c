@@ -35,6 +35,7 @@ struct store {
     char *source;
     char *scope;
     PGconn *conn;
+    pg_limits lim;
     bool resyncing;
     char *raw;      /* "schema"."table" */
     char *progress; /* "schema"."couchdb_progress" */
@@ -44,13 +45,16 @@ struct store {
     char ts[64];    /* the batch's saved_timestamp, as PostgreSQL printed it */
 };
 
-store *store_new(const cs_config *cfg, const char *source, const char *log_scope)
+store *store_new(const cs_config *cfg, const char *source, const char *log_scope,
+                 volatile sig_atomic_t *stop)
 {
     store *s = calloc(1, sizeof(*s));
 
     if (!s)
         return NULL;
     s->cfg = cfg;
+    s->lim.stop = stop;
+    s->lim.timeout_ms = cfg->postgres_statement_timeout * 1000;
     s->source = strdup(source);
     s->scope = strdup(log_scope);
     s->raw = store_qualified(cfg->postgres_schema, cfg->postgres_table, "");
@@ -90,9 +94,13 @@ void store_free(store *s)
 
 static cs_result prepare(store *s, const char *name, const char *sql, cs_error *err)
 {
-    PGresult *res = PQprepare(s->conn, name, sql, 0, NULL);
+    PGresult *res = NULL;
     cs_result rc = CS_OK;
 
+    if (!PQsendPrepare(s->conn, name, sql, 0, NULL))
+        return pg_fail(s->conn, NULL, "could not prepare a statement", err);
+    if ((rc = pg_await(s->conn, &s->lim, "could not prepare a statement", &res, err)) != CS_OK)
+        return rc;
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         rc = pg_fail(s->conn, res, "could not prepare a statement", err);
     PQclear(res);
@@ -114,10 +122,10 @@ static cs_result prepare_all(store *s, cs_error *err)
             return rc;                                                                             \
     } while (0)
 
-    rc = pg_exec(s->conn,
-                 "CREATE TEMP TABLE IF NOT EXISTS cs_stage (ord integer, _id varchar, _deleted "
-                 "boolean, doc jsonb) ON COMMIT DELETE ROWS",
-                 err);
+    rc = pg_run(s->conn, &s->lim,
+                "CREATE TEMP TABLE IF NOT EXISTS cs_stage (ord integer, _id varchar, _deleted "
+                "boolean, doc jsonb) ON COMMIT DELETE ROWS",
+                err);
     if (rc != CS_OK)
         return rc;
     PREPARE("upsert",
@@ -190,7 +198,7 @@ cs_result store_open(store *s, char **seq, cs_error *err)
     if (s->conn && PQstatus(s->conn) != CONNECTION_OK)
         store_disconnect(s);
     if (!s->conn) {
-        if (!(s->conn = pg_connect(s->cfg, "cht-sync", err)))
+        if (!(s->conn = pg_open(s->cfg, "cht-sync", &s->lim, err)))
             return err->code;
         if ((rc = prepare_all(s, err)) != CS_OK) {
             store_disconnect(s);
@@ -200,8 +208,13 @@ cs_result store_open(store *s, char **seq, cs_error *err)
     if (asprintf(&sql, "SELECT seq, resync_started_at IS NOT NULL FROM %s WHERE source = $1",
                  s->progress) < 0)
         return cs_fail(err, CS_TRANSIENT, "out of memory");
-    res = PQexecParams(s->conn, sql, 1, NULL, &param, NULL, NULL, 0);
+    if (!PQsendQueryParams(s->conn, sql, 1, NULL, &param, NULL, NULL, 0))
+        rc = pg_fail(s->conn, NULL, "could not read the checkpoint", err);
+    else
+        rc = pg_await(s->conn, &s->lim, "could not read the checkpoint", &res, err);
     free(sql);
+    if (rc != CS_OK)
+        return rc;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = pg_fail(s->conn, res, "could not read the checkpoint", err);
         PQclear(res);
@@ -221,10 +234,15 @@ cs_result store_open(store *s, char **seq, cs_error *err)
 static cs_result exec_prepared(store *s, const char *name, int n, const char *const *params,
                                PGresult **keep, cs_error *err)
 {
-    PGresult *res = PQexecPrepared(s->conn, name, n, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(res);
-    cs_result rc = CS_OK;
+    PGresult *res = NULL;
+    ExecStatusType st;
+    cs_result rc;
 
+    if (!PQsendQueryPrepared(s->conn, name, n, params, NULL, NULL, 0))
+        return pg_fail(s->conn, NULL, name, err);
+    if ((rc = pg_await(s->conn, &s->lim, name, &res, err)) != CS_OK)
+        return rc;
+    st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
         rc = pg_fail(s->conn, res, name, err);
     if (keep && rc == CS_OK)
@@ -268,9 +286,14 @@ static void copy_escaped(buf *b, const char *p, size_t n)
 
 static cs_result stage_copy(store *s, const batch *b, cs_error *err)
 {
-    PGresult *res = PQexec(s->conn, "COPY pg_temp.cs_stage (ord, _id, _deleted, doc) FROM STDIN");
+    PGresult *res = NULL;
     cs_result rc = CS_OK;
+    int sent;
 
+    if (!PQsendQuery(s->conn, "COPY pg_temp.cs_stage (ord, _id, _deleted, doc) FROM STDIN"))
+        return pg_fail(s->conn, NULL, "could not start COPY", err);
+    if ((rc = pg_await(s->conn, &s->lim, "could not start COPY", &res, err)) != CS_OK)
+        return rc;
     if (PQresultStatus(res) != PGRES_COPY_IN) {
         rc = pg_fail(s->conn, res, "could not start COPY", err);
         PQclear(res);
@@ -292,14 +315,31 @@ static cs_result stage_copy(store *s, const batch *b, cs_error *err)
             rc = cs_fail(err, CS_TRANSIENT, "out of memory staging \"%s\"", r->id);
             break;
         }
-        if (PQputCopyData(s->conn, s->copy.data, (int)s->copy.len) != 1) {
+        /* non-blocking: 0 means libpq's buffer is full, send it first */
+        while ((sent = PQputCopyData(s->conn, s->copy.data, (int)s->copy.len)) == 0)
+            if ((rc = pg_flush(s->conn, &s->lim, "could not send COPY data", err)) != CS_OK)
+                return rc;
+        if (sent != 1) {
             rc = pg_fail(s->conn, NULL, "could not send COPY data", err);
             break;
         }
     }
-    if (rc == CS_OK && PQputCopyEnd(s->conn, NULL) != 1)
-        rc = pg_fail(s->conn, NULL, "could not end COPY", err);
-    while ((res = PQgetResult(s->conn))) {
+    if (rc == CS_OK) {
+        while ((sent = PQputCopyEnd(s->conn, NULL)) == 0)
+            if ((rc = pg_flush(s->conn, &s->lim, "could not end COPY", err)) != CS_OK)
+                return rc;
+        if (sent != 1)
+            rc = pg_fail(s->conn, NULL, "could not end COPY", err);
+    }
+    if (rc != CS_OK && PQstatus(s->conn) != CONNECTION_OK)
+        return rc;
+    {
+        cs_error end_err;
+        cs_result end = pg_await(s->conn, &s->lim, "COPY failed", &res, &end_err);
+        if (end != CS_OK) {
+            *err = end_err;
+            return end;
+        }
         if (rc == CS_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
             rc = pg_fail(s->conn, res, "COPY failed", err);
         PQclear(res);
@@ -329,10 +369,10 @@ static cs_result probe_writes(store *s, cs_error *err)
     cs_error probe_err;
     cs_result rc, undo;
 
-    if ((rc = pg_exec(s->conn, "SAVEPOINT probe", err)) != CS_OK)
+    if ((rc = pg_run(s->conn, &s->lim, "SAVEPOINT probe", err)) != CS_OK)
         return rc;
     rc = exec_prepared(s, "upsert_one", 5, params, NULL, &probe_err);
-    undo = pg_exec(s->conn, "ROLLBACK TO SAVEPOINT probe", err);
+    undo = pg_run(s->conn, &s->lim, "ROLLBACK TO SAVEPOINT probe", err);
     if (rc != CS_OK) {
         *err = probe_err;
         cs_error_prefix(err, "PostgreSQL refuses every write, not only a document's: ");
@@ -364,7 +404,7 @@ static cs_result upsert_one_by_one(store *s, const batch *b, store_stats *st, cs
 
         if (!r->doc)
             continue;
-        if ((rc = pg_exec(s->conn, "SAVEPOINT row", err)) != CS_OK)
+        if ((rc = pg_run(s->conn, &s->lim, "SAVEPOINT row", err)) != CS_OK)
             return rc;
         rc = exec_prepared(s, "upsert_one", 5, params, NULL, &row_err);
         if (rc == CS_OK)
@@ -378,14 +418,14 @@ static cs_result upsert_one_by_one(store *s, const batch *b, store_stats *st, cs
             *err = row_err;
             return CS_TRANSIENT;
         } else {
-            if ((rc = pg_exec(s->conn, "ROLLBACK TO SAVEPOINT row", err)) != CS_OK ||
+            if ((rc = pg_run(s->conn, &s->lim, "ROLLBACK TO SAVEPOINT row", err)) != CS_OK ||
                 (rc = probe_writes(s, err)) != CS_OK)
                 return rc;
             if ((rc = reject(s, r, row_err.msg, err)) != CS_OK)
                 return rc;
             st->rejected++;
         }
-        if ((rc = pg_exec(s->conn, "RELEASE SAVEPOINT row", err)) != CS_OK)
+        if ((rc = pg_run(s->conn, &s->lim, "RELEASE SAVEPOINT row", err)) != CS_OK)
             return rc;
     }
     return CS_OK;
@@ -425,7 +465,7 @@ static cs_result write_changes(store *s, const batch *b, bool one_by_one, store_
     memset(st, 0, sizeof(*st));
     for (size_t i = 0; i < b->nrows && !any_doc; i++)
         any_doc = b->rows[i].doc != NULL;
-    if ((rc = pg_exec(s->conn, "BEGIN", err)) != CS_OK)
+    if ((rc = pg_run(s->conn, &s->lim, "BEGIN", err)) != CS_OK)
         return rc;
     snprintf(pending, sizeof(pending), "%lld",
              b->pending > 2147483647LL ? 2147483647LL : b->pending);
@@ -481,7 +521,7 @@ static cs_result write_changes(store *s, const batch *b, bool one_by_one, store_
     if ((st->stored || st->marked_deleted) &&
         (rc = exec_prepared(s, "notify", 1, params, NULL, err)) != CS_OK)
         goto fail;
-    if ((rc = pg_exec(s->conn, "COMMIT", err)) != CS_OK)
+    if ((rc = pg_run(s->conn, &s->lim, "COMMIT", err)) != CS_OK)
         return rc;
     if (b->restart)
         s->resyncing = true;
@@ -490,7 +530,7 @@ static cs_result write_changes(store *s, const batch *b, bool one_by_one, store_
     return CS_OK;
 
 fail:
-    store_rollback(s->conn);
+    store_rollback(s->conn, &s->lim);
     return rc;
 }
 

@@ -12,6 +12,7 @@
 #ifndef CS_STORE_H
 #define CS_STORE_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 #include "feed/batch.h"
@@ -32,10 +33,17 @@ typedef struct {
  * serialised between processes by an advisory lock.  Takes over a table of
  * today's CHT Sync: its primary key (_id) becomes (_id, source).
  */
-cs_result store_setup(const cs_config *cfg, cs_error *err) CS_MUST_CHECK;
+cs_result store_setup(const cs_config *cfg, volatile sig_atomic_t *stop,
+                      cs_error *err) CS_MUST_CHECK;
 
-/* A store for one source ("host/db"); not connected until store_open. */
-store *store_new(const cs_config *cfg, const char *source, const char *log_scope);
+/*
+ * A store for one source ("host/db"); not connected until store_open.
+ * Every wait on PostgreSQL is bounded by POSTGRES_STATEMENT_TIMEOUT and
+ * ends soon after *stop is raised (pg_limits in pg.h): a frozen server
+ * never holds up a shutdown.
+ */
+store *store_new(const cs_config *cfg, const char *source, const char *log_scope,
+                 volatile sig_atomic_t *stop);
 void store_free(store *s);
 
 /*

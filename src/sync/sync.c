@@ -47,7 +47,7 @@ static bool setup(const cs_config *cfg)
     bool warned = false;
 
     for (;;) {
-        cs_result rc = store_setup(cfg, &err);
+        cs_result rc = store_setup(cfg, &stop_requested, &err);
         if (rc == CS_OK)
             return true;
         if (rc != CS_TRANSIENT || stop_requested) {

@@ -514,7 +514,7 @@ worker *worker_start(const cs_config *cfg, const char *db, bool once, volatile s
     if (!w->db || !w->source)
         goto error;
     w->couch = couch_new(cfg, db, stop);
-    w->store = store_new(cfg, w->source, w->db);
+    w->store = store_new(cfg, w->source, w->db, stop);
     if (!w->couch || !w->store)
         goto error;
     for (int i = 0; i < WORKER_QUEUE_DEPTH + 1; i++) {
