@@ -57,6 +57,9 @@ static const setting config_table[] = {
     {"POSTGRES_STATEMENT_TIMEOUT", INT(postgres_statement_timeout), "300", 0, 86400,
      "seconds one statement of the sync may take (the server's statement_timeout; the "
      "client gives up 2 s later, e.g. on a frozen server); 0: no limit"},
+    {"POSTGRES_LOCK_TIMEOUT_MS", INT(postgres_lock_timeout_ms), "1000", 0, 600000,
+     "how long a schema change at start waits for its table lock before it lets readers "
+     "through and retries (readers queue behind a waiting change); 0: forever"},
     {"POSTGRES_KEEPALIVES_IDLE", INT(postgres_keepalives_idle), "30", 1, 86400,
      "seconds of silence before TCP keepalives probe the PostgreSQL connection"},
     {"POSTGRES_KEEPALIVES_INTERVAL", INT(postgres_keepalives_interval), "10", 1, 3600,

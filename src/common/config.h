@@ -40,6 +40,7 @@ typedef struct {
     char *postgres_schema;
     char *postgres_table;
     int postgres_statement_timeout;
+    int postgres_lock_timeout_ms;
     int postgres_keepalives_idle;
     int postgres_keepalives_interval;
     int postgres_keepalives_count;

@@ -140,6 +140,40 @@ out:
     return rc;
 }
 
+/*
+ * source NOT NULL without a scan under an exclusive lock: a CHECK added NOT
+ * VALID (a short lock), validated under a lock that lets readers and
+ * writers go on, then SET NOT NULL, which trusts the valid CHECK instead of
+ * scanning (PostgreSQL 12+), and the CHECK dropped.  Nothing when the
+ * column is NOT NULL already.
+ */
+static cs_result set_source_not_null(PGconn *conn, const pg_limits *lim, const char *raw,
+                                     cs_error *err)
+{
+    char *notnull = NULL;
+    cs_result rc;
+
+    rc = query_value(conn, lim,
+                     "SELECT attnotnull::text FROM pg_attribute WHERE attrelid = $1::regclass AND "
+                     "attname = 'source'",
+                     1, &raw, &notnull, err);
+    if (rc == CS_OK && notnull && strcmp(notnull, "false") == 0 &&
+        (rc = store_exec(conn, lim, "could not make source NOT NULL", err,
+                         "ALTER TABLE %s DROP CONSTRAINT IF EXISTS cht_sync_source_not_null, ADD "
+                         "CONSTRAINT cht_sync_source_not_null CHECK (source IS NOT NULL) NOT "
+                         "VALID",
+                         raw)) == CS_OK &&
+        (rc = store_exec(conn, lim, "could not make source NOT NULL", err,
+                         "ALTER TABLE %s VALIDATE CONSTRAINT cht_sync_source_not_null", raw)) ==
+            CS_OK &&
+        (rc = store_exec(conn, lim, "could not make source NOT NULL", err,
+                         "ALTER TABLE %s ALTER COLUMN source SET NOT NULL", raw)) == CS_OK)
+        rc = store_exec(conn, lim, "could not make source NOT NULL", err,
+                        "ALTER TABLE %s DROP CONSTRAINT cht_sync_source_not_null", raw);
+    free(notnull);
+    return rc;
+}
+
 /* today's CHT Sync keys the raw table by _id alone: two databases with the
  * same id overwrite each other.  Move the key to (_id, source) without a
  * long lock: the unique index is built concurrently first, then swapped in
@@ -168,8 +202,7 @@ static cs_result migrate_primary_key(PGconn *conn, const pg_limits *lim, const c
         rc = cs_fail(err, CS_TRANSIENT, "out of memory");
         goto out;
     }
-    rc = store_exec(conn, lim, "could not change the primary key", err,
-                    "ALTER TABLE %s ALTER COLUMN source SET NOT NULL", raw);
+    rc = set_source_not_null(conn, lim, raw, err);
     if (rc == CS_OK)
         rc = store_exec(conn, lim, "could not change the primary key", err,
                         "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS %s ON %s (_id, source)",
@@ -238,6 +271,80 @@ out:
     return rc;
 }
 
+/* true when the catalog holds a relation of that (quoted, qualified) name */
+static cs_result relation_exists(PGconn *conn, const pg_limits *lim, const char *name, bool *exists,
+                                 cs_error *err)
+{
+    char *found = NULL;
+    cs_result rc = query_value(conn, lim, "SELECT to_regclass($1)::text", 1, &name, &found, err);
+
+    *exists = found != NULL;
+    free(found);
+    return rc;
+}
+
+/* the columns the progress table gained after CHT Sync 2.0, which an
+ * existing table gets on start */
+static const struct {
+    const char *name, *type;
+} progress_columns[] = {
+    {"error", "text"},
+    {"resync_started_at", "timestamp with time zone"},
+};
+
+/* the progress table, or the columns it lacks (only those: an ALTER takes
+ * an exclusive lock that queues every reader behind it) */
+static cs_result ensure_progress(PGconn *conn, const pg_limits *lim, const char *progress,
+                                 cs_error *err)
+{
+    buf alter;
+    bool exists;
+    cs_result rc;
+
+    if ((rc = relation_exists(conn, lim, progress, &exists, err)) != CS_OK)
+        return rc;
+    buf_init(&alter, 4096);
+    buf_printf(&alter,
+               exists ? "ALTER TABLE %s"
+                      : "CREATE TABLE %s (seq varchar, pending integer, "
+                        "updated_at timestamp with time zone, source "
+                        "varchar PRIMARY KEY",
+               progress);
+    size_t base = alter.len;
+    for (size_t i = 0; i < sizeof(progress_columns) / sizeof(progress_columns[0]); i++) {
+        const char *params[2] = {progress, progress_columns[i].name};
+        char *found = NULL;
+
+        if (exists && (rc = query_value(conn, lim,
+                                        "SELECT 1 FROM pg_attribute WHERE attrelid = "
+                                        "$1::regclass AND attname = $2 AND NOT attisdropped",
+                                        2, params, &found, err)) != CS_OK)
+            goto out;
+        if (!found)
+            buf_printf(&alter, "%s %s%s %s", alter.len > base || !exists ? "," : "",
+                       exists ? "ADD COLUMN " : "", progress_columns[i].name,
+                       progress_columns[i].type);
+        free(found);
+    }
+    if (!exists)
+        buf_putc(&alter, ')');
+    if (!buf_ok(&alter))
+        rc = cs_fail(err, CS_TRANSIENT, "out of memory");
+    else if (alter.len > base || !exists)
+        rc = store_exec(conn, lim, "could not set up the progress table", err, "%s", alter.data);
+out:
+    buf_free(&alter);
+    return rc;
+}
+
+/*
+ * Every step looks at the catalog first and changes only what is missing:
+ * with the schema already right, start-up runs no DDL at all, so it takes
+ * no lock a dashboard's read could queue behind.  A change that is needed
+ * waits at most POSTGRES_LOCK_TIMEOUT_MS for its lock (readers queue behind
+ * a waiting exclusive lock): on a time-out (55P03, transient) the whole
+ * set-up is retried by the caller, with back-off.
+ */
 cs_result store_setup(const cs_config *cfg, volatile sig_atomic_t *stop, cs_error *err)
 {
     /* no statement deadline: an index built on a large table may take long;
@@ -248,6 +355,8 @@ cs_result store_setup(const cs_config *cfg, volatile sig_atomic_t *stop, cs_erro
     char *raw = store_qualified(cfg->postgres_schema, cfg->postgres_table, "");
     char *progress = store_qualified(cfg->postgres_schema, "couchdb_progress", "");
     char *rejects = store_qualified(cfg->postgres_schema, cfg->postgres_table, "_rejects");
+    char *found = NULL;
+    bool exists;
     buf schema;
     cs_result rc = CS_OK;
 
@@ -264,10 +373,20 @@ cs_result store_setup(const cs_config *cfg, volatile sig_atomic_t *stop, cs_erro
     if ((rc = store_exec(conn, lim, "could not lock the set-up", err,
                          "SELECT pg_advisory_lock(%lld)", SETUP_LOCK_KEY)))
         goto out;
-    if ((rc = store_exec(conn, lim, "could not create the schema", err,
-                         "CREATE SCHEMA IF NOT EXISTS %s", schema.data)))
+    /* after the advisory lock: lock_timeout bounds advisory waits too */
+    if ((rc = store_exec(conn, lim, "could not set lock_timeout", err, "SET lock_timeout = %d",
+                         cfg->postgres_lock_timeout_ms)))
         goto out;
-    if ((rc = store_exec(conn, lim, "could not create the raw table", err,
+    if ((rc = query_value(conn, lim, "SELECT nspname FROM pg_namespace WHERE nspname = $1", 1,
+                          (const char *const *)&cfg->postgres_schema, &found, err)))
+        goto out;
+    if (!found && (rc = store_exec(conn, lim, "could not create the schema", err,
+                                   "CREATE SCHEMA IF NOT EXISTS %s", schema.data)))
+        goto out;
+    if ((rc = relation_exists(conn, lim, raw, &exists, err)))
+        goto out;
+    if (!exists &&
+        (rc = store_exec(conn, lim, "could not create the raw table", err,
                          "CREATE TABLE IF NOT EXISTS %s (saved_timestamp timestamp without time "
                          "zone, _id varchar NOT NULL, _deleted boolean, source varchar NOT NULL, "
                          "doc jsonb, PRIMARY KEY (_id, source))",
@@ -279,13 +398,7 @@ cs_result store_setup(const cs_config *cfg, volatile sig_atomic_t *stop, cs_erro
         (rc = ensure_index(conn, lim, cfg, raw, "saved_timestamp", err)) ||
         (rc = ensure_index(conn, lim, cfg, raw, "source", err)))
         goto out;
-    if ((rc =
-             store_exec(conn, lim, "could not create the progress table", err,
-                        "CREATE TABLE IF NOT EXISTS %s (seq varchar, pending integer, updated_at "
-                        "timestamp with time zone, source varchar PRIMARY KEY); ALTER TABLE %s ADD "
-                        "COLUMN IF NOT EXISTS error text, ADD COLUMN IF NOT EXISTS "
-                        "resync_started_at timestamp with time zone",
-                        progress, progress)))
+    if ((rc = ensure_progress(conn, lim, progress, err)))
         goto out;
     if ((rc = ensure_rejects(conn, lim, rejects, err)))
         goto out;
@@ -297,6 +410,7 @@ out:
     free(raw);
     free(progress);
     free(rejects);
+    free(found);
     buf_free(&schema);
     return rc;
 }
