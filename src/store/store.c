@@ -92,6 +92,11 @@ void store_free(store *s)
     free(s);
 }
 
+static cs_result exec_prepared_within(store *s, const pg_limits *lim, const char *name, int n,
+                                      const char *const *params, PGresult **keep, cs_error *err);
+static cs_result exec_prepared(store *s, const char *name, int n, const char *const *params,
+                               PGresult **keep, cs_error *err);
+
 static cs_result prepare(store *s, const char *name, const char *sql, cs_error *err)
 {
     PGresult *res = NULL;
@@ -183,11 +188,82 @@ static cs_result prepare_all(store *s, cs_error *err)
             "interval '1 microsecond') FROM %s",
             s->raw);
     PREPARE("notify", "SELECT pg_notify('cht_sync', $1)");
+    /* one writer per source (raw table and source), in every process */
+#define SOURCE_KEY "hashtextextended('cht-sync source ' || $1 || ' ' || $2, 0)"
+    PREPARE("claim_try", "SELECT pg_try_advisory_lock(" SOURCE_KEY ")");
+    PREPARE("claim_wait", "SELECT pg_advisory_lock(" SOURCE_KEY ")");
+    PREPARE("claim_holder",
+            "WITH k AS (SELECT " SOURCE_KEY " AS k) SELECT a.pid, coalesce(host(a.client_addr), "
+            "'local'), a.application_name FROM k, pg_locks l JOIN pg_stat_activity a USING (pid) "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database()) AND l.classid = "
+            "((k.k >> 32) & 4294967295)::oid AND l.objid = (k.k & 4294967295)::oid");
+#undef SOURCE_KEY
 #undef PREPARE
     return CS_OK;
 }
 
-cs_result store_open(store *s, char **seq, cs_error *err)
+/*
+ * Claims the source for this connection: a session advisory lock keyed by
+ * raw table and source, so that two processes on one source (a rolling
+ * deploy's overlap) never both write it, which could put older documents
+ * over newer ones and move the checkpoint back.  Held until the connection
+ * ends.  When another process holds it: with wait, logs who and waits
+ * (without deadline, until stop) for it to end; without, waits
+ * CLAIM_GRACE_MS (the backend of a process just killed may take a moment to
+ * see its client gone), then CS_PERMANENT.
+ */
+#define CLAIM_GRACE_MS 5000
+static cs_result claim_source(store *s, bool wait, cs_error *err)
+{
+    const char *params[2] = {s->raw_name, s->source};
+    pg_limits forever = {s->lim.stop, 0};
+    PGresult *res = NULL;
+    char who[256] = "";
+    char sql[64];
+    bool got;
+    cs_result rc;
+
+    if ((rc = exec_prepared(s, "claim_try", 2, params, &res, err)) != CS_OK)
+        return rc;
+    got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (got)
+        return CS_OK;
+    if (exec_prepared(s, "claim_holder", 2, params, &res, err) == CS_OK) {
+        if (PQntuples(res) > 0)
+            snprintf(who, sizeof(who), " (PostgreSQL backend %s from %s, application \"%s\")",
+                     PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+        PQclear(res);
+    }
+    if (!wait) {
+        cs_error ignored;
+        snprintf(sql, sizeof(sql), "SET lock_timeout = %d", CLAIM_GRACE_MS);
+        if ((rc = pg_run(s->conn, &s->lim, sql, err)) != CS_OK)
+            return rc;
+        rc = exec_prepared(s, "claim_wait", 2, params, NULL, &ignored);
+        if (rc == CS_OK)
+            return pg_run(s->conn, &s->lim, "SET lock_timeout = 0", err);
+        return cs_fail(err, CS_PERMANENT,
+                       "source \"%s\" is written by another cht-sync process%s: not starting a "
+                       "second writer",
+                       s->source, who);
+    }
+    log_warn(s->scope,
+             "source \"%s\" is written by another cht-sync process%s; waiting for it to "
+             "stop",
+             s->source, who);
+    if ((rc = pg_run(s->conn, &s->lim, "SET statement_timeout = 0", err)) != CS_OK ||
+        (rc = exec_prepared_within(s, &forever, "claim_wait", 2, params, NULL, err)) != CS_OK)
+        return rc;
+    snprintf(sql, sizeof(sql), "SET statement_timeout = %d", s->lim.timeout_ms);
+    if ((rc = pg_run(s->conn, &s->lim, sql, err)) != CS_OK)
+        return rc;
+    log_info(s->scope, "the other writer of source \"%s\" stopped: taking over", s->source);
+    return CS_OK;
+}
+
+cs_result store_open(store *s, bool wait, char **seq, cs_error *err)
 {
     const char *param = s->source;
     PGresult *res;
@@ -200,7 +276,7 @@ cs_result store_open(store *s, char **seq, cs_error *err)
     if (!s->conn) {
         if (!(s->conn = pg_open(s->cfg, "cht-sync", &s->lim, err)))
             return err->code;
-        if ((rc = prepare_all(s, err)) != CS_OK) {
+        if ((rc = prepare_all(s, err)) != CS_OK || (rc = claim_source(s, wait, err)) != CS_OK) {
             store_disconnect(s);
             return rc;
         }
@@ -234,13 +310,19 @@ cs_result store_open(store *s, char **seq, cs_error *err)
 static cs_result exec_prepared(store *s, const char *name, int n, const char *const *params,
                                PGresult **keep, cs_error *err)
 {
+    return exec_prepared_within(s, &s->lim, name, n, params, keep, err);
+}
+
+static cs_result exec_prepared_within(store *s, const pg_limits *lim, const char *name, int n,
+                                      const char *const *params, PGresult **keep, cs_error *err)
+{
     PGresult *res = NULL;
     ExecStatusType st;
     cs_result rc;
 
     if (!PQsendQueryPrepared(s->conn, name, n, params, NULL, NULL, 0))
         return pg_fail(s->conn, NULL, name, err);
-    if ((rc = pg_await(s->conn, &s->lim, name, &res, err)) != CS_OK)
+    if ((rc = pg_await(s->conn, lim, name, &res, err)) != CS_OK)
         return rc;
     st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)

@@ -47,10 +47,13 @@ store *store_new(const cs_config *cfg, const char *source, const char *log_scope
 void store_free(store *s);
 
 /*
- * (Re)connects when needed and reads the committed checkpoint: *seq is a
- * malloc'd copy ("0" when the source is new) the caller frees.
+ * (Re)connects when needed, claims the source (one writer per source in
+ * PostgreSQL: when another process writes it, wait says whether to wait
+ * for it, logging who it is, or to fail with CS_PERMANENT) and reads the
+ * committed checkpoint: *seq is a malloc'd copy ("0" when the source is
+ * new) the caller frees.
  */
-cs_result store_open(store *s, char **seq, cs_error *err) CS_MUST_CHECK;
+cs_result store_open(store *s, bool wait, char **seq, cs_error *err) CS_MUST_CHECK;
 
 /* Writes one batch of any kind in one transaction (see batch.h). */
 cs_result store_write(store *s, const batch *b, store_stats *stats, cs_error *err) CS_MUST_CHECK;

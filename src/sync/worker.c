@@ -415,8 +415,8 @@ static void *writer_main(void *arg)
 
     /* connect and read the checkpoint */
     while (!*w->stop) {
-        cs_result rc = store_open(w->store, &seq, &err);
-        if (rc == CS_OK)
+        cs_result rc = store_open(w->store, !w->once, &seq, &err);
+        if (rc == CS_OK || rc == CS_STOPPED)
             break;
         if (rc == CS_PERMANENT && w->once) {
             log_error(w->db, "%s", err.msg);
@@ -475,7 +475,7 @@ static void *writer_main(void *arg)
             store_disconnect(w->store);
             sleep_ms(w->stop, wait);
             char *ignored = NULL;
-            if (store_open(w->store, &ignored, &err) != CS_OK)
+            if (store_open(w->store, !w->once, &ignored, &err) != CS_OK)
                 store_disconnect(w->store);
             free(ignored);
         }
