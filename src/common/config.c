@@ -29,6 +29,9 @@ typedef struct {
 
 static const setting config_table[] = {
     {"COUCHDB_HOST", STR(couchdb_host), "couchdb", 0, 0, "CouchDB host name"},
+    {"COUCHDB_SOURCE", STR(couchdb_source), NULL, 0, 0,
+     "names this CouchDB in the raw table's source column (<name>/<db>) whatever its address; "
+     "default: COUCHDB_HOST in lower case"},
     {"COUCHDB_PORT", INT(couchdb_port), "5984", 1, 65535, "CouchDB port"},
     {"COUCHDB_SECURE", STR(couchdb_secure), "true", 0, 0,
      "the literal true selects https, anything else http"},
@@ -163,6 +166,16 @@ static cs_result derive(cs_config *cfg, cs_error *err)
                        "invalid POSTGRES_TABLE \"%s\": 1 to 50 printable characters",
                        cfg->postgres_table);
 
+    /* the source names the instance; a host name is case-insensitive */
+    free(cfg->source_name);
+    cfg->source_name = strdup(cfg->couchdb_source && *cfg->couchdb_source ? cfg->couchdb_source
+                                                                          : cfg->couchdb_host);
+    if (!cfg->source_name)
+        return cs_fail(err, CS_PERMANENT, "out of memory");
+    if (!(cfg->couchdb_source && *cfg->couchdb_source))
+        for (p = cfg->source_name; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+
     /* COUCHDB_DBS: commas and/or white space */
     cfg->ndbs = 0;
     p = cfg->couchdb_dbs;
@@ -252,6 +265,7 @@ void config_free(cs_config *cfg)
             free(*str_field(cfg, &config_table[i]));
     for (int i = 0; i < cfg->ndbs; i++)
         free(cfg->dbs[i]);
+    free(cfg->source_name);
     memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -21,6 +21,7 @@
 typedef struct {
     /* CouchDB */
     char *couchdb_host;
+    char *couchdb_source; /* as given; NULL: derived from couchdb_host */
     int couchdb_port;
     char *couchdb_secure; /* "true" selects https, anything else http (as today) */
     char *couchdb_user;
@@ -57,6 +58,7 @@ typedef struct {
 
     /* derived */
     bool secure;
+    char *source_name; /* COUCHDB_SOURCE, or COUCHDB_HOST in lower case: "<source_name>/<db>" */
     int ndbs;
     char *dbs[CONFIG_MAX_DBS];
 } cs_config;

@@ -338,6 +338,75 @@ out:
 }
 
 /*
+ * Warns about each source that has rows in the raw table but is not one of
+ * ours (COUCHDB_HOST or COUCHDB_SOURCE changed, a database dropped from
+ * COUCHDB_DBS): its rows stay live, and if it is the same CouchDB under
+ * another name every document is there twice.  The distinct sources are
+ * read by skipping along the source index (one probe per source), never by
+ * scanning the table.  Case is ignored (see adopt_case_variant in store.c).
+ */
+static cs_result warn_unconfigured(PGconn *conn, const pg_limits *lim, const cs_config *cfg,
+                                   const char *raw, cs_error *err)
+{
+    buf sources, sql;
+    const char *params[1];
+    PGresult *res = NULL;
+    cs_result rc;
+
+    buf_init(&sources, 1 << 20);
+    buf_init(&sql, 4096);
+    buf_putc(&sources, '{');
+    for (int i = 0; i < cfg->ndbs; i++) {
+        buf_puts(&sources, i ? ",\"" : "\"");
+        for (const char *p = cfg->source_name; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                buf_putc(&sources, '\\');
+            buf_putc(&sources, *p);
+        }
+        buf_putc(&sources, '/');
+        for (const char *p = cfg->dbs[i]; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                buf_putc(&sources, '\\');
+            buf_putc(&sources, *p);
+        }
+        buf_putc(&sources, '"');
+    }
+    buf_putc(&sources, '}');
+    buf_printf(&sql,
+               "WITH RECURSIVE s AS (SELECT min(source) AS source FROM %s UNION ALL SELECT "
+               "(SELECT min(source) FROM %s WHERE source > s.source) FROM s WHERE s.source IS NOT "
+               "NULL) SELECT source FROM s WHERE source IS NOT NULL AND lower(source) <> ALL "
+               "(SELECT lower(c) FROM unnest($1::text[]) c) LIMIT 100",
+               raw, raw);
+    if (!buf_ok(&sources) || !buf_ok(&sql)) {
+        rc = cs_fail(err, CS_TRANSIENT, "out of memory");
+        goto out;
+    }
+    params[0] = sources.data;
+    if (!PQsendQueryParams(conn, sql.data, 1, NULL, params, NULL, NULL, 0)) {
+        rc = pg_fail(conn, NULL, "could not list the sources", err);
+        goto out;
+    }
+    if ((rc = pg_await(conn, lim, "could not list the sources", &res, err)) != CS_OK)
+        goto out;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = pg_fail(conn, res, "could not list the sources", err);
+        goto out;
+    }
+    for (int i = 0; i < PQntuples(res); i++)
+        log_warn(NULL,
+                 "source \"%s\" has rows in %s.%s but is not configured (COUCHDB_HOST, "
+                 "COUCHDB_SOURCE or COUCHDB_DBS changed?): its rows stay as they are; if it is "
+                 "this CouchDB under another name, set COUCHDB_SOURCE to that name",
+                 PQgetvalue(res, i, 0), cfg->postgres_schema, cfg->postgres_table);
+out:
+    PQclear(res);
+    buf_free(&sources);
+    buf_free(&sql);
+    return rc;
+}
+
+/*
  * Every step looks at the catalog first and changes only what is missing:
  * with the schema already right, start-up runs no DDL at all, so it takes
  * no lock a dashboard's read could queue behind.  A change that is needed
@@ -401,6 +470,8 @@ cs_result store_setup(const cs_config *cfg, volatile sig_atomic_t *stop, cs_erro
     if ((rc = ensure_progress(conn, lim, progress, err)))
         goto out;
     if ((rc = ensure_rejects(conn, lim, rejects, err)))
+        goto out;
+    if ((rc = warn_unconfigured(conn, lim, cfg, raw, err)))
         goto out;
     rc = store_exec(conn, lim, "could not unlock the set-up", err,
                     "SELECT pg_advisory_unlock(%lld)", SETUP_LOCK_KEY);

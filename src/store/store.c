@@ -37,12 +37,13 @@ struct store {
     PGconn *conn;
     pg_limits lim;
     bool resyncing;
-    char *raw;      /* "schema"."table" */
-    char *progress; /* "schema"."couchdb_progress" */
-    char *rejects;  /* "schema"."table_rejects" */
-    char *raw_name; /* schema.table, unquoted: the lock key's text and the NOTIFY payload */
-    buf copy;       /* one COPY row at a time */
-    char ts[64];    /* the batch's saved_timestamp, as PostgreSQL printed it */
+    bool source_checked; /* adopt_case_variant ran */
+    char *raw;           /* "schema"."table" */
+    char *progress;      /* "schema"."couchdb_progress" */
+    char *rejects;       /* "schema"."table_rejects" */
+    char *raw_name;      /* schema.table, unquoted: the lock key's text and the NOTIFY payload */
+    buf copy;            /* one COPY row at a time */
+    char ts[64];         /* the batch's saved_timestamp, as PostgreSQL printed it */
 };
 
 store *store_new(const cs_config *cfg, const char *source, const char *log_scope,
@@ -263,9 +264,56 @@ static cs_result claim_source(store *s, bool wait, cs_error *err)
     return CS_OK;
 }
 
-cs_result store_open(store *s, bool wait, char **seq, cs_error *err)
+/*
+ * The default source is the host in lower case; an earlier version used
+ * the host as given.  When the progress table knows this source only in
+ * another case ("CouchDB/medic"), that one is kept, so that an upgrade
+ * never starts a second copy of every document.  Not when COUCHDB_SOURCE
+ * names the source: then it is taken as given.
+ */
+static cs_result adopt_case_variant(store *s, cs_error *err)
 {
     const char *param = s->source;
+    PGresult *res = NULL;
+    cs_result rc;
+    char *sql = NULL;
+
+    if (s->source_checked || (s->cfg->couchdb_source && *s->cfg->couchdb_source))
+        return CS_OK;
+    if (asprintf(&sql,
+                 "SELECT source FROM %s WHERE lower(source) = lower($1) ORDER BY source = $1 "
+                 "DESC, source LIMIT 1",
+                 s->progress) < 0)
+        return cs_fail(err, CS_TRANSIENT, "out of memory");
+    if (!PQsendQueryParams(s->conn, sql, 1, NULL, &param, NULL, NULL, 0))
+        rc = pg_fail(s->conn, NULL, "could not look the source up", err);
+    else
+        rc = pg_await(s->conn, &s->lim, "could not look the source up", &res, err);
+    free(sql);
+    if (rc != CS_OK)
+        return rc;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = pg_fail(s->conn, res, "could not look the source up", err);
+    } else if (PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), s->source) != 0) {
+        char *found = strdup(PQgetvalue(res, 0, 0));
+        if (!found) {
+            rc = cs_fail(err, CS_TRANSIENT, "out of memory");
+        } else {
+            log_info(s->scope, "keeping the existing source \"%s\" (the host differs only by case)",
+                     found);
+            free(s->source);
+            s->source = found;
+        }
+    }
+    if (rc == CS_OK)
+        s->source_checked = true;
+    PQclear(res);
+    return rc;
+}
+
+cs_result store_open(store *s, bool wait, char **seq, cs_error *err)
+{
+    const char *param;
     PGresult *res;
     cs_result rc;
     char *sql = NULL;
@@ -276,11 +324,13 @@ cs_result store_open(store *s, bool wait, char **seq, cs_error *err)
     if (!s->conn) {
         if (!(s->conn = pg_open(s->cfg, "cht-sync", &s->lim, err)))
             return err->code;
-        if ((rc = prepare_all(s, err)) != CS_OK || (rc = claim_source(s, wait, err)) != CS_OK) {
+        if ((rc = prepare_all(s, err)) != CS_OK || (rc = adopt_case_variant(s, err)) != CS_OK ||
+            (rc = claim_source(s, wait, err)) != CS_OK) {
             store_disconnect(s);
             return rc;
         }
     }
+    param = s->source; /* adopt_case_variant may have replaced it */
     if (asprintf(&sql, "SELECT seq, resync_started_at IS NOT NULL FROM %s WHERE source = $1",
                  s->progress) < 0)
         return cs_fail(err, CS_TRANSIENT, "out of memory");

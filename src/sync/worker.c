@@ -507,7 +507,7 @@ worker *worker_start(const cs_config *cfg, const char *db, bool once, volatile s
     w->once = once;
     w->stop = stop;
     w->db = strdup(db);
-    if (asprintf(&w->source, "%s/%s", cfg->couchdb_host, db) < 0)
+    if (asprintf(&w->source, "%s/%s", cfg->source_name, db) < 0)
         w->source = NULL;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
