@@ -26,6 +26,7 @@ typedef struct {
     char *couchdb_secure; /* "true" selects https, anything else http (as today) */
     char *couchdb_user;
     char *couchdb_password;
+    char *couchdb_password_file;
     char *couchdb_dbs; /* as given; parsed into dbs[] */
     char *couchdb_ca_file;
     int couchdb_gzip;
@@ -37,6 +38,9 @@ typedef struct {
     int postgres_port;
     char *postgres_user;
     char *postgres_password;
+    char *postgres_password_file;
+    char *postgres_sslmode;
+    char *postgres_sslrootcert;
     char *postgres_db;
     char *postgres_schema;
     char *postgres_table;

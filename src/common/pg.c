@@ -30,8 +30,12 @@ static PGconn *connect_failed(const cs_config *cfg, PGconn *conn, cs_error *err)
     /* authentication and missing-database failures will not heal by
      * retrying quickly; libpq gives no SQLSTATE before a connection
      * exists, so this is the one place that looks at the text */
-    bool permanent = strstr(msg, "password authentication failed") ||
-                     strstr(msg, "does not exist") || strstr(msg, "no password supplied");
+    bool permanent =
+        strstr(msg, "password authentication failed") || strstr(msg, "does not exist") ||
+        strstr(msg, "no password supplied") ||
+        /* TLS set up wrong (POSTGRES_SSLMODE, POSTGRES_SSLROOTCERT) */
+        strstr(msg, "certificate verify failed") || strstr(msg, "does not match host name") ||
+        strstr(msg, "server does not support SSL") || strstr(msg, "root certificate file");
     cs_fail(err, permanent ? CS_PERMANENT : CS_TRANSIENT,
             "could not connect to PostgreSQL at \"%s:%d\": %.*s",
             cfg->postgres_host ? cfg->postgres_host : "(default)", cfg->postgres_port,
