@@ -290,6 +290,8 @@ static const struct {
 } progress_columns[] = {
     {"error", "text"},
     {"resync_started_at", "timestamp with time zone"},
+    /* the resync's start in the raw table's own order (docs/ordering.md) */
+    {"resync_from", "timestamp without time zone"},
 };
 
 /* the progress table, or the columns it lacks (only those: an ALTER takes

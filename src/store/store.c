@@ -44,6 +44,7 @@ struct store {
     char *raw_name;      /* schema.table, unquoted: the lock key's text and the NOTIFY payload */
     buf copy;            /* one COPY row at a time */
     char ts[64];         /* the batch's saved_timestamp, as PostgreSQL printed it */
+    bool rewrite;        /* this batch rewrites unchanged revisions too (a resync) */
 };
 
 store *store_new(const cs_config *cfg, const char *source, const char *log_scope,
@@ -134,13 +135,19 @@ static cs_result prepare_all(store *s, cs_error *err)
                 err);
     if (rc != CS_OK)
         return rc;
+        /* a replayed revision already stored is not written again (no new
+         * saved_timestamp for the models, no WAL); $N true rewrites it anyway:
+         * a resync must touch every row the new database still has */
+#define UNCHANGED_SKIP(rewrite)                                                                    \
+    "WHERE " rewrite "::boolean OR t.doc->'_rev' IS DISTINCT FROM EXCLUDED.doc->'_rev' OR "        \
+    "t._deleted IS DISTINCT FROM EXCLUDED._deleted"
     PREPARE("upsert",
             "INSERT INTO %s AS t (saved_timestamp, _id, _deleted, source, doc) "
             "SELECT $2::timestamp, _id, _deleted, $1, doc FROM "
             "(SELECT DISTINCT ON (_id) _id, _deleted, doc FROM pg_temp.cs_stage "
             "ORDER BY _id, ord DESC) s "
             "ON CONFLICT (_id, source) DO UPDATE SET saved_timestamp = EXCLUDED.saved_timestamp, "
-            "_deleted = EXCLUDED._deleted, doc = EXCLUDED.doc",
+            "_deleted = EXCLUDED._deleted, doc = EXCLUDED.doc " UNCHANGED_SKIP("$3"),
             s->raw);
     PREPARE("unreject",
             "DELETE FROM %s r USING pg_temp.cs_stage s WHERE r.source = $1 AND r._id_md5 = "
@@ -155,17 +162,23 @@ static cs_result prepare_all(store *s, cs_error *err)
             "INSERT INTO %s AS t (saved_timestamp, _id, _deleted, source, doc) VALUES "
             "($5::timestamp, $2, $3, $1, $4) ON CONFLICT (_id, source) DO UPDATE SET "
             "saved_timestamp = EXCLUDED.saved_timestamp, _deleted = EXCLUDED._deleted, doc = "
-            "EXCLUDED.doc",
+            "EXCLUDED.doc " UNCHANGED_SKIP("$6"),
             s->raw);
     PREPARE("unreject_one", "DELETE FROM %s WHERE source = $1 AND _id_md5 = md5($2)::uuid",
             s->rejects);
-    /* $2 seq (NULL: keep), $3 pending, $4 'start' / 'finish' / NULL */
+#undef UNCHANGED_SKIP
+    /* $2 seq (NULL: keep), $3 pending, $4 'start' / 'finish' / NULL, $5 the
+     * batch's timestamp: a resync's start in the sync's own order (every
+     * row written before it has an older saved_timestamp, every row the
+     * resync writes has it or a later one), never PostgreSQL's clock */
     PREPARE("progress",
-            "INSERT INTO %s AS p (seq, pending, updated_at, source, error, resync_started_at) "
-            "VALUES (COALESCE($2, '0'), $3::integer, now(), $1, NULL, CASE WHEN $4 = 'start' "
-            "THEN now() END) ON CONFLICT (source) DO UPDATE SET seq = COALESCE($2, p.seq), "
-            "pending = $3::integer, updated_at = now(), error = NULL, resync_started_at = CASE $4 "
-            "WHEN 'start' THEN now() WHEN 'finish' THEN NULL ELSE p.resync_started_at END",
+            "INSERT INTO %s AS p (seq, pending, updated_at, source, error, resync_started_at, "
+            "resync_from) VALUES (COALESCE($2, '0'), $3::integer, now(), $1, NULL, CASE WHEN $4 "
+            "= 'start' THEN now() END, CASE WHEN $4 = 'start' THEN $5::timestamp END) ON "
+            "CONFLICT (source) DO UPDATE SET seq = COALESCE($2, p.seq), pending = $3::integer, "
+            "updated_at = now(), error = NULL, resync_started_at = CASE $4 WHEN 'start' THEN "
+            "now() WHEN 'finish' THEN NULL ELSE p.resync_started_at END, resync_from = CASE $4 "
+            "WHEN 'start' THEN $5::timestamp WHEN 'finish' THEN NULL ELSE p.resync_from END",
             s->progress);
     /* a failing source keeps its updated_at: monitoring must see it stall */
     PREPARE("failed",
@@ -176,8 +189,8 @@ static cs_result prepare_all(store *s, cs_error *err)
             "UPDATE %s AS t SET _deleted = true, saved_timestamp = $2::timestamp, "
             "doc = jsonb_build_object('_id', t._id, '_rev', t.doc->'_rev', '_deleted', true) "
             "FROM %s p WHERE p.source = $1 AND t.source = $1 AND t._deleted IS NOT TRUE AND "
-            "p.resync_started_at IS NOT NULL AND t.saved_timestamp < (p.resync_started_at AT "
-            "TIME ZONE 'UTC')",
+            "p.resync_started_at IS NOT NULL AND t.saved_timestamp < coalesce(p.resync_from, "
+            "p.resync_started_at AT TIME ZONE 'UTC')",
             s->raw, s->progress);
     /* docs/ordering.md: one lock per raw table, taken after the staging COPY
      * and held to the commit; the batch's timestamp is read after it, in a
@@ -496,14 +509,15 @@ static cs_result reject(store *s, const batch_row *r, const char *reason, cs_err
  */
 static cs_result probe_writes(store *s, cs_error *err)
 {
-    const char *params[5] = {s->source, "cht-sync probe", "t",
-                             "{\"_id\": \"cht-sync probe\", \"_deleted\": true}", s->ts};
+    const char *params[6] = {s->source, "cht-sync probe",
+                             "t",       "{\"_id\": \"cht-sync probe\", \"_deleted\": true}",
+                             s->ts,     "t"};
     cs_error probe_err;
     cs_result rc, undo;
 
     if ((rc = pg_run(s->conn, &s->lim, "SAVEPOINT probe", err)) != CS_OK)
         return rc;
-    rc = exec_prepared(s, "upsert_one", 5, params, NULL, &probe_err);
+    rc = exec_prepared(s, "upsert_one", 6, params, NULL, &probe_err);
     undo = pg_run(s->conn, &s->lim, "ROLLBACK TO SAVEPOINT probe", err);
     if (rc != CS_OK) {
         *err = probe_err;
@@ -531,14 +545,15 @@ static cs_result upsert_one_by_one(store *s, const batch *b, store_stats *st, cs
 
     for (size_t i = 0; i < b->nrows; i++) {
         const batch_row *r = &b->rows[i];
-        const char *params[5] = {s->source, r->id, r->deleted ? "t" : "f", r->doc, s->ts};
+        const char *params[6] = {s->source, r->id, r->deleted ? "t" : "f",
+                                 r->doc,    s->ts, s->rewrite ? "t" : "f"};
         cs_error row_err;
 
         if (!r->doc)
             continue;
         if ((rc = pg_run(s->conn, &s->lim, "SAVEPOINT row", err)) != CS_OK)
             return rc;
-        rc = exec_prepared(s, "upsert_one", 5, params, NULL, &row_err);
+        rc = exec_prepared(s, "upsert_one", 6, params, NULL, &row_err);
         if (rc == CS_OK)
             rc = exec_prepared(s, "unreject_one", 2, params, NULL, &row_err);
         if (rc == CS_OK) {
@@ -588,11 +603,13 @@ static cs_result write_changes(store *s, const batch *b, bool one_by_one, store_
                                cs_error *err)
 {
     char pending[32];
-    const char *params[4];
+    const char *params[5];
     PGresult *res = NULL;
     cs_result rc;
     bool any_doc = false;
     bool finish_resync = b->caught_up && (s->resyncing || b->restart);
+
+    s->rewrite = s->resyncing || b->restart;
 
     memset(st, 0, sizeof(*st));
     for (size_t i = 0; i < b->nrows && !any_doc; i++)
@@ -601,28 +618,31 @@ static cs_result write_changes(store *s, const batch *b, bool one_by_one, store_
         return rc;
     snprintf(pending, sizeof(pending), "%lld",
              b->pending > 2147483647LL ? 2147483647LL : b->pending);
+    /* the staging COPY runs in parallel with other writers: before the lock */
+    if (any_doc && !one_by_one && (rc = stage_copy(s, b, err)) != CS_OK)
+        goto fail;
+    if ((any_doc || finish_resync || b->restart) && (rc = lock_raw(s, err)) != CS_OK)
+        goto fail;
     if (b->restart) {
+        /* the resync starts at this batch's timestamp (see "progress") */
         params[0] = s->source;
         params[1] = "0";
         params[2] = NULL;
         params[3] = "start";
-        if ((rc = exec_prepared(s, "progress", 4, params, NULL, err)) != CS_OK)
+        params[4] = s->ts;
+        if ((rc = exec_prepared(s, "progress", 5, params, NULL, err)) != CS_OK)
             goto fail;
     }
-    /* the staging COPY runs in parallel with other writers: before the lock */
-    if (any_doc && !one_by_one && (rc = stage_copy(s, b, err)) != CS_OK)
-        goto fail;
-    if ((any_doc || finish_resync) && (rc = lock_raw(s, err)) != CS_OK)
-        goto fail;
     if (any_doc && one_by_one) {
         if ((rc = upsert_one_by_one(s, b, st, err)) != CS_OK)
             goto fail;
     } else if (any_doc) {
         params[0] = s->source;
         params[1] = s->ts;
+        params[2] = s->rewrite ? "t" : "f";
         if ((rc = exec_prepared(s, "unreject", 1, params, NULL, err)) != CS_OK)
             goto fail;
-        if ((rc = exec_prepared(s, "upsert", 2, params, &res, err)) != CS_OK)
+        if ((rc = exec_prepared(s, "upsert", 3, params, &res, err)) != CS_OK)
             goto fail;
         st->stored = strtoull(PQcmdTuples(res), NULL, 10);
         PQclear(res);
@@ -646,7 +666,8 @@ static cs_result write_changes(store *s, const batch *b, bool one_by_one, store_
     params[1] = b->last_seq;
     params[2] = b->has_pending ? pending : NULL;
     params[3] = finish_resync ? "finish" : NULL;
-    if ((rc = exec_prepared(s, "progress", 4, params, NULL, err)) != CS_OK)
+    params[4] = NULL;
+    if ((rc = exec_prepared(s, "progress", 5, params, NULL, err)) != CS_OK)
         goto fail;
     /* delivered at commit, only if the transaction commits */
     params[0] = s->raw_name;
@@ -677,7 +698,7 @@ bool store_record_failure(store *s, const char *msg)
 
 cs_result store_write(store *s, const batch *b, store_stats *st, cs_error *err)
 {
-    const char *params[4];
+    const char *params[5];
     char pending[32];
     cs_result rc;
 
@@ -703,7 +724,8 @@ cs_result store_write(store *s, const batch *b, store_stats *st, cs_error *err)
         params[1] = b->last_seq;
         params[2] = b->has_pending ? pending : NULL;
         params[3] = NULL;
-        return exec_prepared(s, "progress", 4, params, NULL, err);
+        params[4] = NULL;
+        return exec_prepared(s, "progress", 5, params, NULL, err);
     case BATCH_FAILED:
         params[0] = s->source;
         params[1] = b->error;
