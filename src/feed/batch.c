@@ -48,6 +48,7 @@ void batch_reset(batch *b)
     b->caught_up = false;
     b->bytes = 0;
     b->error = NULL;
+    b->vanished = false;
     b->fetch_ms = 0;
 }
 

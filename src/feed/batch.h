@@ -44,6 +44,7 @@ typedef struct {
     bool caught_up;
     size_t bytes;    /* document bytes held */
     char *error;     /* arena; BATCH_FAILED: what happened */
+    bool vanished;   /* BATCH_FAILED: a database we followed answers 404 */
     double fetch_ms; /* time the reader spent on it */
     arena_block *blocks;
 } batch;

@@ -292,6 +292,9 @@ static const struct {
     {"resync_started_at", "timestamp with time zone"},
     /* the resync's start in the raw table's own order (docs/ordering.md) */
     {"resync_from", "timestamp without time zone"},
+    /* the database answered 404 after we followed it (cleared by the next
+     * batch stored): survives a restart */
+    {"vanished_at", "timestamp with time zone"},
 };
 
 /* the progress table, or the columns it lacks (only those: an ALTER takes

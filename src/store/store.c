@@ -176,14 +176,18 @@ static cs_result prepare_all(store *s, cs_error *err)
             "resync_from) VALUES (COALESCE($2, '0'), $3::integer, now(), $1, NULL, CASE WHEN $4 "
             "= 'start' THEN now() END, CASE WHEN $4 = 'start' THEN $5::timestamp END) ON "
             "CONFLICT (source) DO UPDATE SET seq = COALESCE($2, p.seq), pending = $3::integer, "
-            "updated_at = now(), error = NULL, resync_started_at = CASE $4 WHEN 'start' THEN "
+            "updated_at = now(), error = NULL, vanished_at = NULL, resync_started_at = CASE $4 "
+            "WHEN 'start' THEN "
             "now() WHEN 'finish' THEN NULL ELSE p.resync_started_at END, resync_from = CASE $4 "
             "WHEN 'start' THEN $5::timestamp WHEN 'finish' THEN NULL ELSE p.resync_from END",
             s->progress);
     /* a failing source keeps its updated_at: monitoring must see it stall */
+    /* $3 true: the database vanished (kept until a batch is stored) */
     PREPARE("failed",
-            "INSERT INTO %s AS p (seq, source, error) VALUES ('0', $1, $2) ON CONFLICT (source) "
-            "DO UPDATE SET error = $2",
+            "INSERT INTO %s AS p (seq, source, error, vanished_at) VALUES ('0', $1, $2, CASE WHEN "
+            "$3::boolean THEN now() END) ON CONFLICT (source) DO UPDATE SET error = $2, "
+            "vanished_at = CASE WHEN $3::boolean THEN coalesce(p.vanished_at, now()) ELSE "
+            "p.vanished_at END",
             s->progress);
     PREPARE("mark_stale",
             "UPDATE %s AS t SET _deleted = true, saved_timestamp = $2::timestamp, "
@@ -324,7 +328,7 @@ static cs_result adopt_case_variant(store *s, cs_error *err)
     return rc;
 }
 
-cs_result store_open(store *s, bool wait, char **seq, cs_error *err)
+cs_result store_open(store *s, bool wait, char **seq, bool *vanished, cs_error *err)
 {
     const char *param;
     PGresult *res;
@@ -344,7 +348,11 @@ cs_result store_open(store *s, bool wait, char **seq, cs_error *err)
         }
     }
     param = s->source; /* adopt_case_variant may have replaced it */
-    if (asprintf(&sql, "SELECT seq, resync_started_at IS NOT NULL FROM %s WHERE source = $1",
+    if (vanished)
+        *vanished = false;
+    if (asprintf(&sql,
+                 "SELECT seq, resync_started_at IS NOT NULL, vanished_at IS NOT NULL FROM %s "
+                 "WHERE source = $1",
                  s->progress) < 0)
         return cs_fail(err, CS_TRANSIENT, "out of memory");
     if (!PQsendQueryParams(s->conn, sql, 1, NULL, &param, NULL, NULL, 0))
@@ -362,6 +370,8 @@ cs_result store_open(store *s, bool wait, char **seq, cs_error *err)
     if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0)) {
         *seq = strdup(PQgetvalue(res, 0, 0));
         s->resyncing = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+        if (vanished)
+            *vanished = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
     } else {
         *seq = strdup("0");
         s->resyncing = false;
@@ -689,11 +699,11 @@ fail:
 
 bool store_record_failure(store *s, const char *msg)
 {
-    const char *params[2] = {s->source, msg};
+    const char *params[3] = {s->source, msg, "f"};
     cs_error ignored;
 
     return s->conn && PQstatus(s->conn) == CONNECTION_OK &&
-           exec_prepared(s, "failed", 2, params, NULL, &ignored) == CS_OK;
+           exec_prepared(s, "failed", 3, params, NULL, &ignored) == CS_OK;
 }
 
 cs_result store_write(store *s, const batch *b, store_stats *st, cs_error *err)
@@ -729,7 +739,8 @@ cs_result store_write(store *s, const batch *b, store_stats *st, cs_error *err)
     case BATCH_FAILED:
         params[0] = s->source;
         params[1] = b->error;
-        return exec_prepared(s, "failed", 2, params, NULL, err);
+        params[2] = b->vanished ? "t" : "f";
+        return exec_prepared(s, "failed", 3, params, NULL, err);
     case BATCH_END:
         return CS_OK;
     }

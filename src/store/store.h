@@ -51,9 +51,12 @@ void store_free(store *s);
  * PostgreSQL: when another process writes it, wait says whether to wait
  * for it, logging who it is, or to fail with CS_PERMANENT) and reads the
  * committed checkpoint: *seq is a malloc'd copy ("0" when the source is
- * new) the caller frees.
+ * new) the caller frees; *vanished (when not NULL) says the database had
+ * answered 404 after we followed it (a BATCH_FAILED with vanished set), so
+ * that the reader reads it again from 0 when it is back, even after a
+ * restart.
  */
-cs_result store_open(store *s, bool wait, char **seq, cs_error *err) CS_MUST_CHECK;
+cs_result store_open(store *s, bool wait, char **seq, bool *vanished, cs_error *err) CS_MUST_CHECK;
 
 /* Writes one batch of any kind in one transaction (see batch.h). */
 cs_result store_write(store *s, const batch *b, store_stats *stats, cs_error *err) CS_MUST_CHECK;

@@ -46,6 +46,7 @@ struct worker {
     batch *queue[WORKER_QUEUE_DEPTH + 1]; /* full batches, FIFO */
     int nqueue;
     char *checkpoint; /* set once by the writer, read by the reader */
+    bool vanished;    /* set with checkpoint: the database had vanished */
     bool writer_gone;
     bool failed;
 };
@@ -226,7 +227,7 @@ static cs_result inspect(worker *w, const char *since, bool *reset, cs_error *er
     return CS_OK;
 }
 
-static void report_failure(worker *w, const cs_error *err)
+static void report_failure(worker *w, const cs_error *err, bool vanished)
 {
     batch *b = take_free(w);
 
@@ -235,6 +236,7 @@ static void report_failure(worker *w, const cs_error *err)
         return;
     b->kind = BATCH_FAILED;
     b->error = batch_strdup(b, err->msg);
+    b->vanished = vanished;
     enqueue(w, b);
 }
 
@@ -256,6 +258,7 @@ static void *reader_main(void *arg)
         pthread_cond_wait(&w->cv, &w->mu);
     if (w->checkpoint)
         since = strdup(w->checkpoint);
+    vanished = w->vanished; /* recorded before a restart */
     pthread_mutex_unlock(&w->mu);
     if (!ctx.parser || !since)
         goto out;
@@ -315,7 +318,7 @@ static void *reader_main(void *arg)
              * it is then read again from the start */
             if (strcmp(since, "0") != 0 && couch_last_status(w->couch) == 404)
                 vanished = true;
-            report_failure(w, &err);
+            report_failure(w, &err, vanished);
             if (w->once)
                 break;
             log_info(w->db, "will look at the database again in %d s", RECHECK_FAILED_MS / 1000);
@@ -415,7 +418,7 @@ static void *writer_main(void *arg)
 
     /* connect and read the checkpoint */
     while (!*w->stop) {
-        cs_result rc = store_open(w->store, !w->once, &seq, &err);
+        cs_result rc = store_open(w->store, !w->once, &seq, &w->vanished, &err);
         if (rc == CS_OK || rc == CS_STOPPED)
             break;
         if (rc == CS_PERMANENT && w->once) {
@@ -475,7 +478,7 @@ static void *writer_main(void *arg)
             store_disconnect(w->store);
             sleep_ms(w->stop, wait);
             char *ignored = NULL;
-            if (store_open(w->store, !w->once, &ignored, &err) != CS_OK)
+            if (store_open(w->store, !w->once, &ignored, NULL, &err) != CS_OK)
                 store_disconnect(w->store);
             free(ignored);
         }
