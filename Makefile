@@ -3,7 +3,7 @@
 # builds and runs the unit tests in both; `make test` runs the whole suite
 # (scripts/test).  Libraries come from pkg-config.
 
-PKGS     := libcurl libpq jansson yaml-0.1
+PKGS     := libcurl libpq jansson yaml-0.1 libmicrohttpd
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
@@ -13,7 +13,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # one folder per subsystem (README, "Layout"); objects mirror the tree
-SUBSYS   := common feed store sync template pipeline
+SUBSYS   := common feed store sync template pipeline http observe
 SRCS     := src/main.c $(sort $(foreach d,$(SUBSYS),$(wildcard src/$(d)/*.c)))
 HDRS     := $(sort $(foreach d,$(SUBSYS),$(wildcard src/$(d)/*.h)))
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))

@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "observe/observe.h"
 #include "pipeline/pipeline.h"
 #include "sync/sync.h"
 
@@ -28,6 +29,8 @@ static const command commands[] = {
     {"sync", sync_main, "follow the CouchDB databases into PostgreSQL (--once: until caught up)"},
     {"config", cmd_config, "print the effective settings (secrets masked)"},
     {"pipeline", pipeline_main, "run the dbt-format model project (run, compile, test, ls)"},
+    {"status", status_main, "the sync's and the models' state from PostgreSQL (exit 0: healthy)"},
+    {"estimate", estimate_main, "disk and time a first sync will take, from a sample"},
 };
 
 static void usage(FILE *out)

@@ -18,6 +18,9 @@ POUCHDB_SERVER=$ROOT/tests/couch/node_modules/.bin/pouchdb-server
 TEST_USER=${TEST_USER:-chtsynctest}
 PG_TEST_PASSWORD='pg-S3cret!pw'
 
+# no HTTP server unless a test asks for one (on a free loopback port)
+export METRICS_PORT=${METRICS_PORT:-0} METRICS_ADDRESS=${METRICS_ADDRESS:-127.0.0.1}
+
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cht-sync-test.XXXXXX")
 chmod 755 "$WORK"
 FAILED=0

@@ -96,6 +96,11 @@ static const setting config_table[] = {
     {"DBT_LOCAL_PATH", STR(dbt_local_path), NULL, 0, 0,
      "a local model project, preferred over the URL"},
     {"LOG_LEVEL", STR(log_level), "info", 0, 0, "debug, info, warn or error"},
+    {"METRICS_PORT", INT(metrics_port), "9399", 0, 65535,
+     "port of /metrics, /healthz, /readyz and the status page; 0: no HTTP server"},
+    {"METRICS_ADDRESS", STR(metrics_address), "0.0.0.0", 0, 0,
+     "numeric address that port listens on (0.0.0.0: every interface, as a container "
+     "needs; 127.0.0.1: this machine only)"},
 };
 
 #define NSETTINGS (sizeof(config_table) / sizeof(config_table[0]))

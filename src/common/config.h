@@ -59,6 +59,8 @@ typedef struct {
     char *dbt_local_path;
     /* process */
     char *log_level;
+    int metrics_port;      /* 0: no HTTP server */
+    char *metrics_address; /* numeric address the HTTP server binds */
 
     /* derived */
     bool secure;

@@ -5,6 +5,7 @@
 #include "common/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 static volatile log_level min_level = LOG_INFO;
+static atomic_ulong lines_written;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -65,4 +67,10 @@ void log_msg(log_level level, const char *scope, const char *fmt, ...)
     line[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, n);
     (void)w;
+    atomic_fetch_add(&lines_written, 1);
+}
+
+unsigned long log_lines_written(void)
+{
+    return atomic_load(&lines_written);
 }

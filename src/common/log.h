@@ -20,6 +20,10 @@ bool log_parse_level(const char *name, log_level *out);
 void log_msg(log_level level, const char *scope, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* lines written so far: the terminal progress display redraws in place
+ * only when no log line came in between */
+unsigned long log_lines_written(void);
+
 #define log_debug(scope, ...) log_msg(LOG_DEBUG, scope, __VA_ARGS__)
 #define log_info(scope, ...) log_msg(LOG_INFO, scope, __VA_ARGS__)
 #define log_warn(scope, ...) log_msg(LOG_WARN, scope, __VA_ARGS__)

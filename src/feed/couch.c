@@ -371,6 +371,9 @@ cs_result couch_db_info_get(couch_client *c, couch_db_info *info, cs_error *err)
     info->update_seq = json_seq_text(json_object_get(j, "update_seq"), &info->update_seq_is_number);
     info->doc_count = json_integer_value(json_object_get(j, "doc_count"));
     info->doc_del_count = json_integer_value(json_object_get(j, "doc_del_count"));
+    /* CouchDB 2+: the documents' JSON size; absent (0) on pouchdb-server */
+    info->sizes_external =
+        json_integer_value(json_object_get(json_object_get(j, "sizes"), "external"));
     json_decref(j);
     return CS_OK;
 }

@@ -29,6 +29,7 @@ typedef struct {
     bool update_seq_is_number; /* sent as a JSON number (pouchdb, CouchDB 1.x) */
     long long doc_count;
     long long doc_del_count;
+    long long sizes_external; /* bytes of the documents' JSON (CouchDB 2+), 0: not reported */
 } couch_db_info;
 
 /*

@@ -830,6 +830,56 @@ static cs_result compile_hooks(const pv *list, const char *file, const char *wha
     return CS_OK;
 }
 
+/* appends the compiled hooks of list to *out (n entries) */
+static cs_result append_hooks(const pv *list, const char *file, const char *what,
+                              tpl_template ***out, size_t *n, cs_error *err)
+{
+    tpl_template **more;
+    size_t nmore;
+    cs_result rc = compile_hooks(list, file, what, &more, &nmore, err);
+    if (rc != CS_OK)
+        return rc;
+    if (nmore > 0) {
+        *out = xrealloc(*out, (*n + nmore) * sizeof(**out));
+        memcpy(*out + *n, more, nmore * sizeof(*more));
+        *n += nmore;
+    }
+    free(more);
+    return CS_OK;
+}
+
+/*
+ * on-run-start and on-run-end of every project, in dbt's order: the
+ * packages' by package name, then the root project's, so that a package's
+ * set-up (the base models' conversion functions, CHT Pipeline's dbt_results
+ * rows) runs when it is installed under a deployment's project too.
+ */
+static cs_result compile_run_hooks(dbt_manifest *m, cs_error *err)
+{
+    const pl_project *p = m->p;
+    size_t *order = xcalloc(p->npackages + 1, sizeof(*order)), n = 0;
+    cs_result rc = CS_OK;
+
+    for (size_t k = 1; k < p->npackages; k++) {
+        size_t at = n++;
+        while (at > 0 && strcmp(p->packages[order[at - 1]].name, p->packages[k].name) > 0) {
+            order[at] = order[at - 1];
+            at--;
+        }
+        order[at] = k;
+    }
+    order[n++] = 0;
+    for (size_t i = 0; i < n && rc == CS_OK; i++) {
+        const pl_package *pk = &p->packages[order[i]];
+        if ((rc = append_hooks(pk->on_run_start, pk->file, "on-run-start", &m->on_run_start,
+                               &m->non_run_start, err)) == CS_OK)
+            rc = append_hooks(pk->on_run_end, pk->file, "on-run-end", &m->on_run_end,
+                              &m->non_run_end, err);
+    }
+    free(order);
+    return rc;
+}
+
 /*
  * Which macro files a model can reach, for its fingerprint.  A file is
  * reached when a macro it defines is called (NAME followed by "(") in the
@@ -1007,10 +1057,11 @@ static cs_result parse_model(dbt_manifest *m, dbt_worker *w, size_t i, cs_error 
             return cs_fail(err, CS_INVALID, "%s: on_schema_change='%s' is not supported", pm->file,
                            osc);
         const char *strategy = pv_gets(nd->config, "incremental_strategy");
-        if (strategy && strcmp(strategy, "delete+insert") != 0 && strcmp(strategy, "append") != 0)
+        if (strategy && strcmp(strategy, "delete+insert") != 0 && strcmp(strategy, "append") != 0 &&
+            strcmp(strategy, "merge") != 0)
             return cs_fail(err, CS_INVALID,
                            "%s: incremental_strategy='%s' is not supported (delete+insert, "
-                           "append)",
+                           "merge, append)",
                            pm->file, strategy);
     }
     if ((rc = compile_hooks(pv_get(nd->config, "pre_hook"), pm->file, "pre_hook", &nd->pre_hooks,
@@ -1127,11 +1178,7 @@ cs_result dbt_parse(pl_project *p, const dbt_settings *set, dbt_manifest **out, 
         w->deps = NULL;
         w->ndeps = 0;
     }
-    if (rc != CS_OK ||
-        (rc = compile_hooks(p->packages[0].on_run_start, p->packages[0].file, "on-run-start",
-                            &m->on_run_start, &m->non_run_start, err)) != CS_OK ||
-        (rc = compile_hooks(p->packages[0].on_run_end, p->packages[0].file, "on-run-end",
-                            &m->on_run_end, &m->non_run_end, err)) != CS_OK)
+    if (rc != CS_OK || (rc = compile_run_hooks(m, err)) != CS_OK)
         goto fail;
     m->g = graph_new(p->nmodels);
     for (size_t i = 0; i < p->nmodels; i++)

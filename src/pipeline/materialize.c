@@ -289,6 +289,79 @@ void mat_incr_insert(buf *b, const char *schema, const char *name, const char *t
     pg_quote_ident(b, tmp);
 }
 
+static bool is_key(const char *col, const char *const *keys, size_t nkeys)
+{
+    for (size_t i = 0; i < nkeys; i++)
+        if (strcmp(col, keys[i]) == 0)
+            return true;
+    return false;
+}
+
+/* "name" or "p"."name" for each column, ", "-separated (p NULL: none) */
+static void col_list(buf *b, const char *prefix, const char *const *cols, size_t ncols,
+                     const char *const *skip, size_t nskip)
+{
+    bool first = true;
+    for (size_t i = 0; i < ncols; i++) {
+        if (is_key(cols[i], skip, nskip))
+            continue;
+        if (!first)
+            buf_puts(b, ", ");
+        if (prefix)
+            buf_printf(b, "%s.", prefix);
+        pg_quote_ident(b, cols[i]);
+        first = false;
+    }
+}
+
+void mat_incr_merge(buf *b, const char *schema, const char *name, const char *tmp, long nrows,
+                    const char *const *keys, size_t nkeys, const char *const *cols, size_t ncols,
+                    bool compare)
+{
+    size_t nvalues = 0;
+
+    for (size_t i = 0; i < ncols; i++)
+        nvalues += !is_key(cols[i], keys, nkeys);
+    buf_puts(b, "MERGE INTO ");
+    mat_relation(b, schema, name);
+    buf_puts(b, " AS t USING ");
+    if (nrows > 0) {
+        buf_puts(b, "(SELECT * FROM ");
+        pg_quote_ident(b, tmp);
+        buf_printf(b, " LIMIT %ld)", nrows);
+    } else {
+        pg_quote_ident(b, tmp);
+    }
+    buf_puts(b, " AS s ON ");
+    for (size_t i = 0; i < nkeys; i++)
+        buf_printf(b, "%st.%s = s.%s", i ? " AND " : "", keys[i], keys[i]);
+    if (nvalues > 0) {
+        buf_puts(b, "\nWHEN MATCHED ");
+        if (compare) {
+            buf_puts(b, "AND (");
+            col_list(b, "t", cols, ncols, keys, nkeys);
+            buf_puts(b, ") IS DISTINCT FROM (");
+            col_list(b, "s", cols, ncols, keys, nkeys);
+            buf_puts(b, ") ");
+        }
+        buf_puts(b, "THEN UPDATE SET ");
+        for (size_t i = 0, k = 0; i < ncols; i++) {
+            if (is_key(cols[i], keys, nkeys))
+                continue;
+            if (k++)
+                buf_puts(b, ", ");
+            pg_quote_ident(b, cols[i]);
+            buf_puts(b, " = s.");
+            pg_quote_ident(b, cols[i]);
+        }
+    }
+    buf_puts(b, "\nWHEN NOT MATCHED THEN INSERT (");
+    col_list(b, NULL, cols, ncols, NULL, 0);
+    buf_puts(b, ") VALUES (");
+    col_list(b, "s", cols, ncols, NULL, 0);
+    buf_putc(b, ')');
+}
+
 /* skips blanks and -- / block comments */
 static const char *skip_blank(const char *s)
 {

@@ -12,6 +12,8 @@
  *   incremental  CREATE TEMP TABLE t ON COMMIT DROP AS (...); ANALYZE t;
  *                DELETE FROM target USING t WHERE key = key;
  *                INSERT INTO target (cols) SELECT cols FROM t
+ *                (strategy 'merge': MERGE INTO target USING t ON key = key,
+ *                updating matched rows in place)
  *
  * Every builder appends to a buf; the caller checks buf_ok once.
  */
@@ -93,6 +95,21 @@ void mat_incr_delete(buf *b, const char *schema, const char *name, const char *t
 /* INSERT INTO target (cols) SELECT cols FROM "tmp" */
 void mat_incr_insert(buf *b, const char *schema, const char *name, const char *tmp,
                      const char *const *cols, size_t ncols);
+
+/*
+ * incremental_strategy 'merge': MERGE INTO target t USING "tmp" s ON
+ * t.k1 = s.k1 AND ... WHEN MATCHED THEN UPDATE SET (every non-key column)
+ * WHEN NOT MATCHED THEN INSERT (cols).  A replaced row is updated in place,
+ * never deleted, so ON DELETE CASCADE children keep their rows and a reader
+ * never sees the key missing.  With compare (every column's type has an
+ * equality operator: the caller knows the types) a matched row is updated
+ * only when some column IS DISTINCT FROM the new value, so that an
+ * unchanged row is not rewritten.  nrows as for mat_incr_delete.  cols are
+ * the columns both sides have, keys among them.
+ */
+void mat_incr_merge(buf *b, const char *schema, const char *name, const char *tmp, long nrows,
+                    const char *const *keys, size_t nkeys, const char *const *cols, size_t ncols,
+                    bool compare);
 
 /*
  * Injects ctes ("__dbt__cte__x as (...)", already comma-joined) into sql:

@@ -12,6 +12,7 @@
 #include "pipeline/dbt_ctx.h"
 #include "pipeline/graph.h"
 #include "common/log.h"
+#include "http/http.h"
 #include "pipeline/project.h"
 #include "pipeline/select.h"
 #include "common/xalloc.h"
@@ -316,8 +317,10 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
         }
         goto out;
     }
+    http_server *http = NULL;
     if (watch > 0) {
         struct sigaction sa;
+        http = http_start(cfg); /* a long-running runner publishes its models' metrics */
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = on_signal;
         sigaction(SIGINT, &sa, NULL);
@@ -336,6 +339,7 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
             nanosleep(&ts, NULL);
         }
     } while (watch > 0 && !stop_requested);
+    http_stop(http);
 out:
     pipeline_session_close(s);
     free(select);

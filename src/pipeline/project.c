@@ -235,7 +235,8 @@ static cs_result walk(pl_project *p, size_t pkg, const char *rel, walk_fn fn, vo
         names[nnames++] = xstrdup(de->d_name);
     }
     closedir(d);
-    qsort(names, nnames, sizeof(*names), cmp_str);
+    if (nnames > 1) /* qsort(NULL, 0) is undefined: an empty folder */
+        qsort(names, nnames, sizeof(*names), cmp_str);
     for (size_t i = 0; i < nnames && rc == CS_OK; i++) {
         char *childrel = path_join(rel, names[i]);
         char *full = path_join(p->packages[pkg].root, childrel);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/stats.h"
 #include "pipeline/materialize.h"
 #include "common/pg.h"
 #include "common/xalloc.h"
@@ -28,6 +29,8 @@
 /* a reused temp table is emptied with DELETE at most this many runs in a
  * row, then with TRUNCATE, so that its dead rows stay few */
 #define TMP_DELETES_MAX 64
+/* WARNINGs from the server logged per connection and minute */
+#define NOTICE_WARN_MAX 100
 
 /*
  * The session's memory of each incremental model's last batch: a model
@@ -58,6 +61,12 @@ typedef struct {
     int deletes; /* runs emptied with DELETE since the last TRUNCATE */
 } pool_tmp;
 
+/* the WARNINGs a connection logged in the current minute (on_notice) */
+typedef struct {
+    double window_start; /* monotonic seconds */
+    long logged, suppressed;
+} pool_notices;
+
 struct runner_pool {
     const cs_config *cfg;
     int n;
@@ -68,6 +77,7 @@ struct runner_pool {
     pool_batch_memo *memo;
     size_t nmemo;
     pool_tmp *tmps[RUNNER_MAX_THREADS]; /* per connection slot */
+    pool_notices notices[RUNNER_MAX_THREADS];
     size_t ntmps[RUNNER_MAX_THREADS];
 };
 
@@ -152,6 +162,8 @@ void runner_pool_free(runner_pool *pool)
     if (!pool)
         return;
     for (int i = 0; i < pool->n; i++) {
+        if (pool->notices[i].suppressed > 0)
+            log_warn("postgres", "%ld more warnings were not logged", pool->notices[i].suppressed);
         if (pool->conns[i])
             PQfinish(pool->conns[i]);
         slot_tmp_clear(pool, i);
@@ -164,11 +176,49 @@ void runner_pool_free(runner_pool *pool)
     free(pool);
 }
 
-/* server notices ("relation already exists, skipping") are debug output */
-static void on_notice(void *arg, const char *msg)
+static double now_s(void);
+
+/*
+ * Server messages below an error.  NOTICE and lower ("relation already
+ * exists, skipping") are debug output.  A WARNING is what a model's SQL
+ * raises about the data (the base models' safe conversions name the
+ * document and the column of a value they could not convert: it became
+ * NULL), so it is logged as a warning, at most NOTICE_WARN_MAX per
+ * connection and minute: a backfill of many bad documents must not flood
+ * the log; the number left out is logged when the next minute starts or
+ * the pool is freed.
+ */
+static void on_notice(void *arg, const PGresult *res)
 {
-    (void)arg;
-    log_debug("postgres", "%.*s", (int)strcspn(msg, "\n"), msg);
+    pool_notices *pn = arg;
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    double now = now_s();
+
+    if (!msg)
+        msg = "";
+    if (!sev || strcmp(sev, "WARNING") != 0) {
+        log_debug("postgres", "%.*s", (int)strcspn(msg, "\n"), msg);
+        return;
+    }
+    if (now - pn->window_start >= 60.0) {
+        if (pn->suppressed > 0)
+            log_warn("postgres", "%ld more warnings in the last minute were not logged",
+                     pn->suppressed);
+        pn->window_start = now;
+        pn->logged = 0;
+        pn->suppressed = 0;
+    }
+    if (pn->logged >= NOTICE_WARN_MAX) {
+        if (pn->suppressed++ == 0)
+            log_warn("postgres",
+                     "%d warnings in a minute: the rest of this minute's are counted, "
+                     "not logged",
+                     NOTICE_WARN_MAX);
+        return;
+    }
+    pn->logged++;
+    log_warn("postgres", "%.*s", (int)strcspn(msg, "\n"), msg);
 }
 
 /* the pool's connection k, (re)connected when needed */
@@ -181,7 +231,7 @@ static PGconn *pool_conn(runner_pool *pool, int k, cs_error *err)
     slot_tmp_clear(pool, k); /* its temp tables went with it */
     pool->conns[k] = pg_connect(pool->cfg, "cht-sync pipeline", err);
     if (pool->conns[k])
-        PQsetNoticeProcessor(pool->conns[k], on_notice, NULL);
+        PQsetNoticeReceiver(pool->conns[k], on_notice, &pool->notices[k]);
     return pool->conns[k];
 }
 
@@ -549,6 +599,75 @@ static cs_result save_fingerprint(run_ctx *c, PGconn *conn, size_t i, cs_error *
 }
 
 /*
+ * A table this runner has no fingerprint for (built by dbt, e.g. by
+ * today's CHT Sync) is adopted, and run incrementally, when its columns are
+ * the contract's: the same names in the same order with the same types
+ * (type oids: a typmod is not compared).  *match false: the table is
+ * rebuilt in full.  A model without a contract is always adopted (nothing
+ * to compare before its query runs; on_schema_change applies).
+ */
+static cs_result adoptable(PGconn *conn, const char *schema, const dbt_node *nd, bool *match,
+                           cs_error *err)
+{
+    buf b, rel;
+    PGresult *res;
+    cs_result rc = CS_OK;
+
+    *match = true;
+    if (!nd->contract || nd->contract->type != PV_LIST)
+        return CS_OK;
+    buf_init(&b, 0);
+    buf_init(&rel, 0);
+    mat_relation(&rel, schema, nd->relname);
+    buf_puts(&b, "SELECT coalesce(array_agg(attname::text ORDER BY attnum) = ARRAY[");
+    for (size_t k = 0; k < nd->contract->n; k++) {
+        const char *name = pv_gets(nd->contract->items[k], "name");
+        if (k)
+            buf_putc(&b, ',');
+        mat_quote_literal(&b, name ? name : "");
+    }
+    buf_puts(&b, "]::text[] AND array_agg(atttypid ORDER BY attnum) = ARRAY[");
+    for (size_t k = 0; k < nd->contract->n; k++) {
+        const char *type = pv_gets(nd->contract->items[k], "data_type");
+        buf_puts(&b, k ? ",to_regtype(" : "to_regtype(");
+        mat_quote_literal(&b, mat_type(type ? type : ""));
+        buf_puts(&b, ")::oid");
+    }
+    buf_puts(&b, "]::oid[], false) FROM pg_attribute WHERE attrelid = ");
+    mat_quote_literal(&b, rel.data);
+    buf_puts(&b, "::regclass AND attnum > 0 AND NOT attisdropped");
+    res = PQexec(conn, b.data);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = pg_fail(conn, res, "could not read the columns of the existing table", err);
+    else
+        *match = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    buf_free(&b);
+    buf_free(&rel);
+    return rc;
+}
+
+/*
+ * Whether every column type (cols: name -> format_type) has an equality
+ * operator, so that MERGE may skip rows whose values did not change.
+ */
+static bool comparable(const pv *cols)
+{
+    static const char *const none[] = {"json", "xml",  "point",   "line",  "lseg",
+                                       "box",  "path", "polygon", "circle"};
+    for (size_t k = 0; k < cols->n; k++) {
+        const char *type = pv_s(cols->items[k]);
+        for (size_t t = 0; type && t < sizeof(none) / sizeof(none[0]); t++) {
+            size_t l = strlen(none[t]);
+            /* json, json[] (jsonb compares) */
+            if (strncmp(type, none[t], l) == 0 && (type[l] == '\0' || type[l] == '['))
+                return false;
+        }
+    }
+    return true;
+}
+
+/*
  * Builds model i in one transaction on conn.  *rows and *detail describe
  * the outcome for the progress line.
  */
@@ -574,9 +693,22 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, int slot, 
     snprintf(bak, sizeof(bak), "%s__cs_backup", nd->relname);
     snprintf(incr, sizeof(incr), "%s__cs_incr", nd->relname);
     changed = c->stored[i][0] && strcmp(c->stored[i], nd->fingerprint) != 0;
+    if (nd->mat == MAT_INCREMENTAL && c->kinds[i] == 'r' && !c->stored[i][0] &&
+        !c->o->full_refresh) {
+        bool match;
+        if ((rc = adoptable(conn, schema, nd, &match, err)) != CS_OK)
+            return rc;
+        if (!match)
+            log_info(pm->name, "existing table without a fingerprint and with columns other than "
+                               "the contract's: rebuilding in full");
+        else
+            log_info(pm->name, "adopting the existing table (no fingerprint, columns as the "
+                               "contract says)");
+        changed = !match;
+    }
     if (nd->mat == MAT_INCREMENTAL) {
         incremental = c->kinds[i] == 'r' && !c->o->full_refresh && !changed;
-        if (changed && c->kinds[i] == 'r' && !c->o->full_refresh)
+        if (changed && c->stored[i][0] && c->kinds[i] == 'r' && !c->o->full_refresh)
             log_info(pm->name, "definition changed since the last run: rebuilding in full");
     }
     ro.is_incremental = incremental;
@@ -701,16 +833,21 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, int slot, 
             const char *strategy = pv_gets(nd->config, "incremental_strategy");
             /* one round trip: the INSERT's count is the last result's */
             buf_reset(&b);
-            if (rc == CS_OK && nd->nunique_key > 0 &&
+            bool merge = strategy && strcmp(strategy, "merge") == 0 && nd->nunique_key > 0;
+            if (rc == CS_OK && nd->nunique_key > 0 && !merge &&
                 !(strategy && strcmp(strategy, "append") == 0)) {
                 mat_incr_delete(&b, schema, nd->relname, incr, n,
                                 (const char *const *)nd->unique_key, nd->nunique_key);
                 buf_puts(&b, ";\n");
             }
-            if (rc == CS_OK) {
+            if (rc == CS_OK && merge)
+                mat_incr_merge(&b, schema, nd->relname, incr, n,
+                               (const char *const *)nd->unique_key, nd->nunique_key, cols, ncols,
+                               comparable(dcols));
+            else if (rc == CS_OK)
                 mat_incr_insert(&b, schema, nd->relname, incr, cols, ncols);
+            if (rc == CS_OK)
                 rc = exec_sql(conn, b.data, "could not replace the rows", &n, err);
-            }
             free(cols);
             if (rc != CS_OK)
                 goto rollback;
@@ -953,6 +1090,8 @@ static void *worker_main(void *arg)
         c->res[i].seconds = now_s() - t0;
         utc_text(c->res[i].end, sizeof(c->res[i].end));
         c->res[i].rows = rows;
+        if (c->o->mode == RUNNER_BUILD) /* for /metrics and the status page */
+            stats_model_done(c->m->p->models[i].name, rc == CS_OK, c->res[i].seconds, rows);
 
         pthread_mutex_lock(&c->mu);
         if (rc == CS_OK) {

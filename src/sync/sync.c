@@ -12,10 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "feed/couch.h"
 #include "common/log.h"
+#include "common/stats.h"
+#include "http/http.h"
 #include "store/store.h"
+#include "sync/progress.h"
 #include "sync/worker.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -71,6 +75,8 @@ int sync_main(const cs_config *cfg, int argc, char **argv)
     worker *workers[CONFIG_MAX_DBS];
     int nworkers = 0;
     bool ok = true;
+    http_server *http;
+    progress *prog;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--once") == 0) {
@@ -97,12 +103,17 @@ int sync_main(const cs_config *cfg, int argc, char **argv)
         log_error(NULL, "could not initialise libcurl");
         return 1;
     }
+    for (int i = 0; i < cfg->ndbs; i++)
+        stats_db_register(cfg->dbs[i], cfg->couchdb_host);
+    http = http_start(cfg); /* /readyz says "not ready" until the first batch */
     if (!setup(cfg)) {
+        http_stop(http);
         couch_global_cleanup();
         return stop_requested ? 0 : 1;
     }
     log_info(NULL, "syncing %d database%s%s", cfg->ndbs, cfg->ndbs == 1 ? "" : "s",
              once ? " until caught up" : "");
+    prog = progress_start(isatty(STDERR_FILENO));
     for (int i = 0; i < cfg->ndbs; i++) {
         worker *w = worker_start(cfg, cfg->dbs[i], once, &stop_requested);
         if (w)
@@ -112,6 +123,8 @@ int sync_main(const cs_config *cfg, int argc, char **argv)
     }
     for (int i = 0; i < nworkers; i++)
         ok = worker_join(workers[i]) && ok;
+    progress_stop(prog);
+    http_stop(http);
     couch_global_cleanup();
     if (stop_requested)
         log_info(NULL, "stopped");

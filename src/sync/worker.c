@@ -15,6 +15,7 @@
 #include "feed/changes.h"
 #include "feed/couch.h"
 #include "common/log.h"
+#include "common/stats.h"
 #include "store/store.h"
 
 #define BACKOFF_BASE_MS 250
@@ -214,6 +215,7 @@ static cs_result inspect(worker *w, const char *since, bool *reset, cs_error *er
     *reset = false;
     if (rc != CS_OK)
         return rc;
+    stats_db_info(w->db, info.doc_count + info.doc_del_count);
     if (info.update_seq_is_number && all_digits(since) && all_digits(info.update_seq) &&
         strtoull(info.update_seq, NULL, 10) < strtoull(since, NULL, 10)) {
         log_warn(w->db,
@@ -232,6 +234,7 @@ static void report_failure(worker *w, const cs_error *err, bool vanished)
     batch *b = take_free(w);
 
     log_error(w->db, "%s", err->msg);
+    stats_db_failed(w->db, STATS_COUCHDB, err->code, err->msg, false);
     if (!b)
         return;
     b->kind = BATCH_FAILED;
@@ -308,6 +311,7 @@ static void *reader_main(void *arg)
             break;
         if (rc == CS_TRANSIENT || rc == CS_INVALID) {
             long wait = backoff_ms(h.attempts);
+            stats_db_failed(w->db, STATS_COUCHDB, rc, err.msg, true);
             health_failed(&h, w->db, &err, wait);
             if (!sleep_ms(w->stop, wait))
                 break;
@@ -396,11 +400,12 @@ static void log_stored(worker *w, const batch *b, const store_stats *st, double 
 
     if (b->has_pending)
         snprintf(pending, sizeof(pending), "%lld", b->pending);
-    log_info(w->db,
-             "stored %zu docs up to seq \"%.40s%s\" in %.0f ms (read in %.0f ms, pending %s%s)",
-             st->stored, b->last_seq ? b->last_seq : "?",
-             b->last_seq && strlen(b->last_seq) > 40 ? "…" : "", ms, b->fetch_ms, pending,
-             st->rejected ? ", some rejected" : "");
+    /* per batch: debug (the progress display and its summary say it at info) */
+    log_debug(w->db,
+              "stored %zu docs up to seq \"%.40s%s\" in %.0f ms (read in %.0f ms, pending %s%s)",
+              st->stored, b->last_seq ? b->last_seq : "?",
+              b->last_seq && strlen(b->last_seq) > 40 ? "…" : "", ms, b->fetch_ms, pending,
+              st->rejected ? ", some rejected" : "");
     if (st->rejected)
         log_warn(w->db, "%zu documents recorded in the rejects table", st->rejected);
     if (st->marked_deleted)
@@ -427,12 +432,14 @@ static void *writer_main(void *arg)
             break;
         }
         long wait = rc == CS_PERMANENT ? BACKOFF_CAP_MS : backoff_ms(h.attempts);
+        stats_db_failed(w->db, STATS_POSTGRES, rc, err.msg, true);
         health_failed(&h, w->db, &err, wait);
         sleep_ms(w->stop, wait);
     }
     pthread_mutex_lock(&w->mu);
     if (seq) {
         w->checkpoint = seq;
+        stats_db_resumed(w->db, seq);
         log_info(w->db, "resuming from seq \"%.40s\"", seq);
     } else {
         w->writer_gone = true;
@@ -471,6 +478,7 @@ static void *writer_main(void *arg)
                 break;
             }
             long wait = rc == CS_PERMANENT ? BACKOFF_CAP_MS : backoff_ms(h.attempts);
+            stats_db_failed(w->db, STATS_POSTGRES, rc, err.msg, true);
             health_failed(&h, w->db, &err, wait);
             /* a batch PostgreSQL refuses for good stalls the source: say so */
             if (rc == CS_PERMANENT)
@@ -482,6 +490,12 @@ static void *writer_main(void *arg)
                 store_disconnect(w->store);
             free(ignored);
         }
+        if (stored && b->kind != BATCH_FAILED)
+            stats_db_stored(w->db,
+                            &(stats_batch){(long)b->nrows, (long)st.stored, (long)st.rejected,
+                                           (long)b->bytes, (now_ms() - t0) / 1000, b->last_seq,
+                                           b->has_pending ? b->pending : -1,
+                                           b->kind == BATCH_IDLE || b->caught_up});
         if (stored && b->kind == BATCH_CHANGES && b->nrows > 0) {
             log_stored(w, b, &st, now_ms() - t0);
             w->failed = false;

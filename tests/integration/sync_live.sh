@@ -6,6 +6,7 @@ source "$(dirname "$0")/../lib.sh"
 pg_start
 couch_start
 export COUCHDB_DBS=medic
+export LOG_LEVEL=debug # the line per stored batch is a debug line
 $GEN_CHT --url "$COUCH_URL" --db medic --count 500 --seed 5 >/dev/null
 sync_bg
 wait_sql 30 "SELECT count(*) FROM v1.couchdb" 500

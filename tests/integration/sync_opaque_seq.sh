@@ -11,6 +11,7 @@ node "$ROOT/tests/couch/seq-proxy.js" --target "$COUCH_URL" --port "$PROXY_PORT"
 PIDS_TO_KILL+=($!)
 wait_until 10 grep -q listening "$WORK/proxy.log"
 export COUCHDB_DBS=medic COUCHDB_PORT=$PROXY_PORT BATCH_SIZE=300
+export LOG_LEVEL=debug # the line per stored batch is a debug line
 $GEN_CHT --url "$COUCH_URL" --db medic --count 1000 --seed 51 >/dev/null
 
 ok "sync --once through opaque sequences" "$CHT_SYNC" sync --once

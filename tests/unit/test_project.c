@@ -302,6 +302,26 @@ static void test_materialize(void)
     buf_reset(&b);
     mat_incr_insert(&b, "v1", "m", "tmp", keys, 2);
     CHECK_STR(b.data, "INSERT INTO \"v1\".\"m\" (\"a\", \"b\") SELECT \"a\", \"b\" FROM \"tmp\"");
+    {
+        const char *cols[] = {"a", "c", "b", "d"};
+        buf_reset(&b);
+        mat_incr_merge(&b, "v1", "m", "tmp", 5, keys, 2, cols, 4, true);
+        CHECK_STR(b.data, "MERGE INTO \"v1\".\"m\" AS t USING (SELECT * FROM \"tmp\" LIMIT 5) AS s "
+                          "ON t.a = s.a AND t.b = s.b\nWHEN MATCHED AND (t.\"c\", t.\"d\") IS "
+                          "DISTINCT FROM (s.\"c\", s.\"d\") THEN UPDATE SET \"c\" = s.\"c\", "
+                          "\"d\" = s.\"d\"\nWHEN NOT MATCHED THEN INSERT (\"a\", \"c\", \"b\", "
+                          "\"d\") VALUES (s.\"a\", s.\"c\", s.\"b\", s.\"d\")");
+        buf_reset(&b);
+        mat_incr_merge(&b, "v1", "m", "tmp", 0, keys, 1, cols, 2, false);
+        CHECK_STR(b.data, "MERGE INTO \"v1\".\"m\" AS t USING \"tmp\" AS s ON t.a = s.a\n"
+                          "WHEN MATCHED THEN UPDATE SET \"c\" = s.\"c\"\nWHEN NOT MATCHED THEN "
+                          "INSERT (\"a\", \"c\") VALUES (s.\"a\", s.\"c\")");
+        buf_reset(&b);
+        mat_incr_merge(&b, "v1", "m", "tmp", 0, keys, 2, keys, 2, true);
+        CHECK_STR(b.data, "MERGE INTO \"v1\".\"m\" AS t USING \"tmp\" AS s ON t.a = s.a AND "
+                          "t.b = s.b\nWHEN NOT MATCHED THEN INSERT (\"a\", \"b\") VALUES (s.\"a\", "
+                          "s.\"b\")");
+    }
     buf_reset(&b);
     mat_inject_ctes(&b, "-- c\nWITH x AS (select 1) select * from x", "__dbt__cte__e as (s)");
     CHECK_STR(b.data, "-- c\nWITH __dbt__cte__e as (s),  x AS (select 1) select * from x");

@@ -819,8 +819,7 @@ static void test_performance(void)
     clock_gettime(CLOCK_MONOTONIC, &b);
     us = ((double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) / 1e3) / 100;
     CHECK(strstr(out.data, "\"col199\" as c199 -- a, b, c") != NULL);
-    /* generous even under sanitizers; plain builds take a few tens of us */
-    CHECK(us < 5000);
+    /* a figure, not a check: speed is judged by bench/, not by a timed test */
     printf("  200-line model: %.1f us per render\n", us);
     buf_free(&out);
     buf_free(&src);
