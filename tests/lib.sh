@@ -147,6 +147,20 @@ pg_stop() {
 # sql QUERY: one value per line, fields separated by |
 sql() { psql -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
 
+# psql_open NAME: a psql session that stays open (to hold a lock, a
+# transaction or a LISTEN while the test goes on), fed through a FIFO;
+# psql_send NAME SQL sends it a statement; its output goes to $WORK/NAME.out
+declare -gA PSQL_FD=()
+psql_open() {
+    local fd
+    mkfifo "$WORK/$1.fifo"
+    psql -qAtX <"$WORK/$1.fifo" >"$WORK/$1.out" 2>&1 &
+    PIDS_TO_KILL+=("$!")
+    exec {fd}>"$WORK/$1.fifo"
+    PSQL_FD[$1]=$fd
+}
+psql_send() { printf '%s\n' "$2" >&"${PSQL_FD[$1]}"; }
+
 couch_start() {
     COUCH_PORT=${COUCH_PORT:-$(free_port)}
     local dirarg=(--in-memory)

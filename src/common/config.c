@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -29,11 +30,17 @@ typedef struct {
 
 static const setting config_table[] = {
     {"COUCHDB_HOST", STR(couchdb_host), "couchdb", 0, 0, "CouchDB host name"},
+    {"COUCHDB_SOURCE", STR(couchdb_source), NULL, 0, 0,
+     "names this CouchDB in the raw table's source column (<name>/<db>) whatever its address; "
+     "default: COUCHDB_HOST in lower case"},
     {"COUCHDB_PORT", INT(couchdb_port), "5984", 1, 65535, "CouchDB port"},
     {"COUCHDB_SECURE", STR(couchdb_secure), "true", 0, 0,
      "the literal true selects https, anything else http"},
     {"COUCHDB_USER", STR(couchdb_user), NULL, 0, 0, "CouchDB user name"},
     {"COUCHDB_PASSWORD", SECRET(couchdb_password), NULL, 0, 0, "CouchDB password"},
+    {"COUCHDB_PASSWORD_FILE", STR(couchdb_password_file), NULL, 0, 0,
+     "a file holding the CouchDB password (a flag or a variable shows in ps or the process's "
+     "environment; a file need not)"},
     {"COUCHDB_DBS", STR(couchdb_dbs), "medic", 0, 0,
      "databases to follow, separated by commas and/or spaces"},
     {"COUCHDB_CA_FILE", STR(couchdb_ca_file), NULL, 0, 0,
@@ -53,10 +60,33 @@ static const setting config_table[] = {
     {"POSTGRES_PORT", INT(postgres_port), "5432", 1, 65535, "PostgreSQL port"},
     {"POSTGRES_USER", STR(postgres_user), NULL, 0, 0, "PostgreSQL user"},
     {"POSTGRES_PASSWORD", SECRET(postgres_password), NULL, 0, 0, "PostgreSQL password"},
+    {"POSTGRES_PASSWORD_FILE", STR(postgres_password_file), NULL, 0, 0,
+     "a file holding the PostgreSQL password"},
+    {"POSTGRES_SSLMODE", STR(postgres_sslmode), NULL, 0, 0,
+     "libpq's sslmode: disable, allow, prefer, require, verify-ca or verify-full (default: "
+     "libpq's prefer, which verifies nothing; verify-full checks the certificate and the host "
+     "name)"},
+    {"POSTGRES_SSLROOTCERT", STR(postgres_sslrootcert), NULL, 0, 0,
+     "CA certificate(s) that verify the PostgreSQL server (verify-ca, verify-full)"},
     {"POSTGRES_DB", STR(postgres_db), "cht_sync", 0, 0, "PostgreSQL database"},
     {"POSTGRES_SCHEMA", STR(postgres_schema), "v1", 0, 0,
      "schema of the raw table, the progress table and every model"},
     {"POSTGRES_TABLE", STR(postgres_table), "couchdb", 0, 0, "name of the raw table"},
+    {"POSTGRES_STATEMENT_TIMEOUT", INT(postgres_statement_timeout), "300", 0, 86400,
+     "seconds one statement of the sync may take (the server's statement_timeout; the "
+     "client gives up 2 s later, e.g. on a frozen server); 0: no limit"},
+    {"POSTGRES_LOCK_TIMEOUT_MS", INT(postgres_lock_timeout_ms), "1000", 0, 600000,
+     "how long a schema change at start waits for its table lock before it lets readers "
+     "through and retries (readers queue behind a waiting change); 0: forever"},
+    {"POSTGRES_KEEPALIVES_IDLE", INT(postgres_keepalives_idle), "30", 1, 86400,
+     "seconds of silence before TCP keepalives probe the PostgreSQL connection"},
+    {"POSTGRES_KEEPALIVES_INTERVAL", INT(postgres_keepalives_interval), "10", 1, 3600,
+     "seconds between keepalive probes"},
+    {"POSTGRES_KEEPALIVES_COUNT", INT(postgres_keepalives_count), "3", 1, 100,
+     "unanswered probes after which the connection is dead"},
+    {"POSTGRES_TCP_USER_TIMEOUT", INT(postgres_tcp_user_timeout), "60", 0, 86400,
+     "seconds sent data may stay unacknowledged before the connection is dead (0: the "
+     "system's)"},
     {"DATAEMON_INTERVAL", INT(dataemon_interval), "5", 0, 86400,
      "run: the longest wait between model runs when no commit is heard of (0: wait for "
      "commits only)"},
@@ -146,12 +176,71 @@ static bool valid_identifier_text(const char *s)
     return true;
 }
 
+#define SECRET_FILE_MAX 65536
+
+/*
+ * *secret from the file named by path (a Docker or Kubernetes secret), its
+ * trailing line break removed.  Giving both the secret and the file is an
+ * error: which one wins would be a guess.  No message shows the content.
+ */
+static cs_result secret_from_file(char **secret, const char *path, const char *name, cs_error *err)
+{
+    char *data;
+    size_t n;
+    FILE *f;
+
+    if (!path || !*path)
+        return CS_OK;
+    if (*secret)
+        return cs_fail(err, CS_PERMANENT, "both %s and %s_FILE are set: give one", name, name);
+    if (!(f = fopen(path, "rb")))
+        return cs_fail(err, CS_PERMANENT, "could not open %s_FILE \"%s\": %s", name, path,
+                       strerror(errno));
+    data = malloc(SECRET_FILE_MAX + 1);
+    n = data ? fread(data, 1, SECRET_FILE_MAX + 1, f) : 0;
+    fclose(f);
+    if (!data)
+        return cs_fail(err, CS_PERMANENT, "out of memory");
+    if (n > SECRET_FILE_MAX) {
+        free(data);
+        return cs_fail(err, CS_PERMANENT, "%s_FILE \"%s\" is larger than %d bytes", name, path,
+                       SECRET_FILE_MAX);
+    }
+    while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
+        n--;
+    data[n] = '\0';
+    *secret = data;
+    return CS_OK;
+}
+
+static bool valid_sslmode(const char *m)
+{
+    static const char *const modes[] = {"disable", "allow",     "prefer",
+                                        "require", "verify-ca", "verify-full"};
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+        if (strcmp(m, modes[i]) == 0)
+            return true;
+    return false;
+}
+
 static cs_result derive(cs_config *cfg, cs_error *err)
 {
+    cs_result rc;
+
     log_level lvl;
     char *p;
 
     cfg->secure = strcmp(cfg->couchdb_secure ? cfg->couchdb_secure : "", "true") == 0;
+    if ((rc = secret_from_file(&cfg->couchdb_password, cfg->couchdb_password_file,
+                               "COUCHDB_PASSWORD", err)) ||
+        (rc = secret_from_file(&cfg->postgres_password, cfg->postgres_password_file,
+                               "POSTGRES_PASSWORD", err)))
+        return rc;
+    if (cfg->postgres_sslmode && *cfg->postgres_sslmode && !valid_sslmode(cfg->postgres_sslmode))
+        return cs_fail(err, CS_PERMANENT,
+                       "invalid POSTGRES_SSLMODE \"%s\": expected disable, allow, prefer, "
+                       "require, verify-ca or verify-full",
+                       cfg->postgres_sslmode);
     if (!log_parse_level(cfg->log_level, &lvl))
         return cs_fail(err, CS_PERMANENT,
                        "invalid LOG_LEVEL \"%s\": expected debug, info, warn or error",
@@ -162,6 +251,16 @@ static cs_result derive(cs_config *cfg, cs_error *err)
         return cs_fail(err, CS_PERMANENT,
                        "invalid POSTGRES_TABLE \"%s\": 1 to 50 printable characters",
                        cfg->postgres_table);
+
+    /* the source names the instance; a host name is case-insensitive */
+    free(cfg->source_name);
+    cfg->source_name = strdup(cfg->couchdb_source && *cfg->couchdb_source ? cfg->couchdb_source
+                                                                          : cfg->couchdb_host);
+    if (!cfg->source_name)
+        return cs_fail(err, CS_PERMANENT, "out of memory");
+    if (!(cfg->couchdb_source && *cfg->couchdb_source))
+        for (p = cfg->source_name; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
 
     /* COUCHDB_DBS: commas and/or white space */
     cfg->ndbs = 0;
@@ -237,6 +336,11 @@ cs_result config_load(cs_config *cfg, config_getenv_fn getenv_fn, int *argc, cha
         }
         if ((rc = set_value(cfg, match, value, "command line", err)))
             return rc;
+        if (match->type == SET_SECRET)
+            log_warn(NULL,
+                     "%s given on the command line: every user of this machine can read it "
+                     "(ps); use %s_FILE or the environment",
+                     match->env, match->env);
     }
     if (argv) {
         *argc = out;
@@ -252,6 +356,7 @@ void config_free(cs_config *cfg)
             free(*str_field(cfg, &config_table[i]));
     for (int i = 0; i < cfg->ndbs; i++)
         free(cfg->dbs[i]);
+    free(cfg->source_name);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -290,10 +395,16 @@ void config_print(const cs_config *cfg, FILE *out)
 void config_pg_params(const cs_config *cfg, const char **keywords, const char **values,
                       const char *application_name)
 {
-    static __thread char port[16];
+    static __thread char port[16], idle[16], interval[16], count[16], user_timeout[16];
     int n = 0;
 
     snprintf(port, sizeof(port), "%d", cfg->postgres_port);
+    snprintf(idle, sizeof(idle), "%d", cfg->postgres_keepalives_idle);
+    snprintf(interval, sizeof(interval), "%d", cfg->postgres_keepalives_interval);
+    snprintf(count, sizeof(count), "%d", cfg->postgres_keepalives_count);
+    /* libpq wants milliseconds */
+    snprintf(user_timeout, sizeof(user_timeout), "%lld",
+             (long long)cfg->postgres_tcp_user_timeout * 1000);
 #define PARAM(k, v)                                                                                \
     do {                                                                                           \
         if (v) {                                                                                   \
@@ -308,9 +419,23 @@ void config_pg_params(const cs_config *cfg, const char **keywords, const char **
     PARAM("user", cfg->postgres_user);
     PARAM("password", cfg->postgres_password);
     PARAM("dbname", cfg->postgres_db);
+    if (cfg->postgres_sslmode && *cfg->postgres_sslmode)
+        PARAM("sslmode", cfg->postgres_sslmode);
+    if (cfg->postgres_sslrootcert && *cfg->postgres_sslrootcert)
+        PARAM("sslrootcert", cfg->postgres_sslrootcert);
     PARAM("application_name", application_name);
     PARAM("connect_timeout", "10");
-    PARAM("keepalives_idle", "30");
+    PARAM("keepalives", "1");
+#define ALWAYS(k, v)                                                                               \
+    do {                                                                                           \
+        keywords[n] = k;                                                                           \
+        values[n++] = v;                                                                           \
+    } while (0)
+    ALWAYS("keepalives_idle", idle);
+    ALWAYS("keepalives_interval", interval);
+    ALWAYS("keepalives_count", count);
+    ALWAYS("tcp_user_timeout", user_timeout);
+#undef ALWAYS
 #undef PARAM
     keywords[n] = NULL;
     values[n] = NULL;

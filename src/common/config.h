@@ -21,10 +21,12 @@
 typedef struct {
     /* CouchDB */
     char *couchdb_host;
+    char *couchdb_source; /* as given; NULL: derived from couchdb_host */
     int couchdb_port;
     char *couchdb_secure; /* "true" selects https, anything else http (as today) */
     char *couchdb_user;
     char *couchdb_password;
+    char *couchdb_password_file;
     char *couchdb_dbs; /* as given; parsed into dbs[] */
     char *couchdb_ca_file;
     int couchdb_gzip;
@@ -37,9 +39,18 @@ typedef struct {
     int postgres_port;
     char *postgres_user;
     char *postgres_password;
+    char *postgres_password_file;
+    char *postgres_sslmode;
+    char *postgres_sslrootcert;
     char *postgres_db;
     char *postgres_schema;
     char *postgres_table;
+    int postgres_statement_timeout;
+    int postgres_lock_timeout_ms;
+    int postgres_keepalives_idle;
+    int postgres_keepalives_interval;
+    int postgres_keepalives_count;
+    int postgres_tcp_user_timeout;
     /* pipeline */
     int dataemon_interval;
     int dbt_thread_count;
@@ -56,6 +67,7 @@ typedef struct {
 
     /* derived */
     bool secure;
+    char *source_name; /* COUCHDB_SOURCE, or COUCHDB_HOST in lower case: "<source_name>/<db>" */
     int ndbs;
     char *dbs[CONFIG_MAX_DBS];
 } cs_config;
@@ -79,7 +91,10 @@ void config_print_help(FILE *out);
 void config_print(const cs_config *cfg, FILE *out);
 
 /* libpq connection parameters built from the config (no string escaping
- * issues: keyword/value arrays).  keywords/values must hold 16 entries. */
+ * issues: keyword/value arrays).  keywords/values must hold
+ * CONFIG_PG_PARAMS entries; the values live until the next call on this
+ * thread. */
+#define CONFIG_PG_PARAMS 24
 void config_pg_params(const cs_config *cfg, const char **keywords, const char **values,
                       const char *application_name);
 

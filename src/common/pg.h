@@ -8,6 +8,7 @@
 #define CS_PG_H
 
 #include <libpq-fe.h>
+#include <signal.h>
 #include <stdbool.h>
 
 #include "common/buf.h"
@@ -31,11 +32,56 @@ PGconn *pg_connect_zone(const cs_config *cfg, const char *application_name, bool
                         cs_error *err);
 
 /*
+ * The bounds of every wait on one connection's socket (the sync's store;
+ * the pipeline still uses blocking calls).  A statement waits at most
+ * timeout_ms plus PG_CLIENT_SLACK_MS (the server's statement_timeout is
+ * timeout_ms, so a live server reports the time-out itself first; a frozen
+ * one cannot); 0 waits without a deadline.  Once *stop is raised a wait
+ * lasts at most PG_STOP_GRACE_MS more (a healthy server finishes the batch
+ * in that time).  A wait that ends early cancels the query and leaves the
+ * connection busy: the caller drops it (PQfinish never blocks: the
+ * connection is non-blocking).
+ */
+typedef struct {
+    volatile sig_atomic_t *stop; /* NULL: no stop flag */
+    int timeout_ms;
+} pg_limits;
+
+#define PG_CLIENT_SLACK_MS 2000
+#define PG_STOP_GRACE_MS 2000
+#define PG_CONNECT_TIMEOUT_MS 10000
+
+/*
+ * As pg_connect, but every wait is bounded by lim (the connection itself by
+ * PG_CONNECT_TIMEOUT_MS), the connection is non-blocking, and the session's
+ * statement_timeout is lim->timeout_ms.
+ */
+PGconn *pg_open(const cs_config *cfg, const char *application_name, const pg_limits *lim,
+                cs_error *err);
+
+/*
+ * Waits, within lim, for the answer to what was sent (PQsend*): *res is the
+ * first failed result, or else the last one (a COPY_IN result ends the
+ * wait), the caller PQclears it.  CS_OK means a result came (its status is
+ * the caller's to look at); CS_STOPPED (stop raised), CS_TRANSIENT (the
+ * deadline passed, or the connection was lost) otherwise, with *res NULL.
+ */
+cs_result pg_await(PGconn *conn, const pg_limits *lim, const char *what, PGresult **res,
+                   cs_error *err) CS_MUST_CHECK;
+
+/* Sends what a non-blocking connection has queued, within lim (COPY data). */
+cs_result pg_flush(PGconn *conn, const pg_limits *lim, const char *what,
+                   cs_error *err) CS_MUST_CHECK;
+
+/* pg_exec within lim: a command sent with PQsendQuery, classified as pg_fail. */
+cs_result pg_run(PGconn *conn, const pg_limits *lim, const char *sql, cs_error *err) CS_MUST_CHECK;
+
+/*
  * Classifies a failed result (or, with res NULL, the connection's state):
  * lost connection, deadlock, serialization failure, too many connections,
- * admin shutdown, cannot connect now -> CS_TRANSIENT; data errors (class 22),
- * integrity violations (class 23) and stack depth -> CS_INVALID; everything else CS_PERMANENT.
- * Fills err with "what: message (SQLSTATE xxxxx)" and returns the class.
+ * admin shutdown, cannot connect now, lock or statement time-out -> CS_TRANSIENT; data errors
+ * (class 22), integrity violations (class 23) and stack depth -> CS_INVALID; everything else
+ * CS_PERMANENT. Fills err with "what: message (SQLSTATE xxxxx)" and returns the class.
  */
 cs_result pg_fail(PGconn *conn, const PGresult *res, const char *what, cs_error *err);
 

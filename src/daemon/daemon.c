@@ -329,7 +329,7 @@ static bool setup_schema(const cs_config *cfg)
     cs_error err;
 
     for (;;) {
-        cs_result rc = store_setup(cfg, &err);
+        cs_result rc = store_setup(cfg, &stop_requested, &err);
         if (rc == CS_OK)
             return true;
         if (rc != CS_TRANSIENT || stop_requested) {

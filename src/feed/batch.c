@@ -49,6 +49,7 @@ void batch_reset(batch *b)
     b->transient = false;
     b->bytes = 0;
     b->error = NULL;
+    b->vanished = false;
     b->fetch_ms = 0;
 }
 

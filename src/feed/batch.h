@@ -45,6 +45,7 @@ typedef struct {
     size_t bytes;    /* document bytes held */
     char *error;     /* arena; BATCH_FAILED: what happened */
     bool transient;  /* BATCH_FAILED: the reader retries; the database has not failed */
+    bool vanished;   /* BATCH_FAILED: a database we followed answers 404 */
     double fetch_ms; /* time the reader spent on it */
     arena_block *blocks;
 } batch;

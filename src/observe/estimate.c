@@ -187,8 +187,8 @@ static cs_result take_sample(const cs_config *cfg, const cs_config *scratch, sam
     body_ctx ctx = {p};
     double t0 = now_s();
 
-    snprintf(source, sizeof(source), "%s/%s", cfg->couchdb_host, s->db);
-    h.st = store_new(scratch, source, s->db);
+    snprintf(source, sizeof(source), "%s/%s", cfg->source_name, s->db);
+    h.st = store_new(scratch, source, s->db, &stop);
     if (!couch || !bs[0] || !bs[1] || !p || !h.st) {
         rc = cs_fail(err, CS_PERMANENT, "out of memory");
         goto out;
@@ -197,7 +197,7 @@ static cs_result take_sample(const cs_config *cfg, const cs_config *scratch, sam
         goto out;
     s->total = info.doc_count + info.doc_del_count;
     s->external = info.sizes_external;
-    if ((rc = store_open(h.st, &seq, err)) != CS_OK)
+    if ((rc = store_open(h.st, false, &seq, NULL, err)) != CS_OK)
         goto out;
     since = seq;
     seq = NULL;
@@ -418,7 +418,7 @@ int estimate_main(const cs_config *cfg, int argc, char **argv)
     }
     setup_s = now_s();
     conn = pg_connect(cfg, "cht-sync estimate", &err);
-    if (!conn || store_setup(&scratch, &err) != CS_OK) {
+    if (!conn || store_setup(&scratch, NULL, &err) != CS_OK) {
         fprintf(stderr, "cht-sync estimate: %s\n", err.msg);
         rc = 1;
         goto out;

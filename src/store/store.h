@@ -12,6 +12,7 @@
 #ifndef CS_STORE_H
 #define CS_STORE_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 #include "feed/batch.h"
@@ -32,20 +33,40 @@ typedef struct {
  * serialised between processes by an advisory lock.  Takes over a table of
  * today's CHT Sync: its primary key (_id) becomes (_id, source).
  */
-cs_result store_setup(const cs_config *cfg, cs_error *err) CS_MUST_CHECK;
+cs_result store_setup(const cs_config *cfg, volatile sig_atomic_t *stop,
+                      cs_error *err) CS_MUST_CHECK;
 
-/* A store for one source ("host/db"); not connected until store_open. */
-store *store_new(const cs_config *cfg, const char *source, const char *log_scope);
+/*
+ * A store for one source ("host/db"); not connected until store_open.
+ * Every wait on PostgreSQL is bounded by POSTGRES_STATEMENT_TIMEOUT and
+ * ends soon after *stop is raised (pg_limits in pg.h): a frozen server
+ * never holds up a shutdown.
+ */
+store *store_new(const cs_config *cfg, const char *source, const char *log_scope,
+                 volatile sig_atomic_t *stop);
 void store_free(store *s);
 
 /*
- * (Re)connects when needed and reads the committed checkpoint: *seq is a
- * malloc'd copy ("0" when the source is new) the caller frees.
+ * (Re)connects when needed, claims the source (one writer per source in
+ * PostgreSQL: when another process writes it, wait says whether to wait
+ * for it, logging who it is, or to fail with CS_PERMANENT) and reads the
+ * committed checkpoint: *seq is a malloc'd copy ("0" when the source is
+ * new) the caller frees; *vanished (when not NULL) says the database had
+ * answered 404 after we followed it (a BATCH_FAILED with vanished set), so
+ * that the reader reads it again from 0 when it is back, even after a
+ * restart.
  */
-cs_result store_open(store *s, char **seq, cs_error *err) CS_MUST_CHECK;
+cs_result store_open(store *s, bool wait, char **seq, bool *vanished, cs_error *err) CS_MUST_CHECK;
 
 /* Writes one batch of any kind in one transaction (see batch.h). */
 cs_result store_write(store *s, const batch *b, store_stats *stats, cs_error *err) CS_MUST_CHECK;
+
+/*
+ * Records msg as the source's error in the progress table (updated_at is
+ * left alone, so monitoring sees the stall), outside any batch.  Best
+ * effort: false when the connection cannot take it either.
+ */
+bool store_record_failure(store *s, const char *msg);
 
 /* Drops the connection (after a connection-level failure). */
 void store_disconnect(store *s);

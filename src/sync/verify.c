@@ -347,7 +347,7 @@ static cs_result repair_one(verifier *v, store *st, repair_page *p, char **after
 
 static cs_result repair(verifier *v, cs_error *err)
 {
-    store *st = store_new(v->cfg, v->source, v->db);
+    store *st = store_new(v->cfg, v->source, v->db, &stop_requested);
     repair_page p = {batch_new(), calloc((size_t)v->cfg->batch_size, sizeof(char *)), 0, {0}};
     long long done[DRIFT_KINDS] = {0}, stored = 0, rejected = 0;
     char *after = NULL, *seq = NULL;
@@ -367,7 +367,9 @@ static cs_result repair(verifier *v, cs_error *err)
             goto out;
         }
         for (int attempt = 0;; attempt++) {
-            if ((rc = store_open(st, &seq, err)) == CS_OK) {
+            /* the source's writer lock: a repair never writes beside a
+             * running sync of the same source (it says which process) */
+            if ((rc = store_open(st, false, &seq, NULL, err)) == CS_OK) {
                 free(seq);
                 seq = NULL;
                 rc = repair_one(v, st, &p, &after, &n, &stats, err);

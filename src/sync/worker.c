@@ -43,6 +43,7 @@ struct worker {
     size_t held;      /* document bytes queued or being written */
     size_t max_bytes; /* BATCH_MAX_BYTES */
     char *checkpoint; /* set once by the writer, read by the reader */
+    bool vanished;    /* set with checkpoint: the database had vanished */
     bool writer_gone;
     bool failed;
 };
@@ -254,8 +255,9 @@ static cs_result inspect(worker *w, reader_policy *pol, bool *oom, cs_error *err
 }
 
 /* Records err in couchdb_progress.error through the writer; a transient
- * one was logged by health_failed already and is retried. */
-static void report_failure(worker *w, const cs_error *err, bool transient)
+ * one was logged by health_failed already and is retried.  vanished: the
+ * database answered 404 after we followed it (kept across restarts). */
+static void report_failure(worker *w, const cs_error *err, bool transient, bool vanished)
 {
     batch *b;
 
@@ -268,6 +270,7 @@ static void report_failure(worker *w, const cs_error *err, bool transient)
     b->kind = BATCH_FAILED;
     b->transient = transient;
     b->error = batch_strdup(b, err->msg);
+    b->vanished = vanished;
     enqueue(w, b);
 }
 
@@ -293,6 +296,8 @@ static void *reader_main(void *arg)
         pthread_cond_wait(&w->cv, &w->mu);
     if (w->checkpoint)
         have_pol = rp_init(&pol, w->checkpoint, w->cfg->batch_size, w->max_bytes);
+    if (have_pol)
+        pol.vanished = w->vanished; /* recorded before a restart */
     pthread_mutex_unlock(&w->mu);
     if (!ctx.parser || !have_pol)
         goto out;
@@ -341,7 +346,7 @@ static void *reader_main(void *arg)
             /* operators see it in couchdb_progress.error too, once per
              * failure (the next stored batch clears it) */
             if (h.attempts == 0 || strcmp(h.last, err.msg) != 0)
-                report_failure(w, &err, true);
+                report_failure(w, &err, true, pol.vanished);
             health_failed(&h, w->db, &err, wait);
             if (!sleep_ms(w->stop, wait))
                 break;
@@ -349,7 +354,7 @@ static void *reader_main(void *arg)
         }
         if (rc == CS_PERMANENT) {
             rp_permanent(&pol, couch_last_status(w->couch));
-            report_failure(w, &err, false);
+            report_failure(w, &err, false, pol.vanished);
             if (w->once)
                 break;
             log_info(w->db, "will look at the database again in %d s", RP_RECHECK_FAILED_MS / 1000);
@@ -431,8 +436,8 @@ static void *writer_main(void *arg)
 
     /* connect and read the checkpoint */
     while (!*w->stop) {
-        cs_result rc = store_open(w->store, &seq, &err);
-        if (rc == CS_OK)
+        cs_result rc = store_open(w->store, !w->once, &seq, &w->vanished, &err);
+        if (rc == CS_OK || rc == CS_STOPPED)
             break;
         if (rc == CS_PERMANENT && w->once) {
             log_error(w->db, "%s", err.msg);
@@ -488,10 +493,13 @@ static void *writer_main(void *arg)
             long wait = rc == CS_PERMANENT ? BACKOFF_CAP_MS : backoff_ms(h.attempts);
             stats_db_failed(w->db, STATS_POSTGRES, rc, err.msg, true);
             health_failed(&h, w->db, &err, wait);
+            /* a batch PostgreSQL refuses for good stalls the source: say so */
+            if (rc == CS_PERMANENT)
+                store_record_failure(w->store, err.msg);
             store_disconnect(w->store);
             sleep_ms(w->stop, wait);
             char *ignored = NULL;
-            if (store_open(w->store, &ignored, &err) != CS_OK)
+            if (store_open(w->store, !w->once, &ignored, NULL, &err) != CS_OK)
                 store_disconnect(w->store);
             free(ignored);
         }
@@ -533,14 +541,14 @@ worker *worker_start(const cs_config *cfg, const char *db, bool once, volatile s
     w->stop = stop;
     w->hooks = hooks;
     w->db = strdup(db);
-    if (asprintf(&w->source, "%s/%s", cfg->couchdb_host, db) < 0)
+    if (asprintf(&w->source, "%s/%s", cfg->source_name, db) < 0)
         w->source = NULL;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     if (!w->db || !w->source)
         goto error;
     w->couch = couch_new(cfg, db, stop);
-    w->store = store_new(cfg, w->source, w->db);
+    w->store = store_new(cfg, w->source, w->db, stop);
     if (!w->couch || !w->store)
         goto error;
     w->max_bytes = (size_t)cfg->batch_max_bytes;

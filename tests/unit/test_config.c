@@ -155,6 +155,30 @@ static void test_dump_masks_secrets(void)
     config_free(&cfg);
 }
 
+/* the source's name: the host in lower case, or COUCHDB_SOURCE as given */
+static void test_source_name(void)
+{
+    static const struct {
+        const char *host, *source, *want;
+    } cases[] = {
+        {"couchdb", NULL, "couchdb"},
+        {"CouchDB.Example.ORG", NULL, "couchdb.example.org"},
+        {"10.0.0.5", "CHT-Prod", "CHT-Prod"},
+        {"10.0.0.5", "", "10.0.0.5"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *env[] = {"COUCHDB_HOST", cases[i].host,
+                             cases[i].source ? "COUCHDB_SOURCE" : NULL, cases[i].source, NULL};
+        cs_config cfg;
+        cs_error err;
+        int argc = 1;
+        char *argv[] = {"x", NULL};
+        CHECK_INT(load(&cfg, env, &argc, argv, &err), CS_OK);
+        CHECK_STR(cfg.source_name, cases[i].want);
+        config_free(&cfg);
+    }
+}
+
 int main(void)
 {
     UNIT_BEGIN("test_config");
@@ -163,5 +187,6 @@ int main(void)
     RUN(test_env_and_flags);
     RUN(test_invalid_values);
     RUN(test_dump_masks_secrets);
+    RUN(test_source_name);
     UNIT_END();
 }
