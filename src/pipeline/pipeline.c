@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "pipeline/deps.h"
 #include "pipeline/dbt_ctx.h"
 #include "pipeline/graph.h"
 #include "common/log.h"
@@ -236,6 +237,8 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
             return 0;
         }
     }
+    if (strcmp(cmd, "deps") == 0) /* no database, no parse: its own options */
+        return deps_main(dir, argc, argv, environ);
     for (int i = 2; i < argc;) {
         const char *a = argv[i];
         if ((strcmp(a, "--select") == 0 || strcmp(a, "-s") == 0 || strcmp(a, "-m") == 0 ||

@@ -11,12 +11,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "common/xalloc.h"
+#include "pipeline/deps.h"
 
 #define PROJECT_MAX_FILES 100000
 
@@ -502,37 +504,63 @@ static cs_result load_optional_yaml(pl_project *p, const char *name, char **file
     return pv_load_yaml_file(*file, doc, err);
 }
 
+/* whether the project in dir (a symlink `deps` made for a local package,
+ * say) is already loaded */
+static bool package_loaded(const pl_project *p, const char *dir)
+{
+    char a[PATH_MAX], b[PATH_MAX];
+    if (!realpath(dir, a))
+        return false;
+    for (size_t i = 0; i < p->npackages; i++)
+        if (realpath(p->packages[i].root, b) && strcmp(a, b) == 0)
+            return true;
+    return false;
+}
+
 static cs_result load_packages_yml(pl_project *p, cs_error *err)
 {
     char *file;
     pv *doc, *list;
     cs_result rc = load_optional_yaml(p, "packages.yml", &file, &doc, err);
+    char *install = NULL, **dirs = NULL;
+    size_t ndirs = 0;
 
-    if (rc != CS_OK || !doc)
+    if (rc == CS_OK && !doc) { /* dbt reads either file */
+        free(file);
+        rc = load_optional_yaml(p, "dependencies.yml", &file, &doc, err);
+    }
+    if (rc != CS_OK)
         goto out;
     list = pv_get(doc, "packages");
-    if (!list || list->type != PV_LIST) {
+    if (doc && (!list || list->type != PV_LIST)) {
         if (doc->type != PV_NULL && !(list && list->type == PV_NULL))
             rc = cs_fail(err, CS_INVALID, "%s:%d: \"packages\" must be a list", file, doc->line);
-        goto out;
+        list = NULL;
     }
-    for (size_t i = 0; i < list->n && rc == CS_OK; i++) {
+    for (size_t i = 0; list && i < list->n && rc == CS_OK; i++) {
         const pv *e = list->items[i];
         const char *local = pv_gets(e, "local");
-        if (!local) {
-            rc = cs_fail(err, CS_INVALID,
-                         "%s:%d: only local packages (\"- local: PATH\") are supported; git and "
-                         "hub packages must be checked out and referenced with local",
-                         file, e->line);
-            break;
-        }
+        if (!local)
+            continue; /* git and hub packages: installed under dbt_packages, below */
         char *dir = local[0] == '/' ? xstrdup(local) : path_join(p->packages[0].root, local);
         rc = load_package(p, dir, err);
         if (rc != CS_OK)
             cs_error_prefix(err, "%s:%d: package \"%s\": ", file, e->line, local);
         free(dir);
     }
+    /* what `deps` (or dbt deps, or a hand) put in the install path, as dbt
+     * loads it: every project there, named or not */
+    install = deps_install_dir(p->packages[0].root);
+    if (rc == CS_OK)
+        rc = deps_installed(file, list, install, &dirs, &ndirs, err);
+    for (size_t i = 0; i < ndirs; i++) {
+        if (rc == CS_OK && !package_loaded(p, dirs[i]))
+            rc = load_package(p, dirs[i], err);
+        free(dirs[i]);
+    }
+    free(dirs);
 out:
+    free(install);
     pv_free(doc);
     free(file);
     return rc;
