@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "pipeline/materialize.h"
+#include "pipeline/seed.h"
 #include "common/xalloc.h"
 
 struct dbt_worker {
@@ -182,7 +183,7 @@ static cs_result n_ref(void *ud, tpl_call *call, const tpl_args *a, tpl_value **
 {
     dbt_worker *w = ud;
     const char *pkg = NULL, *name = arg_str(a, 0, NULL);
-    long i;
+    long i, seed;
 
     if (a->npos == 2) {
         pkg = name;
@@ -191,8 +192,13 @@ static cs_result n_ref(void *ud, tpl_call *call, const tpl_args *a, tpl_value **
     if (!name || (a->npos == 2 && !pkg))
         return cs_fail(err, CS_INVALID, "ref() takes a model name");
     i = project_find_model(w->m->p, pkg, name);
+    if (i < 0 && (seed = seed_lookup(w->m->p, pkg, name)) >= 0) {
+        /* a seed: loaded by `seed` (and first by `build`), not a graph node */
+        *out = relation(w->m->set.database, w->m->set.schema, w->m->p->seeds[seed].name);
+        return CS_OK;
+    }
     if (i < 0)
-        return cs_fail(err, CS_INVALID, "ref('%s') names a model that was not found", name);
+        return cs_fail(err, CS_INVALID, "ref('%s') names a model or seed that was not found", name);
     if (w->parsing) {
         w->deps = xrealloc(w->deps, (w->ndeps + 1) * sizeof(size_t));
         w->deps[w->ndeps++] = (size_t)i;

@@ -19,6 +19,7 @@
 
 #include "common/xalloc.h"
 #include "pipeline/deps.h"
+#include "pipeline/seed.h"
 
 #define PROJECT_MAX_FILES 100000
 
@@ -770,7 +771,7 @@ cs_result project_load(const char *dir, pl_project **out, cs_error *err)
     }
     for (size_t i = 0; i < yl.n && rc == CS_OK; i++)
         rc = load_props(p, yl.pkgs[i], yl.files[i], err);
-    if (rc != CS_OK || (rc = load_selectors(p, err)) != CS_OK)
+    if (rc != CS_OK || (rc = load_selectors(p, err)) != CS_OK || (rc = seed_find(p, err)) != CS_OK)
         goto fail;
     resolve_configs(p);
     *out = p;
@@ -789,6 +790,12 @@ void project_free(pl_project *p)
 {
     if (!p)
         return;
+    for (size_t i = 0; i < p->nseeds; i++) {
+        free(p->seeds[i].name);
+        free(p->seeds[i].file);
+        pv_free(p->seeds[i].config);
+    }
+    free(p->seeds);
     for (size_t i = 0; i < p->npackages; i++) {
         pl_package *k = &p->packages[i];
         free(k->name);

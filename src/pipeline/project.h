@@ -76,6 +76,13 @@ typedef struct {
 } pl_macro_file;
 
 typedef struct {
+    char *name;     /* file name without .csv, or its alias */
+    size_t package; /* index into packages */
+    char *file;     /* the CSV file */
+    pv *config;     /* folder-level configs merged (map, never NULL) */
+} pl_seed;
+
+typedef struct {
     char *path;
     long long mtime_ns;
     long long size;
@@ -92,6 +99,8 @@ typedef struct {
     size_t ntests;
     pl_macro_file *macros;
     size_t nmacros;
+    pl_seed *seeds; /* seed.c fills them */
+    size_t nseeds;
     pv *selectors;    /* map: selector name -> definition (never NULL) */
     pl_stamp *stamps; /* every file and directory read, for change detection */
     size_t nstamps;
