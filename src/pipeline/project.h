@@ -1,6 +1,6 @@
 /*
  * project.h - loading a dbt-format project from disk: dbt_project.yml,
- * packages.yml (local packages only), model .sql files, .yml property files
+ * packages.yml (local packages, then what dbt_packages holds), seeds, model .sql files, .yml property files
  * (sources, model configs, columns, contracts, data tests), macro files,
  * singular tests and selectors.yml.
  *
