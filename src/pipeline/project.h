@@ -1,8 +1,8 @@
 /*
  * project.h - loading a dbt-format project from disk: dbt_project.yml,
- * packages.yml (local packages, then what dbt_packages holds), seeds, model .sql files, .yml property files
- * (sources, model configs, columns, contracts, data tests), macro files,
- * singular tests and selectors.yml.
+ * packages.yml (local packages, then what dbt_packages holds), seeds, model .sql files, .yml
+ * property files (sources, model configs, columns, contracts, data tests), macro files, singular
+ * tests and selectors.yml.
  *
  * Loading reads files and merges the YAML-level configuration; it renders
  * no template (dbt_ctx does that in the parse phase), so it is unit-tested

@@ -354,7 +354,8 @@ static void merge_tree(pv *dst, const pv *tree, const char *rel, const char *nam
 typedef struct {
     pl_project *p;
     size_t pkg;
-    const pv *own, *root; /* the package's and the root's seeds: trees for it */
+    const pv *own, *root;         /* the package's and the root's seeds: trees for it */
+    const pv *own_top, *root_top; /* the two `seeds:` maps */
     int depth;
 } find_ctx;
 
@@ -368,9 +369,13 @@ static void add_seed(find_ctx *c, const char *file, const char *rel)
 
     memcpy(name, base, n);
     name[n] = '\0';
+    /* the top level of `seeds:` applies to every package's seeds */
+    merge_level(cfg, c->own_top);
     merge_tree(cfg, c->own, rel, name);
-    if (c->root)
+    if (c->pkg) {
+        merge_level(cfg, c->root_top);
         merge_tree(cfg, c->root, rel, name);
+    }
     en = pv_get(cfg, "enabled");
     if (en && !pv_truthy(en)) {
         pv_free(cfg);
@@ -440,8 +445,13 @@ cs_result seed_find(pl_project *p, cs_error *err)
             rootdoc = doc;
         const pv *paths =
             pv_get(doc, "seed-paths") ? pv_get(doc, "seed-paths") : pv_get(doc, "data-paths");
-        find_ctx c = {p, pk, pv_get(pv_get(doc, "seeds"), P->name),
-                      pk ? pv_get(pv_get(rootdoc, "seeds"), P->name) : NULL, 0};
+        find_ctx c = {p,
+                      pk,
+                      pv_get(pv_get(doc, "seeds"), P->name),
+                      pv_get(pv_get(rootdoc, "seeds"), P->name),
+                      pv_get(doc, "seeds"),
+                      pv_get(rootdoc, "seeds"),
+                      0};
         size_t np = paths && paths->type == PV_LIST ? paths->n : 1;
         for (size_t k = 0; k < np; k++) {
             const char *sp = paths && paths->type == PV_LIST ? pv_s(paths->items[k]) : "seeds";

@@ -15,6 +15,7 @@ name: seedp
 version: "1.0.0"
 profile: default
 seeds:
+  +pre-hook: "insert into v1.hook_log values ('before')"
   seedp:
     +post-hook: "insert into v1.hook_log values ('after')"
     sub:
@@ -46,7 +47,7 @@ eq "empty and null cells are NULL, quoted commas kept" \
    "Clinic, One/true/a -/false/- Clinic Three/-/c"
 eq "column_types wins, delimiter, quote_columns false folds the name" "$(types codes)" "code:character varying label:text"
 eq "leading zeros kept in a varchar column" "$(sql "select string_agg(code, ',' order by code) from v1.codes")" "002,01"
-eq "post-hook ran once per seed" "$(sql "select count(*) from v1.hook_log")" "2"
+eq "hooks: the top level's pre-hook and the package's post-hook, once per seed" "$(sql "select string_agg(what, ',' order by what) from v1.hook_log")" "after,after,before,before"
 
 # ---- reload: same header -> emptied and refilled, dependants kept ----
 sql "CREATE VIEW v1.analyst_view AS SELECT id FROM v1.places"
