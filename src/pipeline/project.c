@@ -472,6 +472,7 @@ static cs_result load_package(pl_project *p, const char *dir, cs_error *err)
     pk->models_cfg = pv_get(doc, "models") ? pv_copy(pv_get(doc, "models")) : NULL;
     pk->on_run_start = hook_list(pv_get(doc, "on-run-start"));
     pk->on_run_end = hook_list(pv_get(doc, "on-run-end"));
+    pk->dispatch = pv_get(doc, "dispatch") ? pv_copy(pv_get(doc, "dispatch")) : NULL;
     if ((rc = str_list(
              pv_get(doc, "model-paths") ? pv_get(doc, "model-paths") : pv_get(doc, "source-paths"),
              "models", &pk->model_paths, &pk->n_model_paths, pk->file, "model-paths", err)) !=
@@ -812,6 +813,7 @@ void project_free(pl_project *p)
         free(k->test_paths);
         pv_free(k->vars);
         pv_free(k->models_cfg);
+        pv_free(k->dispatch);
         pv_free(k->on_run_start);
         pv_free(k->on_run_end);
     }

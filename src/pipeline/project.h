@@ -35,6 +35,8 @@ typedef struct {
     pv *models_cfg;   /* the `models:` tree, or NULL */
     pv *on_run_start; /* list of hook strings (never NULL) */
     pv *on_run_end;
+    pv *dispatch; /* the `dispatch:` list (root project: adapter.dispatch's search orders), or NULL
+                   */
 } pl_package;
 
 typedef struct {
