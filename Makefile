@@ -13,16 +13,23 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 ASAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 # one folder per subsystem (README, "Layout"); objects mirror the tree
-SUBSYS   := common feed store sync template pipeline http observe
+SUBSYS   := common feed store sync template pipeline http observe daemon
 SRCS     := src/main.c $(sort $(foreach d,$(SUBSYS),$(wildcard src/$(d)/*.c)))
 HDRS     := $(sort $(foreach d,$(SUBSYS),$(wildcard src/$(d)/*.h)))
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
+# the base models built into the binary (src/daemon/embedded.h)
+BASE_MODELS := base-models
+BASE_FILES  := $(shell find $(BASE_MODELS) -type f 2>/dev/null | LC_ALL=C sort)
+# the list of those files, rewritten only when it changes, so that a file
+# removed from base-models/ also regenerates the embedded copy
+BASE_LIST   := build/gen/base_models.list
+$(shell mkdir -p build/gen; echo '$(BASE_FILES)' | cmp -s - $(BASE_LIST) || echo '$(BASE_FILES)' > $(BASE_LIST))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 
-OBJS      := $(SRCS:src/%.c=build/obj/%.o)
-ASAN_OBJS := $(SRCS:src/%.c=build/asan/obj/%.o)
-LIB_OBJS      := $(LIB_SRCS:src/%.c=build/obj/%.o)
-ASAN_LIB_OBJS := $(LIB_SRCS:src/%.c=build/asan/obj/%.o)
+OBJS      := $(SRCS:src/%.c=build/obj/%.o) build/obj/gen/base_models.o
+ASAN_OBJS := $(SRCS:src/%.c=build/asan/obj/%.o) build/asan/obj/gen/base_models.o
+LIB_OBJS      := $(LIB_SRCS:src/%.c=build/obj/%.o) build/obj/gen/base_models.o
+ASAN_LIB_OBJS := $(LIB_SRCS:src/%.c=build/asan/obj/%.o) build/asan/obj/gen/base_models.o
 UNIT_BINS      := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 
@@ -37,6 +44,20 @@ build/cht-sync: $(OBJS)
 
 build/asan/cht-sync: $(ASAN_OBJS)
 	$(CC) $(CFLAGS) $(ASAN) -o $@ $^ $(PKG_LIBS)
+
+build/gen/base_models.c: scripts/embed-files $(BASE_FILES) $(BASE_LIST) | build/gen
+	scripts/embed-files $(BASE_MODELS) > $@.tmp && mv $@.tmp $@
+
+build/gen:
+	mkdir -p $@
+
+build/obj/gen/base_models.o: build/gen/base_models.c src/daemon/embedded.h
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(WARN) $(CFLAGS) -Isrc -c -o $@ $<
+
+build/asan/obj/gen/base_models.o: build/gen/base_models.c src/daemon/embedded.h
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(WARN) $(CFLAGS) $(ASAN) -Isrc -c -o $@ $<
 
 build/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $(@D)

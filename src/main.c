@@ -9,6 +9,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "daemon/daemon.h"
 #include "observe/observe.h"
 #include "pipeline/pipeline.h"
 #include "sync/sync.h"
@@ -26,6 +27,9 @@ static int cmd_config(const cs_config *cfg, int argc, char **argv)
 }
 
 static const command commands[] = {
+    {"run", daemon_main,
+     "the sync and the models in one process (--models-only: the models, after the commits "
+     "of other sync processes)"},
     {"sync", sync_main, "follow the CouchDB databases into PostgreSQL (--once: until caught up)"},
     {"config", cmd_config, "print the effective settings (secrets masked)"},
     {"pipeline", pipeline_main, "run the dbt-format model project (run, compile, test, ls)"},

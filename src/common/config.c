@@ -55,16 +55,23 @@ static const setting config_table[] = {
      "schema of the raw table, the progress table and every model"},
     {"POSTGRES_TABLE", STR(postgres_table), "couchdb", 0, 0, "name of the raw table"},
     {"DATAEMON_INTERVAL", INT(dataemon_interval), "5", 0, 86400,
-     "seconds between model runs (read by the model daemon, not built yet)"},
+     "run: the longest wait between model runs when no commit is heard of (0: wait for "
+     "commits only)"},
     {"DBT_THREAD_COUNT", INT(dbt_thread_count), "1", 1, 64, "how many models may run at once"},
     {"DBT_BATCH_SIZE", INT(dbt_batch_size), "0", 0, INT_MAX,
      "catch-up batch size of the root model (var batch_size); 0: no batching"},
     {"DBT_SELECTOR", STR(dbt_selector), "", 0, 0, "which models this runner runs"},
     {"CHT_PIPELINE_BRANCH_URL", STR(cht_pipeline_branch_url), NULL, 0, 0,
-     "where the model project comes from (git URL, #revision; not read yet: use "
-     "DBT_LOCAL_PATH)"},
+     "run: the model project as a git URL with an optional #revision, cloned into "
+     "CHT_SYNC_CACHE_DIR (default: the built-in base models)"},
     {"DBT_LOCAL_PATH", STR(dbt_local_path), NULL, 0, 0,
      "a local model project, preferred over the URL"},
+    {"CHT_PIPELINE_BASE", STR(cht_pipeline_base), "builtin", 0, 0,
+     "run: the base models under the package name cht_pipeline_base: builtin (they also "
+     "stand in for a cht-pipeline git package), project (the project's packages.yml "
+     "decides), or a folder"},
+    {"CHT_SYNC_CACHE_DIR", STR(cache_dir), "/tmp/cht-sync-cache", 0, 0,
+     "run: where git checkouts and the unpacked built-in base models are kept"},
     {"LOG_LEVEL", STR(log_level), "info", 0, 0, "debug, info, warn or error"},
     {"METRICS_PORT", INT(metrics_port), "9399", 0, 65535,
      "port of /metrics, /healthz, /readyz and the status page; 0: no HTTP server"},

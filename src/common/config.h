@@ -46,6 +46,8 @@ typedef struct {
     char *dbt_selector;
     char *cht_pipeline_branch_url;
     char *dbt_local_path;
+    char *cht_pipeline_base; /* "builtin", "project" or a folder */
+    char *cache_dir;
     /* process */
     char *log_level;
     int metrics_port;      /* 0: no HTTP server */

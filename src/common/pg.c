@@ -16,6 +16,11 @@ static void notice_to_log(void *arg, const char *message)
 
 PGconn *pg_connect(const cs_config *cfg, const char *application_name, cs_error *err)
 {
+    return pg_connect_zone(cfg, application_name, true, err);
+}
+
+PGconn *pg_connect_zone(const cs_config *cfg, const char *application_name, bool utc, cs_error *err)
+{
     const char *keywords[16], *values[16];
     PGconn *conn;
     PGresult *res;
@@ -41,7 +46,8 @@ PGconn *pg_connect(const cs_config *cfg, const char *application_name, cs_error 
         return NULL;
     }
     PQsetNoticeProcessor(conn, notice_to_log, NULL);
-    res = PQexec(conn, "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'");
+    res = PQexec(conn, utc ? "SET client_encoding = 'UTF8'; SET TIME ZONE 'UTC'"
+                           : "SET client_encoding = 'UTF8'");
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         pg_fail(conn, res, "could not set up the session", err);
         PQclear(res);

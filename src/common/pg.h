@@ -21,6 +21,14 @@
  * database).  The message never contains the password.
  */
 PGconn *pg_connect(const cs_config *cfg, const char *application_name, cs_error *err);
+/*
+ * The same; with utc false the session keeps the time zone the server
+ * gives it (the database's or the role's setting, or PGTZ), as dbt's
+ * connections do, so that ::date and date_trunc on timestamptz in models
+ * mean what they mean in dbt.
+ */
+PGconn *pg_connect_zone(const cs_config *cfg, const char *application_name, bool utc,
+                        cs_error *err);
 
 /*
  * Classifies a failed result (or, with res NULL, the connection's state):

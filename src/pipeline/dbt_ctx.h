@@ -56,6 +56,11 @@ typedef struct {
     size_t npre_hooks;
     tpl_template **post_hooks;
     size_t npost_hooks;
+    /* hooks with transaction: false: before BEGIN, after COMMIT */
+    tpl_template **pre_hooks_before;
+    size_t npre_hooks_before;
+    tpl_template **post_hooks_after;
+    size_t npost_hooks_after;
     pv *contract;    /* contract columns with rendered expressions, or NULL */
     pv *constraints; /* model-level constraints, rendered, or NULL */
     char fingerprint[17];
@@ -134,5 +139,12 @@ cs_result dbt_render_test(dbt_worker *w, size_t test, const dbt_render_opts *o, 
                           cs_error *err) CS_MUST_CHECK;
 
 const char *dbt_mat_name(dbt_mat m);
+
+/*
+ * fp (a fingerprint) extended with text into out (17 bytes): a view's
+ * stored fingerprint also covers its compiled SQL, so that a view is
+ * replaced exactly when what it would be created with differs.
+ */
+void dbt_fingerprint_extend(const char *fp, const char *text, char *out);
 
 #endif

@@ -910,7 +910,7 @@ static cs_result check_named(const char *file, const pv *list, const char *insta
         const pv *e = list->items[i];
         const char *hub = pv_gets(e, "package"), *git = pv_gets(e, "git"), *name = NULL;
         cs_result rc = CS_OK;
-        if (!hub && !git)
+        if (!hub && (!git || !*git))
             continue;
         (*wanted)++;
         if (hub)

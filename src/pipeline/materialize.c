@@ -4,6 +4,7 @@
 #include "pipeline/materialize.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -250,9 +251,44 @@ void mat_temp_insert(buf *b, const char *tmp, const char *sql)
     buf_puts(b, " AS model_subq");
 }
 
+/* a column name as a unique_key names it (plain, or "quoted") */
+static bool key_is_column(const char *k)
+{
+    if (k[0] == '"')
+        return strchr(k + 1, '"') == k + strlen(k) - 1;
+    if (!isalpha((unsigned char)k[0]) && k[0] != '_')
+        return false;
+    for (; *k; k++)
+        if (!isalnum((unsigned char)*k) && *k != '_' && *k != '$')
+            return false;
+    return true;
+}
+
 void mat_incr_delete(buf *b, const char *schema, const char *name, const char *tmp, long nrows,
                      const char *const *keys, size_t nkeys)
 {
+    bool columns = true;
+
+    for (size_t i = 0; i < nkeys; i++)
+        columns = columns && key_is_column(keys[i]);
+    if (!columns) {
+        /* an expression key, as dbt writes it: the target's rows whose key
+         * values the new rows have */
+        buf_puts(b, "DELETE FROM ");
+        mat_relation(b, schema, name);
+        buf_puts(b, " WHERE (");
+        for (size_t i = 0; i < nkeys; i++)
+            buf_printf(b, "%s(%s)", i ? ", " : "", keys[i]);
+        buf_puts(b, ") IN (SELECT ");
+        for (size_t i = 0; i < nkeys; i++)
+            buf_printf(b, "%s(%s)", i ? ", " : "", keys[i]);
+        buf_puts(b, " FROM ");
+        pg_quote_ident(b, tmp);
+        if (nrows > 0)
+            buf_printf(b, " LIMIT %ld", nrows);
+        buf_putc(b, ')');
+        return;
+    }
     buf_puts(b, "DELETE FROM ");
     mat_relation(b, schema, name);
     buf_puts(b, " AS t USING ");
@@ -395,4 +431,47 @@ void mat_inject_ctes(buf *b, const char *sql, const char *ctes)
         buf_printf(b, "with %s\n", ctes);
         buf_puts(b, sql);
     }
+}
+
+void mat_table_refresh(buf *b, const char *schema, const char *name, const char *sql,
+                       const char *const *cols, size_t ncols)
+{
+    buf_puts(b, "DELETE FROM ");
+    mat_relation(b, schema, name);
+    buf_puts(b, ";\nINSERT INTO ");
+    mat_relation(b, schema, name);
+    buf_puts(b, " (");
+    for (size_t i = 0; i < ncols; i++) {
+        if (i)
+            buf_puts(b, ", ");
+        mat_quote_ident(b, cols[i]);
+    }
+    buf_puts(b, ") SELECT ");
+    for (size_t i = 0; i < ncols; i++) {
+        if (i)
+            buf_puts(b, ", ");
+        mat_quote_ident(b, cols[i]);
+    }
+    buf_puts(b, " FROM ");
+    mat_subquery(b, sql);
+    buf_puts(b, " AS model_subq");
+}
+
+void mat_temp_name(char *out, size_t n, const char *name, const char *suffix)
+{
+    size_t l = strlen(name), sl = strlen(suffix), keep;
+    unsigned h = 2166136261u;
+
+    if (l + sl <= MAT_NAME_MAX) {
+        snprintf(out, n, "%s%s", name, suffix);
+        return;
+    }
+    for (size_t i = 0; i < l; i++) {
+        h ^= (unsigned char)name[i];
+        h *= 16777619u;
+    }
+    keep = MAT_NAME_MAX - sl - 9;
+    while (keep > 0 && ((unsigned char)name[keep] & 0xC0) == 0x80)
+        keep--;
+    snprintf(out, n, "%.*s_%08x%s", (int)keep, name, h, suffix);
 }

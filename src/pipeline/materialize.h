@@ -118,6 +118,28 @@ void mat_incr_merge(buf *b, const char *schema, const char *name, const char *tm
  */
 void mat_inject_ctes(buf *b, const char *sql, const char *ctes);
 
+/*
+ * A table refreshed in place (its shape unchanged): DELETE FROM target;
+ * INSERT INTO target (cols) SELECT cols FROM (sql) AS model_subq.  Readers
+ * keep seeing the old rows until the commit and take no wait; views,
+ * grants and foreign keys on the table stay as they are.
+ */
+void mat_table_refresh(buf *b, const char *schema, const char *name, const char *sql,
+                       const char *const *cols, size_t ncols);
+
+/* PostgreSQL's identifier limit (NAMEDATALEN - 1): longer names are cut */
+#define MAT_NAME_MAX 63
+
+/*
+ * The name of a relation that stands beside name (suffix "__cs_tmp",
+ * "__cs_backup", "__cs_incr") into out (at least MAT_NAME_MAX + 1 bytes):
+ * name + suffix when that fits in MAT_NAME_MAX bytes; else name cut (at a
+ * UTF-8 character boundary) + "_" + 8 hex digits of a hash of the whole
+ * name + suffix, so that after PostgreSQL's cut it neither equals name nor
+ * another model's or another suffix's name.
+ */
+void mat_temp_name(char *out, size_t n, const char *name, const char *suffix);
+
 /* the PostgreSQL type for a contract data_type (dbt's labels: string -> text) */
 const char *mat_type(const char *data_type);
 

@@ -21,6 +21,9 @@
 
 extern char **environ;
 
+/* how long a changed project's files must stay untouched before a reload */
+#define PIPELINE_SETTLE_NS 1000000000LL
+
 struct pipeline_session {
     const cs_config *cfg;
     char *dir;
@@ -28,6 +31,8 @@ struct pipeline_session {
     pv *vars;
     dbt_manifest *m;
     runner_pool *pool;
+    char *target; /* runs' target path, or NULL */
+    pipeline_session_opts opts;
 };
 
 static cs_result load(pipeline_session *s, dbt_manifest **out, cs_error *err)
@@ -44,7 +49,7 @@ static cs_result load(pipeline_session *s, dbt_manifest **out, cs_error *err)
         .batch_size = s->cfg->dbt_batch_size,
     };
 
-    if ((rc = project_load(s->dir, &p, err)) != CS_OK)
+    if ((rc = project_load_with_base(s->dir, s->opts.base_dir, &p, err)) != CS_OK)
         return rc;
     return dbt_parse(p, &set, out, err);
 }
@@ -52,11 +57,21 @@ static cs_result load(pipeline_session *s, dbt_manifest **out, cs_error *err)
 cs_result pipeline_session_open(const cs_config *cfg, const char *project_dir, char *const *env,
                                 const char *vars_yaml, pipeline_session **out, cs_error *err)
 {
+    return pipeline_session_open_with(cfg, project_dir, env, vars_yaml, NULL, out, err);
+}
+
+cs_result pipeline_session_open_with(const cs_config *cfg, const char *project_dir,
+                                     char *const *env, const char *vars_yaml,
+                                     const pipeline_session_opts *opts, pipeline_session **out,
+                                     cs_error *err)
+{
     pipeline_session *s = xcalloc(1, sizeof(*s));
     cs_result rc;
 
     *out = NULL;
     s->cfg = cfg;
+    if (opts)
+        s->opts = *opts;
     s->dir = xstrdup(project_dir);
     s->env = env;
     if (vars_yaml &&
@@ -76,7 +91,15 @@ fail:
     return rc;
 }
 
-/* reloads the project when a file changed; keeps the old one on failure */
+/*
+ * Reloads the project when a file changed and the files have settled;
+ * keeps the old one on failure.  An edit, a `git pull` or a deployment
+ * writes a project as several files one after the other: loading between
+ * two of them builds a project that is neither the old nor the new one
+ * (a model changed, the model that depends on it not yet), so a change is
+ * taken only once no file of the project was modified for
+ * PIPELINE_SETTLE_NS; until then the runs use the previous version.
+ */
 static cs_result refresh(pipeline_session *s, cs_error *err)
 {
     dbt_manifest *m;
@@ -84,6 +107,10 @@ static cs_result refresh(pipeline_session *s, cs_error *err)
 
     if (!project_changed(s->m->p))
         return CS_OK;
+    if (!project_settled(s->m->p, PIPELINE_SETTLE_NS)) {
+        log_debug("pipeline", "project files changed: waiting for them to settle");
+        return CS_OK;
+    }
     if ((rc = load(s, &m, err)) != CS_OK) {
         cs_error_prefix(err, "project changed but could not be reloaded (keeping the previous "
                              "version): ");
@@ -93,6 +120,17 @@ static cs_result refresh(pipeline_session *s, cs_error *err)
     dbt_manifest_free(s->m);
     s->m = m;
     return CS_OK;
+}
+
+/* dbt's "Nothing to do": a selection that matches no model is no error,
+ * but a typo in it should not pass silently */
+static void warn_if_empty(const pl_project *p, const bool *sel, const char *select)
+{
+    for (size_t i = 0; i < p->nmodels; i++)
+        if (sel[i])
+            return;
+    log_warn("pipeline", "the selection \"%s\" matches no model: nothing to do",
+             select && *select ? select : "(all)");
 }
 
 static cs_result run_mode(pipeline_session *s, runner_mode mode, const char *select,
@@ -105,10 +143,13 @@ static cs_result run_mode(pipeline_session *s, runner_mode mode, const char *sel
                      .full_refresh = full_refresh,
                      .threads = s->cfg->dbt_thread_count,
                      .target_dir = target,
-                     .out = stdout};
+                     .out = s->opts.out ? s->opts.out : stdout,
+                     .stop = s->opts.stop};
     cs_result rc;
 
     rc = select_models(s->m->p, s->m->g, select, exclude, sel, err);
+    if (rc == CS_OK)
+        warn_if_empty(s->m->p, sel, select);
     if (rc == CS_OK)
         rc = runner_run(s->m, s->pool, &o, sum, err);
     free(sel);
@@ -121,7 +162,13 @@ cs_result pipeline_session_run(pipeline_session *s, const char *select, const ch
     cs_result rc = refresh(s, err);
     if (rc != CS_OK)
         return rc;
-    return run_mode(s, RUNNER_BUILD, select, exclude, full_refresh, NULL, sum, err);
+    return run_mode(s, RUNNER_BUILD, select, exclude, full_refresh, s->target, sum, err);
+}
+
+void pipeline_session_set_target(pipeline_session *s, const char *dir)
+{
+    free(s->target);
+    s->target = dir ? xstrdup(dir) : NULL;
 }
 
 void pipeline_session_close(pipeline_session *s)
@@ -132,6 +179,7 @@ void pipeline_session_close(pipeline_session *s)
     runner_pool_free(s->pool);
     pv_free(s->vars);
     free(s->dir);
+    free(s->target);
     free(s);
 }
 
@@ -216,12 +264,15 @@ static const char options_help[] =
     "Options:\n"
     "  --project-dir DIR     the dbt project (default: DBT_LOCAL_PATH, else .)\n"
     "  -s, --select SEL...   models to use (default: DBT_SELECTOR, else all): names, tag:,\n"
-    "                        path:, package:, config.materialized:, +model, model+\n"
+    "                        path: (or a path), package:, source:, config.materialized:,\n"
+    "                        selector:, +model, model+\n"
+    "  --selector NAME       the selection named NAME in selectors.yml\n"
     "  --exclude SEL...      models to leave out\n"
     "  --full-refresh        rebuild incremental models from scratch\n"
     "  --vars YAML           override project vars, e.g. '{batch_size: 1000}'\n"
     "  --threads N           connections to use, 1 to 64 (default: DBT_THREAD_COUNT)\n"
-    "  --target-path DIR     compile and test output (default: PROJECT/target)\n"
+    "  --target-path DIR     where each model's SQL is written: compiled/ and, for run,\n"
+    "                        run/ (default: PROJECT/target)\n"
     "  --watch SECONDS       run: repeat every SECONDS until SIGINT/SIGTERM\n"
     "  -h, --help            this help\n\n"
     "PostgreSQL settings come from the environment or their flags (cht-sync --help).\n"
@@ -297,6 +348,13 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
         if ((strcmp(a, "--select") == 0 || strcmp(a, "-s") == 0 || strcmp(a, "-m") == 0 ||
              strcmp(a, "--models") == 0)) {
             i = take_words(argc, argv, i + 1, &select);
+        } else if (i + 1 < argc && strcmp(a, "--selector") == 0) {
+            /* dbt: a named selector from selectors.yml, instead of --select */
+            size_t n = strlen(argv[i + 1]) + 10;
+            free(select);
+            select = xrealloc(NULL, n);
+            snprintf(select, n, "selector:%s", argv[i + 1]);
+            i += 2;
         } else if (strcmp(a, "--exclude") == 0) {
             i = take_words(argc, argv, i + 1, &exclude);
         } else if (strcmp(a, "--full-refresh") == 0) {
@@ -347,7 +405,9 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
     }
     if (strcmp(cmd, "ls") == 0 || strcmp(cmd, "list") == 0) {
         bool *sel = xcalloc(s->m->p->nmodels + 1, sizeof(bool));
-        if (select_models(s->m->p, s->m->g, select, exclude, sel, &err) != CS_OK) {
+        if (select_models(s->m->p, s->m->g, select, exclude, sel, &err) == CS_OK) {
+            warn_if_empty(s->m->p, sel, select);
+        } else {
             fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
             rc = 2;
         }
@@ -364,11 +424,11 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
         rc = seed_and_build(s, &local, cmd[0] == 'b', select, exclude, full_refresh, dir, target);
         goto out;
     }
+    if (!target) {
+        snprintf(tbuf, sizeof(tbuf), "%s/target", dir);
+        target = tbuf;
+    }
     if (strcmp(cmd, "compile") == 0 || strcmp(cmd, "test") == 0) {
-        if (!target) {
-            snprintf(tbuf, sizeof(tbuf), "%s/target", dir);
-            target = tbuf;
-        }
         if (run_mode(s, cmd[0] == 'c' ? RUNNER_COMPILE : RUNNER_TEST, select, exclude, full_refresh,
                      target, &sum, &err) != CS_OK) {
             fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
@@ -378,6 +438,7 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
         }
         goto out;
     }
+    pipeline_session_set_target(s, target);
     http_server *http = NULL;
     if (watch > 0) {
         struct sigaction sa;

@@ -11,6 +11,7 @@
 #ifndef CS_PIPELINE_H
 #define CS_PIPELINE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -39,6 +40,24 @@ typedef struct pipeline_session pipeline_session;
 cs_result pipeline_session_open(const cs_config *cfg, const char *project_dir, char *const *env,
                                 const char *vars_yaml, pipeline_session **out,
                                 cs_error *err) CS_MUST_CHECK;
+/*
+ * Where runs write each model's SQL, as dbt does: DIR/compiled/... (the
+ * model's SQL) and DIR/run/... (the statements run); NULL (the default):
+ * nowhere.  dir is copied.
+ */
+void pipeline_session_set_target(pipeline_session *s, const char *dir);
+/* what a long-running caller (the daemon) sets beyond pipeline_session_open */
+typedef struct {
+    const char *base_dir;        /* project_load_with_base's base models (NULL: none) */
+    FILE *out;                   /* the per-model progress lines (NULL: stdout) */
+    volatile sig_atomic_t *stop; /* once raised, a run starts no further model (NULL: never) */
+} pipeline_session_opts;
+
+/* pipeline_session_open with opts (borrowed, must outlive the session) */
+cs_result pipeline_session_open_with(const cs_config *cfg, const char *project_dir,
+                                     char *const *env, const char *vars_yaml,
+                                     const pipeline_session_opts *opts, pipeline_session **out,
+                                     cs_error *err) CS_MUST_CHECK;
 /* builds the models selected by select/exclude (NULL: all) */
 cs_result pipeline_session_run(pipeline_session *s, const char *select, const char *exclude,
                                bool full_refresh, runner_summary *sum, cs_error *err) CS_MUST_CHECK;

@@ -12,10 +12,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/xalloc.h"
 #include "pipeline/deps.h"
@@ -67,6 +69,25 @@ bool project_changed(const pl_project *p)
             return true;
     }
     return false;
+}
+
+bool project_settled(const pl_project *p, long long quiet_ns)
+{
+    struct timespec now;
+    struct stat st;
+    long long t;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    t = (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+    for (size_t i = 0; i < p->nstamps; i++) {
+        long long m;
+        if (stat(p->stamps[i].path, &st) != 0)
+            continue;
+        m = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+        if (m > t - quiet_ns && m <= t + 60000000000LL)
+            return false;
+    }
+    return true;
 }
 
 /* ---- config merging ---- */
@@ -211,6 +232,72 @@ typedef void (*walk_fn)(pl_project *p, size_t pkg, const char *relpath, void *ud
                         cs_result *rc);
 
 /*
+ * The package's .dbtignore (gitignore's syntax, as dbt reads it): one
+ * pattern a line, "#" comments, "!" to take a path back, a trailing "/"
+ * for folders only, a "/" inside anchors the pattern at the package root,
+ * "**" crosses folders.  A missing file is no patterns; it is stamped, so
+ * that creating it is noticed.
+ */
+static void load_dbtignore(pl_project *p, pl_package *pk)
+{
+    char *file = path_join(pk->root, ".dbtignore"), *text;
+    size_t len;
+
+    stamp_add(p, file);
+    if (pv_read_file(file, &text, &len)) {
+        for (char *line = text, *next; line && *line; line = next) {
+            next = strchr(line, '\n');
+            if (next)
+                *next++ = '\0';
+            size_t n = strlen(line);
+            while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t'))
+                line[--n] = '\0';
+            if (n == 0 || line[0] == '#')
+                continue;
+            XGROW(pk->ignore, pk->nignore);
+            pk->ignore[pk->nignore++] = xstrdup(line);
+        }
+        free(text);
+    }
+    free(file);
+}
+
+/* whether one .dbtignore pattern matches relpath (a folder when dir) */
+static bool ignore_match(const char *pat, const char *relpath, bool dir)
+{
+    char pb[1024];
+    size_t n = strlen(pat);
+    bool anchored, deep = strstr(pat, "**") != NULL;
+    const char *base = strrchr(relpath, '/');
+
+    if (n >= sizeof(pb))
+        return false;
+    memcpy(pb, pat, n + 1);
+    if (n > 0 && pb[n - 1] == '/') {
+        if (!dir)
+            return false;
+        pb[--n] = '\0';
+    }
+    anchored = strchr(pb, '/') != NULL;
+    if (!anchored)
+        return fnmatch(pb, base ? base + 1 : relpath, 0) == 0;
+    return fnmatch(pb[0] == '/' ? pb + 1 : pb, relpath, deep ? 0 : FNM_PATHNAME) == 0;
+}
+
+/* whether the package's .dbtignore leaves relpath out (the last match decides) */
+static bool ignored(const pl_package *pk, const char *relpath, bool dir)
+{
+    bool out = false;
+    for (size_t i = 0; i < pk->nignore; i++) {
+        const char *pat = pk->ignore[i];
+        bool neg = pat[0] == '!';
+        if (ignore_match(neg ? pat + 1 : pat, relpath, dir))
+            out = !neg;
+    }
+    return out;
+}
+
+/*
  * Calls fn for every regular file under root/rel (sorted, recursive).
  * A missing directory is not an error (model-paths may name folders that do
  * not exist); it is still stamped so that creating it is noticed.
@@ -244,11 +331,14 @@ static cs_result walk(pl_project *p, size_t pkg, const char *rel, walk_fn fn, vo
         char *childrel = path_join(rel, names[i]);
         char *full = path_join(p->packages[pkg].root, childrel);
         struct stat st;
+        bool found = stat(full, &st) == 0, isdir = found && S_ISDIR(st.st_mode);
         if (p->nstamps > PROJECT_MAX_FILES)
             rc = cs_fail(err, CS_INVALID, "%s: more than %d files", dirpath, PROJECT_MAX_FILES);
-        else if (stat(full, &st) == 0 && S_ISDIR(st.st_mode))
+        else if (ignored(&p->packages[pkg], childrel, isdir))
+            ; /* .dbtignore */
+        else if (isdir)
             rc = walk(p, pkg, childrel, fn, ud, err);
-        else if (stat(full, &st) == 0 && S_ISREG(st.st_mode))
+        else if (found && S_ISREG(st.st_mode))
             fn(p, pkg, childrel, ud, err, &rc);
         free(childrel);
         free(full);
@@ -296,6 +386,8 @@ typedef struct {
     size_t n;
 } yml_list;
 
+static void model_index_add(pl_project *p, size_t i);
+
 static void on_model_file(pl_project *p, size_t pkg, const char *relpath, void *ud, cs_error *err,
                           cs_result *rc)
 {
@@ -320,10 +412,11 @@ static void on_model_file(pl_project *p, size_t pkg, const char *relpath, void *
         free(file);
         return;
     }
-    for (size_t i = 0; i < p->nmodels; i++) {
-        if (p->models[i].package == pkg &&
-            strncmp(p->models[i].name, base, strlen(base) - 4) == 0 &&
-            strlen(p->models[i].name) == strlen(base) - 4) {
+    {
+        char *name = xstrndup(base, strlen(base) - 4);
+        long i = project_find_model(p, p->packages[pkg].name, name);
+        free(name);
+        if (i >= 0 && p->models[i].package == pkg) {
             *rc = cs_fail(err, CS_INVALID, "%s: a model named \"%s\" is already defined in %s",
                           file, p->models[i].name, p->models[i].file);
             free(file);
@@ -345,6 +438,7 @@ static void on_model_file(pl_project *p, size_t pkg, const char *relpath, void *
     m->relpath = xstrdup(relpath);
     m->file = file;
     m->config = pv_new(PV_MAP);
+    model_index_add(p, p->nmodels - 1);
 }
 
 static void on_macro_file(pl_project *p, size_t pkg, const char *relpath, void *ud, cs_error *err,
@@ -473,6 +567,7 @@ static cs_result load_package(pl_project *p, const char *dir, cs_error *err)
     pk->on_run_start = hook_list(pv_get(doc, "on-run-start"));
     pk->on_run_end = hook_list(pv_get(doc, "on-run-end"));
     pk->dispatch = pv_get(doc, "dispatch") ? pv_copy(pv_get(doc, "dispatch")) : NULL;
+    load_dbtignore(p, pk);
     if ((rc = str_list(
              pv_get(doc, "model-paths") ? pv_get(doc, "model-paths") : pv_get(doc, "source-paths"),
              "models", &pk->model_paths, &pk->n_model_paths, pk->file, "model-paths", err)) !=
@@ -519,7 +614,14 @@ static bool package_loaded(const pl_project *p, const char *dir)
     return false;
 }
 
-static cs_result load_packages_yml(pl_project *p, cs_error *err)
+/* a git package of CHT Pipeline (any URL naming the cht-pipeline repository) */
+static bool is_cht_pipeline(const pv *entry)
+{
+    const char *git = pv_gets(entry, "git");
+    return git && strstr(git, "cht-pipeline") != NULL;
+}
+
+static cs_result load_packages_yml(pl_project *p, const char *base_dir, cs_error *err)
 {
     char *file;
     pv *doc, *list;
@@ -542,6 +644,8 @@ static cs_result load_packages_yml(pl_project *p, cs_error *err)
     for (size_t i = 0; list && i < list->n && rc == CS_OK; i++) {
         const pv *e = list->items[i];
         const char *local = pv_gets(e, "local");
+        if (base_dir && is_cht_pipeline(e))
+            continue; /* the base models stand in for it (project_load_with_base) */
         if (!local)
             continue; /* git and hub packages: installed under dbt_packages, below */
         char *dir = local[0] == '/' ? xstrdup(local) : path_join(p->packages[0].root, local);
@@ -553,10 +657,20 @@ static cs_result load_packages_yml(pl_project *p, cs_error *err)
     /* what `deps` (or dbt deps, or a hand) put in the install path, as dbt
      * loads it: every project there, named or not */
     install = deps_install_dir(p->packages[0].root);
-    if (rc == CS_OK)
-        rc = deps_installed(file, list, install, &dirs, &ndirs, err);
+    if (rc == CS_OK) {
+        /* with the base models standing in, CHT Pipeline need not be installed */
+        pv *named = list ? pv_copy(list) : NULL;
+        for (size_t i = 0; base_dir && named && i < named->n; i++)
+            if (is_cht_pipeline(named->items[i]))
+                pv_set(named->items[i], "git", pv_str("")); /* neither checked nor counted */
+        rc = deps_installed(file, named, install, &dirs, &ndirs, err);
+        pv_free(named);
+    }
     for (size_t i = 0; i < ndirs; i++) {
-        if (rc == CS_OK && !package_loaded(p, dirs[i]))
+        const char *base = strrchr(dirs[i], '/') ? strrchr(dirs[i], '/') + 1 : dirs[i];
+        /* the base models stand in for an installed copy too */
+        if (rc == CS_OK && !(base_dir && strcmp(base, PROJECT_BASE_PACKAGE) == 0) &&
+            !package_loaded(p, dirs[i]))
             rc = load_package(p, dirs[i], err);
         free(dirs[i]);
     }
@@ -745,6 +859,21 @@ static void resolve_configs(pl_project *p)
 
 cs_result project_load(const char *dir, pl_project **out, cs_error *err)
 {
+    return project_load_with_base(dir, NULL, out, err);
+}
+
+/* true when a package named name is loaded */
+static bool has_package(const pl_project *p, const char *name)
+{
+    for (size_t i = 0; i < p->npackages; i++)
+        if (strcmp(p->packages[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+cs_result project_load_with_base(const char *dir, const char *base_dir, pl_project **out,
+                                 cs_error *err)
+{
     pl_project *p = xrealloc(NULL, sizeof(*p));
     yml_list yl = {0};
     cs_result rc;
@@ -752,8 +881,14 @@ cs_result project_load(const char *dir, pl_project **out, cs_error *err)
     memset(p, 0, sizeof(*p));
     p->selectors = pv_new(PV_MAP);
     *out = NULL;
-    if ((rc = load_package(p, dir, err)) != CS_OK || (rc = load_packages_yml(p, err)) != CS_OK)
+    if ((rc = load_package(p, dir, err)) != CS_OK ||
+        (rc = load_packages_yml(p, base_dir, err)) != CS_OK)
         goto fail;
+    if (base_dir && !has_package(p, PROJECT_BASE_PACKAGE) &&
+        (rc = load_package(p, base_dir, err)) != CS_OK) {
+        cs_error_prefix(err, "the base models: ");
+        goto fail;
+    }
     /* packages first so that the root project's definitions come last */
     for (size_t pass = 0; pass < 2; pass++) {
         for (size_t pk = 0; pk < p->npackages; pk++) {
@@ -816,11 +951,15 @@ void project_free(pl_project *p)
         pv_free(k->dispatch);
         pv_free(k->on_run_start);
         pv_free(k->on_run_end);
+        for (size_t j = 0; j < k->nignore; j++)
+            free(k->ignore[j]);
+        free(k->ignore);
     }
     for (size_t i = 0; i < p->nmodels; i++) {
         pl_model *m = &p->models[i];
         free(m->name);
         free(m->relpath);
+        free(m->source_refs);
         free(m->file);
         free(m->sql);
         free(m->props_file);
@@ -851,6 +990,8 @@ void project_free(pl_project *p)
         free(p->stamps[i].path);
     free(p->packages);
     free(p->models);
+    free(p->mslots);
+    free(p->mnext);
     free(p->sources);
     free(p->tests);
     free(p->macros);
@@ -859,19 +1000,60 @@ void project_free(pl_project *p)
     free(p);
 }
 
+static size_t name_slot(const char *name, size_t nslots)
+{
+    unsigned long long h = 1469598103934665603ULL;
+    for (const char *c = name; *c; c++) {
+        h ^= (unsigned char)*c;
+        h *= 1099511628211ULL;
+    }
+    return (size_t)(h & (nslots - 1));
+}
+
+/* the slot of name in the model index: its chain's head, or an empty slot */
+static size_t model_slot(const pl_project *p, const char *name)
+{
+    size_t s = name_slot(name, p->nmslots);
+    while (p->mslots[s] >= 0 && strcmp(p->models[p->mslots[s]].name, name) != 0)
+        s = (s + 1) & (p->nmslots - 1);
+    return s;
+}
+
+/* adds model i (the last one loaded) to the index, growing it first */
+static void model_index_add(pl_project *p, size_t i)
+{
+    p->mnext = xrealloc(p->mnext, (i + 1) * sizeof(long));
+    if ((i + 1) * 2 > p->nmslots) {
+        free(p->mslots);
+        p->nmslots = p->nmslots ? p->nmslots * 2 : 64;
+        p->mslots = xrealloc(NULL, p->nmslots * sizeof(long));
+        for (size_t k = 0; k < p->nmslots; k++)
+            p->mslots[k] = -1;
+        for (size_t k = 0; k < i; k++) {
+            size_t s = model_slot(p, p->models[k].name);
+            p->mnext[k] = p->mslots[s];
+            p->mslots[s] = (long)k;
+        }
+    }
+    size_t s = model_slot(p, p->models[i].name);
+    p->mnext[i] = p->mslots[s];
+    p->mslots[s] = (long)i;
+}
+
 long project_find_model(const pl_project *p, const char *pkg, const char *name)
 {
     long found = -1;
 
-    for (size_t i = 0; i < p->nmodels; i++) {
-        if (strcmp(p->models[i].name, name) != 0)
-            continue;
+    if (p->nmslots == 0)
+        return -1;
+    /* the chain runs from the newest model of that name to the oldest */
+    for (long i = p->mslots[model_slot(p, name)]; i >= 0; i = p->mnext[i]) {
         if (pkg && strcmp(p->packages[p->models[i].package].name, pkg) != 0)
             continue;
-        if (p->models[i].package == 0)
-            return (long)i;
-        if (found < 0)
-            found = (long)i;
+        /* the root project's model wins, then the first loaded */
+        bool root = p->models[i].package == 0;
+        if (found < 0 || (root != (p->models[found].package == 0) ? root : i < found))
+            found = i;
     }
     return found;
 }

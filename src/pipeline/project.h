@@ -35,20 +35,24 @@ typedef struct {
     pv *models_cfg;   /* the `models:` tree, or NULL */
     pv *on_run_start; /* list of hook strings (never NULL) */
     pv *on_run_end;
-    pv *dispatch; /* the `dispatch:` list (root project: adapter.dispatch's search orders), or NULL
-                   */
+    pv *dispatch;  /* the `dispatch:` list (root project: adapter.dispatch's search orders), or NULL
+                    */
+    char **ignore; /* the patterns of its .dbtignore, in order */
+    size_t nignore;
 } pl_package;
 
 typedef struct {
-    char *name;       /* file name without .sql */
-    size_t package;   /* index into packages; 0 is the root project */
-    char *relpath;    /* relative to the package root: models/a/b.sql */
-    char *file;       /* path for messages and reading: root/relpath */
-    char *sql;        /* the file's text */
-    pv *config;       /* folder-level and property-file configs merged (map) */
-    pv *columns;      /* list of column maps from property files, or NULL */
-    pv *constraints;  /* model-level constraints from property files, or NULL */
-    char *props_file; /* the property file that describes it, or NULL */
+    char *name;          /* file name without .sql */
+    size_t package;      /* index into packages; 0 is the root project */
+    char *relpath;       /* relative to the package root: models/a/b.sql */
+    char *file;          /* path for messages and reading: root/relpath */
+    char *sql;           /* the file's text */
+    pv *config;          /* folder-level and property-file configs merged (map) */
+    pv *columns;         /* list of column maps from property files, or NULL */
+    pv *constraints;     /* model-level constraints from property files, or NULL */
+    char *props_file;    /* the property file that describes it, or NULL */
+    size_t *source_refs; /* the sources it reads (indexes into sources), set by the parse */
+    size_t nsource_refs;
 } pl_model;
 
 typedef struct {
@@ -106,6 +110,11 @@ typedef struct {
     pv *selectors;    /* map: selector name -> definition (never NULL) */
     pl_stamp *stamps; /* every file and directory read, for change detection */
     size_t nstamps;
+    /* models by name (project_find_model): open addressing over the first
+     * model of each name, the others of that name chained through mnext */
+    long *mslots;
+    size_t nmslots;
+    long *mnext;
 } pl_project;
 
 /*
@@ -116,6 +125,20 @@ typedef struct {
 cs_result project_load(const char *dir, pl_project **out, cs_error *err) CS_MUST_CHECK;
 void project_free(pl_project *p);
 
+/* the dbt project name of CHT Pipeline, under which deployments ref it */
+#define PROJECT_BASE_PACKAGE "cht_pipeline_base"
+
+/*
+ * project_load, with the base models in base_dir (a project named
+ * PROJECT_BASE_PACKAGE; NULL: as project_load) made available to the root
+ * project under that name: a packages.yml entry that is a git package of
+ * cht-pipeline is replaced by it, and it is added when no package of that
+ * name was loaded (a `- local:` one of the project's own wins; a root
+ * project that is the base itself needs nothing).
+ */
+cs_result project_load_with_base(const char *dir, const char *base_dir, pl_project **out,
+                                 cs_error *err) CS_MUST_CHECK;
+
 /* index of the model named name (in package pkg, or any package when pkg is
  * NULL; the root project wins), or -1 */
 long project_find_model(const pl_project *p, const char *pkg, const char *name);
@@ -123,6 +146,12 @@ long project_find_source(const pl_project *p, const char *source, const char *ta
 
 /* true when a file or directory read at load time changed, appeared or went */
 bool project_changed(const pl_project *p);
+/*
+ * true when no file or directory read at load time was modified in the
+ * last quiet_ns nanoseconds (by the wall clock; an mtime more than a
+ * minute ahead of it, a skewed clock, does not hold a reload back)
+ */
+bool project_settled(const pl_project *p, long long quiet_ns);
 
 /*
  * Merges the config map src into dst the way dbt does: later wins, except

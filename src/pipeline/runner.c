@@ -5,10 +5,13 @@
  */
 #include "pipeline/runner.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -67,6 +70,12 @@ typedef struct {
     long logged, suppressed;
 } pool_notices;
 
+/* a target file a session wrote: hashes of its path and its text, its size */
+typedef struct {
+    unsigned long long path, text;
+    long long size;
+} pool_file;
+
 struct runner_pool {
     const cs_config *cfg;
     int n;
@@ -79,6 +88,12 @@ struct runner_pool {
     pool_tmp *tmps[RUNNER_MAX_THREADS]; /* per connection slot */
     pool_notices notices[RUNNER_MAX_THREADS];
     size_t ntmps[RUNNER_MAX_THREADS];
+    /* the target files this session wrote: path hash -> content hash and
+     * size, so that an unchanged file is not written again (open with
+     * O_TRUNC and the write cost ext4 milliseconds a file, every run) */
+    pthread_mutex_t files_mu;
+    pool_file *files;
+    size_t nfiles, files_cap; /* open addressing, files_cap a power of 2 */
 };
 
 runner_pool *runner_pool_new(const cs_config *cfg, int n)
@@ -87,6 +102,7 @@ runner_pool *runner_pool_new(const cs_config *cfg, int n)
     pool->cfg = cfg;
     pool->n = n < 1 ? 1 : n > RUNNER_MAX_THREADS ? RUNNER_MAX_THREADS : n;
     pthread_mutex_init(&pool->mu, NULL);
+    pthread_mutex_init(&pool->files_mu, NULL);
     return pool;
 }
 
@@ -172,7 +188,9 @@ void runner_pool_free(runner_pool *pool)
     for (size_t k = 0; k < pool->nmemo; k++)
         free(pool->memo[k].relname);
     free(pool->memo);
+    free(pool->files);
     pthread_mutex_destroy(&pool->mu);
+    pthread_mutex_destroy(&pool->files_mu);
     free(pool);
 }
 
@@ -229,7 +247,9 @@ static PGconn *pool_conn(runner_pool *pool, int k, cs_error *err)
     if (pool->conns[k])
         PQfinish(pool->conns[k]);
     slot_tmp_clear(pool, k); /* its temp tables went with it */
-    pool->conns[k] = pg_connect(pool->cfg, "cht-sync pipeline", err);
+    /* the session's own time zone, as dbt: models' ::date and date_trunc
+     * on timestamptz follow the database's setting, not UTC */
+    pool->conns[k] = pg_connect_zone(pool->cfg, "cht-sync pipeline", false, err);
     if (pool->conns[k])
         PQsetNoticeReceiver(pool->conns[k], on_notice, &pool->notices[k]);
     return pool->conns[k];
@@ -333,9 +353,86 @@ static void print_line(run_ctx *c, size_t i, const char *status_text, const char
 
 /* ---- queries ---- */
 
+/* appends text to err's message, cut to fit */
+static void err_append(cs_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void err_append(cs_error *err, const char *fmt, ...)
+{
+    size_t l = strlen(err->msg);
+    va_list ap;
+
+    if (l + 1 >= sizeof(err->msg))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err->msg + l, sizeof(err->msg) - l, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * pg_fail, keeping what PostgreSQL says beyond its first line, as dbt
+ * shows it: DETAIL, HINT, and the error's position in sql (the statement
+ * that was sent; the position counts characters) as a line and column with
+ * the text of that line.  One log line: the parts are joined with "; ".
+ */
+static cs_result sql_fail(PGconn *conn, const PGresult *res, const char *what, const char *sql,
+                          cs_error *err)
+{
+    cs_result rc = pg_fail(conn, res, what, err);
+    const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+    const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+    const char *pos = res ? PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION) : NULL;
+
+    if (detail)
+        err_append(err, "; DETAIL:  %s", detail);
+    if (hint)
+        err_append(err, "; HINT:  %s", hint);
+    if (pos && sql) {
+        long want = atol(pos), chars = 0, line = 1, col = 1;
+        const char *bol = sql, *q = sql;
+        for (; *q && chars < want - 1; q++) {
+            if (((unsigned char)*q & 0xC0) == 0x80)
+                continue; /* a UTF-8 continuation byte: same character */
+            chars++;
+            col++;
+            if (*q == '\n') {
+                line++;
+                col = 1;
+                bol = q + 1;
+            }
+        }
+        err_append(err, "; at line %ld, column %ld of the statement: %.*s", line, col,
+                   (int)(strcspn(bol, "\n") > 160 ? 160 : strcspn(bol, "\n")), bol);
+    }
+    return rc;
+}
+
 typedef struct {
     PGconn *conn;
 } sql_ud;
+
+/*
+ * A numeric value, exact (dbt gives a Decimal): an integer that fits in 64
+ * bits is an int; a value a double prints back as the same text ("2.5")
+ * is a float; anything else ("2.50", 30 digits) keeps its exact text.
+ */
+static pv *numeric_cell(const char *v)
+{
+    char *end, back[64];
+    long long i;
+    double f;
+
+    errno = 0;
+    i = strtoll(v, &end, 10);
+    if (*end == '\0' && errno == 0)
+        return pv_int(i);
+    f = strtod(v, &end);
+    snprintf(back, sizeof(back), "%.15g", f);
+    if (*end == '\0' && strcmp(back, v) == 0) {
+        pv *cell = pv_new(PV_FLOAT);
+        cell->f = f;
+        return cell;
+    }
+    return pv_str(v);
+}
 
 /* statement()/run_query() of the templates */
 static cs_result query_cb(void *ud, const char *sql, pv **out, cs_error *err)
@@ -347,7 +444,7 @@ static cs_result query_cb(void *ud, const char *sql, pv **out, cs_error *err)
 
     *out = NULL;
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        cs_result rc = pg_fail(conn, res, "query failed", err);
+        cs_result rc = sql_fail(conn, res, "query failed", sql, err);
         PQclear(res);
         return rc;
     }
@@ -368,7 +465,9 @@ static cs_result query_cb(void *ud, const char *sql, pv **out, cs_error *err)
                 cell = pv_bool(v[0] == 't');
             } else if (type == 20 || type == 21 || type == 23) {
                 cell = pv_int(strtoll(v, NULL, 10));
-            } else if (type == 700 || type == 701 || type == 1700) {
+            } else if (type == 1700) {
+                cell = numeric_cell(v);
+            } else if (type == 700 || type == 701) {
                 cell = pv_new(PV_FLOAT);
                 cell->f = strtod(v, NULL);
             } else {
@@ -394,7 +493,7 @@ static cs_result exec_sql(PGconn *conn, const char *sql, const char *what, long 
     cs_result rc = CS_OK;
 
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        rc = pg_fail(conn, res, what, err);
+        rc = sql_fail(conn, res, what, sql, err);
     else if (rows)
         *rows = atol(PQcmdTuples(res));
     PQclear(res);
@@ -470,6 +569,41 @@ static cs_result check_contract(const dbt_node *nd, const pv *cols, const char *
  * full path, which reports or applies it.  A failing query fails the model.
  * The query is planned for its first row and builds nothing.
  */
+/*
+ * Appends the statement that takes model relname's lock for the rest of
+ * the transaction: two runs on one schema (two processes, a rolling
+ * deploy) build a model one after the other, so that the second sees the
+ * first's committed rows (READ COMMITTED: each later statement takes a new
+ * snapshot) and never inserts the same batch again.  An advisory lock in
+ * the two-key space, (hash of "cht-sync model", hash of "schema"."name"):
+ * readers of the model never wait on it.  A hash collision only
+ * serializes two models.
+ */
+static void model_lock_sql(buf *b, const char *schema, const char *relname)
+{
+    buf rel;
+    buf_init(&rel, 0);
+    mat_relation(&rel, schema, relname);
+    buf_puts(b, "SELECT pg_advisory_xact_lock(hashtext('cht-sync model'), hashtext(");
+    mat_quote_literal(b, rel.data ? rel.data : "");
+    buf_puts(b, "));\n");
+    buf_free(&rel);
+}
+
+/* BEGIN and the model's lock (model_lock_sql) */
+static cs_result begin_model(PGconn *conn, const char *schema, const char *relname, cs_error *err)
+{
+    buf b;
+    cs_result rc;
+
+    buf_init(&b, 0);
+    buf_puts(&b, "BEGIN;\n");
+    model_lock_sql(&b, schema, relname);
+    rc = exec_sql(conn, b.data, "could not begin", NULL, err);
+    buf_free(&b);
+    return rc;
+}
+
 static cs_result probe_batch(const dbt_node *nd, const pl_model *pm, PGconn *conn,
                              const char *schema, const char *sql, int limit, bool begin, bool *noop,
                              char **sig, pv **dcols, cs_error *err)
@@ -488,8 +622,10 @@ static cs_result probe_batch(const dbt_node *nd, const pl_model *pm, PGconn *con
     buf_init(&rel, 0);
     buf_init(&sb, 0);
     mat_relation(&rel, schema, nd->relname);
-    if (begin)
+    if (begin) {
         buf_puts(&b, "BEGIN;\n");
+        model_lock_sql(&b, schema, nd->relname);
+    }
     buf_puts(&b, "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
                  "attrelid = ");
     mat_quote_literal(&b, rel.data);
@@ -501,12 +637,16 @@ static cs_result probe_batch(const dbt_node *nd, const pl_model *pm, PGconn *con
         rc = pg_fail(conn, NULL, "could not build the new rows", err);
         goto out;
     }
-    /* every result is read, also after an error, so the connection is idle */
+    /* every result is read, also after an error, so the connection is idle;
+     * the lock's result (after BEGIN) is not one of the two */
     while ((res = PQgetResult(conn))) {
         ExecStatusType st = PQresultStatus(res);
         if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && rc == CS_OK)
-            rc = pg_fail(conn, res, "could not build the new rows", err);
-        if (st != PGRES_TUPLES_OK || (cols_res && rows_res)) {
+            rc = sql_fail(conn, res, "could not build the new rows", b.data, err);
+        if (st == PGRES_TUPLES_OK && begin) {
+            begin = false;
+            PQclear(res);
+        } else if (st != PGRES_TUPLES_OK || (cols_res && rows_res)) {
             PQclear(res);
         } else if (!cols_res) {
             cols_res = res;
@@ -572,7 +712,8 @@ static cs_result run_hooks(dbt_worker *w, PGconn *conn, long model, tpl_template
     return rc;
 }
 
-static cs_result save_fingerprint(run_ctx *c, PGconn *conn, size_t i, cs_error *err)
+/* stores fp as model i's fingerprint (a view's covers its SQL) unless stored */
+static cs_result save_fingerprint(run_ctx *c, PGconn *conn, size_t i, const char *fp, cs_error *err)
 {
     char uid[512];
     buf b;
@@ -580,7 +721,7 @@ static cs_result save_fingerprint(run_ctx *c, PGconn *conn, size_t i, cs_error *
     PGresult *res;
     cs_result rc = CS_OK;
 
-    if (strcmp(c->stored[i], c->m->nodes[i].fingerprint) == 0)
+    if (strcmp(c->stored[i], fp) == 0)
         return CS_OK;
     dbt_unique_id(c->m->p, i, uid, sizeof(uid));
     buf_init(&b, 0);
@@ -589,7 +730,7 @@ static cs_result save_fingerprint(run_ctx *c, PGconn *conn, size_t i, cs_error *
     buf_puts(&b, " (name, fingerprint, updated_at) VALUES ($1, $2, now()) ON CONFLICT (name) DO "
                  "UPDATE SET fingerprint = EXCLUDED.fingerprint, updated_at = now()");
     params[0] = uid;
-    params[1] = c->m->nodes[i].fingerprint;
+    params[1] = fp;
     res = PQexecParams(conn, b.data, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         rc = pg_fail(conn, res, "could not store the model's fingerprint", err);
@@ -667,306 +808,6 @@ static bool comparable(const pv *cols)
     return true;
 }
 
-/*
- * Builds model i in one transaction on conn.  *rows and *detail describe
- * the outcome for the progress line.
- */
-static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, int slot, size_t i,
-                             long *rows, char *detail, size_t ndetail, cs_error *err)
-{
-    const dbt_manifest *m = c->m;
-    const dbt_node *nd = &m->nodes[i];
-    const pl_model *pm = &m->p->models[i];
-    const char *schema = m->set.schema;
-    char tmp[256], bak[256], incr[256];
-    sql_ud sud = {conn};
-    dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = &sud};
-    bool incremental = false, changed, probe, in_txn, hooks;
-    buf sql, b;
-    cs_result rc;
-    pv *tcols = NULL, *dcols = NULL;
-    char *sig = NULL;     /* the shape of the query's result (probe_batch) */
-    bool created = false; /* the temp table was (re)created in this transaction */
-    long batch = 0;       /* rows in the temp table, emptied before COMMIT */
-
-    snprintf(tmp, sizeof(tmp), "%s__cs_tmp", nd->relname);
-    snprintf(bak, sizeof(bak), "%s__cs_backup", nd->relname);
-    snprintf(incr, sizeof(incr), "%s__cs_incr", nd->relname);
-    changed = c->stored[i][0] && strcmp(c->stored[i], nd->fingerprint) != 0;
-    if (nd->mat == MAT_INCREMENTAL && c->kinds[i] == 'r' && !c->stored[i][0] &&
-        !c->o->full_refresh) {
-        bool match;
-        if ((rc = adoptable(conn, schema, nd, &match, err)) != CS_OK)
-            return rc;
-        if (!match)
-            log_info(pm->name, "existing table without a fingerprint and with columns other than "
-                               "the contract's: rebuilding in full");
-        else
-            log_info(pm->name, "adopting the existing table (no fingerprint, columns as the "
-                               "contract says)");
-        changed = !match;
-    }
-    if (nd->mat == MAT_INCREMENTAL) {
-        incremental = c->kinds[i] == 'r' && !c->o->full_refresh && !changed;
-        if (changed && c->stored[i][0] && c->kinds[i] == 'r' && !c->o->full_refresh)
-            log_info(pm->name, "definition changed since the last run: rebuilding in full");
-    }
-    ro.is_incremental = incremental;
-    /* an unchanged incremental model whose last batch in this session was
-     * empty is probed before any DDL; without hooks the probe is all the
-     * no-op run does (no transaction: it writes nothing) */
-    probe = incremental && strcmp(c->stored[i], nd->fingerprint) == 0 &&
-            !pool_batch_busy(c->pool, nd->relname);
-    hooks = nd->npre_hooks > 0 || nd->npost_hooks > 0;
-    in_txn = !(probe && !hooks);
-    buf_init(&sql, 0);
-    buf_init(&b, 0);
-    if ((rc = dbt_render_model(w, i, &ro, &sql, err)) != CS_OK)
-        goto out;
-    /* an incremental model without pre-hooks sends BEGIN with its probe */
-    if (in_txn && !(incremental && nd->npre_hooks == 0) &&
-        (rc = exec_sql(conn, "BEGIN", "could not begin", NULL, err)) != CS_OK)
-        goto out;
-    if ((rc = run_hooks(w, conn, (long)i, nd->pre_hooks, nd->npre_hooks, &ro, err)) != CS_OK)
-        goto rollback;
-    if (incremental) {
-        bool noop;
-        if ((rc = probe_batch(nd, pm, conn, schema, sql.data, probe ? 1 : 0,
-                              in_txn && nd->npre_hooks == 0, &noop, &sig, &dcols, err)) != CS_OK)
-            goto rollback;
-        if (noop) {
-            *rows = 0;
-            snprintf(detail, ndetail, "INSERT 0");
-            goto finish;
-        }
-        if (!in_txn && (rc = exec_sql(conn, "BEGIN", "could not begin", NULL, err)) != CS_OK)
-            goto out;
-        in_txn = true;
-    }
-    if (incremental) {
-        const char *osc = pv_gets(nd->config, "on_schema_change");
-        const char **cols = NULL;
-        size_t ncols = 0;
-        long n = 0;
-        pool_tmp *pt = slot_tmp(c->pool, slot, nd->relname);
-
-        /* the connection's temp table when the query's shape is the one it
-         * was made for (its rows were deleted by the run that filled it);
-         * else a new one, known to the pool once this transaction commits */
-        if (pt && strcmp(pt->sig, sig) == 0) {
-            mat_temp_insert(&b, incr, sql.data);
-            tcols = pv_copy(pt->cols);
-        } else {
-            slot_tmp_forget(c->pool, slot, nd->relname);
-            mat_temp_table(&b, incr, sql.data);
-            created = true;
-        }
-        if ((rc = exec_sql(conn, b.data, "could not build the new rows", &n, err)) != CS_OK)
-            goto rollback;
-        batch = n;
-        if (created) {
-            buf_reset(&b);
-            mat_quote_ident(&b, incr);
-            if ((rc = columns_of(conn, b.data, &tcols, err)) != CS_OK)
-                goto rollback;
-        }
-        if (nd->contract || (osc && strcmp(osc, "ignore") != 0) || n > 0) {
-            if (nd->contract && (rc = check_contract(nd, tcols, pm->file, err)) != CS_OK)
-                goto rollback;
-            /* on_schema_change: compare the new rows' columns with the table's */
-            for (size_t k = 0; k < tcols->n; k++) {
-                if (pv_get(dcols, tcols->keys[k]))
-                    continue;
-                if (osc && (strcmp(osc, "append_new_columns") == 0 ||
-                            strcmp(osc, "sync_all_columns") == 0)) {
-                    buf_reset(&b);
-                    buf_puts(&b, "ALTER TABLE ");
-                    mat_relation(&b, schema, nd->relname);
-                    buf_puts(&b, " ADD COLUMN ");
-                    mat_quote_ident(&b, tcols->keys[k]);
-                    buf_printf(&b, " %s", pv_s(tcols->items[k]));
-                    if ((rc = exec_sql(conn, b.data, "could not add a column", NULL, err)) != CS_OK)
-                        goto rollback;
-                    pv_set(dcols, tcols->keys[k], pv_copy(tcols->items[k]));
-                } else if (osc && strcmp(osc, "fail") == 0) {
-                    rc = cs_fail(err, CS_INVALID,
-                                 "%s: the new rows have column \"%s\" that %s.%s lacks and "
-                                 "on_schema_change is 'fail'",
-                                 pm->file, tcols->keys[k], schema, nd->relname);
-                    goto rollback;
-                }
-            }
-            for (size_t k = 0; k < dcols->n; k++) {
-                if (pv_get(tcols, dcols->keys[k]))
-                    continue;
-                if (osc && strcmp(osc, "fail") == 0) {
-                    rc = cs_fail(err, CS_INVALID,
-                                 "%s: %s.%s has column \"%s\" that the new rows lack and "
-                                 "on_schema_change is 'fail'",
-                                 pm->file, schema, nd->relname, dcols->keys[k]);
-                    goto rollback;
-                }
-                if (osc && strcmp(osc, "sync_all_columns") == 0) {
-                    buf_reset(&b);
-                    buf_puts(&b, "ALTER TABLE ");
-                    mat_relation(&b, schema, nd->relname);
-                    buf_puts(&b, " DROP COLUMN ");
-                    mat_quote_ident(&b, dcols->keys[k]);
-                    if ((rc = exec_sql(conn, b.data, "could not drop a column", NULL, err)) !=
-                        CS_OK)
-                        goto rollback;
-                }
-            }
-        }
-        if (n > 0) {
-            /* the columns both sides have, in the table's order */
-            cols = xcalloc(dcols->n + 1, sizeof(*cols));
-            for (size_t k = 0; k < dcols->n; k++)
-                if (pv_get(tcols, dcols->keys[k]))
-                    cols[ncols++] = dcols->keys[k];
-            if (n >= ANALYZE_MIN_ROWS) {
-                buf_reset(&b);
-                buf_puts(&b, "ANALYZE ");
-                mat_quote_ident(&b, incr);
-                rc = exec_sql(conn, b.data, "could not analyze the new rows", NULL, err);
-            }
-            const char *strategy = pv_gets(nd->config, "incremental_strategy");
-            /* one round trip: the INSERT's count is the last result's */
-            buf_reset(&b);
-            bool merge = strategy && strcmp(strategy, "merge") == 0 && nd->nunique_key > 0;
-            if (rc == CS_OK && nd->nunique_key > 0 && !merge &&
-                !(strategy && strcmp(strategy, "append") == 0)) {
-                mat_incr_delete(&b, schema, nd->relname, incr, n,
-                                (const char *const *)nd->unique_key, nd->nunique_key);
-                buf_puts(&b, ";\n");
-            }
-            if (rc == CS_OK && merge)
-                mat_incr_merge(&b, schema, nd->relname, incr, n,
-                               (const char *const *)nd->unique_key, nd->nunique_key, cols, ncols,
-                               comparable(dcols));
-            else if (rc == CS_OK)
-                mat_incr_insert(&b, schema, nd->relname, incr, cols, ncols);
-            if (rc == CS_OK)
-                rc = exec_sql(conn, b.data, "could not replace the rows", &n, err);
-            free(cols);
-            if (rc != CS_OK)
-                goto rollback;
-        }
-        pool_batch_note(c->pool, nd->relname, n > 0);
-        *rows = n;
-        snprintf(detail, ndetail, "INSERT %ld", n);
-    } else {
-        bool view = nd->mat == MAT_VIEW;
-        long n = 0;
-        buf_reset(&b);
-        if (c->tmp_kinds[i])
-            mat_drop(&b, schema, tmp, c->tmp_kinds[i]);
-        if (c->bak_kinds[i])
-            mat_drop(&b, schema, bak, c->bak_kinds[i]);
-        if (b.len &&
-            (rc = exec_sql(conn, b.data, "could not drop a leftover relation", NULL, err)) != CS_OK)
-            goto rollback;
-        if (nd->contract) {
-            /* dbt's check before building: the columns the query returns */
-            buf_reset(&b);
-            buf_puts(&b, "SELECT * FROM ");
-            mat_subquery(&b, sql.data);
-            buf_puts(&b, " AS s LIMIT 0");
-            PGresult *res = PQexec(conn, b.data);
-            if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                rc = pg_fail(conn, res, "the model's query failed", err);
-                PQclear(res);
-                goto rollback;
-            }
-            tcols = pv_new(PV_MAP);
-            for (int f = 0; f < PQnfields(res); f++)
-                pv_set(tcols, PQfname(res, f), pv_new(PV_NULL));
-            PQclear(res);
-            if ((rc = check_contract(nd, tcols, pm->file, err)) != CS_OK)
-                goto rollback;
-        }
-        buf_reset(&b);
-        if (view)
-            mat_create_view(&b, schema, tmp, sql.data);
-        else if ((rc = mat_create_table(&b, schema, tmp, sql.data, nd->contract, nd->constraints,
-                                        err)) != CS_OK) {
-            cs_error_prefix(err, "%s: ", pm->props_file ? pm->props_file : pm->file);
-            goto rollback;
-        }
-        if ((rc = exec_sql(conn, b.data,
-                           view ? "could not create the view" : "could not create the table", &n,
-                           err)) != CS_OK)
-            goto rollback;
-        /* indexes after the swap (same transaction), so that they get names
-         * from the final relation and never clash with the old one's */
-        buf_reset(&b);
-        mat_swap(&b, schema, nd->relname, c->kinds[i], tmp, view ? 'v' : 'r', bak);
-        if (!view && (rc = mat_indexes(&b, schema, nd->relname, pv_get(nd->config, "indexes"),
-                                       err)) != CS_OK) {
-            cs_error_prefix(err, "%s: ", pm->file);
-            goto rollback;
-        }
-        /* a table built in one go has no statistics until autovacuum comes
-         * by; without them the next incremental run's DELETE ... USING
-         * guesses a big join and scans the whole table */
-        if (!view) {
-            buf_puts(&b, "; ANALYZE ");
-            mat_relation(&b, schema, nd->relname);
-        }
-        if ((rc = exec_sql(conn, b.data, "could not swap the new relation in", NULL, err)) != CS_OK)
-            goto rollback;
-        *rows = view ? 0 : n;
-        if (view)
-            snprintf(detail, ndetail, "CREATE VIEW");
-        else
-            snprintf(detail, ndetail, "SELECT %ld", n);
-    }
-finish:
-    if ((rc = run_hooks(w, conn, (long)i, nd->post_hooks, nd->npost_hooks, &ro, err)) != CS_OK ||
-        (rc = save_fingerprint(c, conn, i, err)) != CS_OK)
-        goto rollback;
-    if (in_txn) {
-        /* the temp table is left empty for the next run: DELETE is cheap
-         * for a small batch; TRUNCATE (new file, catalog update) now and
-         * then and after a big one, as no autovacuum cleans temp tables */
-        pool_tmp *pt = created ? NULL : slot_tmp(c->pool, slot, nd->relname);
-        bool truncate = batch >= ANALYZE_MIN_ROWS || (pt && pt->deletes >= TMP_DELETES_MAX);
-        buf_reset(&b);
-        if (batch > 0) {
-            buf_puts(&b, truncate ? "TRUNCATE pg_temp." : "DELETE FROM pg_temp.");
-            mat_quote_ident(&b, incr);
-            buf_puts(&b, ";\n");
-        }
-        buf_puts(&b, "COMMIT");
-        if ((rc = exec_sql(conn, b.data, "could not commit", NULL, err)) != CS_OK)
-            goto rollback;
-        if (created) {
-            slot_tmp_add(c->pool, slot, nd->relname, sig, tcols);
-            sig = NULL;
-            tcols = NULL;
-        } else if (pt && batch > 0) {
-            pt->deletes = truncate ? 0 : pt->deletes + 1;
-        }
-    }
-    goto out;
-rollback:
-    /* what this transaction did to the temp table is undone; forgetting it
-     * makes the next run start from DROP IF EXISTS + CREATE */
-    if (incremental)
-        slot_tmp_forget(c->pool, slot, nd->relname);
-    if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
-        PGresult *res = PQexec(conn, "ROLLBACK");
-        PQclear(res);
-    }
-out:
-    free(sig);
-    pv_free(tcols);
-    pv_free(dcols);
-    buf_free(&sql);
-    buf_free(&b);
-    return rc;
-}
-
 static int mkdirs(const char *path)
 {
     char tmp[4096];
@@ -982,16 +823,929 @@ static int mkdirs(const char *path)
     return 0;
 }
 
+/*
+ * Writes text to TARGET/KIND/<package>/<path of the model's file> (KIND
+ * "compiled": the model's SQL; "run": the statements a build ran), the
+ * way dbt lays out its target path.  path gets the file's name.
+ */
+static unsigned long long text_hash(const char *s)
+{
+    unsigned long long h = 1469598103934665603ULL;
+    for (; s && *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/*
+ * Whether path already holds text as this session wrote it (same content
+ * hash, and the file is still there with that size); otherwise notes text
+ * as what path will hold.  Thread-safe.
+ */
+static bool target_unchanged(runner_pool *pool, const char *path, const char *text)
+{
+    unsigned long long ph = text_hash(path), th = text_hash(text);
+    long long size = (long long)(text ? strlen(text) : 0) + 1;
+    struct stat st;
+    bool same = false;
+    size_t k;
+
+    pthread_mutex_lock(&pool->files_mu);
+    if ((pool->nfiles + 1) * 2 > pool->files_cap) {
+        size_t cap = pool->files_cap ? pool->files_cap * 2 : 256;
+        pool_file *nf = xcalloc(cap, sizeof(*nf));
+        for (size_t j = 0; j < pool->files_cap; j++) {
+            if (!pool->files[j].path)
+                continue;
+            for (k = pool->files[j].path & (cap - 1); nf[k].path; k = (k + 1) & (cap - 1))
+                ;
+            nf[k] = pool->files[j];
+        }
+        free(pool->files);
+        pool->files = nf;
+        pool->files_cap = cap;
+    }
+    for (k = ph & (pool->files_cap - 1); pool->files[k].path && pool->files[k].path != ph;
+         k = (k + 1) & (pool->files_cap - 1))
+        ;
+    if (pool->files[k].path == ph)
+        same = pool->files[k].text == th && stat(path, &st) == 0 && st.st_size == size;
+    else
+        pool->nfiles++;
+    pool->files[k].path = ph;
+    pool->files[k].text = th;
+    pool->files[k].size = size;
+    pthread_mutex_unlock(&pool->files_mu);
+    return same;
+}
+
+static cs_result write_target(const run_ctx *c, const char *kind, size_t i, const char *text,
+                              char *path, size_t npath, cs_error *err)
+{
+    const pl_model *pm = &c->m->p->models[i];
+    FILE *f;
+
+    snprintf(path, npath, "%s/%s/%s/%s", c->o->target_dir, kind,
+             c->m->p->packages[pm->package].name, pm->relpath);
+    if (target_unchanged(c->pool, path, text))
+        return CS_OK;
+    if (mkdirs(path) != 0 || !(f = fopen(path, "w")))
+        return cs_fail(err, CS_PERMANENT, "could not write \"%s\": %s", path, strerror(errno));
+    fputs(text ? text : "", f);
+    fputc('\n', f);
+    if (fclose(f) != 0)
+        return cs_fail(err, CS_PERMANENT, "could not write \"%s\": %s", path, strerror(errno));
+    return CS_OK;
+}
+
+/*
+ * One model's build, shared by the steps below: what was decided before it
+ * started and what it has made so far.  The buffers and the owned
+ * pointers are freed by build_model at its end.
+ */
+typedef struct {
+    run_ctx *c;
+    dbt_worker *w;
+    PGconn *conn;
+    int slot; /* the connection's slot in the pool (its temp tables) */
+    size_t i;
+    const dbt_node *nd;
+    const pl_model *pm;
+    const char *schema;
+    char tmp[256], bak[256], incr[256];
+    sql_ud sud;
+    dbt_render_opts ro;
+    bool full_refresh; /* --full-refresh, unless the model's full_refresh config says otherwise */
+    bool incremental;  /* is_incremental(): the table exists, unchanged, no full refresh */
+    bool probe;        /* probe with LIMIT 1 before touching the temp table */
+    bool in_txn;       /* the build runs in a transaction (false: probe only) */
+    buf sql;           /* the compiled SQL */
+    buf b;             /* scratch for statements */
+    pv *tcols;         /* the new rows' columns: name -> format_type */
+    pv *dcols;         /* the target's columns */
+    char *sig;         /* the shape of the query's result (probe_batch) */
+    bool created;      /* the temp table was (re)created in this transaction */
+    long batch;        /* rows in the temp table, emptied before COMMIT */
+    long rows;         /* for the progress line and dbt_results */
+    char fp[17];       /* the fingerprint stored once built (a view's covers its SQL) */
+    buf trace;         /* the statements run, for target/run (when there is a target) */
+    bool unchanged;    /* a view whose stored fingerprint is fp: nothing to do */
+    bool replaced;     /* a new relation was swapped in (it has no grants yet) */
+    char detail[128];  /* the outcome: "INSERT 3", "CREATE VIEW", "SELECT 10" */
+} build;
+
+/* the relation kind ('r', 'v', 'm', 0: none) of "schema"."name" in res's column f */
+static char kind_at(PGresult *res, int f)
+{
+    const char *k = PQgetisnull(res, 0, f) ? "" : PQgetvalue(res, 0, f);
+    return k[0] == 'p' ? 'r' : k[0];
+}
+
+/*
+ * Reads again the kinds of model i's relation and of its leftovers: a
+ * parent rebuilt earlier in this run dropped the views on it (DROP ...
+ * CASCADE of the parent's old relation), so the kinds read at the start
+ * of the run may be stale.  A model starts only after every model it refs
+ * finished, so what this reads is what the build finds.
+ */
+static cs_result reread_kinds(build *bd, cs_error *err)
+{
+    run_ctx *c = bd->c;
+    const char *names[3] = {bd->nd->relname, bd->tmp, bd->bak};
+    buf rel[3];
+    const char *params[3];
+    PGresult *res;
+    cs_result rc = CS_OK;
+
+    for (int k = 0; k < 3; k++) {
+        buf_init(&rel[k], 0);
+        mat_relation(&rel[k], bd->schema, names[k]);
+        params[k] = rel[k].data;
+    }
+    res = PQexecParams(bd->conn,
+                       "SELECT (SELECT relkind FROM pg_class WHERE oid = to_regclass($1)), "
+                       "(SELECT relkind FROM pg_class WHERE oid = to_regclass($2)), "
+                       "(SELECT relkind FROM pg_class WHERE oid = to_regclass($3))",
+                       3, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        rc = pg_fail(bd->conn, res, "could not read the model's relation", err);
+    } else {
+        c->kinds[bd->i] = kind_at(res, 0);
+        c->tmp_kinds[bd->i] = kind_at(res, 1);
+        c->bak_kinds[bd->i] = kind_at(res, 2);
+    }
+    PQclear(res);
+    for (int k = 0; k < 3; k++)
+        buf_free(&rel[k]);
+    return rc;
+}
+
+/* is_incremental(), and whether the run starts with a probe (and needs no
+ * transaction when the probe finds nothing and there are no hooks) */
+static cs_result build_decide(build *bd, cs_error *err)
+{
+    run_ctx *c = bd->c;
+    const dbt_node *nd = bd->nd;
+    size_t i = bd->i;
+    bool changed = c->stored[i][0] && strcmp(c->stored[i], nd->fingerprint) != 0;
+    bool hooks = nd->npre_hooks > 0 || nd->npost_hooks > 0;
+
+    const pv *fr = pv_get(nd->config, "full_refresh");
+    /* dbt: the model's full_refresh config, when set, wins over the flag;
+     * full_refresh: false also keeps the table through definition changes */
+    bool keep = fr && fr->type == PV_BOOL && !fr->b;
+
+    bd->full_refresh = fr && fr->type == PV_BOOL ? fr->b : c->o->full_refresh;
+    /* a table with no fingerprint (built by dbt) is adopted when its
+     * columns are the contract's, else rebuilt in full */
+    if (nd->mat == MAT_INCREMENTAL && c->kinds[i] == 'r' && !c->stored[i][0] && !bd->full_refresh) {
+        bool match;
+        cs_result rc;
+        if ((rc = adoptable(bd->conn, bd->schema, nd, &match, err)) != CS_OK)
+            return rc;
+        if (!match)
+            log_info(bd->pm->name, "existing table without a fingerprint and with columns other "
+                                   "than the contract's: rebuilding in full");
+        else
+            log_info(bd->pm->name, "adopting the existing table (no fingerprint, columns as the "
+                                   "contract says)");
+        changed = !match;
+        keep = keep && match;
+    }
+    if (nd->mat == MAT_INCREMENTAL) {
+        bd->incremental = c->kinds[i] == 'r' && !bd->full_refresh && (!changed || keep);
+        if (changed && c->stored[i][0] && c->kinds[i] == 'r' && !bd->full_refresh)
+            log_info(bd->pm->name, keep ? "definition changed since the last run; full_refresh "
+                                          "is false: running incrementally"
+                                        : "definition changed since the last run: rebuilding "
+                                          "in full");
+    }
+    bd->ro.is_incremental = bd->incremental;
+    /* an unchanged incremental model whose last batch in this session was
+     * empty is probed before any DDL; without hooks the probe is all the
+     * no-op run does (no transaction: it writes nothing) */
+    bd->probe = bd->incremental && strcmp(c->stored[i], nd->fingerprint) == 0 &&
+                !pool_batch_busy(c->pool, nd->relname);
+    bd->in_txn = !(bd->probe && !hooks);
+    return CS_OK;
+}
+
+/*
+ * After the render: the fingerprint to store (a view's covers its compiled
+ * SQL) and whether the model is an unchanged view, which is left as it is
+ * (no DDL, no lock; without hooks not even a transaction), so that views
+ * others built on it survive.
+ */
+static void build_identify(build *bd)
+{
+    run_ctx *c = bd->c;
+    const dbt_node *nd = bd->nd;
+
+    if (nd->mat != MAT_VIEW) {
+        snprintf(bd->fp, sizeof(bd->fp), "%s", nd->fingerprint);
+        return;
+    }
+    dbt_fingerprint_extend(nd->fingerprint, bd->sql.data ? bd->sql.data : "", bd->fp);
+    bd->unchanged =
+        c->kinds[bd->i] == 'v' && !bd->full_refresh && strcmp(c->stored[bd->i], bd->fp) == 0;
+    if (bd->unchanged && nd->npre_hooks == 0 && nd->npost_hooks == 0)
+        bd->in_txn = false;
+}
+
+/*
+ * A build's file under the target path, when the run has one; a failure
+ * to write is a warning: the model itself is fine.
+ */
+static void note_target(build *bd, const char *kind, const char *text, char *path, size_t npath)
+{
+    char own[4096];
+    cs_error werr;
+
+    if (!bd->c->o->target_dir)
+        return;
+    if (!path) {
+        path = own;
+        npath = sizeof(own);
+    }
+    if (write_target(bd->c, kind, bd->i, text, path, npath, &werr) != CS_OK)
+        log_warn(bd->pm->name, "%s", werr.msg);
+}
+
+/* runs bd->b (see exec_sql), noting it for target/run */
+static cs_result bexec(build *bd, const char *what, long *rows, cs_error *err)
+{
+    if (bd->c->o->target_dir && bd->b.data) {
+        buf_puts(&bd->trace, bd->b.data);
+        buf_puts(&bd->trace, ";\n\n");
+    }
+    return exec_sql(bd->conn, bd->b.data, what, rows, err);
+}
+
+/* ALTER TABLE target ADD/DROP COLUMN name [type] */
+static cs_result alter_column(build *bd, bool add, const char *name, const char *type,
+                              cs_error *err)
+{
+    buf_reset(&bd->b);
+    buf_puts(&bd->b, "ALTER TABLE ");
+    mat_relation(&bd->b, bd->schema, bd->nd->relname);
+    buf_puts(&bd->b, add ? " ADD COLUMN " : " DROP COLUMN ");
+    mat_quote_ident(&bd->b, name);
+    if (add)
+        buf_printf(&bd->b, " %s", type);
+    return bexec(bd, add ? "could not add a column" : "could not drop a column", NULL, err);
+}
+
+/*
+ * on_schema_change: compares the new rows' columns (tcols) with the
+ * target's (dcols) and adds, drops or fails as configured; dcols follows
+ * what was added.
+ */
+static cs_result apply_schema_change(build *bd, cs_error *err)
+{
+    const char *osc = pv_gets(bd->nd->config, "on_schema_change");
+    const char *file = bd->pm->file, *rel = bd->nd->relname;
+    bool fail = osc && strcmp(osc, "fail") == 0, sync = osc && strcmp(osc, "sync_all_columns") == 0;
+    bool append = sync || (osc && strcmp(osc, "append_new_columns") == 0);
+    cs_result rc;
+
+    for (size_t k = 0; k < bd->tcols->n; k++) {
+        const char *name = bd->tcols->keys[k];
+        if (pv_get(bd->dcols, name))
+            continue;
+        if (append) {
+            if ((rc = alter_column(bd, true, name, pv_s(bd->tcols->items[k]), err)) != CS_OK)
+                return rc;
+            pv_set(bd->dcols, name, pv_copy(bd->tcols->items[k]));
+        } else if (fail) {
+            return cs_fail(err, CS_INVALID,
+                           "%s: the new rows have column \"%s\" that %s.%s lacks and "
+                           "on_schema_change is 'fail'",
+                           file, name, bd->schema, rel);
+        }
+    }
+    for (size_t k = 0; k < bd->dcols->n; k++) {
+        const char *name = bd->dcols->keys[k];
+        if (pv_get(bd->tcols, name))
+            continue;
+        if (fail)
+            return cs_fail(err, CS_INVALID,
+                           "%s: %s.%s has column \"%s\" that the new rows lack and "
+                           "on_schema_change is 'fail'",
+                           file, bd->schema, rel, name);
+        if (sync && (rc = alter_column(bd, false, name, NULL, err)) != CS_OK)
+            return rc;
+    }
+    return CS_OK;
+}
+
+/*
+ * Fills the connection's temp table with the new rows: refilled when the
+ * query's shape is the one it was made for (its rows were deleted by the
+ * run that filled it), else made again, known to the pool once this
+ * transaction commits.  bd->batch gets the row count, bd->tcols the columns.
+ */
+static cs_result fill_temp_table(build *bd, cs_error *err)
+{
+    pool_tmp *pt = slot_tmp(bd->c->pool, bd->slot, bd->nd->relname);
+    cs_result rc;
+
+    buf_reset(&bd->b);
+    if (pt && strcmp(pt->sig, bd->sig) == 0) {
+        mat_temp_insert(&bd->b, bd->incr, bd->sql.data);
+        bd->tcols = pv_copy(pt->cols);
+    } else {
+        slot_tmp_forget(bd->c->pool, bd->slot, bd->nd->relname);
+        mat_temp_table(&bd->b, bd->incr, bd->sql.data);
+        bd->created = true;
+    }
+    if ((rc = bexec(bd, "could not build the new rows", &bd->batch, err)) != CS_OK)
+        return rc;
+    if (!bd->created)
+        return CS_OK;
+    buf_reset(&bd->b);
+    mat_quote_ident(&bd->b, bd->incr);
+    return columns_of(bd->conn, bd->b.data, &bd->tcols, err);
+}
+
+/* the new rows into the target: ANALYZE of a big batch, delete of the
+ * replaced keys (unless append) and insert, in one round trip */
+static cs_result merge_batch(build *bd, long *inserted, cs_error *err)
+{
+    const dbt_node *nd = bd->nd;
+    const char *strategy = pv_gets(nd->config, "incremental_strategy");
+    const char **cols = xcalloc(bd->dcols->n + 1, sizeof(*cols));
+    size_t ncols = 0;
+    cs_result rc = CS_OK;
+
+    /* the columns both sides have, in the table's order */
+    for (size_t k = 0; k < bd->dcols->n; k++)
+        if (pv_get(bd->tcols, bd->dcols->keys[k]))
+            cols[ncols++] = bd->dcols->keys[k];
+    if (bd->batch >= ANALYZE_MIN_ROWS) {
+        buf_reset(&bd->b);
+        buf_puts(&bd->b, "ANALYZE ");
+        mat_quote_ident(&bd->b, bd->incr);
+        rc = bexec(bd, "could not analyze the new rows", NULL, err);
+    }
+    /* one round trip: the INSERT's (or MERGE's) count is the last result's */
+    buf_reset(&bd->b);
+    bool merge = strategy && strcmp(strategy, "merge") == 0 && nd->nunique_key > 0;
+    if (rc == CS_OK && nd->nunique_key > 0 && !merge &&
+        !(strategy && strcmp(strategy, "append") == 0)) {
+        mat_incr_delete(&bd->b, bd->schema, nd->relname, bd->incr, bd->batch,
+                        (const char *const *)nd->unique_key, nd->nunique_key);
+        buf_puts(&bd->b, ";\n");
+    }
+    if (rc == CS_OK && merge)
+        mat_incr_merge(&bd->b, bd->schema, nd->relname, bd->incr, bd->batch,
+                       (const char *const *)nd->unique_key, nd->nunique_key, cols, ncols,
+                       comparable(bd->dcols));
+    else if (rc == CS_OK)
+        mat_incr_insert(&bd->b, bd->schema, nd->relname, bd->incr, cols, ncols);
+    if (rc == CS_OK)
+        rc = bexec(bd, "could not replace the rows", inserted, err);
+    free(cols);
+    return rc;
+}
+
+/*
+ * The incremental path, after the probe found work: the batch into the
+ * temp table, the schema change checks, the merge into the target.
+ */
+static cs_result build_incremental(build *bd, cs_error *err)
+{
+    const dbt_node *nd = bd->nd;
+    const char *osc = pv_gets(nd->config, "on_schema_change");
+    long n = 0;
+    cs_result rc;
+
+    if ((rc = fill_temp_table(bd, err)) != CS_OK)
+        return rc;
+    if (nd->contract || (osc && strcmp(osc, "ignore") != 0) || bd->batch > 0) {
+        if (nd->contract && (rc = check_contract(nd, bd->tcols, bd->pm->file, err)) != CS_OK)
+            return rc;
+        if ((rc = apply_schema_change(bd, err)) != CS_OK)
+            return rc;
+    }
+    if (bd->batch > 0 && (rc = merge_batch(bd, &n, err)) != CS_OK)
+        return rc;
+    pool_batch_note(bd->c->pool, nd->relname, n > 0);
+    bd->rows = n;
+    snprintf(bd->detail, sizeof(bd->detail), "INSERT %ld", n);
+    return CS_OK;
+}
+
+/* dbt's check before building a view or table: the query's columns match
+ * the contract (LIMIT 0: nothing is computed) */
+static cs_result precheck_contract(build *bd, cs_error *err)
+{
+    PGresult *res;
+    pv *cols;
+    cs_result rc;
+
+    buf_reset(&bd->b);
+    buf_puts(&bd->b, "SELECT * FROM ");
+    mat_subquery(&bd->b, bd->sql.data);
+    buf_puts(&bd->b, " AS s LIMIT 0");
+    res = PQexec(bd->conn, bd->b.data);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = sql_fail(bd->conn, res, "the model's query failed", bd->b.data, err);
+        PQclear(res);
+        return rc;
+    }
+    cols = pv_new(PV_MAP);
+    for (int f = 0; f < PQnfields(res); f++)
+        pv_set(cols, PQfname(res, f), pv_new(PV_NULL));
+    PQclear(res);
+    rc = check_contract(bd->nd, cols, bd->pm->file, err);
+    pv_free(cols);
+    return rc;
+}
+
+/*
+ * The query's columns (name, type oid, typmod), in order, against the
+ * table's, in one round trip: *same when they are equal (with a contract,
+ * the names only: the table's types are the contract's) and no other
+ * table's foreign key references the table.  *names gets the table's
+ * column names, a list the caller frees.
+ */
+static cs_result table_shape(build *bd, bool *same, pv **names, cs_error *err)
+{
+    PGresult *res, *attrs = NULL, *query = NULL;
+    cs_result rc = CS_OK;
+    buf rel;
+
+    *same = false;
+    *names = NULL;
+    buf_init(&rel, 0);
+    mat_relation(&rel, bd->schema, bd->nd->relname);
+    buf_reset(&bd->b);
+    buf_puts(&bd->b, "SELECT attname, atttypid, atttypmod FROM pg_attribute WHERE attrelid = ");
+    mat_quote_literal(&bd->b, rel.data);
+    /* a table other tables reference is never refreshed in place: its
+     * DELETE would fail their foreign keys or cascade into their rows */
+    buf_puts(&bd->b, "::regclass AND attnum > 0 AND NOT attisdropped AND NOT EXISTS (SELECT FROM "
+                     "pg_constraint WHERE confrelid = attrelid AND contype = 'f') ORDER BY "
+                     "attnum;\n");
+    buf_puts(&bd->b, "SELECT * FROM ");
+    mat_subquery(&bd->b, bd->sql.data);
+    buf_puts(&bd->b, " AS model_subq LIMIT 0");
+    buf_free(&rel);
+    if (!PQsendQuery(bd->conn, bd->b.data))
+        return pg_fail(bd->conn, NULL, "the model's query failed", err);
+    /* every result is read, also after an error, so the connection is idle */
+    while ((res = PQgetResult(bd->conn))) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st != PGRES_TUPLES_OK && rc == CS_OK)
+            rc = sql_fail(bd->conn, res, "the model's query failed", bd->b.data, err);
+        if (st == PGRES_TUPLES_OK && !attrs)
+            attrs = res;
+        else if (st == PGRES_TUPLES_OK && !query)
+            query = res;
+        else
+            PQclear(res);
+    }
+    if (rc == CS_OK && (!attrs || !query))
+        rc = cs_fail(err, CS_TRANSIENT, "the model's query failed: results missing");
+    if (rc != CS_OK)
+        goto out;
+    *names = pv_new(PV_LIST);
+    for (int r = 0; r < PQntuples(attrs); r++)
+        pv_push(*names, pv_str(PQgetvalue(attrs, r, 0)));
+    *same = PQntuples(attrs) == PQnfields(query);
+    for (int f = 0; *same && f < PQnfields(query); f++)
+        *same = strcmp(PQfname(query, f), PQgetvalue(attrs, f, 0)) == 0 &&
+                (bd->nd->contract ||
+                 ((unsigned)PQftype(query, f) == strtoul(PQgetvalue(attrs, f, 1), NULL, 10) &&
+                  PQfmod(query, f) == atoi(PQgetvalue(attrs, f, 2))));
+out:
+    PQclear(attrs);
+    PQclear(query);
+    return rc;
+}
+
+/*
+ * A table model is rebuilt on every run, as dbt does, but in place when
+ * nothing about its relation would change: it exists as a table, its
+ * definition is the stored one, no --full-refresh, no leftover of a
+ * crashed build, and the query returns the table's columns.  Then its rows
+ * are replaced (DELETE + INSERT in the model's transaction): readers see
+ * the old rows until the commit and never wait on an exclusive lock, and
+ * what others built on the table (views, grants, foreign keys) stays.
+ * Anything else (*done false) takes the swap.
+ */
+static cs_result refresh_in_place(build *bd, bool *done, cs_error *err)
+{
+    run_ctx *c = bd->c;
+    size_t i = bd->i;
+    const char **cols;
+    bool same;
+    pv *names;
+    cs_result rc;
+
+    *done = false;
+    if (c->kinds[i] != 'r' || c->tmp_kinds[i] || c->bak_kinds[i] || bd->full_refresh ||
+        strcmp(c->stored[i], bd->nd->fingerprint) != 0)
+        return CS_OK;
+    if (bd->nd->contract && (rc = precheck_contract(bd, err)) != CS_OK)
+        return rc;
+    if ((rc = table_shape(bd, &same, &names, err)) != CS_OK || !same) {
+        pv_free(names);
+        return rc;
+    }
+    cols = xcalloc(names->n + 1, sizeof(*cols));
+    for (size_t k = 0; k < names->n; k++)
+        cols[k] = names->items[k]->s;
+    buf_reset(&bd->b);
+    mat_table_refresh(&bd->b, bd->schema, bd->nd->relname, bd->sql.data, cols, names->n);
+    rc = bexec(bd, "could not refresh the table", &bd->rows, err);
+    free(cols);
+    pv_free(names);
+    if (rc == CS_OK) {
+        *done = true;
+        snprintf(bd->detail, sizeof(bd->detail), "SELECT %ld", bd->rows);
+    }
+    return rc;
+}
+
+/*
+ * The foreign keys of other tables that reference the model's table: the
+ * table (quoted regclass text), the constraint's name and its definition
+ * (pg_get_constraintdef), in *out (the caller clears it).
+ */
+static cs_result referencing_fks(build *bd, PGresult **out, cs_error *err)
+{
+    buf rel;
+    const char *params[1];
+    cs_result rc = CS_OK;
+
+    buf_init(&rel, 0);
+    mat_relation(&rel, bd->schema, bd->nd->relname);
+    params[0] = rel.data;
+    *out = PQexecParams(bd->conn,
+                        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM "
+                        "pg_constraint WHERE confrelid = $1::regclass AND contype = 'f' AND "
+                        "conrelid <> confrelid ORDER BY conrelid, conname",
+                        1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(*out) != PGRES_TUPLES_OK) {
+        rc = pg_fail(bd->conn, *out, "could not read the foreign keys on the table", err);
+        PQclear(*out);
+        *out = NULL;
+    }
+    buf_free(&rel);
+    return rc;
+}
+
+/*
+ * A view or table: built as <name>__cs_tmp beside the old relation (a
+ * leftover of a crashed run dropped first), then swapped in with its
+ * indexes and, for a table, statistics.
+ */
+static cs_result build_relation(build *bd, cs_error *err)
+{
+    run_ctx *c = bd->c;
+    const dbt_node *nd = bd->nd;
+    const pl_model *pm = bd->pm;
+    size_t i = bd->i;
+    bool view = nd->mat == MAT_VIEW, refreshed = false;
+    long n = 0;
+    cs_result rc;
+    PGresult *fks = NULL;
+
+    if (bd->unchanged) {
+        snprintf(bd->detail, sizeof(bd->detail), "UNCHANGED");
+        return CS_OK;
+    }
+    if (nd->mat == MAT_TABLE && (rc = refresh_in_place(bd, &refreshed, err)) != CS_OK)
+        return rc;
+    if (refreshed)
+        return CS_OK;
+
+    buf_reset(&bd->b);
+    if (c->tmp_kinds[i])
+        mat_drop(&bd->b, bd->schema, bd->tmp, c->tmp_kinds[i]);
+    if (c->bak_kinds[i])
+        mat_drop(&bd->b, bd->schema, bd->bak, c->bak_kinds[i]);
+    if (bd->b.len && (rc = bexec(bd, "could not drop a leftover relation", NULL, err)) != CS_OK)
+        return rc;
+    if (nd->contract && (rc = precheck_contract(bd, err)) != CS_OK)
+        return rc;
+    buf_reset(&bd->b);
+    if (view) {
+        mat_create_view(&bd->b, bd->schema, bd->tmp, bd->sql.data);
+    } else if ((rc = mat_create_table(&bd->b, bd->schema, bd->tmp, bd->sql.data, nd->contract,
+                                      nd->constraints, err)) != CS_OK) {
+        cs_error_prefix(err, "%s: ", pm->props_file ? pm->props_file : pm->file);
+        return rc;
+    }
+    if ((rc = bexec(bd, view ? "could not create the view" : "could not create the table", &n,
+                    err)) != CS_OK)
+        return rc;
+    /* the foreign keys of other tables on the old table, read before the
+     * swap renames it (their text then names the new one) */
+    if (c->kinds[i] == 'r' && !view && (rc = referencing_fks(bd, &fks, err)) != CS_OK)
+        return rc;
+    /* indexes after the swap (same transaction), so that they get names
+     * from the final relation and never clash with the old one's */
+    buf_reset(&bd->b);
+    mat_swap(&bd->b, bd->schema, nd->relname, c->kinds[i], bd->tmp, view ? 'v' : 'r', bd->bak);
+    bd->replaced = true;
+    if (!view && (rc = mat_indexes(&bd->b, bd->schema, nd->relname, pv_get(nd->config, "indexes"),
+                                   err)) != CS_OK) {
+        cs_error_prefix(err, "%s: ", pm->file);
+        return rc;
+    }
+    /* the swap's DROP ... CASCADE dropped those foreign keys: made again
+     * (checked against the new rows; a child row the new table lacks
+     * fails the build, which is rolled back) */
+    for (int r = 0; fks && r < PQntuples(fks); r++) {
+        buf_printf(&bd->b, ";\nALTER TABLE %s ADD CONSTRAINT ", PQgetvalue(fks, r, 0));
+        mat_quote_ident(&bd->b, PQgetvalue(fks, r, 1));
+        buf_printf(&bd->b, " %s", PQgetvalue(fks, r, 2));
+    }
+    PQclear(fks);
+    /* a table built in one go has no statistics until autovacuum comes
+     * by; without them the next incremental run's DELETE ... USING
+     * guesses a big join and scans the whole table */
+    if (!view) {
+        buf_puts(&bd->b, "; ANALYZE ");
+        mat_relation(&bd->b, bd->schema, nd->relname);
+    }
+    if ((rc = bexec(bd, "could not swap the new relation in", NULL, err)) != CS_OK)
+        return rc;
+    bd->rows = view ? 0 : n;
+    snprintf(bd->detail, sizeof(bd->detail), view ? "CREATE VIEW" : "SELECT %ld", n);
+    return CS_OK;
+}
+
+/*
+ * COMMIT, leaving the temp table empty for the next run: DELETE is cheap
+ * for a small batch; TRUNCATE (new file, catalog update) now and then and
+ * after a big one, as no autovacuum cleans temp tables.  A temp table made
+ * in this transaction is known to the pool only once it committed.
+ */
+static cs_result commit_build(build *bd, cs_error *err)
+{
+    runner_pool *pool = bd->c->pool;
+    pool_tmp *pt = bd->created ? NULL : slot_tmp(pool, bd->slot, bd->nd->relname);
+    bool truncate = bd->batch >= ANALYZE_MIN_ROWS || (pt && pt->deletes >= TMP_DELETES_MAX);
+    cs_result rc;
+
+    buf_reset(&bd->b);
+    if (bd->batch > 0) {
+        buf_puts(&bd->b, truncate ? "TRUNCATE pg_temp." : "DELETE FROM pg_temp.");
+        mat_quote_ident(&bd->b, bd->incr);
+        buf_puts(&bd->b, ";\n");
+    }
+    buf_puts(&bd->b, "COMMIT");
+    if ((rc = exec_sql(bd->conn, bd->b.data, "could not commit", NULL, err)) != CS_OK)
+        return rc;
+    if (bd->created) {
+        slot_tmp_add(pool, bd->slot, bd->nd->relname, bd->sig, bd->tcols);
+        bd->sig = NULL;
+        bd->tcols = NULL;
+    } else if (pt && bd->batch > 0) {
+        pt->deletes = truncate ? 0 : pt->deletes + 1;
+    }
+    return CS_OK;
+}
+
+/* a role as dbt writes it: a plain name verbatim (PostgreSQL folds it to
+ * lower case), anything else quoted */
+static bool plain_role(const char *r)
+{
+    if (!*r || !(isalpha((unsigned char)*r) || *r == '_'))
+        return false;
+    for (; *r; r++)
+        if (!isalnum((unsigned char)*r) && *r != '_' && *r != '$')
+            return false;
+    return true;
+}
+
+static void role_sql(buf *b, const char *r)
+{
+    if (plain_role(r))
+        buf_puts(b, r);
+    else
+        mat_quote_ident(b, r);
+}
+
+/* whether grantee (as the catalog spells it) is role (as the config does) */
+static bool same_role(const char *grantee, const char *role)
+{
+    return plain_role(role) ? strcasecmp(grantee, role) == 0 : strcmp(grantee, role) == 0;
+}
+
+/* whether the config grants priv to grantee */
+static bool granted_by_config(const pv *grants, const char *priv, const char *grantee)
+{
+    for (size_t k = 0; k < grants->n; k++) {
+        const pv *roles = grants->items[k];
+        if (strcasecmp(grants->keys[k], priv) != 0)
+            continue;
+        if (pv_s(roles) && same_role(grantee, roles->s))
+            return true;
+        for (size_t r = 0; roles->type == PV_LIST && r < roles->n; r++)
+            if (pv_s(roles->items[r]) && same_role(grantee, roles->items[r]->s))
+                return true;
+    }
+    return false;
+}
+
+/* GRANT or REVOKE priv ON relation TO/FROM role */
+static void dcl_sql(build *bd, bool grant, const char *priv, const char *role)
+{
+    buf_puts(&bd->b, grant ? "GRANT " : "REVOKE ");
+    buf_puts(&bd->b, priv);
+    buf_puts(&bd->b, " ON ");
+    mat_relation(&bd->b, bd->schema, bd->nd->relname);
+    buf_puts(&bd->b, grant ? " TO " : " FROM ");
+    role_sql(&bd->b, role);
+    buf_puts(&bd->b, ";\n");
+}
+
+/* whether a row of cur (privilege_type, grantee) is priv to role */
+static bool currently_granted(PGresult *cur, const char *priv, const char *role)
+{
+    for (int r = 0; cur && r < PQntuples(cur); r++)
+        if (strcasecmp(PQgetvalue(cur, r, 0), priv) == 0 && same_role(PQgetvalue(cur, r, 1), role))
+            return true;
+    return false;
+}
+
+/*
+ * dbt's `grants:` ({privilege: [roles]} or a role as a string), as dbt
+ * applies them, after the post-hooks in the model's transaction.  A
+ * relation swapped in is new: every configured grant is given.  A relation
+ * kept (refreshed in place, incremental, unchanged view) is compared with
+ * what the current role granted on it: missing grants are given and the
+ * ones the config does not name are revoked.  No grants config: nothing.
+ */
+static cs_result apply_grants(build *bd, cs_error *err)
+{
+    const pv *grants = pv_get(bd->nd->config, "grants");
+    PGresult *cur = NULL;
+    cs_result rc = CS_OK;
+
+    if (!grants || grants->type != PV_MAP || grants->n == 0)
+        return CS_OK;
+    for (size_t k = 0; k < grants->n; k++)
+        if (!plain_role(grants->keys[k]))
+            return cs_fail(err, CS_INVALID, "%s: grants: \"%s\" is not a privilege", bd->pm->file,
+                           grants->keys[k]);
+    if (!bd->replaced) {
+        const char *params[2] = {bd->schema, bd->nd->relname};
+        cur =
+            PQexecParams(bd->conn,
+                         "SELECT privilege_type, grantee FROM information_schema.role_table_grants "
+                         "WHERE grantor = current_role AND grantee <> current_role AND "
+                         "table_schema = $1 AND table_name = $2",
+                         2, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(cur) != PGRES_TUPLES_OK) {
+            rc = pg_fail(bd->conn, cur, "could not read the model's grants", err);
+            PQclear(cur);
+            return rc;
+        }
+    }
+    buf_reset(&bd->b);
+    for (int r = 0; cur && r < PQntuples(cur); r++)
+        if (!granted_by_config(grants, PQgetvalue(cur, r, 0), PQgetvalue(cur, r, 1)))
+            dcl_sql(bd, false, PQgetvalue(cur, r, 0), PQgetvalue(cur, r, 1));
+    for (size_t k = 0; k < grants->n; k++) {
+        const pv *roles = grants->items[k];
+        size_t n = pv_s(roles) ? 1 : roles->type == PV_LIST ? roles->n : 0;
+        for (size_t j = 0; j < n; j++) {
+            const pv *role = pv_s(roles) ? roles : roles->items[j];
+            if (pv_s(role) && !currently_granted(cur, grants->keys[k], role->s))
+                dcl_sql(bd, true, grants->keys[k], role->s);
+        }
+    }
+    PQclear(cur);
+    if (bd->b.len)
+        rc = bexec(bd, "could not apply the model's grants", NULL, err);
+    return rc;
+}
+
+/*
+ * Everything between the render and the commit: BEGIN (an incremental
+ * model without pre-hooks sends it with its probe), pre-hooks, the
+ * materialization, post-hooks, the fingerprint.
+ */
+static cs_result build_steps(build *bd, cs_error *err)
+{
+    const dbt_node *nd = bd->nd;
+    long model = (long)bd->i;
+    cs_result rc;
+
+    if ((rc = run_hooks(bd->w, bd->conn, model, nd->pre_hooks_before, nd->npre_hooks_before,
+                        &bd->ro, err)) != CS_OK)
+        return rc;
+    if (bd->in_txn && !(bd->incremental && nd->npre_hooks == 0) &&
+        (rc = begin_model(bd->conn, bd->schema, nd->relname, err)) != CS_OK)
+        return rc;
+    if ((rc = run_hooks(bd->w, bd->conn, model, nd->pre_hooks, nd->npre_hooks, &bd->ro, err)) !=
+        CS_OK)
+        return rc;
+    if (bd->incremental) {
+        bool noop;
+        if ((rc = probe_batch(nd, bd->pm, bd->conn, bd->schema, bd->sql.data, bd->probe ? 1 : 0,
+                              bd->in_txn && nd->npre_hooks == 0, &noop, &bd->sig, &bd->dcols,
+                              err)) != CS_OK)
+            return rc;
+        if (noop) {
+            snprintf(bd->detail, sizeof(bd->detail), "INSERT 0");
+        } else {
+            if (!bd->in_txn && (rc = begin_model(bd->conn, bd->schema, nd->relname, err)) != CS_OK)
+                return rc;
+            bd->in_txn = true;
+            if ((rc = build_incremental(bd, err)) != CS_OK)
+                return rc;
+        }
+    } else if ((rc = build_relation(bd, err)) != CS_OK) {
+        return rc;
+    }
+    if ((rc = run_hooks(bd->w, bd->conn, model, nd->post_hooks, nd->npost_hooks, &bd->ro, err)) !=
+            CS_OK ||
+        (rc = apply_grants(bd, err)) != CS_OK ||
+        (rc = save_fingerprint(bd->c, bd->conn, bd->i, bd->fp, err)) != CS_OK)
+        return rc;
+    if (bd->in_txn && (rc = commit_build(bd, err)) != CS_OK)
+        return rc;
+    return run_hooks(bd->w, bd->conn, model, nd->post_hooks_after, nd->npost_hooks_after, &bd->ro,
+                     err);
+}
+
+/*
+ * Builds model i in one transaction on conn.  *rows and *detail describe
+ * the outcome for the progress line.  A failure rolls the transaction back
+ * and forgets the connection's temp table of the model (what the
+ * transaction did to it is undone: the next run starts from DROP IF
+ * EXISTS + CREATE).
+ */
+static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, int slot, size_t i,
+                             long *rows, char *detail, size_t ndetail, cs_error *err)
+{
+    build bd = {.c = c, .w = w, .conn = conn, .slot = slot, .i = i};
+    cs_result rc;
+
+    bd.nd = &c->m->nodes[i];
+    bd.pm = &c->m->p->models[i];
+    bd.schema = c->m->set.schema;
+    mat_temp_name(bd.tmp, sizeof(bd.tmp), bd.nd->relname, "__cs_tmp");
+    mat_temp_name(bd.bak, sizeof(bd.bak), bd.nd->relname, "__cs_backup");
+    mat_temp_name(bd.incr, sizeof(bd.incr), bd.nd->relname, "__cs_incr");
+    bd.sud.conn = conn;
+    bd.ro = (dbt_render_opts){.execute = true, .sql = query_cb, .sql_ud = &bd.sud};
+    buf_init(&bd.sql, 0);
+    buf_init(&bd.b, 0);
+    buf_init(&bd.trace, 0);
+    /* an incremental model's table is never dropped by another's build */
+    if ((bd.nd->mat != MAT_INCREMENTAL || c->kinds[i] != 'r') &&
+        (rc = reread_kinds(&bd, err)) != CS_OK)
+        goto out;
+    if ((rc = build_decide(&bd, err)) != CS_OK)
+        goto out;
+    if ((rc = dbt_render_model(w, i, &bd.ro, &bd.sql, err)) != CS_OK)
+        goto out;
+    build_identify(&bd);
+    note_target(&bd, "compiled", bd.sql.data, NULL, 0);
+    if ((rc = build_steps(&bd, err)) != CS_OK) {
+        if (bd.incremental)
+            slot_tmp_forget(c->pool, slot, bd.nd->relname);
+        if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
+            PGresult *res = PQexec(conn, "ROLLBACK");
+            PQclear(res);
+        }
+    }
+    if (bd.trace.len) {
+        char path[4096];
+        note_target(&bd, "run", bd.trace.data, path, sizeof(path));
+        if (rc != CS_OK)
+            err_append(err, " (statements: %s)", path);
+    }
+    if (rc != CS_OK)
+        cs_error_prefix(err, "%s: ", bd.pm->file);
+out:
+    *rows = bd.rows;
+    snprintf(detail, ndetail, "%s", bd.detail);
+    free(bd.sig);
+    pv_free(bd.tcols);
+    pv_free(bd.dcols);
+    buf_free(&bd.sql);
+    buf_free(&bd.b);
+    buf_free(&bd.trace);
+    return rc;
+}
+
 static cs_result compile_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i, cs_error *err)
 {
     const dbt_manifest *m = c->m;
-    const pl_model *pm = &m->p->models[i];
     sql_ud sud = {conn};
     dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = &sud};
     char path[4096];
     buf sql;
     cs_result rc;
-    FILE *f;
 
     /* dbt's rule, evaluated against the database: incremental, the relation
      * exists as a table, no --full-refresh.  A changed fingerprint does not
@@ -1001,16 +1755,7 @@ static cs_result compile_model(run_ctx *c, dbt_worker *w, PGconn *conn, size_t i
     buf_init(&sql, 0);
     if ((rc = dbt_render_model(w, i, &ro, &sql, err)) != CS_OK)
         goto out;
-    snprintf(path, sizeof(path), "%s/compiled/%s/%s", c->o->target_dir,
-             m->p->packages[pm->package].name, pm->relpath);
-    if (mkdirs(path) != 0 || !(f = fopen(path, "w"))) {
-        rc = cs_fail(err, CS_PERMANENT, "could not write \"%s\": %s", path, strerror(errno));
-        goto out;
-    }
-    fputs(sql.data ? sql.data : "", f);
-    fputc('\n', f);
-    if (fclose(f) != 0)
-        rc = cs_fail(err, CS_PERMANENT, "could not write \"%s\": %s", path, strerror(errno));
+    rc = write_target(c, "compiled", i, sql.data, path, sizeof(path), err);
 out:
     buf_free(&sql);
     return rc;
@@ -1056,6 +1801,22 @@ static void *worker_main(void *arg)
     for (;;) {
         long pick = -1;
         while (c->finished < c->total) {
+            if (c->o->stop && *c->o->stop) {
+                /* asked to stop: the models in flight finish, no other starts */
+                for (size_t k = 0; k < c->m->p->nmodels; k++) {
+                    if (c->state[k] == ST_PENDING) {
+                        c->state[k] = ST_SKIPPED;
+                        c->res[k].index = ++c->started;
+                        c->finished++;
+                        utc_text(c->res[k].start, sizeof(c->res[k].start));
+                        memcpy(c->res[k].end, c->res[k].start, sizeof(c->res[k].end));
+                        if (c->o->mode == RUNNER_BUILD)
+                            print_line(c, k, "SKIP", "SKIP (stopping)");
+                    }
+                }
+                pthread_cond_broadcast(&c->cv);
+                continue;
+            }
             for (size_t k = 0; k < c->m->p->nmodels && pick < 0; k++) {
                 size_t i = c->m->order[k];
                 bool ready = c->state[i] == ST_PENDING;
@@ -1161,6 +1922,9 @@ static cs_result read_state(run_ctx *c, PGconn *conn, cs_error *err)
     const char *params[1] = {m->set.schema};
     PGresult *res;
     bool have_models_table = false;
+    struct {
+        char tmp[MAT_NAME_MAX + 1], bak[MAT_NAME_MAX + 1];
+    } * names;
     buf b;
 
     res = PQexecParams(conn,
@@ -1173,21 +1937,26 @@ static cs_result read_state(run_ctx *c, PGconn *conn, cs_error *err)
         PQclear(res);
         return rc;
     }
+    /* the names beside each model's relation, as build_model makes them */
+    names = xcalloc(m->p->nmodels + 1, sizeof(*names));
+    for (size_t i = 0; i < m->p->nmodels; i++) {
+        mat_temp_name(names[i].tmp, sizeof(names[i].tmp), m->nodes[i].relname, "__cs_tmp");
+        mat_temp_name(names[i].bak, sizeof(names[i].bak), m->nodes[i].relname, "__cs_backup");
+    }
     for (int r = 0; r < PQntuples(res); r++) {
         const char *name = PQgetvalue(res, r, 0);
         char kind = PQgetvalue(res, r, 1)[0] == 'p' ? 'r' : PQgetvalue(res, r, 1)[0];
         have_models_table = have_models_table || strcmp(name, "_cht_sync_models") == 0;
         for (size_t i = 0; i < m->p->nmodels; i++) {
-            const char *rel = m->nodes[i].relname;
-            size_t l = strlen(rel);
-            if (strcmp(name, rel) == 0)
+            if (strcmp(name, m->nodes[i].relname) == 0)
                 c->kinds[i] = kind;
-            else if (strncmp(name, rel, l) == 0 && strcmp(name + l, "__cs_tmp") == 0)
+            else if (strcmp(name, names[i].tmp) == 0)
                 c->tmp_kinds[i] = kind;
-            else if (strncmp(name, rel, l) == 0 && strcmp(name + l, "__cs_backup") == 0)
+            else if (strcmp(name, names[i].bak) == 0)
                 c->bak_kinds[i] = kind;
         }
     }
+    free(names);
     PQclear(res);
     /* compile before any run (or against tables dbt built): nothing stored */
     if (!have_models_table)
@@ -1439,6 +2208,17 @@ static cs_result run_tests(run_ctx *c, PGconn *conn, runner_summary *sum, cs_err
     return CS_OK;
 }
 
+/* whether model i refs a model that is not ephemeral (through ephemerals) */
+static bool reads_a_model(const dbt_manifest *m, size_t i, int depth)
+{
+    for (size_t k = 0; k < m->nodes[i].ndeps && depth < 64; k++) {
+        size_t d = m->nodes[i].deps[k];
+        if (m->nodes[d].mat != MAT_EPHEMERAL || reads_a_model(m, d, depth + 1))
+            return true;
+    }
+    return false;
+}
+
 cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts *o,
                      runner_summary *sum, cs_error *err)
 {
@@ -1514,6 +2294,12 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
         sum->ok += c.state[i] == ST_OK;
         sum->errors += c.state[i] == ST_ERROR;
         sum->skipped += c.state[i] == ST_SKIPPED;
+        if (c.state[i] != ST_OK)
+            continue;
+        sum->rows += c.res[i].rows;
+        if (m->nodes[i].mat == MAT_INCREMENTAL && !reads_a_model(m, i, 0) &&
+            c.res[i].rows > sum->source_rows)
+            sum->source_rows = c.res[i].rows;
     }
     if (o->mode == RUNNER_BUILD) {
         pv *results = results_value(&c);

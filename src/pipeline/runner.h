@@ -12,6 +12,7 @@
 #ifndef CS_RUNNER_H
 #define CS_RUNNER_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -32,13 +33,18 @@ typedef struct {
     const bool *selected; /* per model */
     bool full_refresh;
     int threads;
-    const char *target_dir; /* compile: output folder */
-    FILE *out;              /* progress lines */
+    const char *target_dir;      /* compile: output folder */
+    FILE *out;                   /* progress lines */
+    volatile sig_atomic_t *stop; /* once raised, no further model starts (NULL: never) */
 } runner_opts;
 
 typedef struct {
     int ok, errors, skipped, warnings;
     double seconds;
+    long rows; /* rows affected, all models */
+    /* the most rows one incremental model that reads no other model took:
+     * a catch-up batch (var batch_size) this full means more may follow */
+    long source_rows;
 } runner_summary;
 
 /*

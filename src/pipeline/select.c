@@ -88,6 +88,23 @@ static bool match_tag(const pl_model *m, const char *value)
     return false;
 }
 
+/*
+ * Whether m reads a source matching value: "source_name" or
+ * "source_name.table_name" (* wildcards), as dbt's source: method names
+ * them.  The models so matched are the source's children: see eval_atom.
+ */
+static bool reads_source(const pl_project *p, const pl_model *m, const char *value)
+{
+    for (size_t k = 0; k < m->nsource_refs; k++) {
+        const pl_source *src = &p->sources[m->source_refs[k]];
+        char full[1024];
+        snprintf(full, sizeof(full), "%s.%s", src->source_name, src->table_name);
+        if (fnmatch(value, src->source_name, 0) == 0 || fnmatch(value, full, 0) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* one atom without graph operators: method:value */
 static cs_result eval_method(sel_ctx *c, const char *method, const char *value, bool *out)
 {
@@ -102,10 +119,11 @@ static cs_result eval_method(sel_ctx *c, const char *method, const char *value, 
     }
     if (strcmp(method, "name") != 0 && strcmp(method, "fqn") != 0 && strcmp(method, "tag") != 0 &&
         strcmp(method, "path") != 0 && strcmp(method, "file") != 0 &&
-        strcmp(method, "package") != 0 && strncmp(method, "config.", 7) != 0)
+        strcmp(method, "package") != 0 && strncmp(method, "config.", 7) != 0 &&
+        strcmp(method, "source") != 0)
         return cs_fail(c->err, CS_INVALID,
                        "unsupported selector method \"%s\" in \"%s:%s\" (supported: name, fqn, "
-                       "tag, path, file, package, config.KEY, selector)",
+                       "tag, path, file, package, config.KEY, source, selector)",
                        method, method, value);
     for (size_t i = 0; i < p->nmodels; i++) {
         const pl_model *m = &p->models[i];
@@ -124,6 +142,8 @@ static cs_result eval_method(sel_ctx *c, const char *method, const char *value, 
                         0) == 0;
         else if (strcmp(method, "package") == 0)
             hit = strcmp(value, p->packages[m->package].name) == 0;
+        else if (strcmp(method, "source") == 0)
+            hit = reads_source(p, m, value);
         else {
             const pv *cv = pv_get(m->config, method + 7);
             hit = cv && pv_s(cv) && strcmp(cv->s, value) == 0;
@@ -196,6 +216,25 @@ static cs_result eval_atom(sel_ctx *c, const char *atom, bool *out)
     }
     if (!*v)
         return cs_fail(c->err, CS_INVALID, "invalid selector \"%s\": nothing to match", atom);
+    /* dbt infers path: for a value that looks like one */
+    if (!method && (strchr(v, '/') || (strlen(v) > 4 && strcmp(v + strlen(v) - 4, ".sql") == 0)))
+        method = "path";
+    /* source:x names a source, which is no model: alone it selects nothing,
+     * x+N the models that read it (depth 1) and theirs down to depth N */
+    if (method && strcmp(method, "source") == 0) {
+        if (down == 0)
+            return CS_OK;
+        down = down > 0 ? down - 1 : -1;
+        up = 0;
+        if (down == 0 && !at) {
+            bool *direct = new_set(c);
+            cs_result rc = eval_method(c, method, v, direct);
+            for (size_t i = 0; i < c->p->nmodels; i++)
+                out[i] = out[i] || direct[i];
+            free(direct);
+            return rc;
+        }
+    }
     bool *set = new_set(c);
     cs_result rc = eval_method(c, method ? method : "fqn", v, set);
     if (rc == CS_OK) {
@@ -295,6 +334,24 @@ static cs_result eval_def(sel_ctx *c, const pv *def, bool *out)
             out[k] = out[k] || (acc[k] && !excl[k]);
         free(acc);
         free(excl);
+    } else if (def && def->type == PV_MAP && def->n == 1 && !pv_get(def, "method") &&
+               !pv_get(def, "exclude")) {
+        /* the key-value form: {tag: base} is {method: tag, value: base} */
+        char vbuf[256];
+        const pv *value = def->items[0];
+        bool *set = new_set(c);
+        if (pv_s(value))
+            snprintf(vbuf, sizeof(vbuf), "%s", value->s);
+        else if (value->type == PV_INT)
+            snprintf(vbuf, sizeof(vbuf), "%lld", value->i);
+        else
+            rc = cs_fail(c->err, CS_INVALID, "selectors.yml:%d: \"%s\" needs a value", def->line,
+                         def->keys[0]);
+        if (rc == CS_OK)
+            rc = eval_method(c, def->keys[0], vbuf, set);
+        for (size_t k = 0; rc == CS_OK && k < c->p->nmodels; k++)
+            out[k] = out[k] || set[k];
+        free(set);
     } else if (def && def->type == PV_MAP && pv_get(def, "method")) {
         const char *method = pv_gets(def, "method");
         const pv *value = pv_get(def, "value");

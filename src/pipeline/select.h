@@ -5,8 +5,12 @@
  * comma-separated intersection of atoms; an atom is
  *     [@][N]+?[method:]value[+[N]]
  * with methods name (the default: a model name, a package name or a dotted
- * fqn, with * wildcards), tag:, path:, package:, config.materialized: and
- * selector: (a definition from selectors.yml).  "+x" adds x's ancestors,
+ * fqn, with * wildcards; a value with "/" or ending in ".sql" is a path,
+ * as dbt infers), tag:, path:, package:, config.KEY:, source: (the models
+ * that read a source: "source:s+" or "source:s.t+N"; alone it selects
+ * nothing, a source being no model) and selector: (a definition from
+ * selectors.yml: a string, {method, value, ...}, the key-value form
+ * {tag: base}, union, intersection, exclude).  "+x" adds x's ancestors,
  * "x+" its descendants (N limits the depth), "@x" its descendants and their
  * ancestors.  Models disabled by config are never selected.
  */

@@ -36,6 +36,7 @@ struct store {
     char *raw;      /* "schema"."table" */
     char *progress; /* "schema"."couchdb_progress" */
     char *rejects;  /* "schema"."table_rejects" */
+    char *channel;  /* schema.table, unquoted: the payload of NOTIFY cht_sync */
     buf copy;       /* one COPY row at a time */
 };
 
@@ -285,8 +286,10 @@ store *store_new(const cs_config *cfg, const char *source, const char *log_scope
     s->raw = qualified(cfg->postgres_schema, cfg->postgres_table, "");
     s->progress = qualified(cfg->postgres_schema, "couchdb_progress", "");
     s->rejects = qualified(cfg->postgres_schema, cfg->postgres_table, "_rejects");
+    if (asprintf(&s->channel, "%s.%s", cfg->postgres_schema, cfg->postgres_table) < 0)
+        s->channel = NULL;
     buf_init(&s->copy, (size_t)cfg->max_doc_bytes * 2 + 65536);
-    if (!s->source || !s->scope || !s->raw || !s->progress || !s->rejects) {
+    if (!s->source || !s->scope || !s->raw || !s->progress || !s->rejects || !s->channel) {
         store_free(s);
         return NULL;
     }
@@ -310,6 +313,7 @@ void store_free(store *s)
     free(s->raw);
     free(s->progress);
     free(s->rejects);
+    free(s->channel);
     buf_free(&s->copy);
     free(s);
 }
@@ -368,6 +372,8 @@ static cs_result prepare_all(store *s, cs_error *err)
             "saved_timestamp = EXCLUDED.saved_timestamp, _deleted = EXCLUDED._deleted, doc = "
             "EXCLUDED.doc",
             s->raw);
+    /* docs/ordering.md: model runners in other processes LISTEN on cht_sync */
+    PREPARE("notify", "SELECT pg_notify('cht_sync', $1)");
     PREPARE("unreject_one", "DELETE FROM %s WHERE source = $1 AND _id = $2", s->rejects);
     /* $2 seq (NULL: keep), $3 pending, $4 'start' / 'finish' / NULL */
     PREPARE("progress",
@@ -626,6 +632,9 @@ static cs_result write_changes(store *s, const batch *b, bool one_by_one, store_
     params[2] = b->has_pending ? pending : NULL;
     params[3] = b->caught_up && (s->resyncing || b->restart) ? "finish" : NULL;
     if ((rc = exec_prepared(s, "progress", 4, params, NULL, err)) != CS_OK)
+        goto fail;
+    params[0] = s->channel;
+    if ((rc = exec_prepared(s, "notify", 1, params, NULL, err)) != CS_OK)
         goto fail;
     if ((rc = pg_exec(s->conn, "COMMIT", err)) != CS_OK)
         return rc;

@@ -44,7 +44,7 @@ static void install_signals(void)
 }
 
 /* Schema set-up, retried while PostgreSQL is unreachable. */
-static bool setup(const cs_config *cfg)
+static bool setup(const cs_config *cfg, volatile sig_atomic_t *stop)
 {
     cs_error err;
     long wait = 250;
@@ -54,14 +54,14 @@ static bool setup(const cs_config *cfg)
         cs_result rc = store_setup(cfg, &err);
         if (rc == CS_OK)
             return true;
-        if (rc != CS_TRANSIENT || stop_requested) {
+        if (rc != CS_TRANSIENT || *stop) {
             log_error(NULL, "%s", err.msg);
             return false;
         }
         if (!warned)
             log_warn(NULL, "%s (retrying)", err.msg);
         warned = true;
-        for (long left = wait; left > 0 && !stop_requested; left -= 100) {
+        for (long left = wait; left > 0 && !*stop; left -= 100) {
             struct timespec ts = {0, 100000000L};
             nanosleep(&ts, NULL);
         }
@@ -71,16 +71,11 @@ static bool setup(const cs_config *cfg)
 
 int sync_main(const cs_config *cfg, int argc, char **argv)
 {
-    bool once = false;
-    worker *workers[CONFIG_MAX_DBS];
-    int nworkers = 0;
-    bool ok = true;
-    http_server *http;
-    progress *prog;
+    sync_options o = {.stop = &stop_requested};
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--once") == 0) {
-            once = true;
+            o.once = true;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             printf("Usage: cht-sync sync [--once] [SETTINGS]\n\n"
                    "Follows every database of COUCHDB_DBS into the raw table. With --once,\n"
@@ -99,6 +94,17 @@ int sync_main(const cs_config *cfg, int argc, char **argv)
     }
     install_signals();
     srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+    return sync_run(cfg, &o);
+}
+
+int sync_run(const cs_config *cfg, const sync_options *o)
+{
+    worker *workers[CONFIG_MAX_DBS];
+    int nworkers = 0;
+    bool ok = true;
+    http_server *http;
+    progress *prog;
+
     if (!couch_global_init()) {
         log_error(NULL, "could not initialise libcurl");
         return 1;
@@ -106,16 +112,16 @@ int sync_main(const cs_config *cfg, int argc, char **argv)
     for (int i = 0; i < cfg->ndbs; i++)
         stats_db_register(cfg->dbs[i], cfg->couchdb_host);
     http = http_start(cfg); /* /readyz says "not ready" until the first batch */
-    if (!setup(cfg)) {
+    if (!setup(cfg, o->stop)) {
         http_stop(http);
         couch_global_cleanup();
-        return stop_requested ? 0 : 1;
+        return *o->stop ? 0 : 1;
     }
     log_info(NULL, "syncing %d database%s%s", cfg->ndbs, cfg->ndbs == 1 ? "" : "s",
-             once ? " until caught up" : "");
+             o->once ? " until caught up" : "");
     prog = progress_start(isatty(STDERR_FILENO));
     for (int i = 0; i < cfg->ndbs; i++) {
-        worker *w = worker_start(cfg, cfg->dbs[i], once, &stop_requested);
+        worker *w = worker_start(cfg, cfg->dbs[i], o->once, o->stop, o->hooks);
         if (w)
             workers[nworkers++] = w;
         else
@@ -126,7 +132,7 @@ int sync_main(const cs_config *cfg, int argc, char **argv)
     progress_stop(prog);
     http_stop(http);
     couch_global_cleanup();
-    if (stop_requested)
+    if (*o->stop)
         log_info(NULL, "stopped");
     return ok ? 0 : 1;
 }

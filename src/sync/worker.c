@@ -34,6 +34,7 @@ struct worker {
     char *source;
     bool once;
     volatile sig_atomic_t *stop;
+    const sync_hooks *hooks;
     couch_client *couch;
     store *store;
 
@@ -491,6 +492,8 @@ static void *writer_main(void *arg)
                                            b->has_pending ? b->pending : -1,
                                            b->kind == BATCH_IDLE || b->caught_up});
         if (stored && b->kind == BATCH_CHANGES && b->nrows > 0) {
+            if (w->hooks && w->hooks->on_commit)
+                w->hooks->on_commit(w->hooks->ud, w->db, b->nrows);
             log_stored(w, b, &st, now_ms() - t0);
             w->failed = false;
         }
@@ -508,7 +511,8 @@ static void *writer_main(void *arg)
 
 /* ---- life cycle ---- */
 
-worker *worker_start(const cs_config *cfg, const char *db, bool once, volatile sig_atomic_t *stop)
+worker *worker_start(const cs_config *cfg, const char *db, bool once, volatile sig_atomic_t *stop,
+                     const sync_hooks *hooks)
 {
     worker *w = calloc(1, sizeof(*w));
 
@@ -517,6 +521,7 @@ worker *worker_start(const cs_config *cfg, const char *db, bool once, volatile s
     w->cfg = cfg;
     w->once = once;
     w->stop = stop;
+    w->hooks = hooks;
     w->db = strdup(db);
     if (asprintf(&w->source, "%s/%s", cfg->couchdb_host, db) < 0)
         w->source = NULL;

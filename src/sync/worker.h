@@ -21,14 +21,17 @@
 #include <stdbool.h>
 
 #include "common/config.h"
+#include "sync/sync.h"
 
 #define WORKER_QUEUE_DEPTH 2
 
 typedef struct worker worker;
 
 /* Starts the threads of a worker for database db.  With once, the worker
- * ends when it has caught up.  stop is the process-wide stop flag. */
-worker *worker_start(const cs_config *cfg, const char *db, bool once, volatile sig_atomic_t *stop);
+ * ends when it has caught up.  stop is the process-wide stop flag; hooks
+ * (may be NULL, borrowed until worker_join) hears of each commit. */
+worker *worker_start(const cs_config *cfg, const char *db, bool once, volatile sig_atomic_t *stop,
+                     const sync_hooks *hooks);
 
 /* Waits for the worker to end and frees it.  Returns true when it ended
  * well (caught up, or stopped), false when it failed permanently. */

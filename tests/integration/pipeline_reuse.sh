@@ -40,13 +40,15 @@ batch() { sql "WITH t AS (SELECT '2025-01-01'::timestamp + nextval('raw.ts') * i
      INSERT INTO raw.docs SELECT 'n' || nextval('raw.ts'), t.ts, g, jsonb_build_object('n', g) FROM t, generate_series(1, 5) g;
      UPDATE raw.docs SET val = val + 1000, saved_timestamp = (SELECT max(saved_timestamp) FROM raw.docs)
        WHERE uuid IN (SELECT uuid FROM raw.docs ORDER BY random() LIMIT 2)" >/dev/null; }
-runs() { grep -c '^Finished running' "$WORK/watch.log"; }
+runs() { grep -c '^Finished running' "$WORK/watch.log" 2>/dev/null; }
+reloads() { grep -c 'project files changed: reloaded' "$WORK/watch.log" 2>/dev/null; }
+# reloaded_since N: the session logged more than N reloads
+reloaded_since() { [ "$(reloads)" -gt "$1" ]; }
 # wait_runs N: N more finished runs in the watch log
 wait_runs() { local want=$(( $(runs) + $1 )) t=0; while [ "$(runs)" -lt $want ] && [ $t -lt 400 ]; do sleep 0.05; t=$((t + 1)); done; }
 # same SCHEMA: every model of v1 equals the one built from scratch in SCHEMA
 same() {
-    rm -rf "$P/target"
-    POSTGRES_SCHEMA=$1 "$CHT_SYNC" pipeline run --project-dir "$P" >/dev/null 2>&1 || echo "scratch build failed"
+    POSTGRES_SCHEMA=$1 "$CHT_SYNC" pipeline run --project-dir "$P" --target-path "$WORK/target-$1" >/dev/null 2>&1 || echo "scratch build failed"
     for m in root a b leaf; do
         sql "select '$m: ' || (select count(*) from (select * from v1.$m except all select * from $1.$m) x) || ' extra, '
                || (select count(*) from (select * from $1.$m except all select * from v1.$m) x) || ' missing'"
@@ -63,10 +65,15 @@ eq "the leaf's rows are all there" "$(sql "select count(*) from v1.leaf")" "$(sq
 eq "one temp table per model and connection, kept between runs" \
     "$(sql "select count(distinct relname) || ' ' || case when count(*) <= 8 then 'ok' end from pg_class where relname like '%\_\_cs\_incr' and relpersistence = 't'")" "4 ok"
 
-# a definition changes in the session: new column, new type; rows go on flowing
+# a definition changes in the session: new column, new type, in two files
+# (a model and the one that depends on it, which fails with only the first
+# changed: the session must not load the project between the two); rows go
+# on flowing
+r0=$(reloads)
 sed -i 's/val \* 2 as val, doc/(val * 2)::text as val, doc, 1 as extra/' "$P/models/a.sql"
 sed -i 's/a.val + b.val as val/a.val || b.val as val/' "$P/models/leaf.sql"
-wait_runs 3
+wait_until 20 reloaded_since "$r0" || fail "the session did not reload the changed project"
+wait_runs 2
 for k in $(seq 5); do batch; wait_runs 2; done
 eq "after a definition change: every model as built from scratch" "$(same check2)" "$(ok4)"
 eq "the changed model's new column and type" "$(sql "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'v1.a'::regclass and attname = 'val'")$(sql "select count(*) from v1.a where extra is null")" "text0"

@@ -337,6 +337,74 @@ static void test_materialize(void)
     pv_free(idx);
 }
 
+/* the names beside a relation stay distinct from it and from each other
+ * after PostgreSQL's 63-byte cut */
+static void test_temp_names(void)
+{
+    static const char *const suffixes[] = {"__cs_tmp", "__cs_backup", "__cs_incr"};
+    static const struct {
+        const char *name;
+        const char *tmp; /* its __cs_tmp name */
+    } cases[] = {
+        {"contact", "contact__cs_tmp"},
+        /* 55 + 8 = 63 bytes: fits as it is */
+        {"a234567890123456789012345678901234567890123456789012345",
+         "a234567890123456789012345678901234567890123456789012345__cs_tmp"},
+        /* 58 bytes: cut, hashed */
+        {"m234567890123456789012345678901234567890123456789012345678",
+         "m234567890123456789012345678901234567890123456_1f703160__cs_tmp"},
+    };
+    char out[3][MAT_NAME_MAX + 1];
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        for (size_t k = 0; k < 3; k++) {
+            mat_temp_name(out[k], sizeof(out[k]), cases[i].name, suffixes[k]);
+            CHECK(strlen(out[k]) <= MAT_NAME_MAX);
+            CHECK(strncmp(out[k], cases[i].name, MAT_NAME_MAX) != 0 ||
+                  strlen(cases[i].name) + strlen(suffixes[k]) <= MAT_NAME_MAX);
+        }
+        CHECK(strcmp(out[0], out[1]) != 0 && strcmp(out[1], out[2]) != 0 &&
+              strcmp(out[0], out[2]) != 0);
+        mat_temp_name(out[0], sizeof(out[0]), cases[i].name, "__cs_tmp");
+        CHECK_STR(out[0], cases[i].tmp);
+    }
+    /* two long names that share their first 54 bytes differ after the cut */
+    mat_temp_name(out[0], sizeof(out[0]),
+                  "x23456789012345678901234567890123456789012345678901234_one", "__cs_tmp");
+    mat_temp_name(out[1], sizeof(out[1]),
+                  "x23456789012345678901234567890123456789012345678901234_two", "__cs_tmp");
+    CHECK(strcmp(out[0], out[1]) != 0);
+    /* a cut never splits a UTF-8 character */
+    mat_temp_name(out[0], sizeof(out[0]),
+                  "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+                  "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+                  "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+                  "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9",
+                  "__cs_backup");
+    CHECK(strchr(out[0], '_') && ((unsigned char)strchr(out[0], '_')[-1]) == 0xa9);
+}
+
+/* a refresh in place, and the delete of an expression unique_key */
+static void test_materialize_more(void)
+{
+    const char *cols[] = {"id", "val"};
+    const char *exprs[] = {"coalesce(id, 0)", "val % 10"};
+    buf b;
+
+    buf_init(&b, 0);
+    mat_table_refresh(&b, "v1", "t", "select 1 as id, 2 as val;", cols, 2);
+    CHECK_STR(b.data, "DELETE FROM \"v1\".\"t\";\nINSERT INTO \"v1\".\"t\" (\"id\", \"val\") "
+                      "SELECT \"id\", \"val\" FROM (\nselect 1 as id, 2 as val\n) AS model_subq");
+    buf_reset(&b);
+    mat_incr_delete(&b, "v1", "t", "t__cs_incr", 3, exprs, 2);
+    CHECK_STR(b.data, "DELETE FROM \"v1\".\"t\" WHERE ((coalesce(id, 0)), (val % 10)) IN (SELECT "
+                      "(coalesce(id, 0)), (val % 10) FROM \"t__cs_incr\" LIMIT 3)");
+    buf_reset(&b);
+    mat_incr_delete(&b, "v1", "t", "t__cs_incr", 0, cols, 1);
+    CHECK_STR(b.data, "DELETE FROM \"v1\".\"t\" AS t USING \"t__cs_incr\" AS s WHERE t.id = s.id");
+    buf_free(&b);
+}
+
 int main(void)
 {
     UNIT_BEGIN("test_project");
@@ -348,5 +416,7 @@ int main(void)
     RUN(test_graph_order);
     RUN(test_select);
     RUN(test_materialize);
+    RUN(test_temp_names);
+    RUN(test_materialize_more);
     UNIT_END();
 }

@@ -1,0 +1,52 @@
+/*
+ * dbt_int.h - what the files of the dbt context share, inside
+ * src/pipeline/ only (the public API is dbt_ctx.h):
+ *
+ *   dbt_ctx.c          the worker (one thread's tpl_env) and dbt's natives
+ *   dbt_value.c        pv <-> tpl_value, agate-like tables
+ *   dbt_parse.c        the parse phase: dbt_parse, dbt_manifest_free
+ *   dbt_fingerprint.c  each model's fingerprint
+ *   dbt_render.c       execute-phase renders of models and hooks
+ *   dbt_test_sql.c     the query of each data test
+ *   dbt_results.c      on-run-end's `results`
+ */
+#ifndef CS_DBT_INT_H
+#define CS_DBT_INT_H
+
+#include "pipeline/dbt_ctx.h"
+
+struct dbt_worker {
+    const dbt_manifest *m;
+    tpl_env *env;
+    /* the render in progress */
+    long model; /* -1: none (project hooks, tests) */
+    bool parsing;
+    const dbt_render_opts *o;
+    pv *collected; /* parse: config() keywords */
+    size_t *deps;  /* parse: refs */
+    size_t ndeps;
+    tpl_value *results; /* statement results by name */
+    buf *inputs;        /* parse: the env_var() values and source() relations read */
+};
+
+/* a new value for v (NULL: none); the caller owns it */
+tpl_value *dbt_pv_to_tpl(const pv *v);
+/* a new tree for t (objects and functions as their text); the caller owns it */
+pv *dbt_tpl_to_pv(const tpl_value *t);
+/* the agate-like table of a query result {columns, rows} (borrowed); caller owns it */
+tpl_value *dbt_agate_table(const pv *t);
+
+/* a relation object "schema"."name" with database/schema/name/identifier */
+tpl_value *dbt_relation(const char *database, const char *schema, const char *name);
+/* model i's relation (an ephemeral model's CTE name when executing) */
+tpl_value *dbt_model_relation(const dbt_worker *w, size_t i);
+/* sets the per-render globals of w: this, execute, model, results */
+void dbt_begin_render(dbt_worker *w, long model, const dbt_render_opts *o);
+
+/* on-run-end's results as a template value; borrows results (to_dict) */
+tpl_value *dbt_results_tpl(const pv *results);
+
+/* fills every model's fingerprint, in m->order (refs first) */
+void dbt_fingerprint_models(dbt_manifest *m);
+
+#endif
