@@ -120,7 +120,7 @@ typedef struct {
 /*
  * Loads the project in dir.  Errors name the file (and line when known):
  * a missing dbt_project.yml is CS_PERMANENT, a malformed file or an
- * unsupported construct (git packages, Python models) CS_INVALID.
+ * unsupported construct (Python models) or a package not installed CS_INVALID.
  */
 cs_result project_load(const char *dir, pl_project **out, cs_error *err) CS_MUST_CHECK;
 void project_free(pl_project *p);
