@@ -1,7 +1,8 @@
 # cht-sync build.  `make` builds build/cht-sync; `make asan` the same with
 # AddressSanitizer and UndefinedBehaviorSanitizer into build/asan/; `make unit`
 # builds and runs the unit tests in both; `make test` runs the whole suite
-# (scripts/test).  Libraries come from pkg-config.
+# (scripts/test); `make fuzz` the libFuzzer harnesses (clang, see
+# scripts/fuzz).  Libraries come from pkg-config.
 
 PKGS     := libcurl libpq jansson yaml-0.1 libmicrohttpd
 CC       ?= cc
@@ -33,7 +34,18 @@ ASAN_LIB_OBJS := $(LIB_SRCS:src/%.c=build/asan/obj/%.o) build/asan/obj/gen/base_
 UNIT_BINS      := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 
-.PHONY: all asan unit test format check-format clean
+# libFuzzer harnesses tests/fuzz/fuzz_<name>.c -> build/fuzz/fuzz_<name>
+# (clang only); scripts/fuzz runs them over tests/fuzz/corpus/<name>/
+FUZZ_CC    ?= clang
+FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=undefined -O1 -g
+FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_LIB_OBJS := $(LIB_SRCS:src/%.c=build/fuzz/obj/%.o)
+# warnings stay errors in the cc builds; clang's extra ones must not stop fuzzing
+FUZZ_WARN  := $(filter-out -Werror,$(WARN))
+
+.PHONY: all asan unit fuzz test format check-format clean
 
 all: build/cht-sync
 
@@ -76,6 +88,17 @@ build/asan/tests/%: tests/unit/%.c tests/unit/unit.h $(ASAN_LIB_OBJS) | build/as
 build/tests build/asan/tests:
 	mkdir -p $@
 
+fuzz: $(FUZZ_BINS)
+
+build/fuzz/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(STD) $(FUZZ_WARN) $(FUZZ_FLAGS) -Isrc $(PKG_CFLAGS) -c -o $@ $<
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(STD) $(FUZZ_WARN) $(FUZZ_FLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -Isrc -o $@ $< \
+	    $(FUZZ_LIB_OBJS) $(PKG_LIBS)
+
 # runs every unit test binary, plain and sanitized; prints one line per test
 unit: $(UNIT_BINS) $(ASAN_UNIT_BINS)
 	@scripts/run-unit $(UNIT_BINS) $(ASAN_UNIT_BINS)
@@ -84,10 +107,10 @@ test:
 	scripts/test
 
 format:
-	clang-format -i src/*.c src/*/*.[ch] tests/unit/*.c tests/unit/*.h bench/*.c 2>/dev/null || true
+	clang-format -i src/*.c src/*/*.[ch] tests/unit/*.c tests/unit/*.h tests/fuzz/*.c bench/*.c 2>/dev/null || true
 
 check-format:
-	@bad=$$(for f in src/*.[ch] src/*/*.[ch] tests/unit/*.[ch] $(wildcard bench/*.c); do \
+	@bad=$$(for f in src/*.[ch] src/*/*.[ch] tests/unit/*.[ch] $(wildcard tests/fuzz/*.c bench/*.c); do \
 	  clang-format --dry-run -Werror $$f >/dev/null 2>&1 || echo $$f; done); \
 	if [ -n "$$bad" ]; then echo "not clang-formatted:"; echo "$$bad"; exit 1; fi
 

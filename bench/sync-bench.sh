@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
 # bench/sync-bench.sh - how fast `cht-sync sync --once` copies a CHT database
 # into PostgreSQL, next to the two limits it cannot beat: how fast the source
-# serves the same _changes pages, and how fast PostgreSQL's COPY loads the
-# same documents. Runs against throw-away servers (tests/lib.sh).
+# serves the feed in one stream, and how fast PostgreSQL's COPY loads the same
+# documents; then the sync again from a source that is not the bottleneck
+# (bench/replay-feed.js serves the recorded feed from memory), against COPY.
+# Runs against throw-away servers (tests/lib.sh).
 #
 #   N=100000 BATCH_SIZE=1000 bench/sync-bench.sh
+#   N=1000000 bench/sync-bench.sh       # the memory claim (long: generating takes most)
 #
 # Settings (environment): N (docs, default 100000), BATCH_SIZE (1000),
-# SEED (1), DB (medic), SYNC_TIMEOUT (seconds, 3600). See bench/README.md.
+# SEED (1), DB (medic), SYNC_TIMEOUT (seconds, 3600), SRC_PAGE (docs per
+# request of the single-stream read: N up to 100000, else 20000, as
+# pouchdb-server builds each answer as one string of at most 512 MB, at a
+# cost that grows faster than its size). See bench/README.md.
 
 N=${N:-100000}
 BATCH_SIZE=${BATCH_SIZE:-1000}
 SEED=${SEED:-1}
 DB=${DB:-medic}
 SYNC_TIMEOUT=${SYNC_TIMEOUT:-3600}
+SRC_PAGE=${SRC_PAGE:-$((N <= 100000 ? N : 20000))}
 TEST_NAME=sync-bench
 source "$(dirname "${BASH_SOURCE[0]}")/../tests/lib.sh"
 set -o pipefail
@@ -54,29 +61,44 @@ DOCS=$(curl -sf "$COUCH_URL/$DB" | jq -r .doc_count)
 [ "$DOCS" = "$N" ] || die "the db holds $DOCS docs, want $N"
 
 # 2. source read rate -------------------------------------------------------------
-# Sequential pages as the sync reads them; a page shorter than BATCH_SIZE
-# means caught up. Figure: docs / sum of curl's time_total (the server's
-# serving time, what the sync waits for at best); the loop's wall time, with
-# jq parsing each page, is shown too.
-echo "== 2. reading the feed with curl, limit=$BATCH_SIZE"
+# The source's single-stream rate: the whole feed in one request (pages of
+# SRC_PAGE when N is larger), as fast as curl can take it. Figure: docs /
+# the sum of curl's time_total. The bodies are kept (not timed) as one row
+# per line for the COPY and the replay steps.
+echo "== 2. reading the feed with curl in one stream (limit=$SRC_PAGE)"
 since=0 pages=0 got=0 curl_s=0
-t0=$(now_ns)
+: >"$B/rows.ndjson"
 while :; do
-    page=$B/page.$pages.json
+    page=$B/page.json
     tt=$(curl -sS -f -o "$page" -w '%{time_total}' \
-        "$COUCH_URL/$DB/_changes?include_docs=true&limit=$BATCH_SIZE&since=$since") || die "curl failed at since=$since"
+        "$COUCH_URL/$DB/_changes?include_docs=true&limit=$SRC_PAGE&since=$since") || die "curl failed at since=$since"
     curl_s=$(awk -v a="$curl_s" -v b="$tt" 'BEGIN { printf "%.6f", a + b }')
+    jq -c '.results[]' "$page" >>"$B/rows.ndjson" || die "bad page"
     read -r n since < <(jq -r '"\(.results | length) \(.last_seq)"' "$page") || die "bad page $page"
     pages=$((pages + 1)) got=$((got + n))
-    [ "$n" -lt "$BATCH_SIZE" ] && break
+    [ "$n" -lt "$SRC_PAGE" ] && break
 done
-t1=$(now_ns)
-READ_WALL=$(secs "$t0" "$t1")
+rm -f "$B/page.json"
 [ "$got" -eq "$N" ] || die "the feed gave $got changes, want $N"
 SRC_RATE=$(rate "$N" "$curl_s")
-SRC_WALL_RATE=$(rate "$N" "$READ_WALL")
-printf '   %d pages, curl %.3f s (%s docs/s), loop with jq %s s (%s docs/s)\n' \
-    "$pages" "$curl_s" "$SRC_RATE" "$READ_WALL" "$SRC_WALL_RATE"
+printf '   %d request(s), curl %.3f s (%s docs/s)\n' "$pages" "$curl_s" "$SRC_RATE"
+# pouchdb-server builds each answer as one string, which costs more than
+# linearly in its size: the same feed in the pages the sync asks for
+# (5 x BATCH_SIZE, sequential, bodies discarded) is the other reference
+PAGE=$((5 * BATCH_SIZE))
+echo "== 2b. reading the feed with curl in sequential pages of $PAGE"
+since=0 got=0 page_s=0
+while :; do
+    tt=$(curl -sS -f -o "$B/page.json" -w '%{time_total}' \
+        "$COUCH_URL/$DB/_changes?include_docs=true&limit=$PAGE&seq_interval=$BATCH_SIZE&since=$since") || die "curl failed"
+    page_s=$(awk -v a="$page_s" -v b="$tt" 'BEGIN { printf "%.6f", a + b }')
+    read -r n since < <(jq -r '"\(.results | length) \(.last_seq)"' "$B/page.json") || die "bad page"
+    got=$((got + n))
+    [ "$n" -lt "$PAGE" ] && break
+done
+rm -f "$B/page.json"
+PAGE_RATE=$(rate "$N" "$page_s")
+printf '   curl %.3f s (%s docs/s)\n' "$page_s" "$PAGE_RATE"
 
 # 3. PostgreSQL COPY rate -----------------------------------------------------------
 # The same docs, one JSON per line. COPY's text format treats a backslash as
@@ -84,10 +106,9 @@ printf '   %d pages, curl %.3f s (%s docs/s), loop with jq %s s (%s docs/s)\n' \
 # tab or newline). (a) the bare ceiling: a (doc jsonb) table; (b) a table
 # shaped like the raw table (primary key and the three indexes), _id given.
 echo "== 3. PostgreSQL COPY of the same docs"
-for ((i = 0; i < pages; i++)); do jq -c '.results[].doc' "$B/page.$i.json"; done >"$B/docs.ndjson" || die "jq failed"
+jq -c '.doc' "$B/rows.ndjson" >"$B/docs.ndjson" || die "jq failed"
 sed 's/\\/\\\\/g' "$B/docs.ndjson" >"$B/docs.copy"
 jq -r '[._id, tojson] | @tsv' "$B/docs.ndjson" >"$B/docs.tsv" || die "jq failed"
-rm -f "$B"/page.*.json
 sql "CREATE TABLE bench_copy (doc jsonb)" || die "psql failed"
 sql "CREATE TABLE bench_copy_raw (saved_timestamp timestamp DEFAULT (now() AT TIME ZONE 'UTC'),
        _id varchar PRIMARY KEY, _deleted boolean DEFAULT false, source varchar DEFAULT 'couchdb/$DB', doc jsonb);
@@ -114,70 +135,81 @@ sql "DROP TABLE bench_copy; DROP TABLE bench_copy_raw; CHECKPOINT" >/dev/null
 rm -f "$B/docs.copy" "$B/docs.tsv"
 
 # 4. the sync -------------------------------------------------------------------------
-SYNC_CMD="COUCHDB_DBS=$DB BATCH_SIZE=$BATCH_SIZE $CHT_SYNC sync --once"
-SYNC_S=- SYNC_RATE=- RSS_MIB=- SYNC_ROWS=-
-if [ "$SYNC_OK" -eq 1 ]; then
-    echo "== 4. $SYNC_CMD"
-    export COUCHDB_DBS=$DB BATCH_SIZE
+# run_sync LABEL: cht-sync sync --once against COUCHDB_PORT into
+# POSTGRES_SCHEMA; sets S_SECS, S_RATE, S_RSS (MiB), S_CPU and the CPU of
+# PID_SRC (the source's process) and PostgreSQL during the run
+run_sync() {
+    local rc t0 t1 src0 pg0 TCK
     PG_PID=$(head -n 1 "$PGDATA_DIR/postmaster.pid")
-    couch_cpu0=$(cpu_ticks "$COUCH_PID") pg_cpu0=$(cpu_ticks "$PG_PID")
+    src0=$(cpu_ticks "$PID_SRC") pg0=$(cpu_ticks "$PG_PID")
+    S_SECS=- S_RATE=- S_RSS=- S_CPU=- S_SRC_CPU=- S_PG_CPU=-
     t0=$(now_ns)
-    if [ -x /usr/bin/time ]; then
-        timeout "$SYNC_TIMEOUT" /usr/bin/time -f '%M %U %S' -o "$B/rss" "$CHT_SYNC" sync --once >"$B/sync.log" 2>&1
-        rc=$?
-        t1=$(now_ns)
-        read -r RSS_KB SYNC_USER SYNC_SYS < <(tail -n 1 "$B/rss" 2>/dev/null)
-        SYNC_CPU=$(awk -v u="$SYNC_USER" -v s="$SYNC_SYS" 'BEGIN { printf "%.2f", u + s }')
-    else
-        # no GNU time: poll the high-water mark while it runs
-        "$CHT_SYNC" sync --once >"$B/sync.log" 2>&1 &
-        pid=$! RSS_KB=0 deadline=$(($(date +%s) + SYNC_TIMEOUT))
-        PIDS_TO_KILL+=("$pid")
-        while kill -0 "$pid" 2>/dev/null; do
-            hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status" 2>/dev/null)
-            [ -n "$hwm" ] && [ "$hwm" -gt "$RSS_KB" ] && RSS_KB=$hwm
-            [ "$(date +%s)" -ge "$deadline" ] && kill "$pid"
-            sleep 0.05
-        done
-        wait "$pid"
-        rc=$?
-        t1=$(now_ns)
-    fi
-    SYNC_S=$(secs "$t0" "$t1")
+    timeout "$SYNC_TIMEOUT" /usr/bin/time -f '%M %U %S' -o "$B/rss" "$CHT_SYNC" sync --once >"$B/sync-$1.log" 2>&1
+    rc=$?
+    t1=$(now_ns)
+    mkdir -p "$ROOT/build/bench" && cp "$B/sync-$1.log" "$ROOT/build/bench/"
+    read -r RSS_KB SYNC_USER SYNC_SYS < <(tail -n 1 "$B/rss" 2>/dev/null)
+    S_CPU=$(awk -v u="$SYNC_USER" -v s="$SYNC_SYS" 'BEGIN { printf "%.2f", u + s }')
+    S_SECS=$(secs "$t0" "$t1")
     sleep 0.2 # let the postmaster reap the sync's backend, so its CPU is counted
     TCK=$(getconf CLK_TCK)
-    COUCH_CPU=$(awk -v a="$couch_cpu0" -v b="$(cpu_ticks "$COUCH_PID")" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }')
-    PG_CPU=$(awk -v a="$pg_cpu0" -v b="$(cpu_ticks "$PG_PID")" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }')
-    [[ "${RSS_KB:-}" =~ ^[0-9]+$ ]] && RSS_MIB=$(awk -v k="$RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')
+    S_SRC_CPU=$(awk -v a="$src0" -v b="$(cpu_ticks "$PID_SRC")" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }')
+    S_PG_CPU=$(awk -v a="$pg0" -v b="$(cpu_ticks "$PG_PID")" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }')
+    [[ "${RSS_KB:-}" =~ ^[0-9]+$ ]] && S_RSS=$(awk -v k="$RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')
     if [ "$rc" -ne 0 ]; then
-        tail -n 20 "$B/sync.log" >&2
-        die "the sync exited with $rc"
+        tail -n 20 "$B/sync-$1.log" >&2
+        die "the sync ($1) exited with $rc"
     fi
-    SCHEMA=${POSTGRES_SCHEMA:-v1} TABLE=${POSTGRES_TABLE:-couchdb}
-    SYNC_ROWS=$(sql "SELECT count(*) FROM \"$SCHEMA\".\"$TABLE\"")
-    [ "$SYNC_ROWS" = "$N" ] || die "the raw table holds $SYNC_ROWS rows, want $N"
-    SYNC_RATE=$(rate "$N" "$SYNC_S")
-    printf '   %s s (%s docs/s), %s rows, peak RSS %s MiB\n' "$SYNC_S" "$SYNC_RATE" "$SYNC_ROWS" "$RSS_MIB"
+    local rows
+    rows=$(sql "SELECT count(*) FROM \"$POSTGRES_SCHEMA\".couchdb")
+    [ "$rows" = "$N" ] || die "the raw table ($1) holds $rows rows, want $N"
+    S_RATE=$(rate "$N" "$S_SECS")
+    printf '   %s s (%s docs/s), %s rows, peak RSS %s MiB\n' "$S_SECS" "$S_RATE" "$rows" "$S_RSS"
+}
+command -v /usr/bin/time >/dev/null || die "GNU time (/usr/bin/time) is required"
+
+SYNC_CMD="COUCHDB_DBS=$DB BATCH_SIZE=$BATCH_SIZE $CHT_SYNC sync --once"
+SYNC_RATE=- RSS_MIB=- REPLAY_RATE=- REPLAY_RSS=-
+if [ "$SYNC_OK" -eq 1 ]; then
+    echo "== 4. $SYNC_CMD (from pouchdb-server)"
+    export COUCHDB_DBS=$DB BATCH_SIZE POSTGRES_SCHEMA=v1
+    PID_SRC=$COUCH_PID
+    run_sync pouchdb
+    SYNC_RATE=$S_RATE SYNC_S=$S_SECS RSS_MIB=$S_RSS SYNC_CPU=$S_CPU COUCH_CPU=$S_SRC_CPU PG_CPU=$S_PG_CPU
+
+    # 5. the same from a source that is not the bottleneck ------------------------
+    echo "== 5. the same from bench/replay-feed.js (the recorded feed, from memory)"
+    RPORT=$(free_port)
+    node "$ROOT/bench/replay-feed.js" --rows "$B/rows.ndjson" --db "$DB" --port "$RPORT" >"$B/replay.log" 2>&1 &
+    PID_SRC=$!
+    PIDS_TO_KILL+=("$PID_SRC")
+    wait_until 600 grep -q listening "$B/replay.log" || die "replay-feed.js did not start"
+    sql "CHECKPOINT" >/dev/null
+    COUCHDB_PORT=$RPORT POSTGRES_SCHEMA=v2 run_sync replay
+    REPLAY_RATE=$S_RATE REPLAY_S=$S_SECS REPLAY_RSS=$S_RSS REPLAY_CPU=$S_CPU REPLAY_SRC_CPU=$S_SRC_CPU REPLAY_PG_CPU=$S_PG_CPU
 else
     echo "== 4. skipped (no binary)"
 fi
 
-# 5. the table ----------------------------------------------------------------------------
+# 6. the table ----------------------------------------------------------------------------
 echo
 echo "== results: N=$N docs ($(jq -r .avg_bytes "$B/gen.json") bytes avg), BATCH_SIZE=$BATCH_SIZE, $(nproc) cores"
-printf '%-44s %12s %10s\n' figure docs/s seconds
-printf '%-44s %12s %10.3f\n' "source read (curl, sequential pages)" "$SRC_RATE" "$curl_s"
-printf '%-44s %12s %10s\n' "source read + jq parse (loop wall)" "$SRC_WALL_RATE" "$READ_WALL"
-printf '%-44s %12s %10s\n' "PostgreSQL COPY into (doc jsonb)" "$COPY_RATE" "$COPY_S"
-printf '%-44s %12s %10s\n' "PostgreSQL COPY into raw-shaped table" "$COPY_RAW_RATE" "$COPY_RAW_S"
-printf '%-44s %12s %10s\n' "cht-sync sync --once" "$SYNC_RATE" "$SYNC_S"
-printf '%-44s %12s\n' "ratio sync / source read" "$(ratio "$SYNC_RATE" "$SRC_RATE")"
-printf '%-44s %12s\n' "ratio sync / COPY (doc jsonb)" "$(ratio "$SYNC_RATE" "$COPY_RATE")"
-printf '%-44s %12s\n' "ratio sync / COPY (raw-shaped)" "$(ratio "$SYNC_RATE" "$COPY_RAW_RATE")"
-printf '%-44s %12s\n' "sync peak RSS (MiB)" "$RSS_MIB"
-printf '%-44s %12s\n' "CPU seconds during the sync: cht-sync" "${SYNC_CPU:--}"
-printf '%-44s %12s\n' "  pouchdb-server (node)" "${COUCH_CPU:--}"
-printf '%-44s %12s\n' "  PostgreSQL (all its processes)" "${PG_CPU:--}"
+printf '%-48s %12s %10s\n' figure docs/s seconds
+printf '%-48s %12s %10.3f\n' "source single-stream read (curl, limit=$SRC_PAGE)" "$SRC_RATE" "$curl_s"
+printf '%-48s %12s %10.3f\n' "source read in pages of $PAGE (curl)" "$PAGE_RATE" "$page_s"
+printf '%-48s %12s %10s\n' "PostgreSQL COPY into (doc jsonb)" "$COPY_RATE" "$COPY_S"
+printf '%-48s %12s %10s\n' "PostgreSQL COPY into raw-shaped table" "$COPY_RAW_RATE" "$COPY_RAW_S"
+printf '%-48s %12s %10s\n' "cht-sync from pouchdb-server" "$SYNC_RATE" "${SYNC_S:--}"
+printf '%-48s %12s %10s\n' "cht-sync from replay-feed.js (memory)" "$REPLAY_RATE" "${REPLAY_S:--}"
+printf '%-48s %12s\n' "ratio sync / source single stream (goal >= 0.9)" "$(ratio "$SYNC_RATE" "$SRC_RATE")"
+printf '%-48s %12s\n' "ratio sync / source in pages of $PAGE" "$(ratio "$SYNC_RATE" "$PAGE_RATE")"
+printf '%-48s %12s\n' "ratio replayed sync / COPY raw-shaped (>= 0.8)" "$(ratio "$REPLAY_RATE" "$COPY_RAW_RATE")"
+printf '%-48s %12s\n' "ratio replayed sync / COPY (doc jsonb)" "$(ratio "$REPLAY_RATE" "$COPY_RATE")"
+printf '%-48s %12s\n' "peak RSS (MiB): from pouchdb / replayed" "$RSS_MIB / $REPLAY_RSS"
+printf '%-48s %12s\n' "CPU s, from pouchdb: cht-sync" "${SYNC_CPU:--}"
+printf '%-48s %12s\n' "  pouchdb-server (node)" "${COUCH_CPU:--}"
+printf '%-48s %12s\n' "  PostgreSQL (all its processes)" "${PG_CPU:--}"
+printf '%-48s %12s\n' "CPU s, replayed: cht-sync / replay / PostgreSQL" "${REPLAY_CPU:--} / ${REPLAY_SRC_CPU:--} / ${REPLAY_PG_CPU:--}"
 echo "command: $SYNC_CMD"
 echo "bench:   N=$N BATCH_SIZE=$BATCH_SIZE SEED=$SEED bench/sync-bench.sh"
 [ "$SYNC_OK" -eq 1 ] || exit 1

@@ -13,6 +13,7 @@
 #include "observe/observe.h"
 #include "pipeline/pipeline.h"
 #include "sync/sync.h"
+#include "sync/verify.h"
 
 typedef struct {
     const char *name;
@@ -31,6 +32,8 @@ static const command commands[] = {
      "the sync and the models in one process (--models-only: the models, after the commits "
      "of other sync processes)"},
     {"sync", sync_main, "follow the CouchDB databases into PostgreSQL (--once: until caught up)"},
+    {"verify", verify_main,
+     "compare the raw table with CouchDB, print the drift (--repair: fix it)"},
     {"config", cmd_config, "print the effective settings (secrets masked)"},
     {"pipeline", pipeline_main, "run the dbt-format model project (run, compile, test, ls)"},
     {"status", status_main, "the sync's and the models' state from PostgreSQL (exit 0: healthy)"},

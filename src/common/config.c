@@ -42,6 +42,9 @@ static const setting config_table[] = {
      "1 asks CouchDB (or its proxy) for gzip: for a sync far from CouchDB; near it, "
      "compression costs the server more than it saves"},
     {"BATCH_SIZE", INT(batch_size), "1000", 1, 100000, "changes per batch"},
+    {"BATCH_MAX_BYTES", INT(batch_max_bytes), "16777216", 65536, 1073741824,
+     "document bytes per batch: a batch is cut there as the feed streams in (a database "
+     "holds at most about 3 times this plus 2 of the largest documents)"},
     {"MAX_DOC_BYTES", INT(max_doc_bytes), "67108864", 1024, 268435455,
      "largest document stored; a larger one is recorded in the rejects table"},
     {"COUCHDB_LONGPOLL_SECONDS", INT(longpoll_seconds), "20", 1, 300,

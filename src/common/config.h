@@ -29,6 +29,7 @@ typedef struct {
     char *couchdb_ca_file;
     int couchdb_gzip;
     int batch_size;
+    int batch_max_bytes;
     int max_doc_bytes;
     int longpoll_seconds;
     /* PostgreSQL */

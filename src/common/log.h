@@ -4,7 +4,8 @@
  * One line per event: "2026-11-26T10:00:00.123Z info  medic: stored ...".
  * The scope names what the line is about (a database, a model); callers never
  * pass URLs with credentials or passwords here: the couch module only ever
- * logs its redacted base URL.
+ * logs its redacted base URL.  Control characters in the scope and the
+ * message are escaped (\n, \x1b, \u009b...): a line is always one event.
  */
 #ifndef CS_LOG_H
 #define CS_LOG_H

@@ -46,6 +46,7 @@ void batch_reset(batch *b)
     b->pending = 0;
     b->restart = false;
     b->caught_up = false;
+    b->transient = false;
     b->bytes = 0;
     b->error = NULL;
     b->fetch_ms = 0;

@@ -28,7 +28,7 @@ typedef struct {
 typedef enum {
     BATCH_CHANGES, /* rows (maybe none) and the checkpoint after them */
     BATCH_IDLE,    /* nothing changed: refresh updated_at */
-    BATCH_FAILED,  /* the reader hit a permanent error: record it */
+    BATCH_FAILED,  /* the reader hit an error: record it (transient: it retries) */
     BATCH_END,     /* the reader is done (caught up with --once, or stopping) */
 } batch_kind;
 
@@ -44,6 +44,7 @@ typedef struct {
     bool caught_up;
     size_t bytes;    /* document bytes held */
     char *error;     /* arena; BATCH_FAILED: what happened */
+    bool transient;  /* BATCH_FAILED: the reader retries; the database has not failed */
     double fetch_ms; /* time the reader spent on it */
     arena_block *blocks;
 } batch;

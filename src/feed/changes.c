@@ -247,10 +247,19 @@ static void fail_at(changes_parser *p, size_t at, const char *expected, int got)
 
 /* ---- JSON text helpers --------------------------------------------------- */
 
+/* The value of four hex digits; callers pass escapes the lexer already
+ * checked, and a non-digit still gives a defined value (U+FFFD), never a
+ * shift of a negative number. */
 static unsigned hex4(const char *s)
 {
-    return (unsigned)(hex_value(s[0]) << 12 | hex_value(s[1]) << 8 | hex_value(s[2]) << 4 |
-                      hex_value(s[3]));
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        int d = hex_value((unsigned char)s[i]);
+        if (d < 0)
+            return 0xFFFD;
+        v = v << 4 | (unsigned)d;
+    }
+    return v;
 }
 
 static size_t utf8_put(char *d, unsigned cp)
@@ -883,6 +892,10 @@ static void start_key(changes_parser *p)
 {
     frame f = p->stack[p->sp - 1];
 
+    /* end_key decodes this buffer in place: it must hold this key's raw
+     * text or nothing, never an earlier key already decoded (a text
+     * "\\u00zz" decoded twice is a bad escape) */
+    buf_reset(&p->key);
     p->tee = NULL;
     if (f.role == F_DOC) {
         p->out = p->docout;
@@ -892,14 +905,12 @@ static void start_key(changes_parser *p)
              * and capture its name (the tee gets no quotes) to spot _rev
              * and password fields */
             p->member_start = p->doc.len;
-            buf_reset(&p->key);
             p->tee = &p->key;
         }
     } else if (f.role == F_SKIP) {
         p->out = NULL;
         p->str_quoted = false;
     } else {
-        buf_reset(&p->key);
         p->out = &p->key;
         p->str_quoted = false;
     }
@@ -1579,4 +1590,12 @@ bool changes_parser_pending(const changes_parser *p, long long *pending)
 size_t changes_parser_rows(const changes_parser *p)
 {
     return p->rows;
+}
+
+bool changes_parser_between_rows(const changes_parser *p)
+{
+    /* the innermost open container is "results" and no value has started
+     * in it: after '[' or after a row's ',' */
+    return p->sp >= 2 && p->stack[p->sp - 1].role == F_RESULTS && p->deep == 0 &&
+           (p->state == ST_VALUE_OR_CLOSE || p->state == ST_VALUE || p->state == ST_AFTER);
 }

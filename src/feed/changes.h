@@ -76,5 +76,8 @@ const char *changes_parser_last_seq(const changes_parser *p);
 bool changes_parser_pending(const changes_parser *p, long long *pending);
 /* Rows seen so far in this response. */
 size_t changes_parser_rows(const changes_parser *p);
+/* True while the body stops between two rows of "results" (or before the
+ * first): an answer that goes silent here lost no part of a row. */
+bool changes_parser_between_rows(const changes_parser *p);
 
 #endif

@@ -20,13 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/buf.h"
 #include "common/log.h"
 
 #define ERROR_BODY_MAX (64 * 1024)
 #define INFO_BODY_MAX (1024 * 1024)
-#define LONGPOLL_MARGIN_MS 2000
 /* a transfer that moves less than 1 byte/s for this long is dead */
 #define STALL_SECONDS 60L
 
@@ -46,7 +46,10 @@ struct couch_client {
     /* the request in flight */
     long status;
     size_t received;
-    buf body; /* error bodies and small JSON replies */
+    long silence_ms;     /* > 0: end the request after this long without a byte */
+    double last_byte_ms; /* when the last byte (or the request) came */
+    bool silent;         /* it was ended for that */
+    buf body;            /* error bodies and small JSON replies */
     couch_body_fn on_body;
     void *ud;
     cs_result cb_rc;
@@ -63,11 +66,19 @@ void couch_global_cleanup(void)
     curl_global_cleanup();
 }
 
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
 {
     couch_client *c = userp;
     size_t len = size * nmemb;
 
+    c->last_byte_ms = now_ms();
     if (c->status == 0)
         curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &c->status);
     c->received += len;
@@ -86,7 +97,16 @@ static int progress_cb(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_o
                        curl_off_t ulnow)
 {
     couch_client *c = userp;
-    return c->stop && *c->stop ? 1 : 0;
+
+    if (c->stop && *c->stop)
+        return 1;
+    /* a silence, not a slow transfer: libcurl calls this at least once a
+     * second while nothing arrives */
+    if (c->silence_ms > 0 && now_ms() - c->last_byte_ms > (double)c->silence_ms) {
+        c->silent = true;
+        return 1;
+    }
+    return 0;
 }
 
 couch_client *couch_new(const cs_config *cfg, const char *db, volatile sig_atomic_t *stop)
@@ -217,16 +237,24 @@ static cs_result status_error(couch_client *c, const char *what, cs_error *err)
  * One HTTP exchange.  With on_body set, the body of a 200 answer streams
  * there; otherwise it is collected in c->body.  Returns CS_OK whenever an
  * HTTP answer came (check c->status), or the classified transport error.
- * A longpoll that ran into its deadline returns CS_OK with *timed_out set.
+ * timeout_ms bounds the whole exchange (0: no bound; a dead transfer is
+ * still ended after STALL_SECONDS below 1 byte/s).  With silent set, the
+ * exchange is instead ended after silence_ms without a byte (before the
+ * first or between two): CS_OK with *silent set, and the caller decides
+ * from what came whether that was a quiet longpoll or a broken answer.
  */
 static cs_result perform(couch_client *c, const char *url, const char *post_body, long timeout_ms,
-                         couch_body_fn on_body, void *ud, bool *timed_out, cs_error *err)
+                         long silence_ms, couch_body_fn on_body, void *ud, bool *silent,
+                         cs_error *err)
 {
     CURLcode cc;
 
     for (int attempt = 0;; attempt++) {
         c->status = 0;
         c->received = 0;
+        c->silence_ms = silent ? silence_ms : 0;
+        c->silent = false;
+        c->last_byte_ms = now_ms();
         c->on_body = on_body;
         c->ud = ud;
         c->cb_rc = CS_OK;
@@ -252,10 +280,8 @@ static cs_result perform(couch_client *c, const char *url, const char *post_body
             return c->cb_rc; /* the body consumer's own error, already in err */
         if (c->stop && *c->stop)
             return cs_fail(err, CS_STOPPED, "stopped");
-        /* a longpoll the server held open past our deadline, whether it
-         * sent the start of its answer (pouchdb-server) or nothing at all */
-        if (cc == CURLE_OPERATION_TIMEDOUT && timed_out && (c->status == 200 || c->received == 0)) {
-            *timed_out = true;
+        if (c->silent && (c->status == 200 || c->received == 0)) {
+            *silent = true;
             return CS_OK;
         }
         if (attempt == 0 && c->received == 0 && !post_body &&
@@ -267,6 +293,11 @@ static cs_result perform(couch_client *c, const char *url, const char *post_body
                            "could not verify the certificate of CouchDB at %s: %s (COUCHDB_CA_FILE "
                            "names the CA to trust)",
                            c->base, c->curl_err[0] ? c->curl_err : curl_easy_strerror(cc));
+        if (c->status == 200)
+            return cs_fail(err, CS_TRANSIENT,
+                           "the answer of CouchDB at %s broke off after %zu bytes of its body: %s",
+                           c->base, c->received,
+                           c->curl_err[0] ? c->curl_err : curl_easy_strerror(cc));
         return cs_fail(err, CS_TRANSIENT, "could not reach CouchDB at %s: %s", c->base,
                        c->curl_err[0] ? c->curl_err : curl_easy_strerror(cc));
     }
@@ -287,7 +318,7 @@ static cs_result login(couch_client *c, cs_error *err)
     snprintf(url, sizeof(url), "%s/_session", c->base);
     hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
     curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, hdrs);
-    rc = perform(c, url, body, 30000L, NULL, NULL, NULL, err);
+    rc = perform(c, url, body, 30000L, 0, NULL, NULL, NULL, err);
     curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, NULL);
     curl_slist_free_all(hdrs);
     memset(body, 0, strlen(body));
@@ -314,17 +345,17 @@ static cs_result login(couch_client *c, cs_error *err)
  * the session cookie has expired (401 on a cookie session).
  */
 static cs_result get(couch_client *c, const char *url, const char *what, long timeout_ms,
-                     couch_body_fn on_body, void *ud, bool *timed_out, cs_error *err)
+                     long silence_ms, couch_body_fn on_body, void *ud, bool *silent, cs_error *err)
 {
     cs_result rc;
 
     for (int attempt = 0; attempt < 2; attempt++) {
         if (c->auth == AUTH_UNKNOWN && (rc = login(c, err)) != CS_OK)
             return rc;
-        rc = perform(c, url, NULL, timeout_ms, on_body, ud, timed_out, err);
+        rc = perform(c, url, NULL, timeout_ms, silence_ms, on_body, ud, silent, err);
         if (rc != CS_OK)
             return rc;
-        if (c->status == 200 || (timed_out && *timed_out))
+        if (c->status == 200 || (silent && *silent))
             return CS_OK;
         if (c->status == 401 && c->auth == AUTH_COOKIE && attempt == 0) {
             log_info(NULL, "%s: CouchDB session expired, logging in again", c->display);
@@ -360,7 +391,7 @@ cs_result couch_db_info_get(couch_client *c, couch_db_info *info, cs_error *err)
     memset(info, 0, sizeof(*info));
     snprintf(url, sizeof(url), "%s/%s", c->base, c->db_path);
     snprintf(what, sizeof(what), "could not read %s", c->display);
-    if ((rc = get(c, url, what, 30000L, NULL, NULL, NULL, err)) != CS_OK)
+    if ((rc = get(c, url, what, 30000L, 0, NULL, NULL, NULL, err)) != CS_OK)
         return rc;
     j = json_loadb(c->body.data ? c->body.data : "", c->body.len, 0, &jerr);
     if (!j || !json_is_object(j)) {
@@ -384,8 +415,9 @@ void couch_db_info_free(couch_db_info *info)
     info->update_seq = NULL;
 }
 
-cs_result couch_changes(couch_client *c, const char *since, int limit, int wait_ms,
-                        couch_body_fn on_body, void *ud, bool *timed_out, cs_error *err)
+cs_result couch_changes(couch_client *c, const char *since, int limit, int seq_interval,
+                        int wait_ms, couch_body_fn on_body, void *ud, bool *timed_out,
+                        cs_error *err)
 {
     char *esc = curl_easy_escape(c->h, since ? since : "0", 0);
     char what[512];
@@ -397,7 +429,7 @@ cs_result couch_changes(couch_client *c, const char *since, int limit, int wait_
         return cs_fail(err, CS_TRANSIENT, "out of memory");
     buf_init(&url, 64 * 1024);
     buf_printf(&url, "%s/%s/_changes?include_docs=true&limit=%d&seq_interval=%d&since=%s", c->base,
-               c->db_path, limit, limit, esc);
+               c->db_path, limit, seq_interval, esc);
     if (wait_ms > 0)
         buf_printf(&url, "&feed=longpoll&timeout=%d", wait_ms);
     curl_free(esc);
@@ -406,9 +438,54 @@ cs_result couch_changes(couch_client *c, const char *since, int limit, int wait_
         return cs_fail(err, CS_PERMANENT, "since value too long");
     }
     snprintf(what, sizeof(what), "could not read the changes of %s", c->display);
-    /* normal feeds are bounded by the stall detector, not a total time */
-    rc = get(c, url.data, what, wait_ms > 0 ? (long)wait_ms + LONGPOLL_MARGIN_MS : 0L, on_body, ud,
-             wait_ms > 0 ? timed_out : NULL, err);
+    /* never a bound on the whole transfer, which may take long and still
+     * be healthy: a normal feed is bounded by the stall detector, a
+     * longpoll by the silence before its first byte and between bytes
+     * (pouchdb-server ignores timeout and holds the request open) */
+    rc = get(c, url.data, what, 0L, wait_ms > 0 ? (long)wait_ms + COUCH_LONGPOLL_MARGIN_MS : 0L,
+             on_body, ud, wait_ms > 0 ? timed_out : NULL, err);
     buf_free(&url);
+    return rc;
+}
+
+/*
+ * A request below the database for readers other than the sync's feed
+ * (verify's listing and re-reads): the same authentication and error
+ * classification as couch_changes, no total time limit (the stall detector
+ * bounds it).  A POST sends post_json as application/json; it is repeated
+ * by the caller, not here, when the connection fails.
+ */
+cs_result couch_db_request(couch_client *c, const char *path_query, const char *post_json,
+                           const char *what, couch_body_fn on_body, void *ud, cs_error *err)
+{
+    struct curl_slist *hdrs = NULL;
+    char *url = NULL;
+    cs_result rc = CS_OK;
+
+    if (asprintf(&url, "%s/%s%s", c->base, c->db_path, path_query) < 0)
+        return cs_fail(err, CS_TRANSIENT, "out of memory");
+    if (!post_json) {
+        rc = get(c, url, what, 0L, 0, on_body, ud, NULL, err);
+        free(url);
+        return rc;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (c->auth == AUTH_UNKNOWN && (rc = login(c, err)) != CS_OK)
+            break;
+        hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+        curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, hdrs);
+        rc = perform(c, url, post_json, 0L, 0, on_body, ud, NULL, err);
+        curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, NULL);
+        curl_slist_free_all(hdrs);
+        if (rc != CS_OK || c->status == 200)
+            break;
+        if (c->status == 401 && c->auth == AUTH_COOKIE && attempt == 0) {
+            c->auth = AUTH_UNKNOWN; /* the session expired: log in again */
+            continue;
+        }
+        rc = status_error(c, what, err);
+        break;
+    }
+    free(url);
     return rc;
 }

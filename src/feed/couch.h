@@ -20,6 +20,9 @@
 
 typedef struct couch_client couch_client;
 
+/* how much longer than its timeout a longpoll may stay silent */
+#define COUCH_LONGPOLL_MARGIN_MS 2000
+
 /* Data of a _changes body as it arrives; a non-CS_OK result aborts the
  * request and is returned by couch_changes. */
 typedef cs_result (*couch_body_fn)(void *ud, const char *data, size_t len, cs_error *err);
@@ -51,15 +54,28 @@ cs_result couch_db_info_get(couch_client *c, couch_db_info *info, cs_error *err)
 void couch_db_info_free(couch_db_info *info);
 
 /*
- * GET /db/_changes?include_docs=true&limit=limit&seq_interval=limit&since=since,
+ * GET /db/_changes?include_docs=true&limit=limit&seq_interval=seq_interval&since=since,
  * with feed=longpoll and timeout=wait_ms when wait_ms > 0.  Body bytes of a
- * 200 response go to on_body.  When the server holds a longpoll open past
- * wait_ms plus a margin (pouchdb-server ignores timeout), the request is
- * ended on our side and *timed_out is set: nothing changed in that time.
+ * 200 response go to on_body.  A longpoll that sends nothing for wait_ms
+ * plus a margin, before its first byte or between two (pouchdb-server
+ * ignores timeout and holds the request open), is ended on our side and
+ * *timed_out is set; the transfer as a whole is never timed.  Whether that
+ * was a quiet feed or a broken answer, only the body's parser can tell
+ * (changes_parser_between_rows).  An answer that breaks off is CS_TRANSIENT.
  */
-cs_result couch_changes(couch_client *c, const char *since, int limit, int wait_ms,
-                        couch_body_fn on_body, void *ud, bool *timed_out,
+cs_result couch_changes(couch_client *c, const char *since, int limit, int seq_interval,
+                        int wait_ms, couch_body_fn on_body, void *ud, bool *timed_out,
                         cs_error *err) CS_MUST_CHECK;
+
+/*
+ * GET (post_json NULL) or POST (a JSON body) of path_query below the
+ * database, e.g. "/_changes?style=main_only": body bytes of a 200 answer go
+ * to on_body; another answer is a classified error whose message starts
+ * with what.  Used by verify (feed/doclist.h).
+ */
+cs_result couch_db_request(couch_client *c, const char *path_query, const char *post_json,
+                           const char *what, couch_body_fn on_body, void *ud,
+                           cs_error *err) CS_MUST_CHECK;
 
 /* process-wide libcurl set-up, once from main before any thread starts */
 bool couch_global_init(void);

@@ -218,7 +218,7 @@ static cs_result take_sample(const cs_config *cfg, const cs_config *scratch, sam
         changes_parser_reset(p);
         cur = b;
         double r0 = now_s();
-        rc = couch_changes(couch, since, limit, 0, on_body, &ctx, &timed_out, err);
+        rc = couch_changes(couch, since, limit, limit, 0, on_body, &ctx, &timed_out, err);
         if (rc == CS_OK)
             rc = changes_parser_finish(p, err);
         if (rc != CS_OK)

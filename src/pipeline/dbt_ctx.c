@@ -430,6 +430,12 @@ void dbt_worker_set_invocation_id(dbt_worker *w, const char *id)
     tpl_env_set(w->env, "invocation_id", tpl_str(id));
 }
 
+/* print() in a template: dbt writes it to the log */
+static void template_print(void *ud, const char *where, const char *msg)
+{
+    log_info("pipeline", "%s: %s", where, msg);
+}
+
 dbt_worker *dbt_worker_new(const dbt_manifest *m)
 {
     dbt_worker *w = xrealloc(NULL, sizeof(*w));
@@ -442,6 +448,7 @@ dbt_worker *dbt_worker_new(const dbt_manifest *m)
     w->m = m;
     w->model = -1;
     w->env = tpl_env_new();
+    tpl_env_set_log(w->env, template_print, NULL);
     w->results = tpl_dict_new();
     /* package macros first, the root project's last, so that the root wins */
     for (size_t pass = 0; pass < 2; pass++)
@@ -507,6 +514,8 @@ void dbt_begin_render(dbt_worker *w, long model, const dbt_render_opts *o)
     tpl_unref(w->results);
     w->results = tpl_dict_new();
     tpl_env_set(w->env, "execute", tpl_bool(o && o->execute));
+    /* dbt: an undefined name in SQL is an error when executing, not at parse */
+    tpl_env_set_strict_undefined(w->env, o && o->execute);
     if (model >= 0) {
         tpl_value *md = tpl_dict_new();
         char uid[512];

@@ -3,7 +3,6 @@
  */
 #include "sync/worker.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -17,16 +16,10 @@
 #include "common/log.h"
 #include "common/stats.h"
 #include "store/store.h"
+#include "sync/reader_policy.h"
 
-#define BACKOFF_BASE_MS 250
-#define BACKOFF_CAP_MS 30000
-/* how often a database that failed permanently is looked at again */
-#define RECHECK_FAILED_MS 30000
+#define BACKOFF_CAP_MS RP_BACKOFF_CAP_MS
 #define MAX_DEPTH 512
-/* a batch holding more document bytes than this many largest documents
- * halves the next request's limit (it grows back after smaller batches), so
- * that a database of large documents never holds BATCH_SIZE of them at once */
-#define BATCH_MAX_DOCS_WORTH 4
 
 struct worker {
     const cs_config *cfg;
@@ -43,10 +36,12 @@ struct worker {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     /* guarded by mu */
-    batch *pool[WORKER_QUEUE_DEPTH + 1]; /* free batches */
+    batch *pool[WORKER_BATCHES]; /* free batches */
     int npool;
-    batch *queue[WORKER_QUEUE_DEPTH + 1]; /* full batches, FIFO */
+    batch *queue[WORKER_BATCHES + 1]; /* full batches, FIFO (+1: END) */
     int nqueue;
+    size_t held;      /* document bytes queued or being written */
+    size_t max_bytes; /* BATCH_MAX_BYTES */
     char *checkpoint; /* set once by the writer, read by the reader */
     bool writer_gone;
     bool failed;
@@ -76,12 +71,7 @@ static bool sleep_ms(volatile sig_atomic_t *stop, long ms)
 /* Capped exponential back-off with full jitter: the attempt-th wait. */
 static long backoff_ms(int attempt)
 {
-    long cap = BACKOFF_BASE_MS;
-    for (int i = 0; i < attempt && cap < BACKOFF_CAP_MS; i++)
-        cap *= 2;
-    if (cap > BACKOFF_CAP_MS)
-        cap = BACKOFF_CAP_MS;
-    return cap / 2 + (long)((unsigned long)random() % (unsigned long)(cap / 2 + 1));
+    return rp_backoff_ms(attempt, (unsigned long)random());
 }
 
 /*
@@ -113,25 +103,17 @@ static void health_ok(health *h, const char *scope, const char *what)
     h->last[0] = '\0';
 }
 
-static bool all_digits(const char *s)
-{
-    if (!s || !*s)
-        return false;
-    for (; *s; s++)
-        if (!isdigit((unsigned char)*s))
-            return false;
-    return true;
-}
-
 /* ---- the queue ---- */
 
-/* the next free batch, NULL when stopping */
+/* the next free batch, NULL when stopping; waits while the batches ahead
+ * hold two batches' worth of bytes, so that memory stays bounded whatever
+ * the document sizes */
 static batch *take_free(worker *w)
 {
     batch *b = NULL;
 
     pthread_mutex_lock(&w->mu);
-    while (w->npool == 0 && !*w->stop && !w->writer_gone) {
+    while ((w->npool == 0 || w->held >= 2 * w->max_bytes) && !*w->stop && !w->writer_gone) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 200000000L;
@@ -141,7 +123,7 @@ static batch *take_free(worker *w)
         }
         pthread_cond_timedwait(&w->cv, &w->mu, &ts);
     }
-    if (w->npool > 0 && !w->writer_gone)
+    if (w->npool > 0 && !w->writer_gone && !*w->stop)
         b = w->pool[--w->npool];
     pthread_mutex_unlock(&w->mu);
     if (b)
@@ -149,9 +131,13 @@ static batch *take_free(worker *w)
     return b;
 }
 
-static void give_back(worker *w, batch *b)
+/* returns a batch to the pool; stored: the writer is done with it (its
+ * bytes no longer count as held), else the reader never queued it */
+static void give_back(worker *w, batch *b, bool stored)
 {
     pthread_mutex_lock(&w->mu);
+    if (stored)
+        w->held -= b->bytes;
     w->pool[w->npool++] = b;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
@@ -160,6 +146,7 @@ static void give_back(worker *w, batch *b)
 static void enqueue(worker *w, batch *b)
 {
     pthread_mutex_lock(&w->mu);
+    w->held += b->bytes;
     w->queue[w->nqueue++] = b;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
@@ -183,15 +170,44 @@ static batch *dequeue(worker *w)
 /* ---- the reader ---- */
 
 typedef struct {
+    worker *w;
+    reader_policy *pol;
     changes_parser *parser;
-    batch *b;
+    batch *b;       /* the batch being filled */
+    double b_start; /* when it was started */
 } read_ctx;
 
+/* the seq of the last row of b that carries one, NULL if none does */
+static const char *last_row_seq(const batch *b)
+{
+    for (size_t i = b->nrows; i-- > 0;)
+        if (b->rows[i].seq)
+            return b->rows[i].seq;
+    return NULL;
+}
+
+/*
+ * Each row goes into the batch being filled; a full batch (BATCH_SIZE
+ * rows or BATCH_MAX_BYTES of documents) is queued at once, checkpointed at
+ * its last row's own seq, and the response goes on into a new batch.
+ * Waiting for a free batch here holds the transfer (TCP holds the server).
+ */
 static cs_result on_row(void *ud, const change_row *row, cs_error *err)
 {
     read_ctx *rc = ud;
-    if (!batch_add(rc->b, row))
+    batch *b = rc->b;
+
+    if (!batch_add(b, row))
         return cs_fail(err, CS_TRANSIENT, "out of memory holding document \"%s\"", row->id);
+    if (!rp_cut_due(rc->pol, b->nrows, b->bytes))
+        return CS_OK;
+    b->last_seq = (char *)last_row_seq(b); /* in b's arena */
+    b->restart = rp_cut(rc->pol, b->last_seq);
+    b->fetch_ms = now_ms() - rc->b_start;
+    enqueue(rc->w, b);
+    rc->b_start = now_ms();
+    if (!(rc->b = take_free(rc->w)))
+        return cs_fail(err, CS_STOPPED, "stopped");
     return CS_OK;
 }
 
@@ -203,53 +219,70 @@ static cs_result on_body(void *ud, const char *data, size_t len, cs_error *err)
 
 /*
  * Looks at the database before following it: does it exist, can we read
- * it, and has it been re-created since our checkpoint (an integer sequence
- * of a server that uses integers, now behind our checkpoint)?  Opaque
- * CouchDB 2+ sequences are never compared.
+ * it, and has it been re-created since our checkpoint (the policy decides
+ * from its update_seq)?  *oom: the policy ran out of memory.
  */
-static cs_result inspect(worker *w, const char *since, bool *reset, cs_error *err)
+static cs_result inspect(worker *w, reader_policy *pol, bool *oom, cs_error *err)
 {
     couch_db_info info;
     cs_result rc = couch_db_info_get(w->couch, &info, err);
+    char *since;
 
-    *reset = false;
+    *oom = false;
     if (rc != CS_OK)
         return rc;
     stats_db_info(w->db, info.doc_count + info.doc_del_count);
-    if (info.update_seq_is_number && all_digits(since) && all_digits(info.update_seq) &&
-        strtoull(info.update_seq, NULL, 10) < strtoull(since, NULL, 10)) {
+    since = strdup(pol->since);
+    switch (rp_inspected(pol, info.update_seq, info.update_seq_is_number, oom)) {
+    case RP_RESYNC_BEHIND:
         log_warn(w->db,
                  "the database is behind our checkpoint (update_seq %s, checkpoint %s): it was "
                  "deleted and re-created; reading it again from the start and marking documents "
                  "it no longer has as deleted",
-                 info.update_seq, since);
-        *reset = true;
+                 info.update_seq, since ? since : "?");
+        break;
+    case RP_RESYNC_BACK:
+        log_warn(w->db, "the database is back after it vanished: reading it again from the start "
+                        "and marking documents it no longer has as deleted");
+        break;
+    case RP_RESYNC_NONE:
+        break;
     }
+    free(since);
     couch_db_info_free(&info);
     return CS_OK;
 }
 
-static void report_failure(worker *w, const cs_error *err)
+/* Records err in couchdb_progress.error through the writer; a transient
+ * one was logged by health_failed already and is retried. */
+static void report_failure(worker *w, const cs_error *err, bool transient)
 {
-    batch *b = take_free(w);
+    batch *b;
 
-    log_error(w->db, "%s", err->msg);
-    stats_db_failed(w->db, STATS_COUCHDB, err->code, err->msg, false);
-    if (!b)
+    if (!transient) {
+        log_error(w->db, "%s", err->msg);
+        stats_db_failed(w->db, STATS_COUCHDB, err->code, err->msg, false);
+    }
+    if (!(b = take_free(w)))
         return;
     b->kind = BATCH_FAILED;
+    b->transient = transient;
     b->error = batch_strdup(b, err->msg);
     enqueue(w, b);
 }
 
+/*
+ * The reader's loop: it asks the policy (reader_policy.h) what to do next,
+ * does it, and tells the policy what happened.  Retries, resyncs and the
+ * request size are decided there, not here.
+ */
 static void *reader_main(void *arg)
 {
     worker *w = arg;
     changes_limits limits = {(size_t)w->cfg->max_doc_bytes, MAX_DEPTH};
-    read_ctx ctx = {changes_parser_new(&limits, on_row, &ctx), NULL};
-    char *since = NULL;
-    bool inspected = false, restart = false, caught_up = false, vanished = false;
-    int limit = w->cfg->batch_size;
+    reader_policy pol;
+    read_ctx ctx = {w, &pol, changes_parser_new(&limits, on_row, &ctx), NULL, 0};
+    bool have_pol = false;
     health h = {0};
     cs_error err;
     batch *end;
@@ -259,123 +292,100 @@ static void *reader_main(void *arg)
     while (!w->checkpoint && !w->writer_gone && !*w->stop)
         pthread_cond_wait(&w->cv, &w->mu);
     if (w->checkpoint)
-        since = strdup(w->checkpoint);
+        have_pol = rp_init(&pol, w->checkpoint, w->cfg->batch_size, w->max_bytes);
     pthread_mutex_unlock(&w->mu);
-    if (!ctx.parser || !since)
+    if (!ctx.parser || !have_pol)
         goto out;
 
     while (!*w->stop) {
         cs_result rc = CS_OK;
         bool timed_out = false;
-        double t0 = now_ms();
 
-        if (!inspected) {
-            bool reset = false;
-            rc = inspect(w, since, &reset, &err);
-            if (rc == CS_OK && (reset || (vanished && strcmp(since, "0") != 0))) {
-                if (!reset)
-                    log_warn(w->db, "the database is back after it vanished: reading it again "
-                                    "from the start and marking documents it no longer has as "
-                                    "deleted");
-                char *zero = strdup("0");
-                if (!zero)
-                    break;
-                free(since);
-                since = zero;
-                restart = true;
-            }
-            if (rc == CS_OK)
-                inspected = true;
+        if (rp_next(&pol) == RP_INSPECT) {
+            bool oom = false;
+            rc = inspect(w, &pol, &oom, &err);
+            if (oom)
+                break;
         }
         if (rc == CS_OK) {
             if (!(ctx.b = take_free(w)))
                 break;
             changes_parser_reset(ctx.parser);
-            t0 = now_ms();
-            rc = couch_changes(w->couch, since, limit,
-                               caught_up ? w->cfg->longpoll_seconds * 1000 : 0, on_body, &ctx,
+            ctx.b_start = now_ms();
+            rc = couch_changes(w->couch, pol.since, pol.limit, pol.batch_size,
+                               rp_wait_ms(&pol, w->cfg->longpoll_seconds * 1000), on_body, &ctx,
                                &timed_out, &err);
-            if (rc == CS_OK && timed_out && changes_parser_rows(ctx.parser) == 0) {
+            if (rc == CS_OK && timed_out && changes_parser_rows(ctx.parser) == 0 &&
+                changes_parser_between_rows(ctx.parser)) {
                 ctx.b->kind = BATCH_IDLE; /* nothing happened: keep updated_at fresh */
+            } else if (rc == CS_OK && timed_out) {
+                /* it started, then went silent: a broken answer, never "nothing changed" */
+                rc = cs_fail(&err, CS_TRANSIENT,
+                             "the answer of CouchDB went silent for %d ms after %zu changes",
+                             w->cfg->longpoll_seconds * 1000 + COUCH_LONGPOLL_MARGIN_MS,
+                             changes_parser_rows(ctx.parser));
             } else if (rc == CS_OK) {
                 rc = changes_parser_finish(ctx.parser, &err);
             }
-            if (rc != CS_OK) {
-                give_back(w, ctx.b);
+            if (rc != CS_OK && ctx.b) {
+                /* the rows after the last cut are read again from since */
+                give_back(w, ctx.b, false);
                 ctx.b = NULL;
             }
         }
         if (rc == CS_STOPPED)
             break;
         if (rc == CS_TRANSIENT || rc == CS_INVALID) {
-            long wait = backoff_ms(h.attempts);
+            long wait = rp_transient(&pol, (unsigned long)random());
             stats_db_failed(w->db, STATS_COUCHDB, rc, err.msg, true);
+            /* operators see it in couchdb_progress.error too, once per
+             * failure (the next stored batch clears it) */
+            if (h.attempts == 0 || strcmp(h.last, err.msg) != 0)
+                report_failure(w, &err, true);
             health_failed(&h, w->db, &err, wait);
             if (!sleep_ms(w->stop, wait))
                 break;
             continue;
         }
         if (rc == CS_PERMANENT) {
-            /* a database that vanished after we followed it may come back:
-             * it is then read again from the start */
-            if (strcmp(since, "0") != 0 && couch_last_status(w->couch) == 404)
-                vanished = true;
-            report_failure(w, &err);
+            rp_permanent(&pol, couch_last_status(w->couch));
+            report_failure(w, &err, false);
             if (w->once)
                 break;
-            log_info(w->db, "will look at the database again in %d s", RECHECK_FAILED_MS / 1000);
-            inspected = false;
+            log_info(w->db, "will look at the database again in %d s", RP_RECHECK_FAILED_MS / 1000);
             h.attempts = 0;
-            if (!sleep_ms(w->stop, RECHECK_FAILED_MS))
+            if (!sleep_ms(w->stop, RP_RECHECK_FAILED_MS))
                 break;
             continue;
         }
         health_ok(&h, w->db, "CouchDB answers");
-        vanished = false;
 
         batch *b = ctx.b;
         ctx.b = NULL;
-        b->fetch_ms = now_ms() - t0;
-        if (b->kind == BATCH_CHANGES) {
-            long long pending = 0;
+        b->fetch_ms = now_ms() - ctx.b_start;
+        rp_response r = {.idle = b->kind == BATCH_IDLE};
+        if (!r.idle) {
             const char *last = changes_parser_last_seq(ctx.parser);
-            b->has_pending = changes_parser_pending(ctx.parser, &pending);
-            b->pending = pending;
+            r.rows = changes_parser_rows(ctx.parser);
+            r.has_pending = changes_parser_pending(ctx.parser, &r.pending);
+            r.last_seq = last;
+            b->has_pending = r.has_pending;
+            b->pending = r.has_pending ? r.pending : 0;
             b->last_seq = last ? batch_strdup(b, last) : NULL;
-            b->caught_up =
-                b->has_pending ? pending == 0 : changes_parser_rows(ctx.parser) < (size_t)limit;
-            b->restart = restart;
-            restart = false;
-            if (last) {
-                char *n = strdup(last);
-                if (n) {
-                    free(since);
-                    since = n;
-                }
-            }
         }
-        size_t target = (size_t)w->cfg->max_doc_bytes * BATCH_MAX_DOCS_WORTH;
-        if (b->bytes > target && limit > 1) {
-            limit /= 2;
-            log_info(w->db, "a batch held %zu MiB of documents: reading %d changes per request",
-                     b->bytes >> 20, limit);
-        } else if (b->bytes < target / 4 && limit < w->cfg->batch_size) {
-            limit = limit * 2 > w->cfg->batch_size ? w->cfg->batch_size : limit * 2;
-        }
-        caught_up = b->kind == BATCH_IDLE || b->caught_up;
-        /* a quiet feed may also mean the database was re-created behind a
-         * sequence it has not reached again: look at it once per idle wait */
-        if (b->kind == BATCH_IDLE || (caught_up && b->nrows == 0))
-            inspected = false;
+        rp_outcome o = rp_fetched(&pol, &r);
+        b->caught_up = o.caught_up;
+        b->restart = o.restart;
         enqueue(w, b);
-        if (w->once && caught_up)
+        if (w->once && pol.caught_up)
             break;
     }
 out:
     if (ctx.b)
-        give_back(w, ctx.b);
+        give_back(w, ctx.b, false);
     changes_parser_free(ctx.parser);
-    free(since);
+    if (have_pol)
+        rp_free(&pol);
     /* END always gets through: the writer waits for it */
     end = batch_new();
     if (end) {
@@ -457,7 +467,7 @@ static void *writer_main(void *arg)
             batch_free(b);
             break;
         }
-        if (b->kind == BATCH_FAILED)
+        if (b->kind == BATCH_FAILED && !b->transient)
             w->failed = true;
         while (seq && !given_up) {
             cs_result rc = store_write(w->store, b, &st, &err);
@@ -504,7 +514,7 @@ static void *writer_main(void *arg)
             pthread_cond_broadcast(&w->cv);
             pthread_mutex_unlock(&w->mu);
         }
-        give_back(w, b);
+        give_back(w, b, true);
     }
     return NULL;
 }
@@ -533,7 +543,8 @@ worker *worker_start(const cs_config *cfg, const char *db, bool once, volatile s
     w->store = store_new(cfg, w->source, w->db);
     if (!w->couch || !w->store)
         goto error;
-    for (int i = 0; i < WORKER_QUEUE_DEPTH + 1; i++) {
+    w->max_bytes = (size_t)cfg->batch_max_bytes;
+    for (int i = 0; i < WORKER_BATCHES; i++) {
         if (!(w->pool[i] = batch_new()))
             goto error;
         w->npool++;

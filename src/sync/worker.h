@@ -4,9 +4,11 @@
  * A worker is two threads joined by a bounded queue of batches: the reader
  * follows CouchDB's _changes feed (couch + changes) and fills batches, the
  * writer stores each batch in one transaction (store).  The reader fetches
- * the next batch while the writer writes the current one; at most
- * WORKER_QUEUE_DEPTH batches wait in between, so memory is bounded by the
- * batch size, not by the database size.
+ * the next batches while the writer writes the current one.  A batch is cut
+ * at BATCH_SIZE changes or BATCH_MAX_BYTES of documents as the response
+ * streams in, and the reader starts a new batch only while the batches
+ * waiting and being written hold less than twice BATCH_MAX_BYTES, so memory
+ * is bounded by the settings, not by the database or document sizes.
  *
  * The reader resumes from the checkpoint the writer read from PostgreSQL and
  * then runs ahead in memory; only the writer's committed checkpoint is ever
@@ -23,7 +25,10 @@
 #include "common/config.h"
 #include "sync/sync.h"
 
-#define WORKER_QUEUE_DEPTH 2
+#include "sync/reader_policy.h"
+
+/* batches a worker owns: a page of a request and two more (reader_policy.h) */
+#define WORKER_BATCHES (RP_PAGE_BATCHES + 2)
 
 typedef struct worker worker;
 

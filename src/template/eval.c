@@ -14,7 +14,9 @@
  * value in ctx->ret).  A function that returns anything but R_OK has
  * released what it owned and set no output.
  */
-#include "template/internal.h"
+#include "template/ctx.h"
+#include "template/filter.h"
+#include "template/modules.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -24,72 +26,33 @@
 
 #define MACRO_DEPTH_MAX 200
 
-typedef struct frame {
-    tpl_value *vars; /* dict, created on the first assignment */
-    struct frame *parent;
-} frame;
+/* keeps a helper's locals out of eval_node's frame (see EVAL_DEPTH_MAX) */
+#define COLD __attribute__((noinline))
 
-/* the body of a {% call %} block, reachable as caller() while it runs */
-struct tpli_closure {
-    const tpli_node *block; /* N_CALLBLOCK */
-    const tpl_template *tpl;
-    frame *scope;
-};
+/* cs_result from a native that means "return() was called" */
+#define RETURN_SIGNAL ((cs_result)100)
 
-typedef struct tpli_ctx {
-    tpl_env *env;
-    const tpl_template *tpl; /* whose nodes run now: the file in messages */
-    frame *root;
-    frame *scope;
-    tpl_value *locals; /* borrowed, may be NULL */
-    unsigned long id;
-    int depth;
-    tpl_value *ret;
-    cs_error *err;
-    cs_error own_err;
-    bool positioned; /* the error in err already has FILE:LINE:COL */
-    size_t outmax;
-    struct tpli_ctx *prev;
-} tpli_ctx;
+/* eval() recursion across expressions, macros and call blocks: expression
+ * trees are at most 1,000 high (parse.c) and macros nest 200 deep, so
+ * without this guard a recursive macro over a deep expression could still
+ * exhaust the stack.  A level costs 0.2 to 0.5 KiB of stack (two to three
+ * times that with ASan; eval_node keeps its frame small, see COLD), so the
+ * limit stays within a few MiB, under the 8 MiB default of a thread. */
+#define EVAL_DEPTH_MAX 5000
 
 struct tpl_env {
     tpl_value *globals;
     tpl_value *builtins;
     tpli_ctx *active; /* the innermost render running on this env */
     unsigned long next_id;
+    bool strict;      /* tpl_env_set_strict_undefined */
+    tpl_log_fn logfn; /* print() */
+    void *logud;
 };
-
-struct tpl_call {
-    tpli_ctx *ctx;
-    const tpli_node *node;
-    tpl_value *caller; /* FN_CALLER or NULL */
-    char where[320];
-};
-
-int tpli_fail(tpli_ctx *c, const tpli_node *n, const char *fmt, ...)
-{
-    char msg[CS_ERROR_MAX];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    if (n && c->tpl)
-        cs_fail(c->err, CS_INVALID, "%s:%d:%d: %s", c->tpl->filename, n->line, n->col, msg);
-    else
-        cs_fail(c->err, CS_INVALID, "%s", msg);
-    c->positioned = true;
-    return R_ERR;
-}
-
-static int out_fail(tpli_ctx *c, const tpli_node *n)
-{
-    return tpli_fail(c, n, "output exceeds the limit of %zu bytes", c->outmax);
-}
 
 static tpl_value *lookup(tpli_ctx *c, const char *name)
 {
-    frame *f;
+    tpli_frame *f;
     tpl_value *v;
 
     for (f = c->scope; f; f = f->parent)
@@ -107,18 +70,22 @@ static void assign(tpli_ctx *c, const char *name, tpl_value *v)
 {
     if (!c->scope->vars)
         c->scope->vars = tpl_dict_new();
-    tpl_dict_set(c->scope->vars, name, v);
+    tpli_scope_set(c->scope->vars, name, v);
 }
 
 static int eval(tpli_ctx *c, const tpli_node *n, tpl_value **out);
 static int render_body(tpli_ctx *c, const tpli_node *body, buf *out);
+static int undefined_error(tpli_ctx *c, const tpli_node *n, tpl_value *v);
 
 /* ---- arguments ---- */
 
 #define ARGS_INLINE 8
 
+/* evaluated call arguments; inline storage for the common small call */
 typedef struct {
     tpl_args a;
+    size_t cappos, capkw;
+    tpl_value *held; /* a list of key strings that kwnames from **dict point into */
     tpl_value *pos[ARGS_INLINE];
     tpl_value *kw[ARGS_INLINE];
     const char *kwn[ARGS_INLINE];
@@ -138,55 +105,123 @@ static void args_free(argv *av)
         free(av->a.kw);
     if (av->a.kwnames != av->kwn)
         free((void *)av->a.kwnames);
+    tpl_unref(av->held);
+    av->held = NULL;
 }
 
-/* evaluates n's kids into av; on failure av holds nothing */
-static int args_eval(tpli_ctx *c, const tpli_node *n, argv *av)
+/* appends a positional argument (takes v) */
+static void args_push_pos(argv *av, tpl_value *v)
 {
-    size_t i, nkw = 0;
-    int r;
-
-    for (i = 0; i < n->nkids; i++)
-        nkw += n->kwnames[i] != NULL;
-    av->a.npos = 0;
-    av->a.nkw = 0;
-    av->a.pos =
-        n->nkids - nkw > ARGS_INLINE ? xmalloc((n->nkids - nkw) * sizeof(tpl_value *)) : av->pos;
-    av->a.kw = nkw > ARGS_INLINE ? xmalloc(nkw * sizeof(tpl_value *)) : av->kw;
-    av->a.kwnames = nkw > ARGS_INLINE ? xmalloc(nkw * sizeof(char *)) : av->kwn;
-    for (i = 0; i < n->nkids; i++) {
-        tpl_value *v;
-        if ((r = eval(c, n->kids[i], &v)) != R_OK) {
-            args_free(av);
-            return r;
-        }
-        if (n->kwnames[i]) {
-            av->a.kwnames[av->a.nkw] = n->kwnames[i];
-            av->a.kw[av->a.nkw++] = v;
-        } else {
-            av->a.pos[av->a.npos++] = v;
-        }
+    if (av->a.npos == av->cappos) {
+        size_t cap = av->cappos * 2;
+        tpl_value **p = xmalloc(cap * sizeof(*p));
+        memcpy(p, av->a.pos, av->a.npos * sizeof(*p));
+        if (av->a.pos != av->pos)
+            free(av->a.pos);
+        av->a.pos = p;
+        av->cappos = cap;
     }
+    av->a.pos[av->a.npos++] = v;
+}
+
+/* appends a keyword argument (takes v; name must outlive av) */
+static void args_push_kw(argv *av, const char *name, tpl_value *v)
+{
+    if (av->a.nkw == av->capkw) {
+        size_t cap = av->capkw * 2;
+        tpl_value **k = xmalloc(cap * sizeof(*k));
+        const char **kn = xmalloc(cap * sizeof(*kn));
+        memcpy(k, av->a.kw, av->a.nkw * sizeof(*k));
+        memcpy(kn, av->a.kwnames, av->a.nkw * sizeof(*kn));
+        if (av->a.kw != av->kw)
+            free(av->a.kw);
+        if (av->a.kwnames != av->kwn)
+            free((void *)av->a.kwnames);
+        av->a.kw = k;
+        av->a.kwnames = kn;
+        av->capkw = cap;
+    }
+    av->a.kwnames[av->a.nkw] = name;
+    av->a.kw[av->a.nkw++] = v;
+}
+
+/* f(*xs): the items of xs as positional arguments (takes xs) */
+static int args_star(tpli_ctx *c, const tpli_node *n, argv *av, tpl_value *xs)
+{
+    tpl_value *items;
+    size_t i;
+    int r = tpli_iter(c, n, xs, &items);
+
+    tpl_unref(xs);
+    if (r != R_OK)
+        return r;
+    for (i = 0; i < items->u.list.len; i++)
+        args_push_pos(av, tpl_ref(items->u.list.items[i]));
+    tpl_unref(items);
     return R_OK;
 }
 
-tpl_value *tpl_arg(const tpl_args *args, size_t index, const char *name)
+/* f(**d): the entries of d as keyword arguments (takes d) */
+static int args_dstar(tpli_ctx *c, const tpli_node *n, argv *av, tpl_value *d)
 {
     size_t i;
 
-    if (!args)
-        return NULL;
-    if (name)
-        for (i = 0; i < args->nkw; i++)
-            if (strcmp(args->kwnames[i], name) == 0)
-                return args->kw[i];
-    return index < args->npos ? args->pos[index] : NULL;
+    if (tpl_typeof(d) != TPL_DICT) {
+        int r = tpli_fail(c, n, "argument after ** must be a mapping, not '%s'", tpli_type_name(d));
+        tpl_unref(d);
+        return r;
+    }
+    if (!av->held)
+        av->held = tpl_list_new();
+    for (i = 0; i < d->u.dict.len; i++) {
+        tpl_value *key = tpl_str(d->u.dict.keys[i]);
+        tpl_list_push(av->held, key);
+        args_push_kw(av, key->u.str.s, tpl_ref(d->u.dict.vals[i]));
+    }
+    tpl_unref(d);
+    return R_OK;
+}
+
+/* evaluates n's kids into av, unpacking *xs and **d; on failure av holds
+ * nothing */
+static int args_eval(tpli_ctx *c, const tpli_node *n, argv *av)
+{
+    size_t i;
+    int r;
+
+    av->a.npos = 0;
+    av->a.nkw = 0;
+    av->a.pos = av->pos;
+    av->a.kw = av->kw;
+    av->a.kwnames = av->kwn;
+    av->cappos = av->capkw = ARGS_INLINE;
+    av->held = NULL;
+    for (i = 0; i < n->nkids; i++) {
+        const char *kw = n->kwnames[i];
+        tpl_value *v;
+        if ((r = eval(c, n->kids[i], &v)) != R_OK)
+            goto error;
+        if (TPLI_IS_STAR(kw))
+            r = args_star(c, n->kids[i], av, v);
+        else if (TPLI_IS_DSTAR(kw))
+            r = args_dstar(c, n->kids[i], av, v);
+        else if (kw)
+            args_push_kw(av, kw, v);
+        else
+            args_push_pos(av, v);
+        if (r != R_OK)
+            goto error;
+    }
+    return R_OK;
+error:
+    args_free(av);
+    return r;
 }
 
 /* ---- calls ---- */
 
-static int call_native(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_args *a,
-                       tpl_value *caller, tpl_value **out)
+static COLD int call_native(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_args *a,
+                            tpl_value *caller, tpl_value **out)
 {
     tpl_call call;
     cs_result r;
@@ -198,7 +233,7 @@ static int call_native(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl
     *out = NULL;
     c->positioned = false;
     r = fn->u.fn.fn(fn->u.fn.ud, &call, a, out, c->err);
-    if (r == TPLI_RETURN_SIGNAL)
+    if (r == RETURN_SIGNAL)
         return R_RETURN;
     if (r != CS_OK) {
         tpl_unref(*out);
@@ -305,7 +340,7 @@ static int call_macro(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_
                       tpl_value *caller, tpl_value **out)
 {
     const tpli_node *m = fn->u.fn.macro;
-    frame f = {NULL, NULL}, *saved_scope = c->scope;
+    tpli_frame f = {NULL, NULL}, *saved_scope = c->scope;
     const tpl_template *saved_tpl = c->tpl;
     char what[160];
     buf b;
@@ -351,7 +386,7 @@ static int call_macro(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_
 static int render_closure(tpli_ctx *c, const tpli_node *n, struct tpli_closure *clo,
                           const tpl_args *a, buf *out)
 {
-    frame f = {NULL, NULL}, *saved_scope = c->scope;
+    tpli_frame f = {NULL, NULL}, *saved_scope = c->scope;
     const tpl_template *saved_tpl = c->tpl;
     int r;
 
@@ -393,14 +428,43 @@ static int call_func(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_a
     }
 }
 
-void tpli_set_return(tpl_call *call, tpl_value *v)
+/* print(x, ...): the arguments' text, space-separated, to the env's log
+ * function with the call's position; renders nothing (dbt's print) */
+static cs_result b_print(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
+                         cs_error *err)
 {
+    tpl_env *env = ud;
+    size_t i;
+    buf b;
+
+    if (env->logfn) {
+        buf_init(&b, 64 << 10); /* a log line, not a dump: longer text is cut */
+        for (i = 0; i < a->npos; i++) {
+            if (i)
+                buf_putc(&b, ' ');
+            tpl_to_text(a->pos[i], &b);
+        }
+        env->logfn(env->logud, tpl_call_where(call), b.data ? b.data : "");
+        buf_free(&b);
+    }
+    *out = tpl_str("");
+    return CS_OK;
+}
+
+/* dbt's return(): ends the enclosing macro with this value, unwinding
+ * through the R_RETURN result */
+static cs_result b_return(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
+                          cs_error *err)
+{
+    tpl_value *v = tpl_arg(a, 0, NULL);
+
     tpl_unref(call->ctx->ret);
-    call->ctx->ret = v;
+    call->ctx->ret = v ? tpl_ref(v) : tpl_none();
+    return RETURN_SIGNAL;
 }
 
 /* a call expression n (N_CALL); caller is the closure of a call block */
-static int eval_call(tpli_ctx *c, const tpli_node *n, tpl_value *caller, tpl_value **out)
+static COLD int eval_call(tpli_ctx *c, const tpli_node *n, tpl_value *caller, tpl_value **out)
 {
     const tpli_node *fnode = n->a;
     tpl_value *fn = NULL, *obj = NULL;
@@ -486,12 +550,17 @@ static bool norm_index(long long i, size_t len, size_t *out)
     return true;
 }
 
-static int getitem(tpli_ctx *c, const tpli_node *n, tpl_value *obj, tpl_value *key, tpl_value **out)
+static COLD int getitem(tpli_ctx *c, const tpli_node *n, tpl_value *obj, tpl_value *key,
+                        tpl_value **out)
 {
     size_t i;
 
     (void)c;
     (void)n;
+    if (tpli_is_undef(obj)) {
+        *out = tpl_ref(obj);
+        return R_OK;
+    }
     switch (tpl_typeof(obj)) {
     case TPL_DICT:
         if (key->type == TPL_STR) {
@@ -528,7 +597,7 @@ static int getitem(tpli_ctx *c, const tpli_node *n, tpl_value *obj, tpl_value *k
 }
 
 /* Python slice semantics for lists and strings */
-static int eval_slice(tpli_ctx *c, const tpli_node *n, tpl_value *obj, tpl_value **out)
+static COLD int eval_slice(tpli_ctx *c, const tpli_node *n, tpl_value *obj, tpl_value **out)
 {
     long long len, start, stop, step = 1, i;
     tpl_value *bounds[3] = {NULL, NULL, NULL};
@@ -595,8 +664,8 @@ static int undefined_error(tpli_ctx *c, const tpli_node *n, tpl_value *v)
     return tpli_fail(c, n, "undefined value in expression");
 }
 
-static int arith(tpli_ctx *c, const tpli_node *n, int op, tpl_value *a, tpl_value *b,
-                 tpl_value **out)
+static COLD int arith(tpli_ctx *c, const tpli_node *n, int op, tpl_value *a, tpl_value *b,
+                      tpl_value **out)
 {
     static const char *const names[] = {"+", "-", "*", "/", "//", "%", "**"};
     bool ai = a->type == TPL_INT || a->type == TPL_BOOL;
@@ -684,15 +753,21 @@ static int arith(tpli_ctx *c, const tpli_node *n, int op, tpl_value *a, tpl_valu
         }
     }
     if (op == OP_ADD && a->type == TPL_STR && b->type == TPL_STR) {
-        char *s = xmalloc(a->u.str.len + b->u.str.len + 1);
+        char *s;
+        if (a->u.str.len > c->outmax || b->u.str.len > c->outmax - a->u.str.len)
+            return tpli_str_fail(c, n); /* the cap ~ respects: x = x + x cannot double forever */
+        s = xmalloc(a->u.str.len + b->u.str.len + 1);
         memcpy(s, a->u.str.s, a->u.str.len);
         memcpy(s + a->u.str.len, b->u.str.s, b->u.str.len + 1);
         *out = tpli_str_take(s, a->u.str.len + b->u.str.len);
         return R_OK;
     }
     if (op == OP_ADD && a->type == TPL_LIST && b->type == TPL_LIST) {
-        tpl_value *l = tpl_list_new();
+        tpl_value *l;
         size_t i;
+        if (!tpli_list_room(c, n, a->u.list.len, b->u.list.len))
+            return R_ERR;
+        l = tpl_list_new();
         for (i = 0; i < a->u.list.len; i++)
             tpl_list_push(l, tpl_ref(a->u.list.items[i]));
         for (i = 0; i < b->u.list.len; i++)
@@ -709,10 +784,15 @@ static int arith(tpli_ctx *c, const tpli_node *n, int op, tpl_value *a, tpl_valu
             buf_append(&out_b, s->u.str.s, s->u.str.len);
         if (!buf_ok(&out_b)) {
             buf_free(&out_b);
-            return out_fail(c, n);
+            return tpli_str_fail(c, n);
         }
         *out = buf_to_value(&out_b);
         return R_OK;
+    }
+    {
+        int r = tpli_temporal_arith(c, n, op, a, b, out);
+        if (r != 2)
+            return r;
     }
     return tpli_fail(c, n, "unsupported operand types for %s: '%s' and '%s'", names[op],
                      tpli_type_name(a), tpli_type_name(b));
@@ -748,11 +828,12 @@ static int contains(tpli_ctx *c, const tpli_node *n, tpl_value *item, tpl_value 
     }
 }
 
-static int compare(tpli_ctx *c, const tpli_node *n, tpl_value *a, tpl_value *b, bool *res)
+static COLD int compare(tpli_ctx *c, const tpli_node *n, int op, tpl_value *a, tpl_value *b,
+                        bool *res)
 {
     int cmp;
 
-    switch (n->op) {
+    switch (op) {
     case CMP_EQ:
         *res = tpli_equal(a, b);
         return R_OK;
@@ -772,7 +853,7 @@ static int compare(tpli_ctx *c, const tpli_node *n, tpl_value *a, tpl_value *b, 
     if (!tpli_compare(a, b, &cmp))
         return tpli_fail(c, n, "cannot compare '%s' with '%s'", tpli_type_name(a),
                          tpli_type_name(b));
-    switch (n->op) {
+    switch (op) {
     case CMP_LT:
         *res = cmp < 0;
         break;
@@ -801,7 +882,100 @@ static int eval2(tpli_ctx *c, const tpli_node *n, tpl_value **a, tpl_value **b)
     return r;
 }
 
+/*
+ * The cases of eval_node that need big locals live in functions of their
+ * own (COLD: never inlined), so that eval_node's frame, paid once per level
+ * of every expression, stays small.
+ */
+/* x | filter(args) and x is test(args) */
+static COLD int eval_filter(tpli_ctx *c, const tpli_node *n, tpl_value **out)
+{
+    tpl_value *a;
+    argv av;
+    bool res = false;
+    int r;
+
+    if ((r = eval(c, n->a, &a)) != R_OK)
+        return r;
+    if ((r = args_eval(c, n, &av)) != R_OK) {
+        tpl_unref(a);
+        return r;
+    }
+    if (n->kind == N_FILTER) {
+        r = tpli_filter_get(n->op)(c, n, a, &av.a, out);
+    } else {
+        r = tpli_test_get(n->op)(c, n, a, &av.a, &res);
+        if (r == R_OK)
+            *out = tpl_bool(n->len ? !res : res);
+    }
+    args_free(&av);
+    tpl_unref(a);
+    return r;
+}
+
+/* a ~ b (borrowed) */
+static COLD int concat(tpli_ctx *c, const tpli_node *n, tpl_value *a, tpl_value *b, tpl_value **out)
+{
+    buf s;
+
+    if (c->env->strict && (tpli_is_undef(a) || tpli_is_undef(b)))
+        return undefined_error(c, tpli_is_undef(a) ? n->a : n->b, tpli_is_undef(a) ? a : b);
+    buf_init(&s, c->outmax);
+    tpl_to_text(a, &s);
+    tpl_to_text(b, &s);
+    if (!buf_ok(&s)) {
+        buf_free(&s);
+        return tpli_str_fail(c, n);
+    }
+    *out = buf_to_value(&s);
+    return R_OK;
+}
+
+/* a < b < c ...: each operand evaluated once, stops at the first false */
+static COLD int eval_chain(tpli_ctx *c, const tpli_node *n, tpl_value **out)
+{
+    tpl_value *prev = NULL, *next = NULL;
+    bool res = true;
+    size_t i;
+    int r;
+
+    if ((r = eval(c, n->kids[0], &prev)) != R_OK)
+        return r;
+    for (i = 1; i < n->nkids && res; i++) {
+        if ((r = eval(c, n->kids[i], &next)) != R_OK)
+            break;
+        r = compare(c, n, n->ops[i - 1], prev, next, &res);
+        tpl_unref(prev);
+        prev = next;
+        next = NULL;
+        if (r != R_OK)
+            break;
+    }
+    tpl_unref(prev);
+    if (r == R_OK)
+        *out = tpl_bool(res);
+    return r;
+}
+
+static int eval_node(tpli_ctx *c, const tpli_node *n, tpl_value **out);
+
+/* every recursive path of a render (expressions, macros, call blocks,
+ * natives calling back) passes here, so one counter bounds the stack */
 static int eval(tpli_ctx *c, const tpli_node *n, tpl_value **out)
+{
+    int r;
+
+    if (c->edepth >= EVAL_DEPTH_MAX) {
+        *out = NULL;
+        return tpli_fail(c, n, "evaluation nested too deeply (limit %d)", EVAL_DEPTH_MAX);
+    }
+    c->edepth++;
+    r = eval_node(c, n, out);
+    c->edepth--;
+    return r;
+}
+
+static int eval_node(tpli_ctx *c, const tpli_node *n, tpl_value **out)
 {
     tpl_value *a = NULL, *b = NULL, *v;
     size_t i;
@@ -857,6 +1031,10 @@ static int eval(tpli_ctx *c, const tpli_node *n, tpl_value **out)
     case N_ATTR:
         if ((r = eval(c, n->a, &a)) != R_OK)
             return r;
+        if (tpli_is_undef(a)) { /* zz.x.y stays "zz" undefined, for the message */
+            *out = a;
+            return R_OK;
+        }
         *out = getattr_value(a, n->name);
         tpl_unref(a);
         return R_OK;
@@ -872,29 +1050,9 @@ static int eval(tpli_ctx *c, const tpli_node *n, tpl_value **out)
         break;
     case N_CALL:
         return eval_call(c, n, NULL, out);
-    case N_FILTER: {
-        argv av;
-        if ((r = eval(c, n->a, &a)) != R_OK)
-            return r;
-        if ((r = args_eval(c, n, &av)) != R_OK)
-            break;
-        r = tpli_filter_get(n->op)(c, n, a, &av.a, out);
-        args_free(&av);
-        break;
-    }
-    case N_TEST: {
-        argv av;
-        bool res = false;
-        if ((r = eval(c, n->a, &a)) != R_OK)
-            return r;
-        if ((r = args_eval(c, n, &av)) != R_OK)
-            break;
-        r = tpli_test_get(n->op)(c, n, a, &av.a, &res);
-        args_free(&av);
-        if (r == R_OK)
-            *out = tpl_bool(n->len ? !res : res);
-        break;
-    }
+    case N_FILTER:
+    case N_TEST:
+        return eval_filter(c, n, out);
     case N_NEG:
     case N_POS:
         if ((r = eval(c, n->a, &a)) != R_OK)
@@ -939,26 +1097,18 @@ static int eval(tpli_ctx *c, const tpli_node *n, tpl_value **out)
         bool res = false;
         if ((r = eval2(c, n, &a, &b)) != R_OK)
             return r;
-        r = compare(c, n, a, b, &res);
+        r = compare(c, n, n->op, a, b, &res);
         if (r == R_OK)
             *out = tpl_bool(res);
         break;
     }
-    case N_CONCAT: {
-        buf s;
+    case N_CMPCHAIN:
+        return eval_chain(c, n, out);
+    case N_CONCAT:
         if ((r = eval2(c, n, &a, &b)) != R_OK)
             return r;
-        buf_init(&s, c->outmax);
-        tpl_to_text(a, &s);
-        tpl_to_text(b, &s);
-        if (!buf_ok(&s)) {
-            buf_free(&s);
-            r = out_fail(c, n);
-            break;
-        }
-        *out = buf_to_value(&s);
+        r = concat(c, n, a, b, out);
         break;
-    }
     case N_COND:
         if ((r = eval(c, n->b, &a)) != R_OK)
             return r;
@@ -978,48 +1128,6 @@ static int eval(tpli_ctx *c, const tpli_node *n, tpl_value **out)
 }
 
 /* ---- statements ---- */
-
-/* the items a for loop (or a filter) walks, as a new reference to a list:
- * a list itself, a dict's keys, a string's characters, nothing for an
- * undefined; other types are an error */
-int tpli_iter(tpli_ctx *c, const tpli_node *n, tpl_value *it, tpl_value **out)
-{
-    size_t i;
-    tpl_value *l;
-
-    switch (tpl_typeof(it)) {
-    case TPL_LIST:
-        *out = tpl_ref(it);
-        return R_OK;
-    case TPL_DICT:
-        l = tpl_list_new();
-        for (i = 0; i < it->u.dict.len; i++)
-            tpl_list_push(l, tpl_str(it->u.dict.keys[i]));
-        *out = l;
-        return R_OK;
-    case TPL_STR:
-        l = tpl_list_new();
-        for (i = 0; i < it->u.str.len;) {
-            size_t k = 1;
-            unsigned char ch = (unsigned char)it->u.str.s[i];
-            if (ch >= 0xc0) /* keep UTF-8 sequences whole */
-                while (i + k < it->u.str.len && (it->u.str.s[i + k] & 0xc0) == 0x80)
-                    k++;
-            tpl_list_push(l, tpl_strn(it->u.str.s + i, k));
-            i += k;
-        }
-        *out = l;
-        return R_OK;
-    case TPL_NONE:
-        if (tpli_is_undef(it)) {
-            *out = tpl_list_new();
-            return R_OK;
-        }
-        /* fall through */
-    default:
-        return tpli_fail(c, n, "'%s' object is not iterable", tpli_type_name(it));
-    }
-}
 
 /* binds loop/set targets; unpacks when there are several names; takes v */
 static int bind_targets(tpli_ctx *c, const tpli_node *n, tpl_value *v)
@@ -1045,7 +1153,7 @@ static int bind_targets(tpli_ctx *c, const tpli_node *n, tpl_value *v)
 static int exec_for(tpli_ctx *c, const tpli_node *n, buf *out)
 {
     tpl_value *it = NULL, *items = NULL, *loop = NULL;
-    frame f = {NULL, c->scope};
+    tpli_frame f = {NULL, c->scope};
     size_t i, len;
     int r;
 
@@ -1081,6 +1189,16 @@ static int exec_for(tpli_ctx *c, const tpli_node *n, buf *out)
     }
     for (i = 0; i < len && i < items->u.list.len; i++) {
         tpl_value *item = items->u.list.items[i];
+        if (loop->refs > 2) {
+            /* the body kept `loop` (in a list, a namespace): give the next
+             * iteration its own, so that setting previtem can never close a
+             * reference cycle through what the body built */
+            tpl_value *fresh = tpl_dict_new();
+            tpl_dict_set(fresh, "length", tpl_int((long long)len));
+            tpl_unref(loop);
+            loop = fresh;
+            assign(c, "loop", tpl_ref(loop));
+        }
         tpl_dict_set(loop, "index", tpl_int((long long)i + 1));
         tpl_dict_set(loop, "index0", tpl_int((long long)i));
         tpl_dict_set(loop, "revindex", tpl_int((long long)(len - i)));
@@ -1123,6 +1241,9 @@ static int exec_set(tpli_ctx *c, const tpli_node *n)
         r = tpli_fail(c, n, "cannot assign attribute \"%s\" on %s \"%s\"", n->name,
                       tpli_type_name(obj), n->b->name);
         tpl_unref(v);
+    } else if (!tpli_no_cycle(c, n, obj, v) || !tpli_dict_room(c, n, obj, n->name)) {
+        r = R_ERR;
+        tpl_unref(v);
     } else {
         tpl_dict_set(obj, n->name, v);
     }
@@ -1133,7 +1254,7 @@ static int exec_set(tpli_ctx *c, const tpli_node *n)
 static int output_value(tpli_ctx *c, const tpli_node *n, tpl_value *v, buf *out)
 {
     if (!tpl_to_text(v, out))
-        return out_fail(c, n);
+        return tpli_out_fail(c, n);
     return R_OK;
 }
 
@@ -1145,12 +1266,15 @@ static int exec(tpli_ctx *c, const tpli_node *n, buf *out)
     switch (n->kind) {
     case N_TEXT:
         if (!buf_append(out, n->name, n->len))
-            return out_fail(c, n);
+            return tpli_out_fail(c, n);
         return R_OK;
     case N_OUTPUT:
         if ((r = eval(c, n->a, &v)) != R_OK)
             return r;
-        r = output_value(c, n, v, out);
+        if (c->env->strict && tpli_is_undef(v))
+            r = undefined_error(c, n->a, v);
+        else
+            r = output_value(c, n, v, out);
         break;
     case N_IF:
         if ((r = eval(c, n->a, &v)) != R_OK)
@@ -1217,8 +1341,13 @@ tpl_env *tpl_env_new(void)
 
     env->globals = tpl_dict_new();
     env->builtins = tpli_builtins_new();
+    tpl_dict_set(env->builtins, "return", tpl_func_new("return", b_return, NULL));
+    tpl_dict_set(env->builtins, "print", tpl_func_new("print", b_print, env));
     env->active = NULL;
     env->next_id = 0;
+    env->strict = false;
+    env->logfn = NULL;
+    env->logud = NULL;
     return env;
 }
 
@@ -1239,6 +1368,17 @@ void tpl_env_set(tpl_env *env, const char *name, tpl_value *v)
 tpl_value *tpl_env_get(tpl_env *env, const char *name)
 {
     return tpl_dict_get(env->globals, name);
+}
+
+void tpl_env_set_strict_undefined(tpl_env *env, bool strict)
+{
+    env->strict = strict;
+}
+
+void tpl_env_set_log(tpl_env *env, tpl_log_fn fn, void *ud)
+{
+    env->logfn = fn;
+    env->logud = ud;
 }
 
 void tpl_env_add_macros(tpl_env *env, const tpl_template *t, const char *ns)
@@ -1265,7 +1405,7 @@ void tpl_env_add_macros(tpl_env *env, const tpl_template *t, const char *ns)
     }
 }
 
-static void ctx_begin(tpli_ctx *c, tpl_env *env, const tpl_template *t, frame *root,
+static void ctx_begin(tpli_ctx *c, tpl_env *env, const tpl_template *t, tpli_frame *root,
                       tpl_value *locals, size_t outmax, cs_error *err)
 {
     memset(c, 0, sizeof(*c));
@@ -1293,7 +1433,7 @@ cs_result tpl_render(const tpl_template *t, tpl_env *env, tpl_value *locals, buf
                      cs_error *err)
 {
     tpli_ctx c;
-    frame root = {NULL, NULL};
+    tpli_frame root = {NULL, NULL};
     int r;
 
     ctx_begin(&c, env, t, &root, locals, out->max, err);
@@ -1314,7 +1454,7 @@ cs_result tpl_call_value(tpl_env *env, tpl_value *fn, const tpl_args *args, tpl_
                          cs_error *err)
 {
     tpli_ctx fresh, *c = env->active;
-    frame root = {NULL, NULL};
+    tpli_frame root = {NULL, NULL};
     cs_error *saved = NULL, local;
     bool own = false;
     int r;

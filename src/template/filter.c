@@ -1,14 +1,17 @@
 /*
  * filter.c - the library around the evaluator: filters (x | f), tests
  * (x is t), methods of strings, lists and dicts (x.upper(), l.append(y),
- * d.items()), and the built-in globals range, namespace, dict, zip, return.
+ * d.items()), and the built-in globals range, namespace, dict, zip (return()
+ * is the evaluator's: it unwinds macros).
  *
  * Filters and tests are looked up by name at compile time (the parser keeps
  * the table index), so an unknown one is a compile error; map('f') and
  * selectattr('a', 't') look them up at render time.  Every function takes
  * its input borrowed and returns a new reference in *out.
  */
-#include "template/internal.h"
+#include "template/ctx.h"
+#include "template/filter.h"
+#include "template/modules.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -90,8 +93,8 @@ static int f_join(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, t
 
     if ((r = tpli_iter(c, n, v, &items)) != R_OK)
         return r;
-    buf_init(&b, 0);
-    for (i = 0; i < items->u.list.len; i++) {
+    buf_init(&b, c->outmax);
+    for (i = 0; i < items->u.list.len && buf_ok(&b); i++) {
         tpl_value *it = items->u.list.items[i];
         if (i && sep)
             tpl_to_text(sep, &b);
@@ -102,7 +105,7 @@ static int f_join(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, t
     tpl_unref(items);
     if (!buf_ok(&b)) {
         buf_free(&b);
-        return tpli_fail(c, n, "join: result too large");
+        return tpli_str_fail(c, n);
     }
     *out = buf_value(&b);
     return R_OK;
@@ -207,17 +210,18 @@ static int f_string(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a,
     return R_OK;
 }
 
-static tpl_value *replace(tpl_value *v, tpl_value *old, tpl_value *new, long long count)
+/* s.replace(old, new, count): NULL when the result would pass max bytes */
+static tpl_value *replace(tpl_value *v, tpl_value *old, tpl_value *new, long long count, size_t max)
 {
     tpl_value *s = str_of(v), *o = str_of(old), *w = str_of(new);
     buf b;
     const char *p = s->u.str.s, *q;
 
-    buf_init(&b, 0);
+    buf_init(&b, max);
     if (o->u.str.len == 0) {
         buf_append(&b, s->u.str.s, s->u.str.len);
     } else {
-        while (count != 0 && (q = strstr(p, o->u.str.s))) {
+        while (count != 0 && buf_ok(&b) && (q = strstr(p, o->u.str.s))) {
             buf_append(&b, p, (size_t)(q - p));
             buf_append(&b, w->u.str.s, w->u.str.len);
             p = q + o->u.str.len;
@@ -228,6 +232,10 @@ static tpl_value *replace(tpl_value *v, tpl_value *old, tpl_value *new, long lon
     tpl_unref(s);
     tpl_unref(o);
     tpl_unref(w);
+    if (!buf_ok(&b)) {
+        buf_free(&b);
+        return NULL;
+    }
     return buf_value(&b);
 }
 
@@ -237,8 +245,8 @@ static int f_replace(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a
 
     if (!old || !new)
         return tpli_fail(c, n, "replace() needs two arguments");
-    *out = replace(v, old, new, cnt ? tpl_as_int(cnt) : -1);
-    return R_OK;
+    *out = replace(v, old, new, cnt ? tpl_as_int(cnt) : -1, c->outmax);
+    return *out ? R_OK : tpli_str_fail(c, n);
 }
 
 static int f_default(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tpl_value **out)
@@ -600,8 +608,11 @@ static int f_tojson(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a,
 {
     buf b;
 
-    buf_init(&b, 0);
-    tpli_to_json(v, &b, 0);
+    buf_init(&b, c->outmax);
+    if (!tpli_to_json(v, &b, 0) || !buf_ok(&b)) {
+        buf_free(&b);
+        return tpli_str_fail(c, n);
+    }
     *out = buf_value(&b);
     return R_OK;
 }
@@ -761,7 +772,7 @@ static int f_format(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a,
     size_t ai = 0;
     buf b;
 
-    buf_init(&b, 0);
+    buf_init(&b, c->outmax);
     for (; *p; p++) {
         char spec[32];
         size_t k = 0;
@@ -800,6 +811,10 @@ static int f_format(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a,
         }
     }
     tpl_unref(fmt);
+    if (!buf_ok(&b)) {
+        buf_free(&b);
+        return tpli_str_fail(c, n);
+    }
     *out = buf_value(&b);
     return R_OK;
 }
@@ -813,14 +828,18 @@ static int f_indent(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a,
     buf b;
     long long i;
 
-    buf_init(&b, 0);
-    for (p = s->u.str.s; *p; p++) {
+    buf_init(&b, c->outmax);
+    for (p = s->u.str.s; *p && buf_ok(&b); p++) {
         if ((p == s->u.str.s && first) || (p > s->u.str.s && p[-1] == '\n' && *p != '\n'))
             for (i = 0; i < w && i < 256; i++)
                 buf_putc(&b, ' ');
         buf_putc(&b, *p);
     }
     tpl_unref(s);
+    if (!buf_ok(&b)) {
+        buf_free(&b);
+        return tpli_str_fail(c, n);
+    }
     *out = buf_value(&b);
     return R_OK;
 }
@@ -1140,7 +1159,7 @@ static int str_format(ctx *c, const tpli_node *n, tpl_value *s, const tpl_args *
     size_t next = 0;
     buf b;
 
-    buf_init(&b, 0);
+    buf_init(&b, c->outmax);
     while (*p) {
         if (p[0] == '{' && p[1] == '{') {
             buf_putc(&b, '{');
@@ -1178,6 +1197,10 @@ static int str_format(ctx *c, const tpli_node *n, tpl_value *s, const tpl_args *
             buf_putc(&b, *p++);
         }
     }
+    if (!buf_ok(&b)) {
+        buf_free(&b);
+        return tpli_str_fail(c, n);
+    }
     *out = buf_value(&b);
     return R_OK;
 }
@@ -1198,10 +1221,25 @@ static bool affix(tpl_value *s, tpl_value *x, bool end)
            0;
 }
 
+/* Python's str.split; a negative maxsplit (any, LLONG_MIN included) means
+ * no limit.  NULL when the result would pass TPLI_LIST_MAX items. */
 static tpl_value *str_split(tpl_value *s, tpl_value *sep, long long maxsplit)
 {
     tpl_value *l = tpl_list_new();
     const char *p = s->u.str.s, *e = p + s->u.str.len;
+
+    if (maxsplit < 0)
+        maxsplit = -1;
+#define SPLIT_PUSH(v)                                                                              \
+    do {                                                                                           \
+        if (l->u.list.len >= TPLI_LIST_MAX) {                                                      \
+            tpl_unref(l);                                                                          \
+            return NULL;                                                                           \
+        }                                                                                          \
+        tpl_list_push(l, (v));                                                                     \
+        if (maxsplit > 0)                                                                          \
+            maxsplit--;                                                                            \
+    } while (0)
 
     if (!tpl_as_str(sep)) { /* runs of whitespace, no empty strings */
         while (p < e) {
@@ -1215,13 +1253,12 @@ static tpl_value *str_split(tpl_value *s, tpl_value *sep, long long maxsplit)
                 const char *q = e;
                 while (q > p && isspace((unsigned char)q[-1]))
                     q--;
-                tpl_list_push(l, tpl_strn(p, (size_t)(q - p)));
+                SPLIT_PUSH(tpl_strn(p, (size_t)(q - p)));
                 break;
             }
             while (p < e && !isspace((unsigned char)*p))
                 p++;
-            tpl_list_push(l, tpl_strn(st, (size_t)(p - st)));
-            maxsplit--;
+            SPLIT_PUSH(tpl_strn(st, (size_t)(p - st)));
         }
         return l;
     }
@@ -1232,13 +1269,13 @@ static tpl_value *str_split(tpl_value *s, tpl_value *sep, long long maxsplit)
     for (;;) {
         const char *q = maxsplit != 0 ? strstr(p, sep->u.str.s) : NULL;
         if (!q) {
-            tpl_list_push(l, tpl_strn(p, (size_t)(e - p)));
+            SPLIT_PUSH(tpl_strn(p, (size_t)(e - p)));
             return l;
         }
-        tpl_list_push(l, tpl_strn(p, (size_t)(q - p)));
+        SPLIT_PUSH(tpl_strn(p, (size_t)(q - p)));
         p = q + sep->u.str.len;
-        maxsplit--;
     }
+#undef SPLIT_PUSH
 }
 
 static int str_method(ctx *c, const tpli_node *n, tpl_value *s, const char *m, const tpl_args *a,
@@ -1261,13 +1298,16 @@ static int str_method(ctx *c, const tpli_node *n, tpl_value *s, const char *m, c
     if (name_eq(m, "split")) {
         tpl_value *ms = tpl_arg(a, 1, "maxsplit");
         *out = str_split(s, tpl_arg(a, 0, "sep"), ms ? tpl_as_int(ms) : -1);
+        if (!*out)
+            return tpli_fail(c, n, "list exceeds the limit of %d items", TPLI_LIST_MAX);
         return R_OK;
     }
     if (name_eq(m, "replace")) {
         if (a->npos < 2)
             return tpli_fail(c, n, "replace() needs two arguments");
-        *out = replace(s, a->pos[0], a->pos[1], a->npos > 2 ? tpl_as_int(a->pos[2]) : -1);
-        return R_OK;
+        *out =
+            replace(s, a->pos[0], a->pos[1], a->npos > 2 ? tpl_as_int(a->pos[2]) : -1, c->outmax);
+        return *out ? R_OK : tpli_str_fail(c, n);
     }
     if (name_eq(m, "startswith") || name_eq(m, "endswith")) {
         *out = tpl_bool(affix(s, x, m[0] == 'e'));
@@ -1343,6 +1383,8 @@ static int list_method(ctx *c, const tpli_node *n, tpl_value *l, const char *m, 
     if (name_eq(m, "append")) {
         if (!x)
             return tpli_fail(c, n, "append() needs an argument");
+        if (!tpli_list_room(c, n, len, 1) || !tpli_no_cycle(c, n, l, x))
+            return R_ERR;
         tpl_list_push(l, tpl_ref(x));
         *out = tpl_none();
         return R_OK;
@@ -1354,6 +1396,11 @@ static int list_method(ctx *c, const tpli_node *n, tpl_value *l, const char *m, 
             return tpli_fail(c, n, "extend() needs an argument");
         if ((r = tpli_iter(c, n, x, &items)) != R_OK)
             return r;
+        if (!tpli_list_room(c, n, l->u.list.len, items->u.list.len) ||
+            !tpli_no_cycle(c, n, l, items == l ? NULL : items)) {
+            tpl_unref(items);
+            return R_ERR;
+        }
         len = items->u.list.len; /* l.extend(l) */
         for (i = 0; i < len; i++)
             tpl_list_push(l, tpl_ref(items->u.list.items[i]));
@@ -1391,6 +1438,8 @@ static int list_method(ctx *c, const tpli_node *n, tpl_value *l, const char *m, 
         tpl_value *y = tpl_arg(a, 1, NULL);
         if (!y)
             return tpli_fail(c, n, "insert() needs two arguments");
+        if (!tpli_list_room(c, n, len, 1) || !tpli_no_cycle(c, n, l, y))
+            return R_ERR;
         if (k < 0)
             k += (long long)len;
         if (k < 0)
@@ -1448,6 +1497,11 @@ static int dict_method(ctx *c, const tpli_node *n, tpl_value *d, const char *m, 
             tpl_unref(k);
             return tpli_fail(c, n, "pop(): no key \"%s\"", tpl_as_str(x) ? tpl_as_str(x) : "");
         } else {
+            if (m[0] == 's' &&
+                (!tpli_dict_room(c, n, d, k->u.str.s) || !tpli_no_cycle(c, n, d, def))) {
+                tpl_unref(k);
+                return R_ERR;
+            }
             *out = def ? tpl_ref(def) : tpl_none();
             if (m[0] == 's')
                 tpl_dict_set(d, k->u.str.s, tpl_ref(*out));
@@ -1456,6 +1510,14 @@ static int dict_method(ctx *c, const tpli_node *n, tpl_value *d, const char *m, 
         return R_OK;
     }
     if (name_eq(m, "update")) {
+        size_t add = a->nkw + (tpl_typeof(x) == TPL_DICT ? x->u.dict.len : 0);
+        if (!tpli_no_cycle(c, n, d, x == d ? NULL : x))
+            return R_ERR;
+        for (i = 0; i < a->nkw; i++)
+            if (!tpli_no_cycle(c, n, d, a->kw[i]))
+                return R_ERR;
+        if (add > TPLI_DICT_MAX || d->u.dict.len > TPLI_DICT_MAX - add)
+            return tpli_fail(c, n, "dict exceeds the limit of %d entries", TPLI_DICT_MAX);
         if (tpl_typeof(x) == TPL_DICT)
             for (i = 0; i < x->u.dict.len; i++)
                 tpl_dict_set(d, x->u.dict.keys[i], tpl_ref(x->u.dict.vals[i]));
@@ -1482,8 +1544,10 @@ int tpli_method(ctx *c, const tpli_node *n, tpl_value *obj, const char *name, co
         return str_method(c, n, obj, name, a, out);
     case TPL_LIST:
         return list_method(c, n, obj, name, a, out);
-    case TPL_DICT:
-        return dict_method(c, n, obj, name, a, out);
+    case TPL_DICT: {
+        int r = tpli_object_method(c, n, obj, name, a, out);
+        return r != 2 ? r : dict_method(c, n, obj, name, a, out);
+    }
     default:
         return 2;
     }
@@ -1550,34 +1614,70 @@ static cs_result b_dict(void *ud, tpl_call *call, const tpl_args *a, tpl_value *
     return CS_OK;
 }
 
+/* zip(a, b, ...): tuples of the i-th items while every argument has one;
+ * any iterable (lists, strings, dict keys) */
 static cs_result b_zip(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out, cs_error *err)
 {
-    tpl_value *l = tpl_list_new();
+    tpl_value *l, **its;
     size_t i, k, len = (size_t)-1;
+    int r = R_OK;
 
-    for (k = 0; k < a->npos; k++)
-        if (tpl_list_len(a->pos[k]) < len)
-            len = tpl_list_len(a->pos[k]);
+    its = xmalloc((a->npos ? a->npos : 1) * sizeof(*its));
+    for (k = 0; k < a->npos; k++) {
+        if ((r = tpli_iter(call->ctx, call->node, a->pos[k], &its[k])) != R_OK)
+            break;
+        if (its[k]->u.list.len < len)
+            len = its[k]->u.list.len;
+    }
+    if (r != R_OK) {
+        while (k-- > 0)
+            tpl_unref(its[k]);
+        free(its);
+        return call->ctx->err->code;
+    }
     if (!a->npos)
         len = 0;
+    l = tpl_list_new();
     for (i = 0; i < len; i++) {
         tpl_value *t = tpli_tuple_new();
         for (k = 0; k < a->npos; k++)
-            tpl_list_push(t, tpl_ref(tpl_list_get(a->pos[k], i)));
+            tpl_list_push(t, tpl_ref(its[k]->u.list.items[i]));
         tpl_list_push(l, t);
     }
+    for (k = 0; k < a->npos; k++)
+        tpl_unref(its[k]);
+    free(its);
     *out = l;
     return CS_OK;
 }
 
-/* dbt's return(): ends the enclosing macro with this value */
-static cs_result b_return(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
+/* dbt's tojson(value): json.dumps without sorting or HTML escapes (the
+ * |tojson filter is Jinja's: sorted and HTML-safe) */
+static cs_result b_tojson(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
                           cs_error *err)
 {
-    tpl_value *v = tpl_arg(a, 0, NULL);
+    buf b;
 
-    tpli_set_return(call, v ? tpl_ref(v) : tpl_none());
-    return TPLI_RETURN_SIGNAL;
+    buf_init(&b, call->ctx->outmax);
+    if (!tpli_to_json_plain(tpl_arg(a, 0, "value"), &b) || !buf_ok(&b)) {
+        buf_free(&b);
+        tpli_str_fail(call->ctx, call->node);
+        return CS_INVALID;
+    }
+    *out = buf_value(&b);
+    return CS_OK;
+}
+
+/* dbt's fromjson(string, default=None): the parsed value, or the default
+ * when the string is not JSON */
+static cs_result b_fromjson(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
+                            cs_error *err)
+{
+    tpl_value *s = tpl_arg(a, 0, "string"), *def = tpl_arg(a, 1, "default");
+
+    if (tpl_typeof(s) != TPL_STR || !(*out = tpli_from_json(s->u.str.s, s->u.str.len)))
+        *out = def ? tpl_ref(def) : tpl_none();
+    return CS_OK;
 }
 
 tpl_value *tpli_builtins_new(void)
@@ -1588,6 +1688,8 @@ tpl_value *tpli_builtins_new(void)
     tpl_dict_set(d, "dict", tpl_func_new("dict", b_dict, NULL));
     tpl_dict_set(d, "namespace", tpl_func_new("namespace", b_dict, NULL));
     tpl_dict_set(d, "zip", tpl_func_new("zip", b_zip, NULL));
-    tpl_dict_set(d, "return", tpl_func_new("return", b_return, NULL));
+    tpl_dict_set(d, "tojson", tpl_func_new("tojson", b_tojson, NULL));
+    tpl_dict_set(d, "fromjson", tpl_func_new("fromjson", b_fromjson, NULL));
+    tpl_dict_set(d, "modules", tpli_modules_new());
     return d;
 }

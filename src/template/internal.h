@@ -5,26 +5,40 @@
  *
  * Layout of the engine:
  *   value.c  values, reference counts, lists, dicts, text and repr
- *   lex.c    source -> tokens (delimiters, whitespace control, raw)
+ *   arena.c  the memory of a compiled template (arena.h)
+ *   lex.c    source -> tokens (lex.h; knows only the arena)
  *   parse.c  tokens -> AST (statements and expressions), compile errors
+ *   ctx.c    the render context: positioned errors, iteration (ctx.h)
+ *   filter.c filters, tests, methods of str/list/dict, built-ins (filter.h)
  *   eval.c   AST -> output: scopes, macros, call blocks, natives
- *   filter.c filters, tests, methods of str/list/dict, built-ins
+ *
+ * Dependencies go one way: eval -> filter -> ctx -> value, and
+ * parse -> lex -> arena, parse -> filter (names only).  Nothing calls back
+ * into eval.c except through tpl.h's public entry points
+ * (scripts/check-cycles checks it).
  */
 #ifndef CS_TPL_INTERNAL_H
 #define CS_TPL_INTERNAL_H
 
 #include <stdint.h>
 
+#include "template/arena.h"
 #include "template/tpl.h"
 #include "common/xalloc.h"
 
 /* ---- values ---- */
 
 enum {
-    VF_UNDEF = 1,  /* an undefined name: TPL_NONE that renders as "" */
-    VF_TUPLE = 2,  /* a TPL_LIST written as a Python tuple */
-    VF_OBJECT = 4, /* a TPL_DICT with a display string */
+    VF_UNDEF = 1,   /* an undefined name: TPL_NONE that renders as "" */
+    VF_TUPLE = 2,   /* a TPL_LIST written as a Python tuple */
+    VF_OBJECT = 4,  /* a TPL_DICT with a display string */
+    VF_NESTED = 8,  /* a list/dict that has been stored inside a list or dict */
+    VF_MARK = 0x80, /* transient: visited by tpli_reaches */
 };
+
+/* what an object (VF_OBJECT) is, for the methods and operators of
+ * modules.c; OK_PLAIN for objects made with tpl_object_new */
+enum { OK_PLAIN, OK_DATE, OK_DATETIME, OK_TIMEDELTA, OK_MATCH, OK_PATTERN };
 
 enum { FN_NATIVE, FN_MACRO, FN_CALLER };
 
@@ -35,7 +49,8 @@ struct tpl_value {
     int refs; /* < 0: immortal (singletons, template constants) */
     unsigned char type;
     unsigned char flags;
-    tpl_value *attrs; /* TPL_LIST: its attributes (a dict), or NULL */
+    unsigned char okind; /* OK_*, objects only */
+    tpl_value *attrs;    /* TPL_LIST: its attributes (a dict), or NULL */
     union {
         bool b;
         long long i;
@@ -69,6 +84,16 @@ struct tpl_value {
     } u;
 };
 
+/* Growth caps: a list or dict in a template never holds more (Python's
+ * range() is capped the same).  Strings are capped by the render's output
+ * limit (the buf max given to tpl_render). */
+#define TPLI_LIST_MAX 1000000
+#define TPLI_DICT_MAX 1000000
+
+/* true when target can be reached from v through list items, list
+ * attributes and dict values (v == target included); iterative */
+bool tpli_reaches(const tpl_value *v, const tpl_value *target);
+
 /* a new undefined value remembering its name (may be NULL) */
 tpl_value *tpli_undef(const char *name);
 bool tpli_is_undef(const tpl_value *v);
@@ -83,36 +108,19 @@ bool tpli_equal(const tpl_value *a, const tpl_value *b);
 bool tpli_compare(const tpl_value *a, const tpl_value *b, int *cmp);
 const char *tpli_type_name(const tpl_value *v);
 bool tpli_dict_del(tpl_value *dict, const char *key);
+/* tpl_dict_set for a scope's variables (a frame, not a value templates can
+ * reach): v is not marked VF_NESTED, so the cycle check stays cheap */
+void tpli_scope_set(tpl_value *vars, const char *key, tpl_value *v);
 /* attribute name of obj: a dict's entry or a list's attribute (borrowed, NULL if none) */
 tpl_value *tpli_attr(const tpl_value *obj, const char *name);
 tpl_value *tpli_func_macro(const char *name, const struct tpli_node *macro, const tpl_template *t,
                            unsigned long defid);
 bool tpli_to_json(const tpl_value *v, buf *out, int depth);
-
-/* ---- tokens ---- */
-
-typedef enum {
-    TK_TEXT,
-    TK_VAR_BEGIN,
-    TK_VAR_END,
-    TK_BLOCK_BEGIN,
-    TK_BLOCK_END,
-    TK_NAME,
-    TK_STRING,
-    TK_INT,
-    TK_FLOAT,
-    TK_OP,
-    TK_EOF,
-} tpli_tok_kind;
-
-typedef struct {
-    tpli_tok_kind kind;
-    int line, col;
-    const char *s; /* TEXT, NAME, OP: into the source; STRING: decoded */
-    size_t len;
-    long long ival;
-    double fval;
-} tpli_token;
+/* json.dumps(v) as dbt's tojson(): insertion order, no HTML escapes */
+bool tpli_to_json_plain(const tpl_value *v, buf *out);
+/* the value of JSON text (n bytes), NULL when it is not JSON or nests
+ * deeper than 64 levels */
+tpl_value *tpli_from_json(const char *s, size_t n);
 
 /* ---- AST ---- */
 
@@ -147,6 +155,7 @@ typedef enum {
     N_OR,
     N_BINOP,
     N_COMPARE,
+    N_CMPCHAIN, /* a < b < c: kids are the operands, ops the operators */
     N_CONCAT,
     N_COND,
 } tpli_node_kind;
@@ -165,7 +174,14 @@ typedef struct tpli_node {
     const char **names;          /* FOR/SET targets, MACRO/CALLBLOCK params */
     struct tpli_node **defaults; /* MACRO params: default or NULL */
     size_t nnames;
+    int *ops;  /* CMPCHAIN: nkids - 1 operators */
+    int depth; /* expression nodes: height of the subtree (bounded, see parse.c) */
 } tpli_node;
+
+/* call arguments: kwnames[i] is "*" for *expr and "**" for **expr (never
+ * an identifier, so never a keyword) */
+#define TPLI_IS_STAR(kw) ((kw) && (kw)[0] == '*' && (kw)[1] == '\0')
+#define TPLI_IS_DSTAR(kw) ((kw) && (kw)[0] == '*' && (kw)[1] == '*')
 
 /* macro flags in node->op */
 enum { MF_VARARGS = 1, MF_KWARGS = 2, MF_CALLER = 4 };
@@ -173,49 +189,13 @@ enum { MF_VARARGS = 1, MF_KWARGS = 2, MF_CALLER = 4 };
 enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_FLOORDIV, OP_MOD, OP_POW };
 enum { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE, CMP_IN, CMP_NOTIN };
 
-typedef struct tpli_arena_chunk tpli_arena_chunk;
-
 struct tpl_template {
     char *filename;
     char *source;
-    tpli_arena_chunk *arena;
+    tpli_arena arena; /* nodes, names, literals, blocks */
     tpli_node *root;
+    tpl_block *blocks; /* top-level macro/test/materialization/docs blocks */
+    size_t nblocks;
 };
-
-void *tpli_arena_alloc(tpl_template *t, size_t n);
-
-/* Lexes src (owned by t) into a malloc'd token array; false and err set
- * on a lexical error. */
-bool tpli_lex(tpl_template *t, tpli_token **toks, size_t *ntoks, cs_error *err);
-bool tpli_parse(tpl_template *t, const tpli_token *toks, size_t ntoks, cs_error *err);
-
-/* ---- filters and tests (filter.c), resolved at compile time ---- */
-
-struct tpli_ctx;
-typedef int (*tpli_filter_fn)(struct tpli_ctx *c, const tpli_node *n, tpl_value *v,
-                              const tpl_args *a, tpl_value **out);
-typedef int (*tpli_test_fn)(struct tpli_ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a,
-                            bool *out);
-int tpli_filter_find(const char *name, size_t len);
-tpli_filter_fn tpli_filter_get(int idx);
-int tpli_test_find(const char *name, size_t len);
-tpli_test_fn tpli_test_get(int idx);
-
-/* evaluation results inside the engine: 0 ok, R_ERR error (err filled),
- * R_RETURN a return() unwinding to the enclosing macro */
-enum { R_OK = 0, R_ERR = -1, R_RETURN = 1 };
-
-/* fails with "FILE:LINE:COL: msg" at node n (CS_INVALID), returns R_ERR */
-int tpli_fail(struct tpli_ctx *c, const tpli_node *n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* a method of a builtin type: R_OK with *out set, or 2 when not a method */
-int tpli_method(struct tpli_ctx *c, const tpli_node *n, tpl_value *obj, const char *name,
-                const tpl_args *a, tpl_value **out);
-int tpli_iter(struct tpli_ctx *c, const tpli_node *n, tpl_value *it, tpl_value **out);
-/* the built-in globals (range, namespace, dict, zip, return) as a dict */
-tpl_value *tpli_builtins_new(void);
-/* cs_result from a native that means "return() was called" */
-#define TPLI_RETURN_SIGNAL ((cs_result)100)
-void tpli_set_return(tpl_call *call, tpl_value *v);
 
 #endif

@@ -10,16 +10,20 @@
  * trim_blocks and lstrip_blocks are off, as in Jinja's defaults, and the
  * template's trailing newline is kept.
  */
+#include "template/lex.h"
+#include "common/buf.h"
 #include "common/hex.h"
-#include "template/internal.h"
+#include "common/xalloc.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct {
-    tpl_template *t;
+    const char *filename;
+    tpli_arena *arena;
     const char *src;
     size_t n;
     /* incremental line/column: positions are asked for in increasing order */
@@ -53,7 +57,7 @@ static bool lex_fail(lexer *lx, size_t off, const char *fmt, const char *arg)
 
     where(lx, off, &line, &col);
     snprintf(msg, sizeof(msg), fmt, arg);
-    cs_fail(lx->err, CS_INVALID, "%s:%d:%d: %s", lx->t->filename, line, col, msg);
+    cs_fail(lx->err, CS_INVALID, "%s:%d:%d: %s", lx->filename, line, col, msg);
     return false;
 }
 
@@ -175,7 +179,7 @@ static bool lex_string(lexer *lx, size_t *pos)
         buf_free(&b);
         return lex_fail(lx, start, "%s", "string too long");
     }
-    s = tpli_arena_alloc(lx->t, b.len + 1);
+    s = tpli_arena_alloc(lx->arena, b.len + 1);
     memcpy(s, b.data, b.len + 1);
     tk = push(lx, TK_STRING, start, s, b.len);
     (void)tk;
@@ -226,8 +230,9 @@ static bool lex_number(lexer *lx, size_t *pos)
         tk->fval = strtod(tmp, NULL);
     } else {
         char *end;
+        errno = 0;
         tk->ival = strtoll(tmp, &end, 10);
-        if (k > 18 && tk->ival == 0x7fffffffffffffffLL)
+        if (errno == ERANGE || k >= sizeof(tmp) - 1)
             return lex_fail(lx, start, "%s", "integer too large");
     }
     *pos = i;
@@ -352,16 +357,18 @@ static size_t find_endraw(lexer *lx, size_t pos, size_t *after, bool *lstrip, bo
     return (size_t)-1;
 }
 
-bool tpli_lex(tpl_template *t, tpli_token **toks, size_t *ntoks, cs_error *err)
+bool tpli_lex(const char *filename, const char *src, tpli_arena *arena, tpli_token **toks,
+              size_t *ntoks, cs_error *err)
 {
     lexer lx;
     size_t pos = 0;
     bool rstrip = false;
 
     memset(&lx, 0, sizeof(lx));
-    lx.t = t;
-    lx.src = t->source;
-    lx.n = strlen(t->source);
+    lx.filename = filename;
+    lx.arena = arena;
+    lx.src = src;
+    lx.n = strlen(src);
     lx.line = 1;
     lx.err = err;
 

@@ -10,14 +10,22 @@
  * resolved here, so an unknown one is a compile error.  Nesting is bounded
  * (MAX_DEPTH) so hostile input cannot exhaust the stack.
  */
+#include "template/filter.h"
 #include "template/internal.h"
+#include "template/lex.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_DEPTH 200
+/* Height of an expression tree.  Chains (a ~ b ~ c ..., x|f|g ..., a.b.c ...)
+ * are parsed by loops, so MAX_DEPTH does not bound them, but the evaluator
+ * recurses once per level: past this height a template is refused at compile
+ * time ("expression nested too deeply"), whatever the stack. */
+#define EXPR_DEPTH_MAX 1000
 
 typedef struct {
     tpl_template *t;
@@ -26,7 +34,10 @@ typedef struct {
     cs_error *err;
     int depth;
     tpli_node *macro; /* the macro being parsed, for varargs/kwargs/caller */
+    int bodies;       /* statement bodies open: 1 at the top level of the file */
     bool failed;
+    void **blocks; /* tpl_block * of the top-level blocks, in order */
+    size_t nblocks, capblocks;
 } parser;
 
 /* a growable array of pointers, copied into the arena when done */
@@ -49,7 +60,7 @@ static void *vec_done(parser *P, vec *v)
     void *out = NULL;
 
     if (v->n) {
-        out = tpli_arena_alloc(P->t, v->n * sizeof(void *));
+        out = tpli_arena_alloc(&P->t->arena, v->n * sizeof(void *));
         memcpy(out, v->v, v->n * sizeof(void *));
     }
     free(v->v);
@@ -155,7 +166,7 @@ static bool expect_op(parser *P, const char *op)
 
 static const char *arena_name(parser *P, const tpli_token *tk)
 {
-    char *s = tpli_arena_alloc(P->t, tk->len + 1);
+    char *s = tpli_arena_alloc(&P->t->arena, tk->len + 1);
 
     memcpy(s, tk->s, tk->len);
     s[tk->len] = '\0';
@@ -164,7 +175,7 @@ static const char *arena_name(parser *P, const tpli_token *tk)
 
 static tpli_node *node_new(parser *P, tpli_node_kind kind, const tpli_token *at)
 {
-    tpli_node *n = tpli_arena_alloc(P->t, sizeof(*n));
+    tpli_node *n = tpli_arena_alloc(&P->t->arena, sizeof(*n));
 
     memset(n, 0, sizeof(*n));
     n->kind = kind;
@@ -173,10 +184,37 @@ static tpli_node *node_new(parser *P, tpli_node_kind kind, const tpli_token *at)
     return n;
 }
 
+/* Sets n's height from its children and refuses a tree past
+ * EXPR_DEPTH_MAX; returns n or NULL (failed). */
+static tpli_node *sized(parser *P, tpli_node *n)
+{
+    const tpli_node *ch[4];
+    int h = 0, k;
+    size_t i;
+
+    if (!n)
+        return NULL;
+    ch[0] = n->a;
+    ch[1] = n->b;
+    ch[2] = n->c;
+    ch[3] = n->d;
+    for (k = 0; k < 4; k++)
+        if (ch[k] && ch[k]->depth > h)
+            h = ch[k]->depth;
+    for (i = 0; i < n->nkids; i++)
+        if (n->kids[i] && n->kids[i]->depth > h)
+            h = n->kids[i]->depth;
+    n->depth = h + 1;
+    if (n->depth > EXPR_DEPTH_MAX)
+        return fail_at(P, n->line, n->col, "expression nested too deeply (limit %d)",
+                       EXPR_DEPTH_MAX);
+    return n;
+}
+
 /* a constant owned by the template; evaluation hands out copies */
 static tpl_value *const_new(parser *P, tpl_type type)
 {
-    tpl_value *v = tpli_arena_alloc(P->t, sizeof(*v));
+    tpl_value *v = tpli_arena_alloc(&P->t->arena, sizeof(*v));
 
     memset(v, 0, sizeof(*v));
     v->refs = -1;
@@ -210,7 +248,13 @@ static bool parse_args(parser *P, tpli_node *n)
     while (!is_op(cur(P), ")")) {
         const char *kw = NULL;
         tpli_node *e;
-        if (cur(P)->kind == TK_NAME && is_op(&P->tk[P->p + 1 < P->n ? P->p + 1 : P->p], "=")) {
+        if (is_op(cur(P), "*") || is_op(cur(P), "**")) {
+            /* f(*list, **dict): unpacked when called */
+            kw = is_op(next(P), "*") ? "*" : "**";
+            if (kw[1])
+                kwseen = true;
+        } else if (cur(P)->kind == TK_NAME &&
+                   is_op(&P->tk[P->p + 1 < P->n ? P->p + 1 : P->p], "=")) {
             kw = arena_name(P, next(P));
             next(P);
             kwseen = true;
@@ -278,7 +322,7 @@ static tpli_node *parse_primary(parser *P)
         }
         n = node_new(P, N_CONST, tk);
         v = const_new(P, TPL_STR);
-        s = tpli_arena_alloc(P->t, b.len + 1);
+        s = tpli_arena_alloc(&P->t->arena, b.len + 1);
         if (b.len)
             memcpy(s, b.data, b.len);
         s[b.len] = '\0';
@@ -332,7 +376,7 @@ static tpli_node *parse_primary(parser *P)
         n = node_new(P, N_TUPLE, tk);
         n->nkids = kids.n;
         n->kids = vec_done(P, &kids);
-        return n;
+        return sized(P, n);
     }
     if (is_op(tk, "[")) {
         vec kids = {0};
@@ -354,7 +398,7 @@ static tpli_node *parse_primary(parser *P)
         n = node_new(P, N_LIST, tk);
         n->nkids = kids.n;
         n->kids = vec_done(P, &kids);
-        return n;
+        return sized(P, n);
     }
     if (is_op(tk, "{")) {
         vec kids = {0}; /* key, value, key, value... */
@@ -377,7 +421,7 @@ static tpli_node *parse_primary(parser *P)
         n = node_new(P, N_DICT, tk);
         n->nkids = kids.n;
         n->kids = vec_done(P, &kids);
-        return n;
+        return sized(P, n);
     }
     return unexpected(P, NULL);
 }
@@ -402,7 +446,7 @@ static tpli_node *parse_postfix(parser *P, tpli_node *n)
             } else {
                 return unexpected(P, "an attribute name");
             }
-            n = a;
+            n = sized(P, a);
         } else if (is_op(tk, "[")) {
             tpli_node *s = NULL, *e = NULL, *st = NULL, *r;
             next(P);
@@ -425,7 +469,7 @@ static tpli_node *parse_postfix(parser *P, tpli_node *n)
             }
             if (!expect_op(P, "]"))
                 return NULL;
-            n = r;
+            n = sized(P, r);
         } else if (is_op(tk, "(")) {
             tpli_node *c = node_new(P, N_CALL, tk);
             /* errors about a call point at what is called */
@@ -435,7 +479,7 @@ static tpli_node *parse_postfix(parser *P, tpli_node *n)
             c->a = n;
             if (!parse_args(P, c))
                 return NULL;
-            n = c;
+            n = sized(P, c);
         } else {
             break;
         }
@@ -469,7 +513,7 @@ static tpli_node *parse_filters(parser *P, tpli_node *n)
             f->a = n;
             if (accept_op(P, "(") && !parse_args(P, f))
                 return NULL;
-            n = f;
+            n = sized(P, f);
         } else if (is_name(cur(P), "is")) {
             const tpli_token *name;
             tpli_node *t;
@@ -505,14 +549,14 @@ static tpli_node *parse_filters(parser *P, tpli_node *n)
                     tpli_node *e = parse_primary_postfix(P);
                     if (!e)
                         return NULL;
-                    t->kids = tpli_arena_alloc(P->t, sizeof(tpli_node *));
-                    t->kwnames = tpli_arena_alloc(P->t, sizeof(char *));
+                    t->kids = tpli_arena_alloc(&P->t->arena, sizeof(tpli_node *));
+                    t->kwnames = tpli_arena_alloc(&P->t->arena, sizeof(char *));
                     t->kids[0] = e;
                     t->kwnames[0] = NULL;
                     t->nkids = 1;
                 }
             }
-            n = t;
+            n = sized(P, t);
         } else {
             break;
         }
@@ -531,8 +575,7 @@ static tpli_node *parse_unary(parser *P, bool with_filter)
         next(P);
         n = node_new(P, is_op(tk, "-") ? N_NEG : N_POS, tk);
         n->a = parse_unary(P, false);
-        if (!n->a)
-            n = NULL;
+        n = n->a ? sized(P, n) : NULL;
     } else {
         n = parse_primary_postfix(P);
     }
@@ -552,7 +595,7 @@ static tpli_node *binop(parser *P, const tpli_token *tk, int op, tpli_node *a, t
     n->op = op;
     n->a = a;
     n->b = b;
-    return n;
+    return sized(P, n);
 }
 
 static tpli_node *parse_pow(parser *P)
@@ -602,7 +645,7 @@ static tpli_node *parse_concat(parser *P)
         c = node_new(P, N_CONCAT, tk);
         c->a = n;
         c->b = b;
-        n = c;
+        n = sized(P, c);
     }
     return n;
 }
@@ -618,16 +661,21 @@ static tpli_node *parse_math1(parser *P)
     return n;
 }
 
+/* comparisons; a chain a < b < c means (a < b) and (b < c) with b
+ * evaluated once, as in Python */
 static tpli_node *parse_compare(parser *P)
 {
-    tpli_node *n = parse_math1(P);
+    tpli_node *n = parse_math1(P), *c;
+    const tpli_token *first = NULL;
+    vec kids = {0}, ops = {0};
+    size_t i;
 
     for (;;) {
         const tpli_token *tk = cur(P);
         int op;
-        tpli_node *c, *b;
+        tpli_node *b;
         if (!n)
-            return NULL;
+            goto error;
         if (is_op(tk, "=="))
             op = CMP_EQ;
         else if (is_op(tk, "!="))
@@ -645,19 +693,42 @@ static tpli_node *parse_compare(parser *P)
         else if (is_name(tk, "not") && P->p + 1 < P->n && is_name(&P->tk[P->p + 1], "in"))
             op = CMP_NOTIN;
         else
-            return n;
+            break;
         next(P);
         if (op == CMP_NOTIN)
             next(P);
-        b = parse_math1(P);
-        if (!b)
-            return NULL;
-        c = node_new(P, N_COMPARE, tk);
-        c->op = op;
-        c->a = n;
-        c->b = b;
-        n = c;
+        if (!(b = parse_math1(P)))
+            goto error;
+        if (!first)
+            first = tk;
+        if (!kids.n)
+            vec_push(&kids, n);
+        vec_push(&kids, b);
+        vec_push(&ops, (void *)(intptr_t)op);
     }
+    if (kids.n == 0)
+        return n;
+    if (kids.n == 2) { /* one comparison: the plain node */
+        c = node_new(P, N_COMPARE, first);
+        c->op = (int)(intptr_t)ops.v[0];
+        c->a = kids.v[0];
+        c->b = kids.v[1];
+        free(kids.v);
+        free(ops.v);
+        return sized(P, c);
+    }
+    c = node_new(P, N_CMPCHAIN, first);
+    c->ops = tpli_arena_alloc(&P->t->arena, ops.n * sizeof(int));
+    for (i = 0; i < ops.n; i++)
+        c->ops[i] = (int)(intptr_t)ops.v[i];
+    free(ops.v);
+    c->nkids = kids.n;
+    c->kids = vec_done(P, &kids);
+    return sized(P, c);
+error:
+    free(kids.v);
+    free(ops.v);
+    return NULL;
 }
 
 static tpli_node *parse_not(parser *P)
@@ -673,7 +744,7 @@ static tpli_node *parse_not(parser *P)
     n = node_new(P, N_NOT, tk);
     n->a = parse_not(P);
     P->depth--;
-    return n->a ? n : NULL;
+    return n->a ? sized(P, n) : NULL;
 }
 
 static tpli_node *parse_and(parser *P)
@@ -688,7 +759,7 @@ static tpli_node *parse_and(parser *P)
         c = node_new(P, N_AND, tk);
         c->a = n;
         c->b = b;
-        n = c;
+        n = sized(P, c);
     }
     return n;
 }
@@ -705,7 +776,7 @@ static tpli_node *parse_or(parser *P)
         c = node_new(P, N_OR, tk);
         c->a = n;
         c->b = b;
-        n = c;
+        n = sized(P, c);
     }
     return n;
 }
@@ -734,7 +805,7 @@ static tpli_node *parse_expr(parser *P)
                 break;
             }
         }
-        n = c;
+        n = sized(P, c);
     }
     P->depth--;
     return n;
@@ -809,6 +880,8 @@ static const char *const ENDS_FOR[] = {"else", "endfor", NULL};
 static const char *const ENDS_ENDFOR[] = {"endfor", NULL};
 static const char *const ENDS_SET[] = {"endset", NULL};
 static const char *const ENDS_MACRO[] = {"endmacro", NULL};
+static const char *const ENDS_TEST[] = {"endtest", NULL};
+static const char *const ENDS_MATERIALIZATION[] = {"endmaterialization", NULL};
 static const char *const ENDS_CALL[] = {"endcall", NULL};
 
 /* after "{% if" or "{% elif": condition, body, then elif/else/endif */
@@ -933,23 +1006,163 @@ error:
     return false;
 }
 
-static tpli_node *parse_macro(parser *P, const tpli_token *opener)
+/* records a top-level block for tpl_block_get */
+static tpl_block *add_block(parser *P, tpl_block_kind kind, const char *name, const char *macro,
+                            int line)
+{
+    tpl_block *b = tpli_arena_alloc(&P->t->arena, sizeof(*b));
+
+    memset(b, 0, sizeof(*b));
+    b->kind = kind;
+    b->name = name;
+    b->macro = macro;
+    b->line = line;
+    if (P->nblocks == P->capblocks) {
+        P->capblocks = P->capblocks ? P->capblocks * 2 : 8;
+        P->blocks = xrealloc(P->blocks, P->capblocks * sizeof(void *));
+    }
+    P->blocks[P->nblocks++] = b;
+    return b;
+}
+
+/* "prefix" + name (+ "_" + suffix) in the arena: dbt's macro names for
+ * test and materialization blocks */
+static const char *join_name(parser *P, const char *prefix, const char *name, const char *suffix)
+{
+    size_t n = strlen(prefix) + strlen(name) + (suffix ? strlen(suffix) + 1 : 0) + 1;
+    char *s = tpli_arena_alloc(&P->t->arena, n);
+
+    snprintf(s, n, "%s%s%s%s", prefix, name, suffix ? "_" : "", suffix ? suffix : "");
+    return s;
+}
+
+static bool top_level(parser *P, const tpli_token *kw)
+{
+    if (P->bodies == 1)
+        return true;
+    fail_at(P, kw->line, kw->col, "\"%.*s\" blocks must be at the top level of a file",
+            (int)kw->len, kw->s);
+    return false;
+}
+
+/*
+ * After "{% macro" or "{% test": name(params) %} body {% endmacro/endtest %}.
+ * A test block is a macro named test_<name>, as dbt registers it.
+ */
+static tpli_node *parse_macro(parser *P, const tpli_token *opener, const tpli_token *kw)
 {
     tpli_node *n = node_new(P, N_MACRO, opener), *outer = P->macro;
+    bool test = is_name(kw, "test");
+    const char *name;
 
     if (cur(P)->kind != TK_NAME)
-        return unexpected(P, "a macro name");
-    n->name = arena_name(P, next(P));
+        return unexpected(P, test ? "a test name" : "a macro name");
+    name = arena_name(P, next(P));
+    n->name = test ? join_name(P, "test_", name, NULL) : name;
     if (!parse_params(P, n) || !expect_block_end(P))
         return NULL;
     P->macro = n;
-    n->a = parse_body(P, ENDS_MACRO, opener, "macro");
+    n->a = parse_body(P, test ? ENDS_TEST : ENDS_MACRO, opener, test ? "test" : "macro");
     P->macro = outer;
     if (!n->a)
         return NULL;
     next(P);
     next(P);
-    return expect_block_end(P) ? n : NULL;
+    if (!expect_block_end(P))
+        return NULL;
+    if (P->bodies == 1)
+        add_block(P, test ? TPL_BLOCK_TEST : TPL_BLOCK_MACRO, name, n->name, opener->line);
+    return n;
+}
+
+/*
+ * After "{% materialization": name, default %} or name, adapter='x'
+ * [, supported_languages=[..]] %}, then the body up to endmaterialization.
+ * It is a macro with no parameters named materialization_<name>_<adapter>.
+ */
+static tpli_node *parse_materialization(parser *P, const tpli_token *opener, const tpli_token *kw)
+{
+    tpli_node *n = node_new(P, N_MACRO, opener), *outer = P->macro;
+    const char *name, *adapter = NULL;
+    tpl_block *b;
+
+    if (!top_level(P, kw))
+        return NULL;
+    if (cur(P)->kind != TK_NAME)
+        return unexpected(P, "a materialization name");
+    name = arena_name(P, next(P));
+    if (!accept_op(P, ","))
+        return unexpected(P, "\",\" and an adapter (default or adapter='name')");
+    do {
+        if (is_name(cur(P), "default") && !adapter) {
+            next(P);
+            adapter = "default";
+        } else if (cur(P)->kind == TK_NAME && is_op(&P->tk[P->p + 1], "=")) {
+            const tpli_token *key = next(P);
+            next(P);
+            if (is_name(key, "adapter")) {
+                if (cur(P)->kind != TK_STRING)
+                    return unexpected(P, "an adapter name string");
+                adapter = arena_name(P, next(P));
+            } else if (!parse_expr(P)) { /* supported_languages=[..]: accepted */
+                return NULL;
+            }
+        } else {
+            return unexpected(P, "an adapter (default or adapter='name')");
+        }
+    } while (accept_op(P, ","));
+    if (!adapter)
+        return unexpected(P, "an adapter (default or adapter='name')");
+    if (!expect_block_end(P))
+        return NULL;
+    n->name = join_name(P, "materialization_", name, adapter);
+    P->macro = n;
+    n->a = parse_body(P, ENDS_MATERIALIZATION, opener, "materialization");
+    P->macro = outer;
+    if (!n->a)
+        return NULL;
+    next(P);
+    next(P);
+    if (!expect_block_end(P))
+        return NULL;
+    b = add_block(P, TPL_BLOCK_MATERIALIZATION, name, n->name, opener->line);
+    b->adapter = adapter;
+    return n;
+}
+
+/*
+ * After "{% docs": name %} text {% enddocs %}.  The text is kept as
+ * written (dbt does not render it) and the block renders nothing.
+ */
+static tpli_node *parse_docs(parser *P, const tpli_token *opener, const tpli_token *kw)
+{
+    const tpli_token *end;
+    const char *name, *from;
+    tpl_block *b;
+
+    if (!top_level(P, kw))
+        return NULL;
+    if (cur(P)->kind != TK_NAME)
+        return unexpected(P, "a docs name");
+    name = arena_name(P, next(P));
+    end = cur(P);
+    if (!expect_block_end(P))
+        return NULL;
+    from = end->s + end->len;
+    while (!(cur(P)->kind == TK_BLOCK_BEGIN && is_name(&P->tk[P->p + 1], "enddocs"))) {
+        if (cur(P)->kind == TK_EOF)
+            return fail_at(P, opener->line, opener->col,
+                           "unclosed block \"docs\" (opened at %d:%d)", opener->line, opener->col);
+        next(P);
+    }
+    b = add_block(P, TPL_BLOCK_DOCS, name, NULL, opener->line);
+    b->text = from;
+    b->text_len = (size_t)(cur(P)->s - from);
+    next(P);
+    next(P);
+    if (!expect_block_end(P))
+        return NULL;
+    return node_new(P, N_TEXT, opener); /* empty text: renders nothing */
 }
 
 static tpli_node *parse_call(parser *P, const tpli_token *opener)
@@ -977,9 +1190,9 @@ static bool in_list(const tpli_token *tk, const char *const *list)
     return false;
 }
 
-static const char *const END_TAGS[] = {"elif",      "else",     "endif",   "endfor",
-                                       "endset",    "endmacro", "endcall", "endraw",
-                                       "endfilter", "endblock", NULL};
+static const char *const END_TAGS[] = {
+    "elif",   "else",    "endif",   "endfor",    "endset",   "endmacro",           "endcall",
+    "endraw", "endtest", "enddocs", "endfilter", "endblock", "endmaterialization", NULL};
 static const char *const UNSUPPORTED[] = {"include", "import", "from",       "extends", "block",
                                           "filter",  "with",   "autoescape", "trans",   NULL};
 
@@ -998,8 +1211,12 @@ static tpli_node *parse_statement(parser *P, const tpli_token *opener)
         return parse_for(P, opener);
     if (is_name(kw, "set"))
         return parse_set(P, opener);
-    if (is_name(kw, "macro"))
-        return parse_macro(P, opener);
+    if (is_name(kw, "macro") || (is_name(kw, "test") && top_level(P, kw)))
+        return parse_macro(P, opener, kw);
+    if (is_name(kw, "materialization"))
+        return parse_materialization(P, opener, kw);
+    if (is_name(kw, "docs"))
+        return parse_docs(P, opener, kw);
     if (is_name(kw, "call"))
         return parse_call(P, opener);
     if (is_name(kw, "do")) {
@@ -1026,6 +1243,7 @@ static tpli_node *parse_body(parser *P, const char *const *ends, const tpli_toke
 
     if (!enter(P))
         return NULL;
+    P->bodies++;
     for (;;) {
         const tpli_token *tk = cur(P);
         if (tk->kind == TK_EOF) {
@@ -1079,6 +1297,7 @@ static tpli_node *parse_body(parser *P, const char *const *ends, const tpli_toke
         vec_push(&kids, n);
     }
     P->depth--;
+    P->bodies--;
     body->nkids = kids.n;
     body->kids = vec_done(P, &kids);
     return body;
@@ -1088,7 +1307,7 @@ error:
     return NULL;
 }
 
-bool tpli_parse(tpl_template *t, const tpli_token *toks, size_t ntoks, cs_error *err)
+static bool parse_all(tpl_template *t, const tpli_token *toks, size_t ntoks, cs_error *err)
 {
     parser P;
 
@@ -1098,38 +1317,18 @@ bool tpli_parse(tpl_template *t, const tpli_token *toks, size_t ntoks, cs_error 
     P.n = ntoks;
     P.err = err;
     t->root = parse_body(&P, NULL, NULL, NULL);
+    if (t->root && !P.failed && P.nblocks) {
+        size_t i;
+        t->blocks = tpli_arena_alloc(&t->arena, P.nblocks * sizeof(tpl_block));
+        for (i = 0; i < P.nblocks; i++)
+            t->blocks[i] = *(tpl_block *)P.blocks[i];
+        t->nblocks = P.nblocks;
+    }
+    free(P.blocks);
     return t->root != NULL && !P.failed;
 }
 
 /* ---- compiled templates ---- */
-
-struct tpli_arena_chunk {
-    tpli_arena_chunk *next;
-    size_t used, size;
-    _Alignas(16) unsigned char data[];
-};
-
-#define ARENA_CHUNK 16384
-
-/* Memory that lives as long as the template; never NULL (aborts on OOM). */
-void *tpli_arena_alloc(tpl_template *t, size_t n)
-{
-    tpli_arena_chunk *c = t->arena;
-    void *p;
-
-    n = (n + 15) & ~(size_t)15;
-    if (!c || c->size - c->used < n) {
-        size_t size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
-        c = xmalloc(sizeof(*c) + size);
-        c->used = 0;
-        c->size = size;
-        c->next = t->arena;
-        t->arena = c;
-    }
-    p = c->data + c->used;
-    c->used += n;
-    return p;
-}
 
 tpl_template *tpl_compile(const char *filename, const char *source, cs_error *err)
 {
@@ -1144,7 +1343,8 @@ tpl_template *tpl_compile(const char *filename, const char *source, cs_error *er
         source = "";
     t->filename = xstrndup(filename, strlen(filename));
     t->source = xstrndup(source, strlen(source));
-    if (!tpli_lex(t, &toks, &ntoks, err) || !tpli_parse(t, toks, ntoks, err)) {
+    if (!tpli_lex(t->filename, t->source, &t->arena, &toks, &ntoks, err) ||
+        !parse_all(t, toks, ntoks, err)) {
         free(toks);
         tpl_template_free(t);
         return NULL;
@@ -1157,12 +1357,18 @@ void tpl_template_free(tpl_template *t)
 {
     if (!t)
         return;
-    while (t->arena) {
-        tpli_arena_chunk *c = t->arena;
-        t->arena = c->next;
-        free(c);
-    }
+    tpli_arena_free(&t->arena);
     free(t->filename);
     free(t->source);
     free(t);
+}
+
+size_t tpl_block_count(const tpl_template *t)
+{
+    return t ? t->nblocks : 0;
+}
+
+const tpl_block *tpl_block_get(const tpl_template *t, size_t i)
+{
+    return t && i < t->nblocks ? &t->blocks[i] : NULL;
 }

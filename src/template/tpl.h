@@ -156,6 +156,56 @@ tpl_value *tpl_env_get(tpl_env *env, const char *name); /* borrowed, NULL if abs
 void tpl_env_add_macros(tpl_env *env, const tpl_template *t, const char *ns);
 
 /*
+ * Strict undefined, as dbt at execute time: an undefined value printed by
+ * {{ }} or joined with ~ is an error "FILE:LINE:COL: \"x\" is undefined".
+ * Tests (is defined), filters (default, length), if, and/or, for and
+ * attribute lookups still see an undefined and may go on.  Off by default
+ * (dbt's parse phase renders undefined as nothing).
+ */
+void tpl_env_set_strict_undefined(tpl_env *env, bool strict);
+
+/*
+ * Where print(x) sends its text ("where" is FILE:LINE:COL of the call);
+ * NULL, the default, drops it.  print() itself renders nothing.
+ */
+typedef void (*tpl_log_fn)(void *ud, const char *where, const char *msg);
+void tpl_env_set_log(tpl_env *env, tpl_log_fn fn, void *ud);
+
+/*
+ * The top-level blocks a template defines, in source order, for a runner
+ * that registers dbt's generic tests, materializations and docs:
+ *   {% macro name(..) %}               macro "name"
+ *   {% test name(model, ..) %}         macro "test_name" (dbt's naming)
+ *   {% materialization name, default %} or
+ *   {% materialization name, adapter='postgres' %}
+ *                                      macro "materialization_name_default"
+ *                                      / "materialization_name_postgres"
+ *   {% docs name %}..{% enddocs %}     raw text, never rendered
+ * tpl_env_add_macros registers the three macro kinds under their macro
+ * name.  Everything is borrowed from t and valid while t lives.
+ */
+typedef enum {
+    TPL_BLOCK_MACRO,
+    TPL_BLOCK_TEST,
+    TPL_BLOCK_MATERIALIZATION,
+    TPL_BLOCK_DOCS,
+} tpl_block_kind;
+
+typedef struct {
+    tpl_block_kind kind;
+    const char *name;    /* as written: "not_null", "raw_sql", "my_doc" */
+    const char *macro;   /* the macro it defines; NULL for docs */
+    const char *adapter; /* materialization: "default" or the adapter; else NULL */
+    const char *text;    /* docs: the block's text as written (not NUL-terminated) */
+    size_t text_len;
+    int line;
+} tpl_block;
+
+size_t tpl_block_count(const tpl_template *t);
+/* the i-th block, NULL past the end (borrowed) */
+const tpl_block *tpl_block_get(const tpl_template *t, size_t i);
+
+/*
  * Renders t with env's globals plus locals (a dict, may be NULL) into out.
  * Whatever {% set %} does at top level stays local to this render.
  */

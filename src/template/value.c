@@ -9,8 +9,11 @@
  * out copies, because a native may keep a value longer than the template.  Allocation failure
  * aborts the process: every allocation here is small and bounded by the caps on input and output.
  */
+#include "common/hex.h"
 #include "template/internal.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,32 +155,33 @@ tpl_value *tpl_ref(tpl_value *v)
     return v;
 }
 
-void tpl_unref(tpl_value *v)
+/* frees one value whose count reached zero; its children whose count
+ * reaches zero too are pushed on *stack instead of recursed into, so a
+ * value nested 100,000 deep is freed without deep recursion */
+static void free_one(tpl_value *v, tpl_value ***stack, size_t *n, size_t *cap)
 {
     size_t i;
+    tpl_value *kids[1];
+    tpl_value **list = NULL;
+    size_t nlist = 0;
 
-    if (!v || v->refs < 0 || --v->refs > 0)
-        return;
     switch (v->type) {
     case TPL_NONE:
     case TPL_STR:
         free(v->u.str.s);
         break;
     case TPL_LIST:
-        for (i = 0; i < v->u.list.len; i++)
-            tpl_unref(v->u.list.items[i]);
-        free(v->u.list.items);
-        tpl_unref(v->attrs);
+        list = v->u.list.items;
+        nlist = v->u.list.len;
         break;
     case TPL_DICT:
-        for (i = 0; i < v->u.dict.len; i++) {
+        for (i = 0; i < v->u.dict.len; i++)
             free(v->u.dict.keys[i]);
-            tpl_unref(v->u.dict.vals[i]);
-        }
         free(v->u.dict.keys);
-        free(v->u.dict.vals);
         free(v->u.dict.idx);
         free(v->u.dict.display);
+        list = v->u.dict.vals;
+        nlist = v->u.dict.len;
         break;
     case TPL_FUNC:
         free(v->u.fn.name);
@@ -185,7 +189,32 @@ void tpl_unref(tpl_value *v)
     default:
         break;
     }
+    kids[0] = v->attrs;
+    for (i = 0; i <= nlist; i++) {
+        tpl_value *k = i < nlist ? list[i] : kids[0];
+        if (!k || k->refs < 0 || --k->refs > 0)
+            continue;
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 16;
+            *stack = xrealloc(*stack, *cap * sizeof(**stack));
+        }
+        (*stack)[(*n)++] = k;
+    }
+    free(list);
     free(v);
+}
+
+void tpl_unref(tpl_value *v)
+{
+    tpl_value **stack = NULL;
+    size_t n = 0, cap = 0;
+
+    if (!v || v->refs < 0 || --v->refs > 0)
+        return;
+    free_one(v, &stack, &n, &cap);
+    while (n)
+        free_one(stack[--n], &stack, &n, &cap);
+    free(stack);
 }
 
 tpl_type tpl_typeof(const tpl_value *v)
@@ -296,6 +325,77 @@ const char *tpli_type_name(const tpl_value *v)
     }
 }
 
+/* ---- arguments ---- */
+
+tpl_value *tpl_arg(const tpl_args *args, size_t index, const char *name)
+{
+    size_t i;
+
+    if (!args)
+        return NULL;
+    if (name)
+        for (i = 0; i < args->nkw; i++)
+            if (strcmp(args->kwnames[i], name) == 0)
+                return args->kw[i];
+    return index < args->npos ? args->pos[index] : NULL;
+}
+
+/* ---- reachability (cycle refusal) ---- */
+
+bool tpli_reaches(const tpl_value *v, const tpl_value *target)
+{
+    tpl_value **todo = NULL, **seen = NULL;
+    size_t ntodo = 0, captodo = 0, nseen = 0, capseen = 0, i;
+    bool found = false;
+
+    if (!v || !target || (target->type != TPL_LIST && target->type != TPL_DICT))
+        return false;
+    /* a container never stored in another one is reachable only as itself:
+     * the common case (a namespace, a list of rows) costs no walk */
+    if (!(target->flags & VF_NESTED))
+        return v == target;
+#define PUSH(arr, n, cap, x)                                                                       \
+    do {                                                                                           \
+        if ((n) == (cap)) {                                                                        \
+            (cap) = (cap) ? (cap)*2 : 16;                                                          \
+            (arr) = xrealloc((arr), (cap) * sizeof(*(arr)));                                       \
+        }                                                                                          \
+        (arr)[(n)++] = (x);                                                                        \
+    } while (0)
+    PUSH(todo, ntodo, captodo, (tpl_value *)v);
+    while (ntodo && !found) {
+        tpl_value *x = todo[--ntodo];
+        tpl_value **kids = NULL;
+        size_t nk = 0;
+        if (x == target) {
+            found = true;
+            break;
+        }
+        if ((x->type != TPL_LIST && x->type != TPL_DICT) || (x->flags & VF_MARK))
+            continue;
+        x->flags |= VF_MARK; /* each container once: shared values are not re-walked */
+        PUSH(seen, nseen, capseen, x);
+        if (x->type == TPL_LIST) {
+            kids = x->u.list.items;
+            nk = x->u.list.len;
+            if (x->attrs)
+                PUSH(todo, ntodo, captodo, x->attrs);
+        } else {
+            kids = x->u.dict.vals;
+            nk = x->u.dict.len;
+        }
+        for (i = 0; i < nk; i++)
+            if (kids[i]->type == TPL_LIST || kids[i]->type == TPL_DICT)
+                PUSH(todo, ntodo, captodo, kids[i]);
+    }
+#undef PUSH
+    for (i = 0; i < nseen; i++)
+        seen[i]->flags &= (unsigned char)~VF_MARK;
+    free(todo);
+    free(seen);
+    return found;
+}
+
 /* ---- lists ---- */
 
 size_t tpl_list_len(const tpl_value *list)
@@ -316,6 +416,8 @@ void tpl_list_push(tpl_value *list, tpl_value *item)
         tpl_unref(item);
         return;
     }
+    if (item && (item->type == TPL_LIST || item->type == TPL_DICT) && item->refs > 0)
+        item->flags |= VF_NESTED;
     if (list->u.list.len == list->u.list.cap) {
         list->u.list.cap = list->u.list.cap ? list->u.list.cap * 2 : 4;
         list->u.list.items = xrealloc(list->u.list.items, list->u.list.cap * sizeof(tpl_value *));
@@ -394,7 +496,7 @@ void tpl_list_set_attr(tpl_value *list, const char *name, tpl_value *v)
 
 tpl_value *tpli_attr(const tpl_value *obj, const char *name)
 {
-    if (obj && obj->type == TPL_LIST)
+    if (obj && (obj->type == TPL_LIST || obj->type == TPL_FUNC)) /* modules.datetime.datetime.now */
         return tpl_dict_get(obj->attrs, name);
     return tpl_dict_get(obj, name);
 }
@@ -409,7 +511,7 @@ tpl_value *tpl_dict_get(const tpl_value *dict, const char *key)
     return i < 0 ? NULL : dict->u.dict.vals[i];
 }
 
-void tpl_dict_set(tpl_value *dict, const char *key, tpl_value *v)
+static void dict_put(tpl_value *dict, const char *key, tpl_value *v, bool nest)
 {
     long i;
     size_t n;
@@ -418,6 +520,8 @@ void tpl_dict_set(tpl_value *dict, const char *key, tpl_value *v)
         tpl_unref(v);
         return;
     }
+    if (nest && v && (v->type == TPL_LIST || v->type == TPL_DICT) && v->refs > 0)
+        v->flags |= VF_NESTED;
     i = dict_find(dict, key);
     if (i >= 0) {
         tpl_unref(dict->u.dict.vals[i]);
@@ -441,6 +545,16 @@ void tpl_dict_set(tpl_value *dict, const char *key, tpl_value *v)
     } else if (n + 1 >= 8) {
         dict_reindex(dict);
     }
+}
+
+void tpl_dict_set(tpl_value *dict, const char *key, tpl_value *v)
+{
+    dict_put(dict, key, v, true);
+}
+
+void tpli_scope_set(tpl_value *vars, const char *key, tpl_value *v)
+{
+    dict_put(vars, key, v, false);
 }
 
 bool tpli_dict_del(tpl_value *dict, const char *key)
@@ -612,7 +726,7 @@ tpl_value *tpli_to_str(tpl_value *v)
     }
 }
 
-static bool json_str(const char *s, size_t n, buf *out)
+static bool json_str(const char *s, size_t n, buf *out, bool html)
 {
     size_t i;
 
@@ -640,8 +754,11 @@ static bool json_str(const char *s, size_t n, buf *out)
         case '&':
         case '\'':
             /* Jinja's tojson is HTML-safe */
-            buf_printf(out, "\\u%04x", ch);
-            break;
+            if (html) {
+                buf_printf(out, "\\u%04x", ch);
+                break;
+            }
+            /* fall through */
         default:
             if (ch < 0x20)
                 buf_printf(out, "\\u%04x", ch);
@@ -657,8 +774,9 @@ static int cmp_keys(const void *a, const void *b)
     return strcmp(**(char *const *const *)a, **(char *const *const *)b);
 }
 
-/* JSON like Python's json.dumps(sort_keys=True) as Jinja's tojson does */
-bool tpli_to_json(const tpl_value *v, buf *out, int depth)
+/* JSON like Python's json.dumps: sorted and HTML-safe as Jinja's tojson
+ * filter (jinja true), or in insertion order as dbt's tojson() */
+static bool to_json(const tpl_value *v, buf *out, int depth, bool jinja)
 {
     size_t i;
 
@@ -676,33 +794,34 @@ bool tpli_to_json(const tpl_value *v, buf *out, int depth)
             return buf_puts(out, isnan(v->u.d) ? "NaN" : v->u.d < 0 ? "-Infinity" : "Infinity");
         return put_float(v->u.d, out);
     case TPL_STR:
-        return json_str(v->u.str.s, v->u.str.len, out);
+        return json_str(v->u.str.s, v->u.str.len, out, jinja);
     case TPL_LIST:
         buf_putc(out, '[');
         for (i = 0; i < v->u.list.len; i++) {
             if (i)
                 buf_puts(out, ", ");
-            tpli_to_json(v->u.list.items[i], out, depth + 1);
+            to_json(v->u.list.items[i], out, depth + 1, jinja);
         }
         return buf_putc(out, ']');
     case TPL_DICT: {
         size_t n = v->u.dict.len;
         char **order;
         if (v->flags & VF_OBJECT)
-            return json_str(v->u.dict.display, strlen(v->u.dict.display), out);
+            return json_str(v->u.dict.display, strlen(v->u.dict.display), out, jinja);
         order = xmalloc((n ? n : 1) * sizeof(char *));
         for (i = 0; i < n; i++)
             order[i] = (char *)&v->u.dict.keys[i];
-        qsort(order, n, sizeof(char *), cmp_keys);
+        if (jinja)
+            qsort(order, n, sizeof(char *), cmp_keys);
         buf_putc(out, '{');
         for (i = 0; i < n; i++) {
             char **kp = (char **)order[i];
             size_t at = (size_t)(kp - v->u.dict.keys);
             if (i)
                 buf_puts(out, ", ");
-            json_str(*kp, strlen(*kp), out);
+            json_str(*kp, strlen(*kp), out, jinja);
             buf_puts(out, ": ");
-            tpli_to_json(v->u.dict.vals[at], out, depth + 1);
+            to_json(v->u.dict.vals[at], out, depth + 1, jinja);
         }
         free(order);
         return buf_putc(out, '}');
@@ -710,6 +829,282 @@ bool tpli_to_json(const tpl_value *v, buf *out, int depth)
     default:
         return buf_puts(out, "null");
     }
+}
+
+bool tpli_to_json(const tpl_value *v, buf *out, int depth)
+{
+    return to_json(v, out, depth, true);
+}
+
+bool tpli_to_json_plain(const tpl_value *v, buf *out)
+{
+    return to_json(v, out, 0, false);
+}
+
+/* ---- JSON in (fromjson) ---- */
+
+typedef struct {
+    const char *p, *e;
+} jsrc;
+
+static void js_ws(jsrc *j)
+{
+    while (j->p < j->e && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+        j->p++;
+}
+
+static bool js_lit(jsrc *j, const char *w)
+{
+    size_t n = strlen(w);
+
+    if ((size_t)(j->e - j->p) < n || memcmp(j->p, w, n) != 0)
+        return false;
+    j->p += n;
+    return true;
+}
+
+static int js_hex4(jsrc *j)
+{
+    int v = 0, k;
+
+    if (j->e - j->p < 4)
+        return -1;
+    for (k = 0; k < 4; k++) {
+        int h = hex_value((unsigned char)j->p[k]);
+        if (h < 0)
+            return -1;
+        v = v * 16 + h;
+    }
+    j->p += 4;
+    return v;
+}
+
+static void put_utf8(buf *b, unsigned long cp)
+{
+    if (cp < 0x80) {
+        buf_putc(b, (char)cp);
+    } else if (cp < 0x800) {
+        buf_putc(b, (char)(0xc0 | (cp >> 6)));
+        buf_putc(b, (char)(0x80 | (cp & 0x3f)));
+    } else if (cp < 0x10000) {
+        buf_putc(b, (char)(0xe0 | (cp >> 12)));
+        buf_putc(b, (char)(0x80 | ((cp >> 6) & 0x3f)));
+        buf_putc(b, (char)(0x80 | (cp & 0x3f)));
+    } else {
+        buf_putc(b, (char)(0xf0 | (cp >> 18)));
+        buf_putc(b, (char)(0x80 | ((cp >> 12) & 0x3f)));
+        buf_putc(b, (char)(0x80 | ((cp >> 6) & 0x3f)));
+        buf_putc(b, (char)(0x80 | (cp & 0x3f)));
+    }
+}
+
+/* a string after its opening quote, into b */
+static bool js_string(jsrc *j, buf *b)
+{
+    while (j->p < j->e && *j->p != '"') {
+        unsigned char ch = (unsigned char)*j->p++;
+        if (ch < 0x20)
+            return false;
+        if (ch != '\\') {
+            buf_putc(b, (char)ch);
+            continue;
+        }
+        if (j->p >= j->e)
+            return false;
+        switch (*j->p++) {
+        case '"':
+            buf_putc(b, '"');
+            break;
+        case '\\':
+            buf_putc(b, '\\');
+            break;
+        case '/':
+            buf_putc(b, '/');
+            break;
+        case 'b':
+            buf_putc(b, '\b');
+            break;
+        case 'f':
+            buf_putc(b, '\f');
+            break;
+        case 'n':
+            buf_putc(b, '\n');
+            break;
+        case 'r':
+            buf_putc(b, '\r');
+            break;
+        case 't':
+            buf_putc(b, '\t');
+            break;
+        case 'u': {
+            int hi = js_hex4(j), lo;
+            if (hi < 0)
+                return false;
+            if (hi >= 0xd800 && hi < 0xdc00 && j->e - j->p >= 6 && j->p[0] == '\\' &&
+                j->p[1] == 'u') {
+                j->p += 2;
+                if ((lo = js_hex4(j)) < 0xdc00 || lo >= 0xe000)
+                    return false;
+                put_utf8(b, 0x10000 + (((unsigned long)hi - 0xd800) << 10) +
+                                ((unsigned long)lo - 0xdc00));
+            } else {
+                put_utf8(b, (unsigned long)hi);
+            }
+            break;
+        }
+        default:
+            return false;
+        }
+    }
+    if (j->p >= j->e)
+        return false;
+    j->p++;
+    return buf_ok(b);
+}
+
+static tpl_value *buf_to_str(buf *b)
+{
+    size_t n = b->len;
+
+    if (!b->data)
+        return tpl_strn("", 0);
+    return tpli_str_take(buf_steal(b), n);
+}
+
+/* a JSON number: an int when it has no fraction or exponent and fits */
+static tpl_value *js_number(jsrc *j)
+{
+    const char *st = j->p;
+    char tmp[64], *end;
+    bool isf = false;
+    size_t k;
+    long long i;
+
+    if (j->p < j->e && *j->p == '-')
+        j->p++;
+    if (j->p >= j->e || !isdigit((unsigned char)*j->p))
+        return NULL;
+    while (j->p < j->e && (isdigit((unsigned char)*j->p) || strchr(".eE+-", *j->p))) {
+        isf |= *j->p == '.' || *j->p == 'e' || *j->p == 'E';
+        j->p++;
+    }
+    k = (size_t)(j->p - st);
+    if (k >= sizeof(tmp))
+        return NULL;
+    memcpy(tmp, st, k);
+    tmp[k] = '\0';
+    errno = 0;
+    if (!isf) {
+        i = strtoll(tmp, &end, 10);
+        if (*end == '\0' && errno == 0)
+            return tpl_int(i);
+    }
+    {
+        double d = strtod(tmp, &end);
+        if (*end != '\0')
+            return NULL;
+        return tpl_float(d);
+    }
+}
+
+static tpl_value *js_value(jsrc *j, int depth)
+{
+    tpl_value *v = NULL, *x;
+    buf b;
+
+    js_ws(j);
+    if (j->p >= j->e || depth > REPR_DEPTH)
+        return NULL;
+    switch (*j->p) {
+    case '{':
+        j->p++;
+        v = tpl_dict_new();
+        js_ws(j);
+        if (j->p < j->e && *j->p == '}') {
+            j->p++;
+            return v;
+        }
+        for (;;) {
+            js_ws(j);
+            buf_init(&b, 0);
+            if (j->p >= j->e || *j->p++ != '"' || !js_string(j, &b)) {
+                buf_free(&b);
+                goto error;
+            }
+            js_ws(j);
+            if (j->p >= j->e || *j->p++ != ':' || !(x = js_value(j, depth + 1))) {
+                buf_free(&b);
+                goto error;
+            }
+            tpl_dict_set(v, b.data ? b.data : "", x);
+            buf_free(&b);
+            js_ws(j);
+            if (j->p < j->e && *j->p == ',') {
+                j->p++;
+                continue;
+            }
+            if (j->p < j->e && *j->p == '}') {
+                j->p++;
+                return v;
+            }
+            goto error;
+        }
+    case '[':
+        j->p++;
+        v = tpl_list_new();
+        js_ws(j);
+        if (j->p < j->e && *j->p == ']') {
+            j->p++;
+            return v;
+        }
+        for (;;) {
+            if (!(x = js_value(j, depth + 1)))
+                goto error;
+            tpl_list_push(v, x);
+            js_ws(j);
+            if (j->p < j->e && *j->p == ',') {
+                j->p++;
+                continue;
+            }
+            if (j->p < j->e && *j->p == ']') {
+                j->p++;
+                return v;
+            }
+            goto error;
+        }
+    case '"':
+        j->p++;
+        buf_init(&b, 0);
+        if (!js_string(j, &b)) {
+            buf_free(&b);
+            return NULL;
+        }
+        return buf_to_str(&b);
+    default:
+        if (js_lit(j, "true"))
+            return tpl_bool(true);
+        if (js_lit(j, "false"))
+            return tpl_bool(false);
+        if (js_lit(j, "null"))
+            return tpl_none();
+        return js_number(j);
+    }
+error:
+    tpl_unref(v);
+    return NULL;
+}
+
+tpl_value *tpli_from_json(const char *s, size_t n)
+{
+    jsrc j = {s, s + n};
+    tpl_value *v = js_value(&j, 0);
+
+    js_ws(&j);
+    if (v && j.p != j.e) {
+        tpl_unref(v);
+        return NULL;
+    }
+    return v;
 }
 
 /* ---- comparison ---- */
@@ -768,7 +1163,7 @@ bool tpli_equal(const tpl_value *a, const tpl_value *b)
     return equal_depth(a, b, 0);
 }
 
-bool tpli_compare(const tpl_value *a, const tpl_value *b, int *cmp)
+static bool compare_depth(const tpl_value *a, const tpl_value *b, int *cmp, int depth)
 {
     size_t i;
 
@@ -787,9 +1182,31 @@ bool tpli_compare(const tpl_value *a, const tpl_value *b, int *cmp)
         *cmp = r < 0 ? -1 : r > 0;
         return true;
     }
+    if (tpl_typeof(a) == TPL_DICT && tpl_typeof(b) == TPL_DICT && (a->flags & VF_OBJECT) &&
+        (b->flags & VF_OBJECT) && a->okind == b->okind) {
+        if (a->okind == OK_DATE || a->okind == OK_DATETIME) { /* ISO text sorts by time */
+            int r = strcmp(a->u.dict.display, b->u.dict.display);
+            *cmp = r < 0 ? -1 : r > 0;
+            return true;
+        }
+        if (a->okind == OK_TIMEDELTA) {
+            static const char *const f[] = {"days", "seconds", "microseconds"};
+            for (i = 0; i < 3; i++) {
+                long long x = tpl_as_int(tpl_dict_get(a, f[i])),
+                          y = tpl_as_int(tpl_dict_get(b, f[i]));
+                if (x != y) {
+                    *cmp = x < y ? -1 : 1;
+                    return true;
+                }
+            }
+            *cmp = 0;
+            return true;
+        }
+    }
     if (tpl_typeof(a) == TPL_LIST && tpl_typeof(b) == TPL_LIST) {
         for (i = 0; i < a->u.list.len && i < b->u.list.len; i++) {
-            if (!tpli_compare(a->u.list.items[i], b->u.list.items[i], cmp))
+            if (depth >= REPR_DEPTH ||
+                !compare_depth(a->u.list.items[i], b->u.list.items[i], cmp, depth + 1))
                 return false;
             if (*cmp)
                 return true;
@@ -798,4 +1215,9 @@ bool tpli_compare(const tpl_value *a, const tpl_value *b, int *cmp)
         return true;
     }
     return false;
+}
+
+bool tpli_compare(const tpl_value *a, const tpl_value *b, int *cmp)
+{
+    return compare_depth(a, b, cmp, 0);
 }

@@ -4,7 +4,7 @@
 // echo sequences verbatim.
 //
 //   node tests/couch/seq-proxy.js --target http://127.0.0.1:PORT --port LISTEN
-//        [--salt S] [--scramble]
+//        [--salt S] [--scramble] [--null-seqs]
 //
 // Forwards every request as is, except that a `since` query parameter is
 // mapped back to the integer (0 and now pass; anything else that this proxy
@@ -15,6 +15,9 @@
 // an HMAC of the integer under --salt (random by default: give the same salt
 // to a restarted proxy so that stored checkpoints stay valid). --scramble
 // makes the number before the dash non-monotonic, as on a CouchDB cluster.
+// --null-seqs does what CouchDB 3 does for a request with seq_interval=N:
+// the rows' seq is null except on every N-th row of the answer (last_seq is
+// always sent).
 // Prints "listening" on stdout once ready.
 'use strict';
 
@@ -22,10 +25,11 @@ const http = require('http');
 const crypto = require('crypto');
 const { StringDecoder } = require('string_decoder');
 
-const args = { salt: crypto.randomBytes(16).toString('hex'), scramble: false };
+const args = { salt: crypto.randomBytes(16).toString('hex'), scramble: false, nullSeqs: false };
 for (let i = 2; i < process.argv.length; i++) {
     const a = process.argv[i];
     if (a === '--scramble') args.scramble = true;
+    else if (a === '--null-seqs') args.nullSeqs = true;
     else if (['--target', '--port', '--salt'].includes(a) && i + 1 < process.argv.length) args[a.slice(2)] = process.argv[++i];
     else { process.stderr.write(`seq-proxy: unknown argument ${a}\n`); process.exit(2); }
 }
@@ -66,7 +70,8 @@ function decodeSeq(token) {
 // level of a value (db info, continuous rows, last_seq) or in a row of the
 // top-level "results" array. A number split across chunks is carried over.
 class Rewriter {
-    constructor() {
+    constructor(seqInterval) {
+        this.seqInterval = seqInterval; this.rows = 0;
         this.stack = []; this.inStr = false; this.esc = false; this.keyBuf = null;
         this.expectKey = false; this.pendingKey = null; this.curKey = null; this.num = null; this.atValue = false;
     }
@@ -77,7 +82,9 @@ class Rewriter {
             (s.length === 3 && s[0].t === 123 && s[1].t === 91 && s[1].key === 'results' && s[2].t === 123);
     }
     emitNum(digits, next) {
-        return next === 46 || next === 101 || next === 69 ? digits : `"${encodeSeq(digits)}"`;  // 1.5 / 1e3: leave
+        if (next === 46 || next === 101 || next === 69) return digits;  // 1.5 / 1e3: leave
+        if (this.seqInterval > 0 && this.stack.length === 3 && ++this.rows % this.seqInterval !== 0) return 'null';
+        return `"${encodeSeq(digits)}"`;
     }
     push(s) {
         let out = '', from = 0, numStart = 0, keyStart = 0;
@@ -160,7 +167,8 @@ const server = http.createServer((req, res) => {
         if (rewrite && ur.statusCode < 300) delete h['content-length'];
         res.writeHead(ur.statusCode, h);
         if (!(rewrite && ur.statusCode < 300)) { ur.pipe(res); return; }
-        const dec = new StringDecoder('utf8'), rw = new Rewriter();
+        const si = /(?:^|&)seq_interval=(\d+)/.exec(query);
+        const dec = new StringDecoder('utf8'), rw = new Rewriter(args.nullSeqs && si ? Number(si[1]) : 0);
         ur.on('data', (b) => { const t = rw.push(dec.write(b)); if (t) res.write(t); });
         ur.on('end', () => res.end(rw.push(dec.end()) + rw.end()));
         ur.on('error', () => res.destroy());

@@ -319,6 +319,19 @@ static const tcase cases[] = {
      "rows)\n"},
     {"only heartbeats", "\n\n",
      "error(transient): response ended early (no JSON value, after 2 bytes and 0 rows)\n"},
+    /* a key that is a text \u escape, once decoded, must not be decoded
+     * again: below the document root, in a skipped row member, at the top */
+    {"escaped backslash key below the doc root",
+     "{\"results\":[{\"id\":\"a\",\"doc\":{\"\\\\u00zz\":{\"a\":1}}}],\"last_seq\":\"1\"}",
+     "a|~|~|0|0|{\"\\\\u00zz\":{\"a\":1}}\nlast_seq=1 pending=~ rows=1\n"},
+    {"escaped backslash key in a nested doc object",
+     "{\"results\":[{\"id\":\"a\",\"doc\":{\"\\\\u00zz\":{\"\\\\ud800\":{\"\\\\u00\":1}}}}],"
+     "\"last_seq\":\"1\"}",
+     "a|~|~|0|0|{\"\\\\u00zz\":{\"\\\\ud800\":{\"\\\\u00\":1}}}\nlast_seq=1 pending=~ rows=1\n"},
+    {"escaped backslash key in a skipped value",
+     "{\"results\":[{\"id\":\"a\",\"x\":{\"\\\\u00zz\":{\"\\\\u12\":1}},\"doc\":{}}],"
+     "\"y\":{\"\\\\uzzzz\":[{\"\\\\u0\":2}]},\"last_seq\":\"1\"}",
+     "a|~|~|0|0|{}\nlast_seq=1 pending=~ rows=1\n"},
     {"truncated after a row", "{\"results\":[{\"id\":\"a\",\"doc\":{}},\n",
      "a|~|~|0|0|{}\nerror(transient): response ended early (inside \"results\", after 33 bytes "
      "and 1 rows)\n"},

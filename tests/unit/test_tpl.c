@@ -884,6 +884,471 @@ static void test_values_api(void)
     tpl_unref(d);
 }
 
+/* ---- dbt's Jinja additions (issue 12) ---- */
+
+static void test_star_args(void)
+{
+    static const tcase cases[] = {
+        {"{% macro m(a, b=2) %}{{ a }}{{ b }}{{ varargs }}{{ kwargs }}{% endmacro %}"
+         "{% set args = [1, 5, 7] %}{{ m(*args, z=3) }}|{{ m(**{'a': 1, 'b': 4}) }}|"
+         "{{ m(0, *[1], **{'q': 2}) }}|{{ m(*(8,)) }}",
+         "15(7,){'z': 3}|14(){}|01(){'q': 2}|82(){}"},
+        {"{% macro inner(x, y) %}{{ x }}-{{ y }}{% endmacro %}"
+         "{% macro outer() %}{{ inner(*varargs, **kwargs) }}{% endmacro %}{{ outer(1, y=2) }}",
+         "1-2"},
+        {"{% macro m(a) %}{{ a }}{% endmacro %}{{ invoke(m, *['x']) }}", "x"},
+        {"{{ config(**{'materialized': 'view'}) }}{{ 'ok' }}", "ok"},
+        {"{{ dict(**{'a': 1}, b=2) }}", "{'a': 1, 'b': 2}"},
+    };
+    RUN_CASES(cases);
+}
+
+static void test_chained_compare(void)
+{
+    static const tcase cases[] = {
+        {"{{ 3 > 2 > 1 }} {{ 1 < 2 < 2 }} {{ 1 == 1 != 2 }} {{ 1 < 3 in [3] }}",
+         "True False True True"},
+        {"{{ 1 > 2 > 1 / 0 }} {{ 0 <= n <= 5 }} {{ 0 <= n <= 2 }}", "False True False"},
+        {"{{ not 1 < 2 < 3 }} {{ 1 < 2 < 3 and 4 > 3 > 2 }}", "False True"},
+    };
+    RUN_CASES(cases);
+}
+
+static void fake_log_sink(void *ud, const char *where, const char *msg)
+{
+    buf *b = ud;
+
+    buf_printf(b, "[%s] %s;", where, msg);
+}
+
+static void test_json_zip_print(void)
+{
+    static const tcase cases[] = {
+        {"{{ tojson({'b': 1, 'a': [1, 'x<', none, true]}) }}",
+         "{\"b\": 1, \"a\": [1, \"x<\", null, true]}"},
+        {"{{ {'b': 1, 'a': 'x<'} | tojson }}", "{\"a\": \"x\\u003c\", \"b\": 1}"},
+        {"{{ fromjson('{\"a\": [1, 2.5, null, true, \"s\"]}') }}",
+         "{'a': [1, 2.5, None, True, 's']}"},
+        {"{{ fromjson('not json', 'dflt') }} {{ fromjson('[1') }}", "dflt None"},
+        {"{{ fromjson(tojson({'k': [1, {'j': 'v'}]})).k[1].j }}", "v"},
+        {"{{ zip([1, 2], 'ab') | list }} {{ zip([1, 2, 3], (4, 5)) | list }}",
+         "[(1, 'a'), (2, 'b')] [(1, 4), (2, 5)]"},
+        {"{% for a, b in zip(['x', 'y'], [1, 2]) %}{{ a }}{{ b }}{% endfor %}", "x1y2"},
+        {"[{{ print('hidden') }}]", "[]"},
+    };
+    cs_error err = {0};
+    tpl_template *t;
+    tpl_env *env;
+    buf out, log;
+
+    RUN_CASES(cases);
+    t = tpl_compile("p.sql", "a{% do print('hello ' ~ 1) %}\n{{ print(n) }}b", &err);
+    CHECK(t != NULL);
+    env = tpl_env_new();
+    tpl_env_set(env, "n", tpl_int(7));
+    buf_init(&out, 0);
+    buf_init(&log, 0);
+    tpl_env_set_log(env, fake_log_sink, &log);
+    CHECK_INT(tpl_render(t, env, NULL, &out, &err), CS_OK);
+    CHECK_STR(out.data, "a\nb");
+    CHECK_STR(log.data, "[p.sql:1:8] hello 1;[p.sql:2:4] 7;");
+    buf_free(&out);
+    buf_free(&log);
+    tpl_env_free(env);
+    tpl_template_free(t);
+}
+
+static void test_modules(void)
+{
+    static const tcase cases[] = {
+        {"{{ modules.re.sub('[ -]+', '_', 'a b-c  d') }}|{{ modules.re.sub('[^a-z0-9_]+', '', "
+         "'a$b%c') }}|{{ modules.re.sub('^[0-9]', '_9', '9x') }}",
+         "a_b_c_d|abc|_9x"},
+        {"{{ modules.re.sub('a', 'b', 'aaa', 2) }} {{ modules.re.sub('(\\\\w+)@(\\\\w+)', "
+         "'\\\\2 at \\\\1', 'me@host') }}",
+         "bba host at me"},
+        {"{{ modules.re.search('(\\\\d+)-(\\\\d+)', 'ab 12-34').group(2) }} "
+         "{{ modules.re.search('(\\\\d+)', 'ab 12').group() }} {{ modules.re.match('b', 'ab') }} "
+         "{{ modules.re.match('a', 'ab') is not none }} {{ modules.re.fullmatch('a+', 'aaa') is "
+         "not none }} {{ modules.re.search('x(y)?', 'x').groups() }}",
+         "34 12 None True True (None,)"},
+        {"{{ modules.re.findall('[0-9]+', 'a1b22c333') }} {{ modules.re.findall('(a)(b)', 'abab') "
+         "}} {{ modules.re.split(',\\\\s*', 'a, b,c') }} {{ modules.re.escape('a.b') }}",
+         "['1', '22', '333'] [('a', 'b'), ('a', 'b')] ['a', 'b', 'c'] a\\.b"},
+        {"{{ modules.re.sub('a{2}', 'b', 'aaaaa') }} {{ modules.re.sub('x\\d+y?', '-', 'x12yx3') "
+         "}}",
+         "bba --"},
+        {"{{ modules.re.search('A', 'xa', modules.re.I) is not none }} "
+         "{{ modules.re.compile('b+').sub('-', 'abbc') }}",
+         "True a-c"},
+        {"{{ modules.datetime.date(1997, 9, 29) }} {{ modules.datetime.datetime(1997, 9, 29, 6, "
+         "14) }} {{ modules.datetime.datetime(2020, 1, 2, 3, 4, 5, 600) }}",
+         "1997-09-29 1997-09-29 06:14:00 2020-01-02 03:04:05.000600"},
+        {"{% set d = modules.datetime.datetime(2024, 3, 1, 13, 5, 9) %}{{ d.strftime('%Y/%m/%d "
+         "%H:%M:%S %j %a %b %%') }} {{ d.isoformat() }} {{ d.year }}-{{ d.month }}-{{ d.day }} "
+         "{{ d.date() }} {{ d.weekday() }}",
+         "2024/03/01 13:05:09 061 Fri Mar % 2024-03-01T13:05:09 2024-3-1 2024-03-01 4"},
+        {"{{ modules.datetime.date(2024, 3, 1) - modules.datetime.timedelta(days=1) }} "
+         "{{ modules.datetime.datetime(2024, 12, 31, 23) + modules.datetime.timedelta(hours=2) }} "
+         "{{ (modules.datetime.date(2024, 3, 1) - modules.datetime.date(2024, 1, 1)).days }}",
+         "2024-02-29 2025-01-01 01:00:00 60"},
+        {"{{ modules.datetime.datetime.now().year > 2000 }} {{ modules.datetime.date.today() > "
+         "modules.datetime.date(2000, 1, 1) }} {{ modules.datetime.date(2000, 1, 1) == "
+         "modules.datetime.date(2000, 1, 1) }}",
+         "True True True"},
+        {"{{ modules.datetime.datetime.strptime('2021-02-03 04:05', '%Y-%m-%d %H:%M') }}",
+         "2021-02-03 04:05:00"},
+    };
+    static const ecase errors[] = {
+        {"{{ modules.datetime.date(2023, 2, 29) }}", "t.sql:1:21: date: day is out of range"},
+        {"{{ modules.re.sub('(', '', 'x') }}", "t.sql:1:15: re: bad pattern \"(\""},
+        /* found by fuzz_tpl: glibc's regcomp took gigabytes on repeated repeats */
+        {"{{ modules.re.sub('[ -]++++', '_', 'x') }}", "t.sql:1:15: re: unsupported pattern"},
+        {"{{ modules.re.sub('((a{100}){100}){100}', '', 'x') }}",
+         "t.sql:1:15: re: unsupported pattern"},
+        {"{{ modules.re.sub('a*?', '', 'x') }}", "t.sql:1:15: re: unsupported pattern"},
+    };
+    size_t i;
+
+    RUN_CASES(cases);
+    for (i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
+        cs_error err = {0};
+        char *got = render(errors[i].src, &err);
+        if (got || strncmp(err.msg, errors[i].want, strlen(errors[i].want)) != 0) {
+            printf("  error case %zu: %s\n    got:  %s\n    want: %s\n", i, errors[i].src,
+                   got ? got : err.msg, errors[i].want);
+            unit_failed_checks++;
+        }
+        free(got);
+    }
+}
+
+static void test_dbt_blocks(void)
+{
+    static const char *src =
+        "{% macro plain() %}p{% endmacro %}\n"
+        "{% test not_empty(model, column_name) %}select {{ column_name }} from {{ model }}"
+        "{% endtest %}\n"
+        "{% materialization raw_sql, default %}{{ return({'relations': ['r']}) }}"
+        "{% endmaterialization %}\n"
+        "{%- materialization tbl, adapter='postgres', supported_languages=['sql'] -%}"
+        "T{%- endmaterialization %}\n"
+        "{% docs my_doc %}\n# Title {{ not rendered }}\n{% enddocs %}\n";
+    static const struct {
+        tpl_block_kind kind;
+        const char *name, *macro, *adapter, *text;
+        int line;
+    } want[] = {
+        {TPL_BLOCK_MACRO, "plain", "plain", NULL, NULL, 1},
+        {TPL_BLOCK_TEST, "not_empty", "test_not_empty", NULL, NULL, 2},
+        {TPL_BLOCK_MATERIALIZATION, "raw_sql", "materialization_raw_sql_default", "default", NULL,
+         3},
+        {TPL_BLOCK_MATERIALIZATION, "tbl", "materialization_tbl_postgres", "postgres", NULL, 4},
+        {TPL_BLOCK_DOCS, "my_doc", NULL, NULL, "\n# Title {{ not rendered }}\n", 5},
+    };
+    cs_error err = {0};
+    tpl_template *lib = tpl_compile("macros/blocks.sql", src, &err), *t;
+    tpl_env *env = tpl_env_new();
+    size_t i;
+    buf b;
+
+    CHECK(lib != NULL);
+    if (!lib)
+        return;
+    CHECK_INT(tpl_block_count(lib), 5);
+    for (i = 0; i < 5 && i < tpl_block_count(lib); i++) {
+        const tpl_block *bl = tpl_block_get(lib, i);
+        CHECK_INT(bl->kind, want[i].kind);
+        CHECK_STR(bl->name, want[i].name);
+        CHECK(want[i].macro ? bl->macro && strcmp(bl->macro, want[i].macro) == 0 : !bl->macro);
+        CHECK(want[i].adapter ? bl->adapter && strcmp(bl->adapter, want[i].adapter) == 0
+                              : !bl->adapter);
+        CHECK(want[i].text ? bl->text && strlen(want[i].text) == bl->text_len &&
+                                 memcmp(bl->text, want[i].text, bl->text_len) == 0
+                           : !bl->text);
+        CHECK_INT(bl->line, want[i].line);
+    }
+    CHECK(tpl_block_get(lib, 5) == NULL);
+    /* the file renders to the newlines between blocks (one stripped by "{%-"):
+     * blocks define, they do not print */
+    buf_init(&b, 0);
+    CHECK_INT(tpl_render(lib, env, NULL, &b, &err), CS_OK);
+    CHECK_STR(b.data, "\n\n\n\n");
+    buf_free(&b);
+    tpl_env_add_macros(env, lib, "pkg");
+    t = tpl_compile("models/a.sql",
+                    "{{ test_not_empty(model='m', column_name='c') }}|"
+                    "{{ materialization_raw_sql_default() }}|{{ pkg.materialization_tbl_postgres() "
+                    "}}|{{ pkg.test_not_empty('x', 'y') }}",
+                    &err);
+    CHECK(t != NULL);
+    buf_init(&b, 0);
+    CHECK_INT(tpl_render(t, env, NULL, &b, &err), CS_OK);
+    CHECK_STR(b.data, "select c from m|{'relations': ['r']}|T|select y from x");
+    buf_free(&b);
+    tpl_template_free(t);
+    tpl_env_free(env);
+    tpl_template_free(lib);
+
+    {
+        static const ecase errors[] = {
+            {"{% test %}{% endtest %}", "t.sql:1:9: expected a test name, got \"%}\""},
+            {"{% materialization m %}{% endmaterialization %}",
+             "t.sql:1:22: expected \",\" and an adapter (default or adapter='name'), got \"%}\""},
+            {"{% docs d %}text", "t.sql:1:1: unclosed block \"docs\" (opened at 1:1)"},
+            {"{% if true %}{% docs d %}x{% enddocs %}{% endif %}",
+             "t.sql:1:17: \"docs\" blocks must be at the top level of a file"},
+        };
+        for (i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
+            char *got = render(errors[i].src, &err);
+            if (got || strcmp(err.msg, errors[i].want) != 0) {
+                printf("  error case %zu: %s\n    got:  %s\n    want: %s\n", i, errors[i].src,
+                       got ? got : err.msg, errors[i].want);
+                unit_failed_checks++;
+            }
+            free(got);
+        }
+    }
+}
+
+/* renders src with strict undefined on (dbt's execute phase) */
+static char *render_strict(const char *src, cs_error *err)
+{
+    tpl_template *t = tpl_compile("t.sql", src, err);
+    tpl_env *env;
+    buf out;
+    cs_result r;
+
+    if (!t)
+        return NULL;
+    env = test_env();
+    tpl_env_set_strict_undefined(env, true);
+    buf_init(&out, 1 << 20);
+    r = tpl_render(t, env, NULL, &out, err);
+    tpl_env_free(env);
+    tpl_template_free(t);
+    if (r != CS_OK) {
+        buf_free(&out);
+        return NULL;
+    }
+    return buf_steal(&out);
+}
+
+static void test_strict_undefined(void)
+{
+    static const tcase ok[] = {
+        {"{{ zz is defined }} {{ zz | default('d') }} [{% if zz %}x{% endif %}] {{ zz or 'o' }} "
+         "{{ users[0].nope is defined }} {{ zz is none }} {{ zz.attr is defined }}",
+         "False d [] o False False False"},
+        {"{% for x in zz %}x{% else %}empty{% endfor %} {{ zz | length }} "
+         "{{ (zz ~ '') if zz is defined else 'no' }}",
+         "empty 0 no"},
+        {"{% macro m(a, b) %}{{ b is defined }}{% endmacro %}{{ m(1) }}", "False"},
+    };
+    static const ecase errors[] = {
+        {"select\n  {{ zz }}", "t.sql:2:6: \"zz\" is undefined"},
+        {"{{ users[0].nope }}", "t.sql:1:13: \"nope\" is undefined"},
+        {"{{ 'a' ~ zz }}", "t.sql:1:10: \"zz\" is undefined"},
+        {"{{ zz.attr }}", "t.sql:1:7: \"zz\" is undefined"},
+        {"{% macro m(a) %}{{ a }}{% endmacro %}\n{{ m() }}", "t.sql:1:20: \"a\" is undefined"},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        cs_error err = {0};
+        char *got = render_strict(ok[i].src, &err);
+        if (!got || strcmp(got, ok[i].want) != 0) {
+            printf("  case %zu: %s\n    got:  %s\n    want: %s\n", i, ok[i].src,
+                   got ? got : err.msg, ok[i].want);
+            unit_failed_checks++;
+        }
+        free(got);
+    }
+    for (i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
+        cs_error err = {0};
+        char *got = render_strict(errors[i].src, &err);
+        if (got || strcmp(err.msg, errors[i].want) != 0 || err.code != CS_INVALID) {
+            printf("  error case %zu: %s\n    got:  %s\n    want: %s\n", i, errors[i].src,
+                   got ? got : err.msg, errors[i].want);
+            unit_failed_checks++;
+        }
+        free(got);
+    }
+    /* lenient (the default, dbt's parse phase): an undefined renders as nothing */
+    {
+        cs_error err = {0};
+        char *got = render("[{{ zz }}{{ users[0].nope }}]", &err);
+        CHECK_STR(got, "[]");
+        free(got);
+    }
+}
+
+/* ---- bounds: every growth capped, every cycle refused (issue 12) ---- */
+
+/* a template of `n` terms "{{ first SEP term SEP term ... }}" */
+static char *chain(const char *first, const char *sep_term, size_t n)
+{
+    buf b;
+    size_t i;
+
+    buf_init(&b, 0);
+    buf_puts(&b, "{{ ");
+    buf_puts(&b, first);
+    for (i = 1; i < n; i++)
+        buf_puts(&b, sep_term);
+    buf_puts(&b, " }}");
+    return buf_steal(&b);
+}
+
+static void test_growth_bounded(void)
+{
+    static const ecase cases[] = {
+        {"{% set ns = namespace(x='ab') %}{% for i in range(40) %}{% set ns.x = ns.x + ns.x %}"
+         "{% endfor %}",
+         "t.sql:1:76: string exceeds the limit of 1048576 bytes"},
+        {"{% set l = [1] %}{% for i in range(30) %}{% do l.extend(l) %}{% endfor %}",
+         "t.sql:1:50: list exceeds the limit of 1000000 items"},
+        {"{% set ns = namespace(l=[1]) %}{% for i in range(30) %}{% set ns.l = ns.l + ns.l %}"
+         "{% endfor %}",
+         "t.sql:1:75: list exceeds the limit of 1000000 items"},
+        {"{% set l = [0] %}{% for i in range(1000000) %}{% do l.append(i) %}{% endfor %}",
+         "t.sql:1:55: list exceeds the limit of 1000000 items"},
+        {"{% set ns = namespace(s='aa') %}{% for i in range(30) %}"
+         "{% set ns.s = ns.s | replace('a', 'aa') %}{% endfor %}",
+         "t.sql:1:78: string exceeds the limit of 1048576 bytes"},
+        {"{{ ('x\\n' * 500000) | indent(8) | length }}",
+         "t.sql:1:23: string exceeds the limit of 1048576 bytes"},
+        {"{{ ['x' * 600000, 'y' * 600000] | join }}",
+         "t.sql:1:35: string exceeds the limit of 1048576 bytes"},
+        {"{{ 'a b'.split(none, -9223372036854775808) }}", "t.sql:1:23: integer too large"},
+    };
+    static const tcase fine[] = {
+        {"{{ 'a b'.split(none, -9223372036854775807 - 1) }} {{ 'a,b,c'.split(',', "
+         "-9223372036854775807 - 1) }} {{ 'a b c'.split(none, 1) }}",
+         "['a', 'b'] ['a', 'b', 'c'] ['a', 'b c']"},
+        {"{{ 'a,b,c'.split(',', 1) }} {{ 'a,b'.split(',', 0) }}", "['a', 'b,c'] ['a,b']"},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cs_error err = {0};
+        char *got = render(cases[i].src, &err);
+        if (got || strcmp(err.msg, cases[i].want) != 0 || err.code != CS_INVALID) {
+            printf("  error case %zu: %s\n    got:  %s\n    want: %s\n", i, cases[i].src,
+                   got ? got : err.msg, cases[i].want);
+            unit_failed_checks++;
+        }
+        free(got);
+    }
+    RUN_CASES(fine);
+}
+
+static void test_cycles_refused(void)
+{
+    static const ecase cases[] = {
+        {"{% set l = [] %}{% do l.append(l) %}", "t.sql:1:25: a list cannot contain itself"},
+        {"{% set d = {} %}{% do d.update({'a': d}) %}", "t.sql:1:25: a dict cannot contain itself"},
+        {"{% set a = [] %}{% set b = [a] %}{% do a.append(b) %}",
+         "t.sql:1:42: a list cannot contain itself"},
+        {"{% set l = [] %}{% do l.insert(0, [[l]]) %}", "t.sql:1:25: a list cannot contain itself"},
+        {"{% set l = [] %}{% do l.extend([l]) %}", "t.sql:1:25: a list cannot contain itself"},
+        {"{% set d = {} %}{% do d.setdefault('k', [d]) %}",
+         "t.sql:1:25: a dict cannot contain itself"},
+        {"{% set ns = namespace() %}{% set ns.me = ns %}",
+         "t.sql:1:27: a dict cannot contain itself"},
+        {"{% set ns = namespace(l=[]) %}{% do ns.l.append(ns) %}",
+         "t.sql:1:42: a list cannot contain itself"},
+    };
+    static const tcase fine[] = {
+        /* sharing is not a cycle */
+        {"{% set a = [1] %}{% set b = [a, a] %}{% do b.append(a) %}{% set d = {'x': b} %}"
+         "{% do d.update({'y': b}) %}{{ d }}",
+         "{'x': [[1], [1], [1]], 'y': [[1], [1], [1]]}"},
+        {"{% set l = [1] %}{% do l.extend(l) %}{% do l.append(l[:]) %}{{ l }}", "[1, 1, [1, 1]]"},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cs_error err = {0};
+        char *got = render(cases[i].src, &err);
+        if (got || strcmp(err.msg, cases[i].want) != 0 || err.code != CS_INVALID) {
+            printf("  error case %zu: %s\n    got:  %s\n    want: %s\n", i, cases[i].src,
+                   got ? got : err.msg, cases[i].want);
+            unit_failed_checks++;
+        }
+        free(got);
+    }
+    RUN_CASES(fine);
+}
+
+/* 30,000 chained terms of each kind: they work, or fail with a clear error;
+ * the process never dies */
+static void test_long_chains(void)
+{
+    static const struct {
+        const char *first, *sep_term;
+    } chains[] = {
+        {"'a'", " ~ 'a'"},      {"1", " + 1"},     {"true", " and true"},
+        {"false", " or false"}, {"'A'", "|lower"}, {"users", "[0]"},
+        {"col", ".name"},       {"n", " * 1"},     {"'a'", " ~ 'a'|upper"},
+    };
+    static const char *const want[] = {NULL, "30000", "True", "False", "a", NULL, "", "3", NULL};
+    size_t i;
+
+    for (i = 0; i < sizeof(chains) / sizeof(chains[0]); i++) {
+        cs_error err = {0};
+        char *src = chain(chains[i].first, chains[i].sep_term, 30000);
+        char *got = render(src, &err);
+        if (got) {
+            if (want[i] && strcmp(got, want[i]) != 0) {
+                printf("  chain %zu (%s): got %.40s\n", i, chains[i].sep_term, got);
+                unit_failed_checks++;
+            }
+        } else if (!strstr(err.msg, "nested too deeply") || err.code != CS_INVALID) {
+            printf("  chain %zu (%s): unclear error: %s\n", i, chains[i].sep_term, err.msg);
+            unit_failed_checks++;
+        }
+        free(got);
+        free(src);
+    }
+    /* a recursive macro whose recursion sits at the bottom of a 990-deep
+     * expression: the one eval() depth guard stops it, whatever the stack */
+    {
+        cs_error err = {0};
+        char *body = chain("('' ~ m(k - 1) if k > 0 else '')", " ~ 'a'", 990), *src, *got;
+        size_t n = strlen(body) + 64;
+        src = malloc(n);
+        snprintf(src, n, "{%% macro m(k) %%}%s{%% endmacro %%}{{ m(150) }}", body);
+        got = render(src, &err);
+        CHECK(got == NULL);
+        CHECK(strstr(err.msg, "evaluation nested too deeply (limit 5000)") != NULL);
+        free(got);
+        free(src);
+        free(body);
+    }
+}
+
+/* deep values: built in a loop, compared, printed and freed without recursion blowing up */
+static void test_deep_values(void)
+{
+    static const tcase cases[] = {
+        {"{% set ns = namespace(l=[]) %}{% for i in range(100000) %}{% set ns.l = [ns.l] %}"
+         "{% endfor %}{{ ns.l == ns.l }} {{ (ns.l | string)[:5] }}",
+         "True [[[[["},
+    };
+    cs_error err = {0};
+    char *got;
+
+    RUN_CASES(cases);
+    /* ordering two such values gives up at 64 levels, with an error */
+    got = render("{% set ns = namespace(a=[], b=[]) %}{% for i in range(100000) %}"
+                 "{% set ns.a = [ns.a] %}{% set ns.b = [ns.b] %}{% endfor %}{{ ns.a < ns.b }}",
+                 &err);
+    CHECK(got == NULL);
+    CHECK_STR(err.msg, "t.sql:1:131: cannot compare 'list' with 'list'");
+    free(got);
+}
+
 int main(void)
 {
     UNIT_BEGIN("test_tpl");
@@ -911,6 +1376,16 @@ int main(void)
     RUN(test_performance);
     RUN(test_values_api);
     RUN(test_list_attributes);
+    RUN(test_star_args);
+    RUN(test_chained_compare);
+    RUN(test_json_zip_print);
+    RUN(test_modules);
+    RUN(test_dbt_blocks);
+    RUN(test_strict_undefined);
+    RUN(test_growth_bounded);
+    RUN(test_cycles_refused);
+    RUN(test_long_chains);
+    RUN(test_deep_values);
     tpl_unref(statements);
     tpl_unref(configs);
     UNIT_END();

@@ -1,0 +1,1 @@
+{{ 3 > 2 > 1 }} {{ 1 < n <= 5 }} {{ 'b' in s }} {{ zz is defined }} {{ zz | default('x') }} {% if zz %}y{% endif %}

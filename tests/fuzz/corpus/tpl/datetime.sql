@@ -1,0 +1,1 @@
+{% set d1 = modules.datetime.datetime(2024, 2, 28, 23, 59, 59) %}{{ d1 + modules.datetime.timedelta(days=1, seconds=1) }} {{ d1.strftime('%Y-%m-%d %H:%M:%S %j %a') }} {{ (d1.date() - modules.datetime.date(2020, 1, 1)).days }} {{ d1.isoformat() }}

@@ -1,0 +1,1 @@
+{% set x %}{{ this }} {{ this.schema }}{% endset %}{{ x | replace('s', 'ss') | indent(2) | trim }}{{ '%s-%d' | format('a', 1) }}{{ '{}{0}'.format(1) }}{{ [1,[2,[3]]] == [1,[2,[3]]] }}{{ l | sort | reverse | list }}

@@ -1,0 +1,1 @@
+{% set ns = namespace(x='ab', l=[]) %}{% for i in range(20) %}{% set ns.x = ns.x + ns.x %}{% do ns.l.append(ns.l[:]) %}{% endfor %}{{ ns.x | length }}

@@ -1,0 +1,1 @@
+{{ tojson({'a': [1, 2.5, none, true, 'x<']}) }} {{ fromjson('{"k": [1, {"j": "v"}]}').k }} {{ zip(l, s) | list }} {% do print('hi', n) %}{{ d | tojson }}

@@ -1,0 +1,1 @@
+{% macro m(a, b=2) %}{{ a }}{{ b }}{{ varargs }}{{ kwargs }}{% endmacro %}{{ m(*l, **d) }}{{ m(1, z=3) }}

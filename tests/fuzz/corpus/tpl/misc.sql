@@ -1,0 +1,1 @@
+{% for k, v in d.items() if v %}{{ loop.index }}{{ k }}={{ v|upper }}{% else %}none{% endfor %}{% call(x) f(1) %}{{ x }}{% endcall %}{{ l|map('string')|join(',') }}{{ l|selectattr('x')|list }}{{ s.split(none, -1) }}{{ s[1:3] }}{{ l.name }}

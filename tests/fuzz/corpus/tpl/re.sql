@@ -1,0 +1,1 @@
+{{ modules.re.sub('[ -]+', '_', s) }} {{ modules.re.findall('(\\w)(\\w)', 'abcd') }} {{ modules.re.split(',\\s*', s) }} {{ modules.re.search('(\\d+)', 'x12').group(1) }}
