@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "pipeline/seed.h"
 #include "common/xalloc.h"
 #include "pipeline/materialize.h"
 
@@ -105,7 +106,7 @@ static cs_result n_ref(void *ud, tpl_call *call, const tpl_args *a, tpl_value **
 {
     dbt_worker *w = ud;
     const char *pkg = NULL, *name = arg_str(a, 0, NULL);
-    long i;
+    long i, seed;
 
     if (a->npos == 2) {
         pkg = name;
@@ -114,8 +115,13 @@ static cs_result n_ref(void *ud, tpl_call *call, const tpl_args *a, tpl_value **
     if (!name || (a->npos == 2 && !pkg))
         return cs_fail(err, CS_INVALID, "ref() takes a model name");
     i = project_find_model(w->m->p, pkg, name);
+    if (i < 0 && (seed = seed_lookup(w->m->p, pkg, name)) >= 0) {
+        /* a seed: loaded by `seed` (and first by `build`), not a graph node */
+        *out = dbt_relation(w->m->set.database, w->m->set.schema, w->m->p->seeds[seed].name);
+        return CS_OK;
+    }
     if (i < 0)
-        return cs_fail(err, CS_INVALID, "ref('%s') names a model that was not found", name);
+        return cs_fail(err, CS_INVALID, "ref('%s') names a model or seed that was not found", name);
     if (w->parsing) {
         w->deps = xrealloc(w->deps, (w->ndeps + 1) * sizeof(size_t));
         w->deps[w->ndeps++] = (size_t)i;
@@ -348,6 +354,57 @@ static cs_result n_warn(void *ud, tpl_call *call, const tpl_args *a, tpl_value *
     return CS_OK;
 }
 
+/*
+ * adapter.dispatch(macro_name, macro_namespace=None): the first macro
+ * postgres__NAME, else default__NAME, in each package of the search order:
+ * the root project's `dispatch:` entry for the namespace, else the root
+ * project then the namespace; then the global ones (a macro of no package).
+ */
+static cs_result n_dispatch(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
+                            cs_error *err)
+{
+    dbt_worker *w = ud;
+    const char *name = arg_str(a, 0, "macro_name"), *ns = arg_str(a, 1, "macro_namespace");
+    const char *order[32], *prefixes[] = {"postgres__", "default__"};
+    const pv *d = w->m->p->packages[0].dispatch, *so = NULL;
+    tpl_env *env = tpl_call_env(call);
+    size_t n = 0;
+    char full[256];
+
+    if (!name || !*name)
+        return cs_fail(err, CS_INVALID, "adapter.dispatch() takes a macro name");
+    for (size_t i = 0; ns && d && d->type == PV_LIST && i < d->n; i++)
+        if (pv_gets(d->items[i], "macro_namespace") &&
+            strcmp(pv_gets(d->items[i], "macro_namespace"), ns) == 0)
+            so = pv_get(d->items[i], "search_order");
+    if (so && so->type == PV_LIST) {
+        for (size_t i = 0; i < so->n && n < sizeof(order) / sizeof(order[0]); i++)
+            if (pv_s(so->items[i]))
+                order[n++] = so->items[i]->s;
+    } else {
+        order[n++] = w->m->p->packages[0].name;
+        if (ns)
+            order[n++] = ns;
+    }
+    for (size_t k = 0; k <= n; k++) {
+        tpl_value *space = k < n ? tpl_env_get(env, order[k]) : NULL;
+        if (k < n && (!space || tpl_typeof(space) != TPL_DICT))
+            continue;
+        for (size_t p = 0; p < 2; p++) {
+            snprintf(full, sizeof(full), "%s%s", prefixes[p], name);
+            tpl_value *f = k < n ? tpl_dict_get(space, full) : tpl_env_get(env, full);
+            if (f) {
+                *out = tpl_ref(f);
+                return CS_OK;
+            }
+        }
+    }
+    return cs_fail(err, CS_INVALID,
+                   "adapter.dispatch('%s'%s%s%s): no macro postgres__%s or default__%s in the "
+                   "search order",
+                   name, ns ? ", '" : "", ns ? ns : "", ns ? "'" : "", name, name);
+}
+
 static cs_result n_quote(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
                          cs_error *err)
 {
@@ -417,6 +474,7 @@ dbt_worker *dbt_worker_new(const dbt_manifest *m)
     tpl_env_set(w->env, "exceptions", obj);
     obj = tpl_object_new("adapter");
     tpl_dict_set(obj, "quote", tpl_func_new("quote", n_quote, w));
+    tpl_dict_set(obj, "dispatch", tpl_func_new("dispatch", n_dispatch, w));
     for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++) {
         char name[64];
         snprintf(name, sizeof(name), "adapter.%s", unsupported[i]);

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "pipeline/deps.h"
+#include "pipeline/seed.h"
 #include "pipeline/dbt_ctx.h"
 #include "pipeline/graph.h"
 #include "common/log.h"
@@ -191,6 +193,52 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
+/*
+ * `seed`, and `build`: the seeds, then the models, then the tests, each
+ * step only when the one before had no error (a model may read any seed;
+ * a test of a failed model would read the old relation).  Returns the exit
+ * status.
+ */
+static int seed_and_build(pipeline_session *s, const cs_config *cfg, bool build, const char *select,
+                          const char *exclude, bool full_refresh, const char *dir,
+                          const char *target)
+{
+    size_t failed = 0;
+    runner_summary sum;
+    cs_error err;
+    char tbuf[4096];
+
+    /* with a selection, build loads the seeds it names (seed names only) */
+    if (seed_run(cfg, s->m->p, cfg->postgres_schema, build ? NULL : select, full_refresh, &failed,
+                 &err) != CS_OK) {
+        fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
+        return 2;
+    }
+    if (!build || failed) {
+        if (failed && build)
+            fprintf(stderr, "cht-sync pipeline: %zu seed%s failed: models and tests skipped\n",
+                    failed, failed == 1 ? "" : "s");
+        return failed ? 1 : 0;
+    }
+    if (pipeline_session_run(s, select, exclude, full_refresh, &sum, &err) != CS_OK) {
+        fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
+        return err.code == CS_TRANSIENT ? 1 : 2;
+    }
+    if (sum.errors) {
+        fprintf(stderr, "cht-sync pipeline: a model failed: tests skipped\n");
+        return 1;
+    }
+    if (!target) {
+        snprintf(tbuf, sizeof(tbuf), "%s/target", dir);
+        target = tbuf;
+    }
+    if (run_mode(s, RUNNER_TEST, select, exclude, full_refresh, target, &sum, &err) != CS_OK) {
+        fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
+        return 2;
+    }
+    return sum.errors ? 1 : 0;
+}
+
 /* one line per command: name, arguments, what it does */
 static const struct {
     const char *name, *args, *help;
@@ -204,6 +252,12 @@ static const struct {
     {"test", "[-s SEL...] [--exclude SEL...] [--vars YAML]",
      "run the data tests and singular tests of the selected models"},
     {"ls", "[-s SEL...] [--exclude SEL...]", "list the selected models"},
+    {"seed", "[-s SEED...] [--full-refresh]",
+     "load the CSV files of seed-paths into tables (--full-refresh drops them first)"},
+    {"build", "[-s SEL...] [--exclude SEL...] [--full-refresh] [--vars YAML]",
+     "load the seeds, then run the selected models, then their tests"},
+    {"deps", "[--upgrade]",
+     "install packages.yml's packages into dbt_packages (--upgrade ignores package-lock.yml)"},
 };
 
 static const char options_help[] =
@@ -287,6 +341,8 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
             return 0;
         }
     }
+    if (strcmp(cmd, "deps") == 0) /* no database, no parse: its own options */
+        return deps_main(dir, argc, argv, environ);
     for (int i = 2; i < argc;) {
         const char *a = argv[i];
         if ((strcmp(a, "--select") == 0 || strcmp(a, "-s") == 0 || strcmp(a, "-m") == 0 ||
@@ -335,7 +391,8 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
         select = xstrdup(cfg->dbt_selector);
     local.dbt_thread_count = threads;
     if (strcmp(cmd, "run") != 0 && strcmp(cmd, "compile") != 0 && strcmp(cmd, "test") != 0 &&
-        strcmp(cmd, "ls") != 0 && strcmp(cmd, "list") != 0) {
+        strcmp(cmd, "ls") != 0 && strcmp(cmd, "list") != 0 && strcmp(cmd, "seed") != 0 &&
+        strcmp(cmd, "build") != 0) {
         fprintf(stderr, "cht-sync pipeline: unknown command \"%s\"\n", cmd);
         usage(stderr);
         rc = 2;
@@ -361,6 +418,10 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
                        s->m->p->models[i].name, dbt_mat_name(s->m->nodes[i].mat));
         }
         free(sel);
+        goto out;
+    }
+    if (strcmp(cmd, "seed") == 0 || strcmp(cmd, "build") == 0) {
+        rc = seed_and_build(s, &local, cmd[0] == 'b', select, exclude, full_refresh, dir, target);
         goto out;
     }
     if (!target) {

@@ -11,6 +11,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,8 @@
 #include <time.h>
 
 #include "common/xalloc.h"
+#include "pipeline/deps.h"
+#include "pipeline/seed.h"
 
 #define PROJECT_MAX_FILES 100000
 
@@ -563,6 +566,7 @@ static cs_result load_package(pl_project *p, const char *dir, cs_error *err)
     pk->models_cfg = pv_get(doc, "models") ? pv_copy(pv_get(doc, "models")) : NULL;
     pk->on_run_start = hook_list(pv_get(doc, "on-run-start"));
     pk->on_run_end = hook_list(pv_get(doc, "on-run-end"));
+    pk->dispatch = pv_get(doc, "dispatch") ? pv_copy(pv_get(doc, "dispatch")) : NULL;
     load_dbtignore(p, pk);
     if ((rc = str_list(
              pv_get(doc, "model-paths") ? pv_get(doc, "model-paths") : pv_get(doc, "source-paths"),
@@ -597,6 +601,19 @@ static cs_result load_optional_yaml(pl_project *p, const char *name, char **file
     return pv_load_yaml_file(*file, doc, err);
 }
 
+/* whether the project in dir (a symlink `deps` made for a local package,
+ * say) is already loaded */
+static bool package_loaded(const pl_project *p, const char *dir)
+{
+    char a[PATH_MAX], b[PATH_MAX];
+    if (!realpath(dir, a))
+        return false;
+    for (size_t i = 0; i < p->npackages; i++)
+        if (realpath(p->packages[i].root, b) && strcmp(a, b) == 0)
+            return true;
+    return false;
+}
+
 /* a git package of CHT Pipeline (any URL naming the cht-pipeline repository) */
 static bool is_cht_pipeline(const pv *entry)
 {
@@ -609,34 +626,57 @@ static cs_result load_packages_yml(pl_project *p, const char *base_dir, cs_error
     char *file;
     pv *doc, *list;
     cs_result rc = load_optional_yaml(p, "packages.yml", &file, &doc, err);
+    char *install = NULL, **dirs = NULL;
+    size_t ndirs = 0;
 
-    if (rc != CS_OK || !doc)
+    if (rc == CS_OK && !doc) { /* dbt reads either file */
+        free(file);
+        rc = load_optional_yaml(p, "dependencies.yml", &file, &doc, err);
+    }
+    if (rc != CS_OK)
         goto out;
     list = pv_get(doc, "packages");
-    if (!list || list->type != PV_LIST) {
+    if (doc && (!list || list->type != PV_LIST)) {
         if (doc->type != PV_NULL && !(list && list->type == PV_NULL))
             rc = cs_fail(err, CS_INVALID, "%s:%d: \"packages\" must be a list", file, doc->line);
-        goto out;
+        list = NULL;
     }
-    for (size_t i = 0; i < list->n && rc == CS_OK; i++) {
+    for (size_t i = 0; list && i < list->n && rc == CS_OK; i++) {
         const pv *e = list->items[i];
         const char *local = pv_gets(e, "local");
         if (base_dir && is_cht_pipeline(e))
             continue; /* the base models stand in for it (project_load_with_base) */
-        if (!local) {
-            rc = cs_fail(err, CS_INVALID,
-                         "%s:%d: only local packages (\"- local: PATH\") are supported; git and "
-                         "hub packages must be checked out and referenced with local",
-                         file, e->line);
-            break;
-        }
+        if (!local)
+            continue; /* git and hub packages: installed under dbt_packages, below */
         char *dir = local[0] == '/' ? xstrdup(local) : path_join(p->packages[0].root, local);
         rc = load_package(p, dir, err);
         if (rc != CS_OK)
             cs_error_prefix(err, "%s:%d: package \"%s\": ", file, e->line, local);
         free(dir);
     }
+    /* what `deps` (or dbt deps, or a hand) put in the install path, as dbt
+     * loads it: every project there, named or not */
+    install = deps_install_dir(p->packages[0].root);
+    if (rc == CS_OK) {
+        /* with the base models standing in, CHT Pipeline need not be installed */
+        pv *named = list ? pv_copy(list) : NULL;
+        for (size_t i = 0; base_dir && named && i < named->n; i++)
+            if (is_cht_pipeline(named->items[i]))
+                pv_set(named->items[i], "git", pv_str("")); /* neither checked nor counted */
+        rc = deps_installed(file, named, install, &dirs, &ndirs, err);
+        pv_free(named);
+    }
+    for (size_t i = 0; i < ndirs; i++) {
+        const char *base = strrchr(dirs[i], '/') ? strrchr(dirs[i], '/') + 1 : dirs[i];
+        /* the base models stand in for an installed copy too */
+        if (rc == CS_OK && !(base_dir && strcmp(base, PROJECT_BASE_PACKAGE) == 0) &&
+            !package_loaded(p, dirs[i]))
+            rc = load_package(p, dirs[i], err);
+        free(dirs[i]);
+    }
+    free(dirs);
 out:
+    free(install);
     pv_free(doc);
     free(file);
     return rc;
@@ -867,7 +907,7 @@ cs_result project_load_with_base(const char *dir, const char *base_dir, pl_proje
     }
     for (size_t i = 0; i < yl.n && rc == CS_OK; i++)
         rc = load_props(p, yl.pkgs[i], yl.files[i], err);
-    if (rc != CS_OK || (rc = load_selectors(p, err)) != CS_OK)
+    if (rc != CS_OK || (rc = load_selectors(p, err)) != CS_OK || (rc = seed_find(p, err)) != CS_OK)
         goto fail;
     resolve_configs(p);
     *out = p;
@@ -886,6 +926,12 @@ void project_free(pl_project *p)
 {
     if (!p)
         return;
+    for (size_t i = 0; i < p->nseeds; i++) {
+        free(p->seeds[i].name);
+        free(p->seeds[i].file);
+        pv_free(p->seeds[i].config);
+    }
+    free(p->seeds);
     for (size_t i = 0; i < p->npackages; i++) {
         pl_package *k = &p->packages[i];
         free(k->name);
@@ -902,6 +948,7 @@ void project_free(pl_project *p)
         free(k->test_paths);
         pv_free(k->vars);
         pv_free(k->models_cfg);
+        pv_free(k->dispatch);
         pv_free(k->on_run_start);
         pv_free(k->on_run_end);
         for (size_t j = 0; j < k->nignore; j++)

@@ -1,8 +1,8 @@
 /*
  * project.h - loading a dbt-format project from disk: dbt_project.yml,
- * packages.yml (local packages only), model .sql files, .yml property files
- * (sources, model configs, columns, contracts, data tests), macro files,
- * singular tests and selectors.yml.
+ * packages.yml (local packages, then what dbt_packages holds), seeds, model .sql files, .yml
+ * property files (sources, model configs, columns, contracts, data tests), macro files, singular
+ * tests and selectors.yml.
  *
  * Loading reads files and merges the YAML-level configuration; it renders
  * no template (dbt_ctx does that in the parse phase), so it is unit-tested
@@ -35,6 +35,8 @@ typedef struct {
     pv *models_cfg;   /* the `models:` tree, or NULL */
     pv *on_run_start; /* list of hook strings (never NULL) */
     pv *on_run_end;
+    pv *dispatch;  /* the `dispatch:` list (root project: adapter.dispatch's search orders), or NULL
+                    */
     char **ignore; /* the patterns of its .dbtignore, in order */
     size_t nignore;
 } pl_package;
@@ -80,6 +82,13 @@ typedef struct {
 } pl_macro_file;
 
 typedef struct {
+    char *name;     /* file name without .csv, or its alias */
+    size_t package; /* index into packages */
+    char *file;     /* the CSV file */
+    pv *config;     /* folder-level configs merged (map, never NULL) */
+} pl_seed;
+
+typedef struct {
     char *path;
     long long mtime_ns;
     long long size;
@@ -96,6 +105,8 @@ typedef struct {
     size_t ntests;
     pl_macro_file *macros;
     size_t nmacros;
+    pl_seed *seeds; /* seed.c fills them */
+    size_t nseeds;
     pv *selectors;    /* map: selector name -> definition (never NULL) */
     pl_stamp *stamps; /* every file and directory read, for change detection */
     size_t nstamps;
@@ -109,7 +120,7 @@ typedef struct {
 /*
  * Loads the project in dir.  Errors name the file (and line when known):
  * a missing dbt_project.yml is CS_PERMANENT, a malformed file or an
- * unsupported construct (git packages, Python models) CS_INVALID.
+ * unsupported construct (Python models) or a package not installed CS_INVALID.
  */
 cs_result project_load(const char *dir, pl_project **out, cs_error *err) CS_MUST_CHECK;
 void project_free(pl_project *p);

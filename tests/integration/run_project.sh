@@ -35,10 +35,10 @@ eq "a second start on another revision exits 0" "$rc" "0"
 eq "one checkout per URL in the cache" "$(ls -d "$CHT_SYNC_CACHE_DIR"/project-* | wc -l)" "1"
 eq "and it is at that revision" "$(git -C "$CHT_SYNC_CACHE_DIR"/project-* rev-parse HEAD)" "$(git -C "$repo" rev-parse main)"
 
-# ---- the project's own packages decide: a git package is not supported ----
+# ---- the project's own packages decide: a git package must be installed (pipeline deps) ----
 out=$(CHT_PIPELINE_BASE=project DBT_LOCAL_PATH=$ROOT/tests/fixtures/projects/daemon_user "$CHT_SYNC" run --once 2>&1); rc=$?
 eq "CHT_PIPELINE_BASE=project: the git package is the project's (exit 2)" "$rc" "2"
-contains "with the loader's message" "$out" "only local packages"
+contains "with the loader's message: not installed, and how to install it" "$out" "install them with \"cht-sync pipeline deps\""
 
 # ---- a running daemon: a changed model is rebuilt once, with its dependants ----
 cp -r "$BASE_FIXTURE" "$WORK/base"
