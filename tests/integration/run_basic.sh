@@ -9,6 +9,7 @@ source "$ROOT/tests/daemon-lib.sh"
 pg_start
 couch_start
 export COUCHDB_DBS="medic medic-sentinel" DATAEMON_INTERVAL=3600
+export METRICS_PORT=$(free_port) # the sync and the models publish into one /metrics
 $GEN_CHT --url "$COUCH_URL" --db medic --count 3000 --seed 21 >/dev/null
 $GEN_CHT --url "$COUCH_URL" --db medic-sentinel --kind sentinel --count 1000 --seed 22 >/dev/null
 
@@ -17,6 +18,19 @@ if wait_models 60 medic medic-sentinel; then pass "initial sync: model counts pe
 else fail "initial sync: model counts per type equal CouchDB's" "$(models_diff medic medic-sentinel)"; fi
 eq "one raw row per document" "$(sql "SELECT count(*) FROM v1.couchdb")" "4000"
 eq "no duplicates in the root model" "$(sql "SELECT count(*) - count(DISTINCT uuid) FROM v1.document_metadata")" "0"
+
+# Watchdog's series (reference section 8) from the one process: dbt_latency
+# is what Watchdog computes from the tables, max raw saved_timestamp minus
+# max document_metadata saved_timestamp, 0 once the models caught up
+metric() { curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | awk -v n="$1" '$1 == n {print $2}'; }
+table_lag=$(sql "SELECT extract(epoch FROM (SELECT max(saved_timestamp) FROM v1.couchdb) - (SELECT max(saved_timestamp) FROM v1.document_metadata))::int")
+lag_zero() { [ "$(metric dbt_latency)" = 0 ]; }
+if wait_until 10 lag_zero; then pass "run: dbt_latency is 0 once the models caught up"
+else fail "run: dbt_latency is 0 once the models caught up" "got: $(metric dbt_latency)"; fi
+eq "run: the tables' latency agrees" "$table_lag" "0"
+m=$(curl -s "http://127.0.0.1:$METRICS_PORT/metrics")
+contains "run: dbt_execution_time per model" "$m" 'dbt_execution_time{table_name="document_metadata"}'
+contains "run: couch2pg_progress_sequence per database" "$m" "couch2pg_progress_sequence{db=\"medic-sentinel\",cht_instance=\"$COUCHDB_HOST\"}"
 
 eq "the built-in base models were used" "$(grep -c 'unpacked the built-in base models' "$WORK/run.log")" "1"
 # documents to change: a report, a person, another person to delete, a report to delete
