@@ -41,7 +41,8 @@ FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointe
               -fno-sanitize-recover=undefined -O1 -g
 FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
-FUZZ_LIB_OBJS := $(LIB_SRCS:src/%.c=build/fuzz/obj/%.o)
+# the embedded base models are data only: the plain object serves the fuzz build too
+FUZZ_LIB_OBJS := $(LIB_SRCS:src/%.c=build/fuzz/obj/%.o) build/obj/gen/base_models.o
 # warnings stay errors in the cc builds; clang's extra ones must not stop fuzzing
 FUZZ_WARN  := $(filter-out -Werror,$(WARN))
 
