@@ -13,10 +13,10 @@
 # 3. the backfill of N docs with and without /metrics scraped 100 times a
 #    second (curl --rate 100/s on one kept-alive connection), RUNS of each,
 #    alternated; the ratio of the medians;
-# 4. model figures (write -> model row, a model cycle with nothing to do and
-#    with 1,000 changed docs) come from the model daemon's benchmark (branch
-#    `daemon`): when bench/model-bench.sh exists its KEY=VALUE lines are
-#    used, else the rows say "not yet measured".
+# 4. model figures (write -> model row p50/p99 idle and under load, a model
+#    cycle with nothing to do and with 1,000 changed docs): steps 1 and 2 of
+#    bench/daemon-bench.sh (cht-sync run with the base models), read from
+#    its KEY=VALUE lines; NO_MODELS=1 leaves them out.
 # The table goes to stdout and to bench/results/all-<UTC time>.md with a
 # description of the machine.
 N=${N:-50000}
@@ -116,11 +116,11 @@ SCRAPE_RATIO=$(awk -v a="$SCRAPED" -v b="$PLAIN" 'BEGIN { if (b > 0) printf "%.2
 
 # 4 --------------------------------------------------------------------------
 declare -A model=()
-if [ -x bench/model-bench.sh ]; then
-    echo "== 4. bench/model-bench.sh"
-    while IFS='=' read -r k v; do model[$k]=$v; done < <(bench/model-bench.sh | grep -E '^[a-z_0-9]+=')
+if [ -z "${NO_MODELS:-}" ]; then # the model daemon's steps 1 and 2 (write -> model row, cycles)
+    echo "== 4. bench/daemon-bench.sh"
+    while IFS='=' read -r k v; do model[$k]=$v; done < <(STEPS="1 2" bash bench/daemon-bench.sh | tee /dev/stderr | grep -E '^[a-z_0-9]+=')
 fi
-m() { echo "${model[$1]:-not yet measured (bench/model-bench.sh, branch daemon)}"; }
+m() { echo "${model[$1]:-not measured (NO_MODELS set, or bench/daemon-bench.sh failed)}"; }
 
 # the table -----------------------------------------------------------------------
 {

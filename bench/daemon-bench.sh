@@ -99,6 +99,9 @@ if [[ " $STEPS " == *" 1 "* ]]; then
     t1=$(now_ms); l1=$(cat "$WORK/loaded")
     kill "$LW" 2>/dev/null; wait "$LW" 2>/dev/null
     echo "  (load written meanwhile: $(( (l1 - l0) * 1000 / (t1 - t0 + 1) )) docs/s)"
+    # key=value lines for bench/all.sh
+    echo "write_to_model_p50_ms=$(pct 50 < "$WORK/lat-idle") (idle), $(pct 50 < "$WORK/lat-loaded") (loaded)"
+    echo "write_to_model_p99_ms=$(pct 99 < "$WORK/lat-idle") (idle), $(pct 99 < "$WORK/lat-loaded") (loaded)"
     kill -TERM "$RUN"; wait "$RUN"
     sql "DROP SCHEMA v1 CASCADE" >/dev/null
     couch DELETE /medic >/dev/null
@@ -126,6 +129,7 @@ if [[ " $STEPS " == *" 2 "* ]]; then
     while [ "$(cycles)" -lt $((n0 + 30)) ]; do sleep 0.5; done
     tail -n +1 "$WORK/cycle.log" | grep 'models: ran' | tail -n 30 | sed -n 's/.* in \([0-9]*\) ms.*/\1/p' > "$WORK/idle"
     echo "  nothing to do: median $(pct 50 < "$WORK/idle") ms, p95 $(pct 95 < "$WORK/idle") ms ($(wc -l < "$WORK/idle") cycles)"
+    echo "cycle_noop_ms=$(pct 50 < "$WORK/idle") (median at $RAW raw rows)"
     : > "$WORK/busy"
     for i in $(seq 1 10); do
         n=$(cycles)
@@ -136,6 +140,7 @@ if [[ " $STEPS " == *" 2 "* ]]; then
         grep 'models: ran' "$WORK/cycle.log" | sed -n "$((n + 1))p" | sed -n 's/.* in \([0-9]*\) ms.*/\1/p' >> "$WORK/busy"
     done
     echo "  1,000 changed docs: median $(pct 50 < "$WORK/busy") ms, p95 $(pct 95 < "$WORK/busy") ms (10 cycles)"
+    echo "cycle_1000_ms=$(pct 50 < "$WORK/busy") (median)"
     kill -TERM "$RUN"; wait "$RUN"
     sql "DROP SCHEMA v1 CASCADE" >/dev/null
 fi
