@@ -110,14 +110,11 @@ static void summary(progress *p)
 {
     const stats_snapshot *s = p->snap;
     uint64_t rows = 0;
-    int caught = 0;
     char line[1024];
     size_t n = 0;
 
-    for (int i = 0; i < s->ndbs; i++) {
+    for (int i = 0; i < s->ndbs; i++)
         rows += s->dbs[i].rows;
-        caught += s->dbs[i].caught_up;
-    }
     if (rows == p->last_rows)
         return; /* nothing stored: nothing to say */
     double secs = s->now - p->last_summary;

@@ -58,10 +58,18 @@ bool tpli_dict_room(tpli_ctx *c, const tpli_node *n, const tpl_value *d, const c
  */
 bool tpli_no_cycle(tpli_ctx *c, const tpli_node *n, const tpl_value *container, const tpl_value *v)
 {
-    if (!tpli_reaches(v, container))
+    int r = tpli_reaches(v, container, &c->reach_budget);
+
+    if (r == 0)
         return true;
-    tpli_fail(c, n, "a %s cannot contain itself",
-              tpl_typeof(container) == TPL_LIST ? "list" : "dict");
+    if (r < 0)
+        tpli_fail(c, n,
+                  "values shared too often to check for a reference cycle (more than %d "
+                  "steps in one render)",
+                  TPLI_REACH_MAX);
+    else
+        tpli_fail(c, n, "a %s cannot contain itself",
+                  tpl_typeof(container) == TPL_LIST ? "list" : "dict");
     return false;
 }
 

@@ -35,6 +35,7 @@ typedef struct tpli_ctx {
     cs_error own_err;
     bool positioned; /* the error in err already has FILE:LINE:COL */
     size_t outmax;
+    size_t reach_budget; /* what tpli_no_cycle may still walk (TPLI_REACH_MAX) */
     struct tpli_ctx *prev;
 } tpli_ctx;
 

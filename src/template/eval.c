@@ -1419,6 +1419,7 @@ static void ctx_begin(tpli_ctx *c, tpl_env *env, const tpl_template *t, tpli_fra
     c->err->code = CS_OK;
     c->err->msg[0] = '\0';
     c->outmax = outmax ? outmax : BUF_DEFAULT_MAX;
+    c->reach_budget = TPLI_REACH_MAX;
     c->prev = env->active;
     env->active = c;
 }

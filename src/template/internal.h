@@ -90,9 +90,15 @@ struct tpl_value {
 #define TPLI_LIST_MAX 1000000
 #define TPLI_DICT_MAX 1000000
 
-/* true when target can be reached from v through list items, list
- * attributes and dict values (v == target included); iterative */
-bool tpli_reaches(const tpl_value *v, const tpl_value *target);
+/* Each render may walk at most this many containers and items to refuse
+ * reference cycles: values shared many times over (l.append(l[:]) in a
+ * loop) make each walk long, and a template must not hold the daemon. */
+#define TPLI_REACH_MAX 20000000
+
+/* 1 when target can be reached from v through list items, list attributes
+ * and dict values (v == target included), 0 when not; -1 when the walk
+ * would pass *budget, which is decreased by the work done; iterative */
+int tpli_reaches(const tpl_value *v, const tpl_value *target, size_t *budget);
 
 /* a new undefined value remembering its name (may be NULL) */
 tpl_value *tpli_undef(const char *name);

@@ -342,14 +342,14 @@ tpl_value *tpl_arg(const tpl_args *args, size_t index, const char *name)
 
 /* ---- reachability (cycle refusal) ---- */
 
-bool tpli_reaches(const tpl_value *v, const tpl_value *target)
+int tpli_reaches(const tpl_value *v, const tpl_value *target, size_t *budget)
 {
     tpl_value **todo = NULL, **seen = NULL;
     size_t ntodo = 0, captodo = 0, nseen = 0, capseen = 0, i;
-    bool found = false;
+    int found = 0;
 
     if (!v || !target || (target->type != TPL_LIST && target->type != TPL_DICT))
-        return false;
+        return 0;
     /* a container never stored in another one is reachable only as itself:
      * the common case (a namespace, a list of rows) costs no walk */
     if (!(target->flags & VF_NESTED))
@@ -368,11 +368,17 @@ bool tpli_reaches(const tpl_value *v, const tpl_value *target)
         tpl_value **kids = NULL;
         size_t nk = 0;
         if (x == target) {
-            found = true;
+            found = 1;
             break;
         }
         if ((x->type != TPL_LIST && x->type != TPL_DICT) || (x->flags & VF_MARK))
             continue;
+        nk = x->type == TPL_LIST ? x->u.list.len : x->u.dict.len;
+        if (*budget <= nk) {
+            found = -1;
+            break;
+        }
+        *budget -= nk + 1;
         x->flags |= VF_MARK; /* each container once: shared values are not re-walked */
         PUSH(seen, nseen, capseen, x);
         if (x->type == TPL_LIST) {

@@ -1258,6 +1258,13 @@ static void test_cycles_refused(void)
          "t.sql:1:27: a dict cannot contain itself"},
         {"{% set ns = namespace(l=[]) %}{% do ns.l.append(ns) %}",
          "t.sql:1:42: a list cannot contain itself"},
+        /* found by fuzz_tpl: each copy shares every earlier one, so each
+         * walk grows with the square of the list and the loop took minutes;
+         * the walks of one render are bounded */
+        {"{% set ns = namespace(l=[]) %}{% for i in range(3000) %}"
+         "{% do ns.l.append(ns.l[:]) %}{% endfor %}",
+         "t.sql:1:68: values shared too often to check for a reference cycle (more than "
+         "20000000 steps in one render)"},
     };
     static const tcase fine[] = {
         /* sharing is not a cycle */
