@@ -13,6 +13,7 @@
  * this process only ever holds one COPY line and one page of results.
  */
 #include "store/drift.h"
+#include "store/internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,24 +34,6 @@ struct drift {
     buf line;      /* one COPY line */
 };
 
-static char *qualified(const char *schema, const char *table, const char *suffix)
-{
-    buf b, name;
-
-    buf_init(&name, 256);
-    buf_printf(&name, "%s%s", table, suffix);
-    buf_init(&b, 512);
-    pg_quote_ident(&b, schema);
-    buf_putc(&b, '.');
-    pg_quote_ident(&b, name.data ? name.data : "");
-    buf_free(&name);
-    if (!buf_ok(&b)) {
-        buf_free(&b);
-        return NULL;
-    }
-    return buf_steal(&b);
-}
-
 drift *drift_new(const cs_config *cfg, const char *source)
 {
     drift *d = calloc(1, sizeof(*d));
@@ -59,8 +42,8 @@ drift *drift_new(const cs_config *cfg, const char *source)
         return NULL;
     d->cfg = cfg;
     d->source = strdup(source);
-    d->raw = qualified(cfg->postgres_schema, cfg->postgres_table, "");
-    d->rejects = qualified(cfg->postgres_schema, cfg->postgres_table, "_rejects");
+    d->raw = store_qualified(cfg->postgres_schema, cfg->postgres_table, "");
+    d->rejects = store_qualified(cfg->postgres_schema, cfg->postgres_table, "_rejects");
     buf_init(&d->line, LINE_MAX_BYTES);
     if (!d->source || !d->raw || !d->rejects) {
         drift_free(d);
@@ -132,40 +115,14 @@ cs_result drift_page_begin(drift *d, cs_error *err)
     return CS_OK;
 }
 
-/* appends text escaped for COPY's text format */
-static void copy_escaped(buf *b, const char *p)
-{
-    for (; *p; p++) {
-        switch (*p) {
-        case '\\':
-            buf_append(b, "\\\\", 2);
-            break;
-        case '\n':
-            buf_append(b, "\\n", 2);
-            break;
-        case '\r':
-            buf_append(b, "\\r", 2);
-            break;
-        case '\t':
-            buf_append(b, "\\t", 2);
-            break;
-        default:
-            if ((unsigned char)*p < 0x20)
-                buf_printf(b, "\\%03o", (unsigned char)*p);
-            else
-                buf_putc(b, *p);
-        }
-    }
-}
-
 cs_result drift_put(drift *d, const char *id, const char *rev, bool deleted, cs_error *err)
 {
     buf_reset(&d->line);
     buf_printf(&d->line, "%lld\t", d->ord++);
-    copy_escaped(&d->line, id);
+    store_copy_escaped(&d->line, id, strlen(id));
     buf_putc(&d->line, '\t');
     if (rev)
-        copy_escaped(&d->line, rev);
+        store_copy_escaped(&d->line, rev, strlen(rev));
     else
         buf_puts(&d->line, "\\N");
     buf_puts(&d->line, deleted ? "\tt\n" : "\tf\n");

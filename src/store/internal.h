@@ -15,6 +15,10 @@
  * when out of memory */
 char *store_qualified(const char *schema, const char *table, const char *suffix);
 
+/* appends the n bytes at p to b, escaped for COPY's text format (store.c;
+ * drift.c's listing uses it too) */
+void store_copy_escaped(buf *b, const char *p, size_t n);
+
 /* "name" with embedded quotes doubled, malloc'd; NULL when out of memory */
 char *store_quote_ident(const char *name);
 

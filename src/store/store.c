@@ -407,8 +407,7 @@ static cs_result exec_prepared_within(store *s, const pg_limits *lim, const char
     return rc;
 }
 
-/* appends text escaped for COPY's text format */
-static void copy_escaped(buf *b, const char *p, size_t n)
+void store_copy_escaped(buf *b, const char *p, size_t n)
 {
     const char *end = p + n;
 
@@ -461,9 +460,9 @@ static cs_result stage_copy(store *s, const batch *b, cs_error *err)
             continue;
         buf_reset(&s->copy);
         buf_printf(&s->copy, "%zu\t", i);
-        copy_escaped(&s->copy, r->id, strlen(r->id));
+        store_copy_escaped(&s->copy, r->id, strlen(r->id));
         buf_puts(&s->copy, r->deleted ? "\tt\t" : "\tf\t");
-        copy_escaped(&s->copy, r->doc, r->doc_len);
+        store_copy_escaped(&s->copy, r->doc, r->doc_len);
         buf_putc(&s->copy, '\n');
         if (!buf_ok(&s->copy)) {
             PQputCopyEnd(s->conn, "row too large");
