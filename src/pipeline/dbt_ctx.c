@@ -21,8 +21,13 @@
 
 const char *dbt_mat_name(dbt_mat m)
 {
-    static const char *const names[] = {"view", "table", "incremental", "ephemeral"};
+    static const char *const names[] = {"view", "table", "incremental", "ephemeral", "custom"};
     return names[m];
+}
+
+const char *dbt_node_mat_name(const dbt_node *nd)
+{
+    return nd->mat == MAT_CUSTOM ? nd->mat_name : dbt_mat_name(nd->mat);
 }
 
 void dbt_unique_id(const pl_project *p, size_t model, char *out, size_t n)
@@ -86,15 +91,8 @@ static cs_result n_config(void *ud, tpl_call *call, const tpl_args *a, tpl_value
             project_config_merge(kw, d);
             pv_free(d);
         }
-        const char *mat = pv_gets(kw, "materialized");
-        if (mat && strcmp(mat, "view") != 0 && strcmp(mat, "table") != 0 &&
-            strcmp(mat, "incremental") != 0 && strcmp(mat, "ephemeral") != 0) {
-            cs_fail(err, CS_INVALID,
-                    "materialized='%s' is not supported (view, table, incremental, ephemeral)",
-                    mat);
-            pv_free(kw);
-            return CS_INVALID;
-        }
+        /* materialized= is checked once the config is final (dbt_parse.c):
+         * a custom materialization's block may come from any package */
         project_config_merge(w->collected, kw);
         pv_free(kw);
     }
@@ -257,12 +255,24 @@ static cs_result n_statement(void *ud, tpl_call *call, const tpl_args *a, tpl_va
     rc = tpl_call_render_caller(call, &body, err);
     if (rc == CS_OK && !w->parsing && w->o && w->o->execute) {
         rc = run_sql(w, body.data ? body.data : "", &res, err);
-        if (rc == CS_OK && name && fetch) {
-            tpl_value *r = tpl_dict_new();
-            tpl_dict_set(r, "data", dbt_pv_to_tpl(pv_get(res, "rows")));
-            tpl_dict_set(r, "table", dbt_agate_table(res));
-            tpl_dict_set(r, "response", tpl_dict_new());
+        /* every named statement's result is kept, as dbt keeps it (a
+         * materialization reads load_result('main').response); its rows
+         * only with fetch_result */
+        if (rc == CS_OK && name) {
+            tpl_value *r = tpl_dict_new(), *resp = tpl_dict_new();
+            pv *empty = fetch ? NULL : pv_new(PV_MAP);
+            const char *status = pv_gets(res, "status");
+            const pv *n = pv_get(res, "rows_affected");
+            tpl_dict_set(r, "data", fetch ? dbt_pv_to_tpl(pv_get(res, "rows")) : tpl_list_new());
+            tpl_dict_set(r, "table", dbt_agate_table(fetch ? res : empty));
+            tpl_dict_set(resp, "_message", tpl_str(status ? status : ""));
+            tpl_dict_set(resp, "code",
+                         tpl_strn(status ? status : "", status ? strcspn(status, " ") : 0));
+            tpl_dict_set(resp, "rows_affected",
+                         n && n->type == PV_INT ? tpl_int(n->i) : tpl_none());
+            tpl_dict_set(r, "response", resp);
             tpl_dict_set(w->results, name, r);
+            pv_free(empty);
         }
     }
     pv_free(res);
@@ -492,6 +502,7 @@ dbt_worker *dbt_worker_new(const dbt_manifest *m)
     tpl_dict_set(target, "threads", tpl_int(m->set.threads));
     tpl_env_set(w->env, "target", target);
     tpl_env_set(w->env, "invocation_id", tpl_str(""));
+    dbt_materialization_natives(w);
     return w;
 }
 

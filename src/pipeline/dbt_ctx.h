@@ -40,7 +40,9 @@ typedef struct {
     int batch_size;     /* DBT_BATCH_SIZE: var('batch_size') unless --vars sets it; 0: unset */
 } dbt_settings;
 
-typedef enum { MAT_VIEW, MAT_TABLE, MAT_INCREMENTAL, MAT_EPHEMERAL } dbt_mat;
+/* MAT_CUSTOM: a {% materialization %} block of the project or a package
+ * (dbt_materialization.c), named by dbt_node.mat_name */
+typedef enum { MAT_VIEW, MAT_TABLE, MAT_INCREMENTAL, MAT_EPHEMERAL, MAT_CUSTOM } dbt_mat;
 
 typedef struct {
     tpl_template *tpl;
@@ -49,7 +51,10 @@ typedef struct {
     char *inputs; /* env_var() values and source() relations read at parse time */
     pv *config;   /* the model's final config: folders, properties, config() */
     dbt_mat mat;
-    char *relname; /* alias or name */
+    char *mat_name;     /* MAT_CUSTOM: materialized='NAME' (owned) */
+    char *mat_macro;    /* MAT_CUSTOM: its macro, materialization_NAME_ADAPTER (owned) */
+    size_t mat_package; /* MAT_CUSTOM: the package whose block it is */
+    char *relname;      /* alias or name */
     char **unique_key;
     size_t nunique_key;
     tpl_template **pre_hooks;
@@ -96,7 +101,8 @@ cs_result dbt_parse(pl_project *p, const dbt_settings *set, dbt_manifest **out,
 void dbt_manifest_free(dbt_manifest *m);
 
 /* A query for statement/run_query: on success *out is a map {columns:
- * [names], rows: [[values]]} (caller frees) and *rows the affected rows. */
+ * [names], rows: [[values]], status: the command tag ("CREATE FUNCTION"),
+ * rows_affected} (caller frees). */
 typedef cs_result (*dbt_sql_fn)(void *ud, const char *sql, pv **out, cs_error *err);
 
 typedef struct dbt_worker dbt_worker;
@@ -126,6 +132,7 @@ typedef struct {
     dbt_sql_fn sql; /* may be NULL when !execute */
     void *sql_ud;
     const pv *results; /* on-run-end: the run's results (list), or NULL */
+    bool full_refresh; /* should_full_refresh(): the flag, or the model's full_refresh config */
 } dbt_render_opts;
 
 /* Renders model i's SQL (ephemeral ancestors injected as CTEs) into out. */
@@ -138,7 +145,37 @@ cs_result dbt_render_hook(dbt_worker *w, long model, const tpl_template *t,
 cs_result dbt_render_test(dbt_worker *w, size_t test, const dbt_render_opts *o, buf *out,
                           cs_error *err) CS_MUST_CHECK;
 
+/*
+ * What a custom materialization (MAT_CUSTOM) runs on: the runner's
+ * connection.  Statements go through sql; one sent while in_txn says no
+ * transaction is open is preceded by begin_sql (BEGIN and the model's
+ * lock), as dbt's connection begins one on a statement's first use.
+ */
+typedef struct {
+    dbt_sql_fn sql;
+    void *ud;
+    bool (*in_txn)(void *ud);
+    const char *begin_sql;
+    bool full_refresh;
+} dbt_mat_io;
+
+/*
+ * Runs model i's custom materialization with dbt's context: this, model
+ * (with config and compiled_code), sql/compiled_code (sql, the compiled
+ * SQL), config.get/require, pre_hooks/post_hooks with run_hooks(),
+ * statement('main'), adapter.commit(), should_full_refresh().  Its
+ * return({'relations': [...]}) is checked as dbt does; a transaction it
+ * left open is rolled back (dbt closes the connection so) with a warning.
+ * *detail gets the outcome of statement('main') ("CREATE FUNCTION"),
+ * *rows its rows affected.
+ */
+cs_result dbt_run_materialization(dbt_worker *w, size_t model, const dbt_mat_io *io,
+                                  const char *sql, char *detail, size_t ndetail, long *rows,
+                                  cs_error *err) CS_MUST_CHECK;
+
 const char *dbt_mat_name(dbt_mat m);
+/* the materialization a node runs: dbt_mat_name, or a custom one's name */
+const char *dbt_node_mat_name(const dbt_node *nd);
 
 /*
  * fp (a fingerprint) extended with text into out (17 bytes): a view's

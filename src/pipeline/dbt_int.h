@@ -9,6 +9,7 @@
  *   dbt_render.c       execute-phase renders of models and hooks
  *   dbt_test_sql.c     the query of each data test
  *   dbt_results.c      on-run-end's `results`
+ *   dbt_materialization.c  custom materializations: lookup and run
  */
 #ifndef CS_DBT_INT_H
 #define CS_DBT_INT_H
@@ -25,8 +26,9 @@ struct dbt_worker {
     pv *collected; /* parse: config() keywords */
     size_t *deps;  /* parse: refs */
     size_t ndeps;
-    tpl_value *results; /* statement results by name */
-    buf *inputs;        /* parse: the env_var() values and source() relations read */
+    tpl_value *results;      /* statement results by name */
+    buf *inputs;             /* parse: the env_var() values and source() relations read */
+    struct dbt_mat_run *mat; /* the custom materialization running, or NULL */
 };
 
 /* a new value for v (NULL: none); the caller owns it */
@@ -45,6 +47,21 @@ void dbt_begin_render(dbt_worker *w, long model, const dbt_render_opts *o);
 
 /* on-run-end's results as a template value; borrows results (to_dict) */
 tpl_value *dbt_results_tpl(const pv *results);
+
+/*
+ * The {% materialization NAME %} block model pm runs (nd->mat_name set):
+ * fills nd->mat_macro and nd->mat_package as dbt picks it, an adapter's
+ * own (postgres) over a default one, then the root project's over a
+ * package's; two at the same rank are an error naming both, none found an
+ * error naming the model's file.
+ */
+cs_result dbt_find_materialization(const dbt_manifest *m, dbt_node *nd, const pl_model *pm,
+                                   cs_error *err) CS_MUST_CHECK;
+/* a warning per block named after a built-in materialization (not used) */
+void dbt_materialization_warn_builtin(const dbt_manifest *m);
+/* what a materialization's context adds to every worker: config.get,
+ * config.require, should_full_refresh, run_hooks, adapter.commit */
+void dbt_materialization_natives(dbt_worker *w);
 
 /* fills every model's fingerprint, in m->order (refs first) */
 void dbt_fingerprint_models(dbt_manifest *m);

@@ -144,8 +144,10 @@ static cs_result collect_model(dbt_worker *w, dbt_node *nd, pl_model *pm, size_t
     return CS_OK;
 }
 
-/* nd->mat and nd->relname from the config; no custom schema */
-static cs_result node_materialization(dbt_node *nd, const pl_model *pm, cs_error *err)
+/* nd->mat (and a custom one's block) and nd->relname from the config; no
+ * custom schema */
+static cs_result node_materialization(const dbt_manifest *m, dbt_node *nd, const pl_model *pm,
+                                      cs_error *err)
 {
     const char *mat = pv_gets(nd->config, "materialized"), *alias;
 
@@ -157,11 +159,13 @@ static cs_result node_materialization(dbt_node *nd, const pl_model *pm, cs_error
         nd->mat = MAT_INCREMENTAL;
     else if (strcmp(mat, "ephemeral") == 0)
         nd->mat = MAT_EPHEMERAL;
-    else
-        return cs_fail(err, CS_INVALID,
-                       "%s:1: materialized='%s' is not supported (view, table, "
-                       "incremental, ephemeral)",
-                       pm->file, mat);
+    else {
+        cs_result rc;
+        nd->mat = MAT_CUSTOM;
+        nd->mat_name = xstrdup(mat);
+        if ((rc = dbt_find_materialization(m, nd, pm, err)) != CS_OK)
+            return rc;
+    }
     if (pv_get(nd->config, "schema") && pv_gets(nd->config, "schema"))
         return cs_fail(err, CS_INVALID,
                        "%s:1: a custom schema ('%s') is not supported: every model is built in "
@@ -326,7 +330,7 @@ static cs_result parse_model(dbt_manifest *m, dbt_worker *w, size_t i, cs_error 
     if ((rc = render_config(w, pm->config, pm->props_file ? pm->props_file : pm->file, err)) !=
             CS_OK ||
         (rc = collect_model(w, nd, pm, i, err)) != CS_OK ||
-        (rc = node_materialization(nd, pm, err)) != CS_OK ||
+        (rc = node_materialization(m, nd, pm, err)) != CS_OK ||
         (rc = node_unique_key(nd, pm, err)) != CS_OK ||
         (rc = check_incremental_options(nd, pm, err)) != CS_OK ||
         (rc = compile_hooks(pv_get(nd->config, "pre_hook"), pm->file, "pre_hook", &nd->pre_hooks,
@@ -506,6 +510,7 @@ cs_result dbt_parse(pl_project *p, const dbt_settings *set, dbt_manifest **out, 
     *out = NULL;
     if ((rc = compile_macros(m, err)) != CS_OK)
         goto fail;
+    dbt_materialization_warn_builtin(m);
     w = dbt_worker_new(m);
     if ((rc = render_sources(w, p, err)) != CS_OK)
         goto fail;
@@ -543,6 +548,8 @@ void dbt_manifest_free(dbt_manifest *m)
         free(nd->inputs);
         pv_free(nd->config);
         free(nd->relname);
+        free(nd->mat_name);
+        free(nd->mat_macro);
         for (size_t k = 0; k < nd->nunique_key; k++)
             free(nd->unique_key[k]);
         free(nd->unique_key);

@@ -415,7 +415,7 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
             size_t i = s->m->order[k];
             if (sel[i])
                 printf("%s.%s (%s)\n", s->m->p->packages[s->m->p->models[i].package].name,
-                       s->m->p->models[i].name, dbt_mat_name(s->m->nodes[i].mat));
+                       s->m->p->models[i].name, dbt_node_mat_name(&s->m->nodes[i]));
         }
         free(sel);
         goto out;

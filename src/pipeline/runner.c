@@ -341,7 +341,7 @@ static void print_line(run_ctx *c, size_t i, const char *status_text, const char
     gmtime_r(&t, &tm);
     strftime(when, sizeof(when), "%H:%M:%S", &tm);
     n = snprintf(left, sizeof(left), "%d of %d %s sql %s model %s.%s ", c->res[i].index, c->total,
-                 status_text, dbt_mat_name(c->m->nodes[i].mat), c->m->set.schema,
+                 status_text, dbt_node_mat_name(&c->m->nodes[i]), c->m->set.schema,
                  c->m->nodes[i].relname);
     (void)pm;
     fprintf(c->o->out, "%s  %s", when, left);
@@ -479,6 +479,8 @@ static cs_result query_cb(void *ud, const char *sql, pv **out, cs_error *err)
     }
     pv_set(t, "columns", cols);
     pv_set(t, "rows", rows);
+    pv_set(t, "status", pv_str(PQcmdStatus(res)));
+    pv_set(t, "rows_affected", pv_int(atol(PQcmdTuples(res))));
     PQclear(res);
     *out = t;
     return CS_OK;
@@ -1022,6 +1024,7 @@ static cs_result build_decide(build *bd, cs_error *err)
                                           "in full");
     }
     bd->ro.is_incremental = bd->incremental;
+    bd->ro.full_refresh = bd->full_refresh;
     /* an unchanged incremental model whose last batch in this session was
      * empty is probed before any DDL; without hooks the probe is all the
      * no-op run does (no transaction: it writes nothing) */
@@ -1676,6 +1679,46 @@ static cs_result build_steps(build *bd, cs_error *err)
                      err);
 }
 
+/* the connection of a custom materialization: a transaction is open */
+static bool custom_in_txn(void *ud)
+{
+    return PQtransactionStatus(((build *)ud)->conn) != PQTRANS_IDLE;
+}
+
+/* its statements, noted for target/run */
+static cs_result custom_sql(void *ud, const char *sql, pv **out, cs_error *err)
+{
+    build *bd = ud;
+    if (bd->c->o->target_dir) {
+        buf_puts(&bd->trace, sql);
+        buf_puts(&bd->trace, ";\n\n");
+    }
+    return query_cb(&bd->sud, sql, out, err);
+}
+
+/*
+ * A custom materialization (dbt_materialization.c): the block runs the
+ * model's hooks and its own transactions (one begins with the model's
+ * lock, see model_lock_sql); grants and the fingerprint are the block's
+ * business, as in dbt, so neither is written here.
+ */
+static cs_result build_custom(build *bd, cs_error *err)
+{
+    dbt_mat_io io = {
+        .sql = custom_sql, .ud = bd, .in_txn = custom_in_txn, .full_refresh = bd->full_refresh};
+    buf begin;
+    cs_result rc;
+
+    buf_init(&begin, 0);
+    buf_puts(&begin, "BEGIN;\n");
+    model_lock_sql(&begin, bd->schema, bd->nd->relname);
+    io.begin_sql = begin.data;
+    rc = dbt_run_materialization(bd->w, bd->i, &io, bd->sql.data ? bd->sql.data : "", bd->detail,
+                                 sizeof(bd->detail), &bd->rows, err);
+    buf_free(&begin);
+    return rc;
+}
+
 /*
  * Builds model i in one transaction on conn.  *rows and *detail describe
  * the outcome for the progress line.  A failure rolls the transaction back
@@ -1710,7 +1753,7 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, int slot, 
         goto out;
     build_identify(&bd);
     note_target(&bd, "compiled", bd.sql.data, NULL, 0);
-    if ((rc = build_steps(&bd, err)) != CS_OK) {
+    if ((rc = bd.nd->mat == MAT_CUSTOM ? build_custom(&bd, err) : build_steps(&bd, err)) != CS_OK) {
         if (bd.incremental)
             slot_tmp_forget(c->pool, slot, bd.nd->relname);
         if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
@@ -2104,7 +2147,7 @@ static pv *results_value(const run_ctx *c)
         pv_set(node, "package_name", pv_str(m->p->packages[pm->package].name));
         pv_set(node, "original_file_path", pv_str(pm->relpath));
         cfg = pv_new(PV_MAP);
-        pv_set(cfg, "materialized", pv_str(dbt_mat_name(m->nodes[i].mat)));
+        pv_set(cfg, "materialized", pv_str(dbt_node_mat_name(&m->nodes[i])));
         pv_set(node, "config", cfg);
         pv_set(r, "node", node);
         pv_set(r, "status", pv_str(status_name(c->state[i])));

@@ -1370,6 +1370,11 @@ tpl_value *tpl_env_get(tpl_env *env, const char *name)
     return tpl_dict_get(env->globals, name);
 }
 
+void tpl_env_unset(tpl_env *env, const char *name)
+{
+    tpli_dict_del(env->globals, name);
+}
+
 void tpl_env_set_strict_undefined(tpl_env *env, bool strict)
 {
     env->strict = strict;

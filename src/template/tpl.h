@@ -86,7 +86,9 @@ void tpl_list_push(tpl_value *list, tpl_value *item);     /* takes item */
  * text form see the list.  An attribute that is not a function is also
  * callable with no arguments and gives itself, so that agate-style
  * accessors work both ways (column.values() and column.values).  Copies of
- * the list (filters, slices) have no attributes.
+ * the list (filters, slices) have no attributes.  A function takes
+ * attributes the same way: dbt's config is called
+ * (config(materialized='table')) and has methods (config.get('x')).
  */
 void tpl_list_set_attr(tpl_value *list, const char *name, tpl_value *v);
 
@@ -145,6 +147,8 @@ void tpl_env_free(tpl_env *env);
 /* sets a global (takes v); globals are visible in templates and macros */
 void tpl_env_set(tpl_env *env, const char *name, tpl_value *v);
 tpl_value *tpl_env_get(tpl_env *env, const char *name); /* borrowed, NULL if absent */
+/* removes a global (one the caller set for one render only) */
+void tpl_env_unset(tpl_env *env, const char *name);
 
 /*
  * Registers every top-level {% macro %} of t as a global function in env.

@@ -491,7 +491,7 @@ size_t tpl_dict_len(const tpl_value *dict)
 
 void tpl_list_set_attr(tpl_value *list, const char *name, tpl_value *v)
 {
-    if (!list || list->type != TPL_LIST) {
+    if (!list || (list->type != TPL_LIST && list->type != TPL_FUNC)) {
         tpl_unref(v);
         return;
     }
