@@ -49,3 +49,33 @@ run_models() {
 
 # line MODEL: MODEL's progress line of the last run
 line() { printf '%s\n' "$out" | grep "model $POSTGRES_SCHEMA.$1 "; }
+
+# published_dbt: the folder of the published dbt projects (../shared/dbt:
+# CHT Pipeline 2.0.0, dbt_utils 1.1.1, dbt_date 0.10.0); SHARED_DBT overrides
+published_dbt() {
+    local d=${SHARED_DBT:-$ROOT/../../shared/dbt}
+    [ -d "$d/cht-pipeline-2.0.0" ] || d=/work/shared/dbt
+    printf '%s' "$d"
+}
+
+# dbt_hub DIR: git repositories under DIR that stand for the dbt hub and
+# GitHub, made from the published projects (no network): dbt-labs/dbt-utils
+# tagged 1.1.1, calogica/dbt-date tagged 0.10.0, medic/cht-pipeline tagged
+# v2.0.0 (a clone URL in $CHT_PIPELINE_GIT); exports DBT_HUB_URL_TEMPLATE,
+# so that `cht-sync pipeline deps` installs the packages as a user's would
+dbt_hub() {
+    local hub=$1 src g="git -c user.name=t -c user.email=t@t -c init.defaultBranch=main"
+    src=$(published_dbt)
+    mkdir -p "$hub"
+    # hub_repo REPO FOLDER TAG: REPO.git holds FOLDER in one commit tagged TAG
+    hub_repo() {
+        rm -rf "$hub/w" && cp -r "$src/$2" "$hub/w" && chmod -R u+w "$hub/w" && rm -rf "$hub/w/dbt_packages"
+        (cd "$hub/w" && $g init -q && $g add -A && $g commit -qm import && $g tag "$3") >/dev/null &&
+            mkdir -p "$(dirname "$hub/$1")" && $g clone -q --bare "$hub/w" "$hub/$1.git"
+    }
+    hub_repo dbt-labs/dbt-utils dbt_utils-1.1.1 1.1.1 &&
+        hub_repo calogica/dbt-date dbt_date-0.10.0 0.10.0 &&
+        hub_repo medic/cht-pipeline cht-pipeline-2.0.0 v2.0.0 && rm -rf "$hub/w"
+    export DBT_HUB_URL_TEMPLATE="file://$hub/{org}/{repo}.git"
+    CHT_PIPELINE_GIT="file://$hub/medic/cht-pipeline.git"
+}
