@@ -297,34 +297,10 @@ static cs_result n_run_hooks(void *ud, tpl_call *call, const tpl_args *a, tpl_va
     return rc;
 }
 
-/* api.Relation.create(database, schema, identifier, type): what raw_sql needs */
-static cs_result n_relation_create(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
-                                   cs_error *err)
-{
-    dbt_worker *w = ud;
-    const char *db = tpl_as_str(tpl_arg(a, 0, "database"));
-    const char *schema = tpl_as_str(tpl_arg(a, 1, "schema"));
-    const char *id = tpl_as_str(tpl_arg(a, 2, "identifier"));
-    const char *type = tpl_as_str(tpl_arg(a, 3, "type"));
-
-    if (!id)
-        return cs_fail(err, CS_INVALID, "api.Relation.create() takes an identifier");
-    *out = dbt_relation(db ? db : w->m->set.database, schema ? schema : w->m->set.schema, id);
-    tpl_dict_set(*out, "type", type ? tpl_str(type) : tpl_none());
-    return CS_OK;
-}
-
 void dbt_materialization_natives(dbt_worker *w)
 {
-    /* H2 (utils-macros) gives the full api; until then what raw_sql needs */
     tpl_value *config = tpl_env_get(w->env, "config"), *adapter = tpl_env_get(w->env, "adapter");
 
-    if (!tpl_env_get(w->env, "api")) {
-        tpl_value *api = tpl_object_new("api"), *rel = tpl_object_new("Relation");
-        tpl_dict_set(rel, "create", tpl_func_new("create", n_relation_create, w));
-        tpl_dict_set(api, "Relation", rel);
-        tpl_env_set(w->env, "api", api);
-    }
     tpl_list_set_attr(config, "get", tpl_func_new("get", n_config_get, w));
     tpl_list_set_attr(config, "require", tpl_func_new("require", n_config_require, w));
     tpl_env_set(w->env, "should_full_refresh",
@@ -357,11 +333,9 @@ static tpl_value *hook_list(const pv *cfg)
 
 static const char *const MAT_GLOBALS[] = {"sql", "compiled_code", "pre_hooks", "post_hooks"};
 
-/* the globals a materialization sees beside a model's; *own_schema /
- * *own_database say whether schema and database were set here (not by the
- * worker) and are to be removed after */
-static void mat_context(dbt_worker *w, size_t model, const char *sql, bool *own_schema,
-                        bool *own_database)
+/* the globals a materialization sees beside a model's (schema, database
+ * and the rest are every render's, dbt_globals.c) */
+static void mat_context(dbt_worker *w, size_t model, const char *sql)
 {
     const dbt_manifest *m = w->m;
     const dbt_node *nd = &m->nodes[model];
@@ -379,12 +353,6 @@ static void mat_context(dbt_worker *w, size_t model, const char *sql, bool *own_
         tpl_dict_set(md, "database", tpl_str(m->set.database ? m->set.database : ""));
         tpl_dict_set(md, "resource_type", tpl_str("model"));
     }
-    *own_schema = !tpl_env_get(w->env, "schema");
-    *own_database = !tpl_env_get(w->env, "database");
-    if (*own_schema)
-        tpl_env_set(w->env, "schema", tpl_str(m->set.schema));
-    if (*own_database)
-        tpl_env_set(w->env, "database", tpl_str(m->set.database ? m->set.database : ""));
 }
 
 /* the macro's return value, checked as dbt checks it */
@@ -448,7 +416,6 @@ cs_result dbt_run_materialization(dbt_worker *w, size_t model, const dbt_mat_io 
         .execute = true, .sql = mat_sql, .sql_ud = (void *)io, .full_refresh = io->full_refresh};
     tpl_value *space, *fn, *ret = NULL;
     tpl_args none = {0};
-    bool own_schema, own_database;
     cs_result rc;
 
     *rows = 0;
@@ -460,16 +427,12 @@ cs_result dbt_run_materialization(dbt_worker *w, size_t model, const dbt_mat_io 
                        m->p->packages[nd->mat_package].name, nd->mat_macro);
     w->parsing = false;
     dbt_begin_render(w, (long)model, &ro);
-    mat_context(w, model, sql, &own_schema, &own_database);
+    mat_context(w, model, sql);
     w->mat = &run;
     rc = tpl_call_value(w->env, fn, &none, &ret, err);
     w->mat = NULL;
     for (size_t i = 0; i < sizeof(MAT_GLOBALS) / sizeof(MAT_GLOBALS[0]); i++)
         tpl_env_unset(w->env, MAT_GLOBALS[i]);
-    if (own_schema)
-        tpl_env_unset(w->env, "schema");
-    if (own_database)
-        tpl_env_unset(w->env, "database");
     if (rc == CS_OK)
         rc = check_relations(ret, pm->file, nd->mat_name, err);
     if (rc == CS_OK && io->in_txn(io->ud)) {

@@ -303,7 +303,8 @@ typedef struct {
     char *bak_kinds;
     cs_error fatal;
     bool failed_fatal;
-    char inv[40]; /* this run's invocation_id */
+    char inv[40];     /* this run's invocation_id */
+    dbt_run_info run; /* what every template of the run sees (invocation_id, flags, ...) */
 } run_ctx;
 
 static void add_effdep(run_ctx *c, size_t i, size_t d)
@@ -1839,7 +1840,7 @@ static void *worker_main(void *arg)
     PGconn *conn;
     cs_error err;
 
-    dbt_worker_set_invocation_id(w, c->inv);
+    dbt_worker_set_run(w, &c->run);
     pthread_mutex_lock(&c->mu);
     for (;;) {
         long pick = -1;
@@ -2181,7 +2182,7 @@ static cs_result run_tests(run_ctx *c, PGconn *conn, runner_summary *sum, cs_err
     dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = &sud};
     int total = 0, index = 0;
 
-    dbt_worker_set_invocation_id(w, c->inv);
+    dbt_worker_set_run(w, &c->run);
     buf sql, q;
 
     for (int pass = 0; pass < 2; pass++) {
@@ -2288,6 +2289,16 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.cv, NULL);
     invocation_id(c.inv, sizeof(c.inv));
+    {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        c.run = (dbt_run_info){.invocation_id = c.inv,
+                               .which = o->mode == RUNNER_COMPILE ? "compile"
+                                        : o->mode == RUNNER_TEST  ? "test"
+                                                                  : "run",
+                               .full_refresh = o->full_refresh,
+                               .started_us = (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000};
+    }
 
     if (!(conn = pool_conn(pool, 0, err))) {
         rc = err->code;
@@ -2313,7 +2324,7 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
         }
     }
     w = dbt_worker_new(m);
-    dbt_worker_set_invocation_id(w, c.inv);
+    dbt_worker_set_run(w, &c.run);
     if (o->mode == RUNNER_BUILD) {
         dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = &sud};
         if ((rc = run_hooks(w, conn, -1, m->on_run_start, m->non_run_start, &ro, err)) != CS_OK) {
