@@ -16,6 +16,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct tpli_ctx ctx;
@@ -73,6 +74,17 @@ static tpl_value *get_path(tpl_value *v, const char *path)
     return v;
 }
 
+/* attribute= of a filter as a path: a string, or an integer (Jinja's
+ * map(attribute=0) is item 0 of each row); NULL for anything else */
+static const char *attr_path(const tpl_value *attr, char *tmp, size_t n)
+{
+    if (tpl_typeof(attr) == TPL_INT) {
+        snprintf(tmp, n, "%lld", tpl_as_int(attr));
+        return tmp;
+    }
+    return tpl_as_str(attr);
+}
+
 static size_t utf8_len(const char *s, size_t n)
 {
     size_t i, k = 0;
@@ -87,6 +99,7 @@ static size_t utf8_len(const char *s, size_t n)
 static int f_join(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tpl_value **out)
 {
     tpl_value *items, *sep = ARG(0, "d"), *attr = ARG(1, "attribute");
+    char num[24];
     size_t i;
     buf b;
     int r;
@@ -98,8 +111,8 @@ static int f_join(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, t
         tpl_value *it = items->u.list.items[i];
         if (i && sep)
             tpl_to_text(sep, &b);
-        if (tpl_as_str(attr))
-            it = get_path(it, tpl_as_str(attr));
+        if (attr_path(attr, num, sizeof(num)))
+            it = get_path(it, attr_path(attr, num, sizeof(num)));
         tpl_to_text(it, &b);
     }
     tpl_unref(items);
@@ -288,6 +301,7 @@ static int f_last(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, t
 static int f_map(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tpl_value **out)
 {
     tpl_value *items, *res, *attr = tpl_arg(a, (size_t)-1, "attribute");
+    char num[24];
     tpl_value *def = tpl_arg(a, (size_t)-1, "default");
     size_t i;
     int r;
@@ -300,8 +314,9 @@ static int f_map(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tp
     for (i = 0; i < items->u.list.len; i++) {
         tpl_value *it = items->u.list.items[i], *m;
         if (attr) {
-            m = get_path(it, tpl_as_str(attr) ? tpl_as_str(attr) : "");
-            m = m ? tpl_ref(m) : def ? tpl_ref(def) : tpli_undef(tpl_as_str(attr));
+            const char *path = attr_path(attr, num, sizeof(num));
+            m = get_path(it, path ? path : "");
+            m = m ? tpl_ref(m) : def ? tpl_ref(def) : tpli_undef(path);
         } else {
             tpl_args rest = args_shift(a, 1);
             if ((r = filter_by_name(c, n, tpl_as_str(a->pos[0]), it, &rest, &m)) != R_OK) {
@@ -548,6 +563,7 @@ static void merge_sort(sort_ent *e, sort_ent *tmp, size_t n, bool ci, bool rev, 
 static int f_sort(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tpl_value **out)
 {
     tpl_value *items, *l, *attr = ARG(2, "attribute");
+    char num[24];
     bool rev = tpl_truthy(ARG(0, "reverse")), ci = !tpl_truthy(ARG(1, "case_sensitive"));
     bool ok = true;
     sort_ent *e, *tmp;
@@ -561,7 +577,8 @@ static int f_sort(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, t
     tmp = xmalloc((len + 1) * sizeof(*e));
     for (i = 0; i < len; i++) {
         e[i].item = items->u.list.items[i];
-        e[i].key = tpl_as_str(attr) ? get_path(e[i].item, tpl_as_str(attr)) : e[i].item;
+        const char *path = attr_path(attr, num, sizeof(num));
+        e[i].key = path ? get_path(e[i].item, path) : e[i].item;
         if (!e[i].key)
             e[i].key = tpl_none();
     }
@@ -706,6 +723,7 @@ static int f_items(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, 
 static int f_sum(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tpl_value **out)
 {
     tpl_value *items, *attr = ARG(0, "attribute"), *start = ARG(1, "start");
+    char num[24];
     long long si = start ? tpl_as_int(start) : 0;
     double sd = start ? tpl_as_float(start) : 0;
     bool isf = tpl_typeof(start) == TPL_FLOAT;
@@ -716,8 +734,8 @@ static int f_sum(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tp
         return r;
     for (i = 0; i < items->u.list.len; i++) {
         tpl_value *x = items->u.list.items[i];
-        if (tpl_as_str(attr))
-            x = get_path(x, tpl_as_str(attr));
+        if (attr_path(attr, num, sizeof(num)))
+            x = get_path(x, attr_path(attr, num, sizeof(num)));
         if (tpl_typeof(x) == TPL_FLOAT)
             isf = true;
         si += tpl_as_int(x);

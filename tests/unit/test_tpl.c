@@ -398,6 +398,11 @@ static void test_filters(void)
         {"{{ users | map(attribute='name') | join(',') }} {{ ['A', 'B'] | map('lower') | list }}",
          "ann,Bob,cid ['a', 'b']"},
         {"{{ users | map(attribute='admin', default=false) | list }}", "[True, False, False]"},
+        /* dbt_utils.get_column_values: a query's rows, item 0 of each */
+        {"{{ [['f', 2], ['m', 1]] | map(attribute=0) | list }} "
+         "{{ [['b', 2], ['a', 1]] | sort(attribute=1) | map(attribute=0) | join }} "
+         "{{ [[1, 5], [2, 6]] | sum(attribute=1) }} {{ [['x'], ['y']] | join('-', attribute=0) }}",
+         "['f', 'm'] ab 11 x-y"},
         {"{{ users | selectattr('admin') | map(attribute='name') | join }} "
          "{{ users | selectattr('age', 'equalto', 25) | map(attribute='name') | join }} "
          "{{ users | rejectattr('admin') | map(attribute='name') | join }} "
