@@ -915,13 +915,20 @@ static COLD int eval_filter(tpli_ctx *c, const tpli_node *n, tpl_value **out)
     return r;
 }
 
+/* an undefined that strict mode refuses to print or join (the inline
+ * if's plain Undefined excepted) */
+static bool strict_undef(const tpli_ctx *c, const tpl_value *v)
+{
+    return c->env->strict && tpli_is_undef(v) && !(v->flags & VF_LENIENT);
+}
+
 /* a ~ b (borrowed) */
 static COLD int concat(tpli_ctx *c, const tpli_node *n, tpl_value *a, tpl_value *b, tpl_value **out)
 {
     buf s;
 
-    if (c->env->strict && (tpli_is_undef(a) || tpli_is_undef(b)))
-        return undefined_error(c, tpli_is_undef(a) ? n->a : n->b, tpli_is_undef(a) ? a : b);
+    if (strict_undef(c, a) || strict_undef(c, b))
+        return undefined_error(c, strict_undef(c, a) ? n->a : n->b, strict_undef(c, a) ? a : b);
     buf_init(&s, c->outmax);
     tpl_to_text(a, &s);
     tpl_to_text(b, &s);
@@ -1118,8 +1125,12 @@ static int eval_node(tpli_ctx *c, const tpli_node *n, tpl_value **out)
             r = eval(c, n->a, out);
         else if (n->c)
             r = eval(c, n->c, out);
-        else
+        else {
+            /* {{ ',' if not loop.last }}: Jinja's compiler gives a plain
+             * Undefined here, never the environment's strict one */
             *out = tpli_undef(NULL);
+            (*out)->flags |= VF_LENIENT;
+        }
         break;
     default:
         r = tpli_fail(c, n, "internal error: node %d is not an expression", (int)n->kind);
@@ -1273,7 +1284,7 @@ static int exec(tpli_ctx *c, const tpli_node *n, buf *out)
     case N_OUTPUT:
         if ((r = eval(c, n->a, &v)) != R_OK)
             return r;
-        if (c->env->strict && tpli_is_undef(v))
+        if (strict_undef(c, v))
             r = undefined_error(c, n->a, v);
         else
             r = output_value(c, n, v, out);

@@ -1149,6 +1149,10 @@ static void test_strict_undefined(void)
          "{{ (zz ~ '') if zz is defined else 'no' }}",
          "empty 0 no"},
         {"{% macro m(a, b) %}{{ b is defined }}{% endmacro %}{{ m(1) }}", "False"},
+        /* the inline if without else is Jinja's plain Undefined (dbt_utils.groupby) */
+        {"{% for i in [1, 2] %}{{ i }}{{ ',' if not loop.last }}{% endfor %} "
+         "[{{ 'a' ~ ('b' if false) }}] {{ ('b' if false) is defined }}",
+         "1,2 [a] False"},
     };
     static const ecase errors[] = {
         {"select\n  {{ zz }}", "t.sql:2:6: \"zz\" is undefined"},
