@@ -16,7 +16,7 @@
 #include <stddef.h>
 
 typedef struct {
-    const char *path; /* file name inside src/pipeline/macros */
+    const char *path;          /* file name inside src/pipeline/macros */
     const unsigned char *data; /* its bytes, NUL-terminated */
     size_t len;
 } dbt_builtin_file;

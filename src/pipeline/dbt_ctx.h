@@ -77,11 +77,11 @@ typedef struct {
 typedef struct {
     pl_project *p; /* owned */
     dbt_settings set;
-    pv *cli_vars;          /* owned: --vars plus batch_size from DBT_BATCH_SIZE */
-    dbt_node *nodes;       /* p->nmodels */
-    tpl_template **macros; /* p->nmacros */
+    pv *cli_vars;           /* owned: --vars plus batch_size from DBT_BATCH_SIZE */
+    dbt_node *nodes;        /* p->nmodels */
+    tpl_template **macros;  /* p->nmacros */
     tpl_template **builtin; /* dbt_builtin_nfiles: the `dbt` namespace (dbt_builtin.h) */
-    dbt_test_node *tests;  /* p->ntests (tpl NULL for generic tests) */
+    dbt_test_node *tests;   /* p->ntests (tpl NULL for generic tests) */
     tpl_template **on_run_start;
     size_t non_run_start;
     tpl_template **on_run_end;
@@ -109,8 +109,8 @@ void dbt_worker_free(dbt_worker *w);
 /* what one run gives every template, the same on every thread */
 typedef struct {
     const char *invocation_id;
-    const char *which; /* flags.WHICH: "run", "build", "compile", "test", "seed" */
-    bool full_refresh; /* flags.FULL_REFRESH */
+    const char *which;    /* flags.WHICH: "run", "build", "compile", "test", "seed" */
+    bool full_refresh;    /* flags.FULL_REFRESH */
     long long started_us; /* run_started_at, microseconds since the epoch (UTC); 0: keep */
 } dbt_run_info;
 

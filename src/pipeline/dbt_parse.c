@@ -368,8 +368,7 @@ static cs_result compile_builtin(dbt_manifest *m, cs_error *err)
     m->builtin = xcalloc(dbt_builtin_nfiles + 1, sizeof(*m->builtin));
     for (size_t i = 0; i < dbt_builtin_nfiles; i++) {
         snprintf(name, sizeof(name), "<dbt>/%s", dbt_builtin_files[i].path);
-        if (!(m->builtin[i] =
-                  tpl_compile(name, (const char *)dbt_builtin_files[i].data, err)))
+        if (!(m->builtin[i] = tpl_compile(name, (const char *)dbt_builtin_files[i].data, err)))
             return CS_INVALID;
     }
     return CS_OK;

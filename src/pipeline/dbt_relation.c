@@ -61,8 +61,8 @@ static cs_result m_incorporate(void *ud, tpl_call *call, const tpl_args *a, tpl_
                                cs_error *err);
 static cs_result m_replace_path(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
                                 cs_error *err);
-static cs_result m_without_identifier(void *ud, tpl_call *call, const tpl_args *a,
-                                      tpl_value **out, cs_error *err);
+static cs_result m_without_identifier(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
+                                      cs_error *err);
 static cs_result m_quote(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
                          cs_error *err);
 
@@ -188,8 +188,8 @@ static cs_result m_include(void *ud, tpl_call *call, const tpl_args *a, tpl_valu
     return CS_OK;
 }
 
-static cs_result m_without_identifier(void *ud, tpl_call *call, const tpl_args *a,
-                                      tpl_value **out, cs_error *err)
+static cs_result m_without_identifier(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
+                                      cs_error *err)
 {
     tpl_value *self;
     incl_policy in;
@@ -312,21 +312,19 @@ static bool in_list(const char *s, const char *const *list)
 
 static const char *const STRING_TYPES[] = {"text", "character varying", "character", "varchar",
                                            NULL};
-static const char *const INT_TYPES[] = {"smallint",  "integer", "bigint",  "smallserial",
-                                        "serial",    "bigserial", "int2",  "int4",
-                                        "int8",      "serial2", "serial4", "serial8",
-                                        NULL};
-static const char *const FLOAT_TYPES[] = {"real",   "float4",           "float",
-                                          "double", "double precision", "float8",
-                                          NULL};
+static const char *const INT_TYPES[] = {"smallint",  "integer", "bigint", "smallserial", "serial",
+                                        "bigserial", "int2",    "int4",   "int8",        "serial2",
+                                        "serial4",   "serial8", NULL};
+static const char *const FLOAT_TYPES[] = {"real",   "float4", "float", "double", "double precision",
+                                          "float8", NULL};
 static const char *const NUMERIC_TYPES[] = {"numeric", "decimal", NULL};
 
 static cs_result m_col_is(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
                           cs_error *err);
 static cs_result m_col_string_size(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
                                    cs_error *err);
-static cs_result m_col_can_expand_to(void *ud, tpl_call *call, const tpl_args *a,
-                                     tpl_value **out, cs_error *err);
+static cs_result m_col_can_expand_to(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
+                                     cs_error *err);
 static cs_result m_col_literal(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
                                cs_error *err);
 
@@ -354,8 +352,8 @@ static tpl_value *int_or_none(long long v)
 tpl_value *dbt_column_new(const char *name, const char *dtype, long long size, long long prec,
                           long long scale)
 {
-    static const char *const kinds[] = {"is_string",  "is_number", "is_numeric",
-                                        "is_integer", "is_float"};
+    static const char *const kinds[] = {"is_string", "is_number", "is_numeric", "is_integer",
+                                        "is_float"};
     tpl_value *c;
     buf b, dt;
 
@@ -439,8 +437,8 @@ static cs_result m_col_string_size(void *ud, tpl_call *call, const tpl_args *a, 
 }
 
 /* dbt: a string column can grow into a longer string column */
-static cs_result m_col_can_expand_to(void *ud, tpl_call *call, const tpl_args *a,
-                                     tpl_value **out, cs_error *err)
+static cs_result m_col_can_expand_to(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
+                                     cs_error *err)
 {
     tpl_value *self, *other = tpl_arg(a, 0, "other_column");
     const char *dtype = self_dtype(call, &self), *odt = attr_str(other, "dtype");
@@ -570,8 +568,10 @@ static cs_result relation_arg(const tpl_args *a, size_t i, const char *name, con
 {
     *out = tpl_arg(a, i, name);
     if (!*out || !dbt_is_relation(*out))
-        return cs_fail(err, CS_INVALID, "adapter.%s() takes a relation (api.Relation.create, "
-                       "ref, source or this)", what);
+        return cs_fail(err, CS_INVALID,
+                       "adapter.%s() takes a relation (api.Relation.create, "
+                       "ref, source or this)",
+                       what);
     return CS_OK;
 }
 
@@ -695,8 +695,8 @@ static cs_result n_list_relations_nc(void *ud, tpl_call *call, const tpl_args *a
 }
 
 /* the columns of schema.identifier in order, as a new list of column objects */
-static cs_result columns_of(dbt_worker *w, const char *schema, const char *ident,
-                            tpl_value **out, cs_error *err)
+static cs_result columns_of(dbt_worker *w, const char *schema, const char *ident, tpl_value **out,
+                            cs_error *err)
 {
     buf q;
     pv *res = NULL;
@@ -752,8 +752,8 @@ static cs_result n_get_columns(void *ud, tpl_call *call, const tpl_args *a, tpl_
 
 /* adapter.get_missing_columns(from_relation, to_relation): the columns of
  * the first that the second lacks (names compared without case) */
-static cs_result n_get_missing_columns(void *ud, tpl_call *call, const tpl_args *a,
-                                       tpl_value **out, cs_error *err)
+static cs_result n_get_missing_columns(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
+                                       cs_error *err)
 {
     tpl_value *from, *to, *fc = NULL, *tc = NULL;
     cs_result rc;
@@ -848,8 +848,8 @@ static cs_result n_drop_relation(void *ud, tpl_call *call, const tpl_args *a, tp
 }
 
 /* adapter.truncate_relation(relation) */
-static cs_result n_truncate_relation(void *ud, tpl_call *call, const tpl_args *a,
-                                     tpl_value **out, cs_error *err)
+static cs_result n_truncate_relation(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
+                                     cs_error *err)
 {
     tpl_value *r;
     cs_result rc;
@@ -961,8 +961,8 @@ static cs_result n_list_schemas(void *ud, tpl_call *call, const tpl_args *a, tpl
 }
 
 /* adapter.check_schema_exists(database, schema) */
-static cs_result n_check_schema_exists(void *ud, tpl_call *call, const tpl_args *a,
-                                       tpl_value **out, cs_error *err)
+static cs_result n_check_schema_exists(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
+                                       cs_error *err)
 {
     const char *schema = tpl_as_str(tpl_arg(a, 1, "schema"));
     tpl_value *l;
@@ -1008,8 +1008,8 @@ static cs_result n_commit(void *ud, tpl_call *call, const tpl_args *a, tpl_value
 
 /* adapter.quote_as_configured(identifier, quote_key): dbt-postgres quotes
  * every part by default */
-static cs_result n_quote_as_configured(void *ud, tpl_call *call, const tpl_args *a,
-                                       tpl_value **out, cs_error *err)
+static cs_result n_quote_as_configured(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
+                                       cs_error *err)
 {
     buf t, b;
 

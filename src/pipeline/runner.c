@@ -303,7 +303,7 @@ typedef struct {
     char *bak_kinds;
     cs_error fatal;
     bool failed_fatal;
-    char inv[40];    /* this run's invocation_id */
+    char inv[40];     /* this run's invocation_id */
     dbt_run_info run; /* what every template of the run sees (invocation_id, flags, ...) */
 } run_ctx;
 
