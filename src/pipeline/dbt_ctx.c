@@ -46,6 +46,11 @@ tpl_value *dbt_relation(const char *database, const char *schema, const char *na
     tpl_dict_set(r, "schema", tpl_str(schema));
     tpl_dict_set(r, "name", tpl_str(name));
     tpl_dict_set(r, "identifier", tpl_str(name));
+    {
+        tpl_value *md = tpl_dict_new();
+        tpl_dict_set(md, "type", tpl_str("PostgresRelation"));
+        tpl_dict_set(r, "metadata", md);
+    }
     return r;
 }
 
@@ -116,8 +121,14 @@ static cs_result n_ref(void *ud, tpl_call *call, const tpl_args *a, tpl_value **
         return cs_fail(err, CS_INVALID, "ref() takes a model name");
     i = project_find_model(w->m->p, pkg, name);
     if (i < 0 && (seed = seed_lookup(w->m->p, pkg, name)) >= 0) {
-        /* a seed: loaded by `seed` (and first by `build`), not a graph node */
-        *out = dbt_relation(w->m->set.database, w->m->set.schema, w->m->p->seeds[seed].name);
+        /* a seed: loaded by `seed` (and first by `build`), in its own schema */
+        const char *schema = w->m->seeds && w->m->seeds[seed].schema ? w->m->seeds[seed].schema
+                                                                      : w->m->set.schema;
+        if (w->parsing) {
+            XGROW(w->seed_deps, w->nseed_deps);
+            w->seed_deps[w->nseed_deps++] = (size_t)seed;
+        }
+        *out = dbt_relation(w->m->set.database, schema, w->m->p->seeds[seed].name);
         return CS_OK;
     }
     if (i < 0)
@@ -502,6 +513,7 @@ void dbt_worker_free(dbt_worker *w)
     tpl_env_free(w->env);
     tpl_unref(w->results);
     free(w->deps);
+    free(w->seed_deps);
     free(w);
 }
 

@@ -89,3 +89,15 @@ cs_result dbt_render_hook(dbt_worker *w, long model, const tpl_template *t,
         tpl_env_set(w->env, "results", tpl_list_new());
     return rc;
 }
+
+cs_result dbt_render_seed_hook(dbt_worker *w, size_t seed, const tpl_template *t,
+                               const dbt_render_opts *o, buf *out, cs_error *err)
+{
+    const dbt_manifest *m = w->m;
+
+    w->parsing = false;
+    dbt_begin_render(w, -1, o);
+    tpl_env_set(w->env, "this",
+                dbt_relation(m->set.database, m->seeds[seed].schema, m->p->seeds[seed].name));
+    return tpl_render(t, w->env, NULL, out, err);
+}
