@@ -60,6 +60,9 @@ tpl_value *dbt_results_tpl(const pv *results);
  */
 cs_result dbt_generic_test_call(dbt_worker *w, size_t test, const dbt_render_opts *o, buf *out,
                                 bool *builtin, cs_error *err) CS_MUST_CHECK;
+/* test's own SQL (no ephemeral models injected): its file, macro or the built-in query */
+cs_result dbt_render_test_sql(dbt_worker *w, size_t test, const dbt_render_opts *o, buf *out,
+                              cs_error *err) CS_MUST_CHECK;
 /* the relation a test is attached to (model, seed or source), or NULL */
 tpl_value *dbt_test_target(const dbt_worker *w, size_t test);
 

@@ -419,8 +419,8 @@ static cs_result builtin_test_sql(dbt_worker *w, size_t test, buf *out, cs_error
     return rc;
 }
 
-cs_result dbt_render_test(dbt_worker *w, size_t test, const dbt_render_opts *o, buf *out,
-                          cs_error *err)
+cs_result dbt_render_test_sql(dbt_worker *w, size_t test, const dbt_render_opts *o, buf *out,
+                              cs_error *err)
 {
     const pl_test *t = &w->m->p->tests[test];
     bool builtin = false;
