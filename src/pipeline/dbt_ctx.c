@@ -122,8 +122,8 @@ static cs_result n_ref(void *ud, tpl_call *call, const tpl_args *a, tpl_value **
     i = project_find_model(w->m->p, pkg, name);
     if (i < 0 && (seed = seed_lookup(w->m->p, pkg, name)) >= 0) {
         /* a seed: loaded by `seed` (and first by `build`), in its own schema */
-        const char *schema = w->m->seeds && w->m->seeds[seed].schema ? w->m->seeds[seed].schema
-                                                                      : w->m->set.schema;
+        const char *schema =
+            w->m->seeds && w->m->seeds[seed].schema ? w->m->seeds[seed].schema : w->m->set.schema;
         if (w->parsing) {
             XGROW(w->seed_deps, w->nseed_deps);
             w->seed_deps[w->nseed_deps++] = (size_t)seed;

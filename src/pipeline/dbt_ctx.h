@@ -80,7 +80,7 @@ typedef struct {
     size_t ndeps;
     size_t *seed_deps; /* seeds it reads */
     size_t nseed_deps;
-    pv *config;        /* its final config: yml, then config() (fail_calc, where, severity...) */
+    pv *config; /* its final config: yml, then config() (fail_calc, where, severity...) */
     bool enabled;
 } dbt_test_node;
 

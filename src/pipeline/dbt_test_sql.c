@@ -101,8 +101,8 @@ static tpl_value *literal_value(const char *s)
 }
 
 /* one string argument: a call evaluated to its value, else rendered and read as a literal */
-static cs_result render_arg_string(dbt_worker *w, const char *s, const char *where,
-                                   tpl_value **out, cs_error *err)
+static cs_result render_arg_string(dbt_worker *w, const char *s, const char *where, tpl_value **out,
+                                   cs_error *err)
 {
     tpl_value *slot = NULL;
     tpl_template *t;
@@ -302,8 +302,8 @@ cs_result dbt_generic_test_call(dbt_worker *w, size_t test, const dbt_render_opt
         if (is_builtin(t)) {
             *builtin = true;
             /* the parse still reads the arguments, for the refs in them (to:) */
-            if (w->parsing && (rc = test_kwargs(w, test, where, names, vals, TEST_MAX_ARGS, &n,
-                                                err)) == CS_OK)
+            if (w->parsing &&
+                (rc = test_kwargs(w, test, where, names, vals, TEST_MAX_ARGS, &n, err)) == CS_OK)
                 for (size_t i = 0; i < n; i++)
                     tpl_unref(vals[i]);
             return w->parsing ? rc : CS_OK;
@@ -404,8 +404,7 @@ static cs_result builtin_test_sql(dbt_worker *w, size_t test, buf *out, cs_error
         buf prel;
         if (!to || !field) {
             buf_free(&rel);
-            return cs_fail(err, CS_INVALID, "%s: relationships needs \"to\" and \"field\"",
-                           where);
+            return cs_fail(err, CS_INVALID, "%s: relationships needs \"to\" and \"field\"", where);
         }
         buf_init(&prel, 0);
         if ((rc = arg_text(w, to, where, &prel, err)) == CS_OK)

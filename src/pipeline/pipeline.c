@@ -276,10 +276,11 @@ static int seed_and_build(pipeline_session *s, const cs_config *cfg, bool build,
         rc = 2;
         goto out;
     }
-    fprintf(o.out, "Finished build: seeds %d OK, %d errors; models %d OK, %d errors, %d skipped; "
-           "tests %d passed, %d failed, %d warned, %d skipped\n",
-           ssum.ok, ssum.errors, msum.ok, msum.errors, msum.skipped, tsum.ok, tsum.errors,
-           tsum.warnings, tsum.skipped);
+    fprintf(o.out,
+            "Finished build: seeds %d OK, %d errors; models %d OK, %d errors, %d skipped; "
+            "tests %d passed, %d failed, %d warned, %d skipped\n",
+            ssum.ok, ssum.errors, msum.ok, msum.errors, msum.skipped, tsum.ok, tsum.errors,
+            tsum.warnings, tsum.skipped);
     rc = ssum.errors || msum.errors || msum.skipped || tsum.errors || tsum.skipped ? 1 : 0;
 out:
     free(seeds);

@@ -550,10 +550,9 @@ static cs_result load_package(pl_project *p, const char *dir, cs_error *err)
                        pk->file, "macro-paths", err)) != CS_OK ||
         (rc = str_list(pv_get(doc, "test-paths"), "tests", &pk->test_paths, &pk->n_test_paths,
                        pk->file, "test-paths", err)) != CS_OK ||
-        (rc = str_list(pv_get(doc, "seed-paths") ? pv_get(doc, "seed-paths")
-                                                 : pv_get(doc, "data-paths"),
-                       "seeds", &pk->seed_paths, &pk->n_seed_paths, pk->file, "seed-paths",
-                       err)) != CS_OK)
+        (rc = str_list(
+             pv_get(doc, "seed-paths") ? pv_get(doc, "seed-paths") : pv_get(doc, "data-paths"),
+             "seeds", &pk->seed_paths, &pk->n_seed_paths, pk->file, "seed-paths", err)) != CS_OK)
         goto out;
 out:
     free(file);
@@ -671,10 +670,10 @@ typedef struct {
 /* the keys of a generic test's arguments that are configs, as dbt moves them */
 static bool is_test_config_key(const char *k)
 {
-    static const char *const keys[] = {"severity", "tags",  "enabled",        "where",
-                                       "limit",    "warn_if", "error_if",     "fail_calc",
-                                       "store_failures", "store_failures_as", "meta",
-                                       "database", "schema", "alias"};
+    static const char *const keys[] = {
+        "severity", "tags",     "enabled",   "where",          "limit",
+        "warn_if",  "error_if", "fail_calc", "store_failures", "store_failures_as",
+        "meta",     "database", "schema",    "alias"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         if (strcmp(k, keys[i]) == 0)
             return true;
@@ -816,17 +815,18 @@ static cs_result load_seed_props(pl_project *p, size_t pkg, const char *file, co
         long si = sname ? find_seed(p, pkg, sname) : -1;
         pl_seed *s;
         if (!sname)
-            return cs_fail(err, CS_INVALID, "%s:%d: a seed entry needs a \"name\"", file,
-                           sd->line);
+            return cs_fail(err, CS_INVALID, "%s:%d: a seed entry needs a \"name\"", file, sd->line);
         if (si < 0) {
-            log_warn("pipeline", "%s:%d: seed \"%s\" is described but has no .csv file (or is "
-                     "disabled)", file, sd->line, sname);
+            log_warn("pipeline",
+                     "%s:%d: seed \"%s\" is described but has no .csv file (or is "
+                     "disabled)",
+                     file, sd->line, sname);
             continue;
         }
         s = &p->seeds[si];
         if (s->props_file)
-            return cs_fail(err, CS_INVALID, "%s:%d: seed \"%s\" is already described in %s",
-                           file, sd->line, sname, s->props_file);
+            return cs_fail(err, CS_INVALID, "%s:%d: seed \"%s\" is already described in %s", file,
+                           sd->line, sname, s->props_file);
         s->props_file = xstrdup(file);
         project_config_merge(s->config, pv_get(sd, "config"));
         if (pv_get(sd, "columns") && pv_get(sd, "columns")->type == PV_LIST)

@@ -72,15 +72,15 @@ typedef struct {
  * test (a .sql file of test-paths) to none.
  */
 typedef struct {
-    char *name;   /* not_null_contact_uuid, or the singular test's file name */
-    char *kind;   /* the generic test (not_null, equality, ...); NULL: singular */
-    char *ns;     /* the package it is named with (dbt_utils.equality), or NULL */
-    long model;   /* model tested (index), or -1 */
-    long seed;    /* seed tested (index into seeds), or -1 */
-    long source;  /* source table tested (index into sources), or -1 */
-    char *column; /* may be NULL */
-    pv *args;     /* the test's keyword arguments, config keys taken out (never NULL) */
-    pv *config;   /* its config: `config:` and the config keys given as arguments (never NULL) */
+    char *name;     /* not_null_contact_uuid, or the singular test's file name */
+    char *kind;     /* the generic test (not_null, equality, ...); NULL: singular */
+    char *ns;       /* the package it is named with (dbt_utils.equality), or NULL */
+    long model;     /* model tested (index), or -1 */
+    long seed;      /* seed tested (index into seeds), or -1 */
+    long source;    /* source table tested (index into sources), or -1 */
+    char *column;   /* may be NULL */
+    pv *args;       /* the test's keyword arguments, config keys taken out (never NULL) */
+    pv *config;     /* its config: `config:` and the config keys given as arguments (never NULL) */
     size_t package; /* the package whose file defines it */
     char *file;
     int line;
@@ -94,12 +94,12 @@ typedef struct {
 } pl_macro_file;
 
 typedef struct {
-    char *name;     /* file name without .csv, or its alias */
-    size_t package; /* index into packages */
-    char *file;     /* the CSV file */
-    char *relpath;  /* relative to the package root: data/sql/x.csv */
-    pv *config;     /* folder-level configs, then the property file's (map, never NULL) */
-    pv *columns;    /* columns described in a property file, or NULL */
+    char *name;       /* file name without .csv, or its alias */
+    size_t package;   /* index into packages */
+    char *file;       /* the CSV file */
+    char *relpath;    /* relative to the package root: data/sql/x.csv */
+    pv *config;       /* folder-level configs, then the property file's (map, never NULL) */
+    pv *columns;      /* columns described in a property file, or NULL */
     char *props_file; /* the property file that describes it, or NULL */
 } pl_seed;
 

@@ -2366,8 +2366,8 @@ static cs_result seed_hooks(void *ud, bool post, cs_error *err)
         buf_reset(&b);
         rc = dbt_render_seed_hook(h->w, h->seed, hooks[i], &ro, &b, err);
         if (rc == CS_OK && b.data && strspn(b.data, " \t\r\n;") != b.len)
-            rc = exec_sql(h->sud->conn, b.data, post ? "post-hook failed" : "pre-hook failed",
-                          NULL, err);
+            rc = exec_sql(h->sud->conn, b.data, post ? "post-hook failed" : "pre-hook failed", NULL,
+                          err);
     }
     buf_free(&b);
     return rc;
@@ -2576,8 +2576,8 @@ out:
                 sum->seconds, sum->ok, sum->errors, sum->warnings, sum->skipped);
     else if (rc == CS_OK && o->mode == RUNNER_SEED)
         fprintf(o->out, "Finished loading %d seed%s in %.3fs: %d OK, %d error%s\n",
-                sum->ok + sum->errors, sum->ok + sum->errors == 1 ? "" : "s", sum->seconds,
-                sum->ok, sum->errors, sum->errors == 1 ? "" : "s");
+                sum->ok + sum->errors, sum->ok + sum->errors == 1 ? "" : "s", sum->seconds, sum->ok,
+                sum->errors, sum->errors == 1 ? "" : "s");
     else if (rc == CS_OK)
         fprintf(o->out, "Compiled %d model%s into %s/compiled in %.3fs\n", sum->ok,
                 sum->ok == 1 ? "" : "s", o->target_dir, sum->seconds);

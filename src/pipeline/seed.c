@@ -388,8 +388,8 @@ static void add_seed(find_ctx *c, const char *file, const char *rel)
         name = xstrdup(alias->s);
     }
     XGROW(c->p->seeds, c->p->nseeds);
-    c->p->seeds[c->p->nseeds++] = (pl_seed){
-        .name = name, .package = c->pkg, .file = xstrdup(file), .config = cfg};
+    c->p->seeds[c->p->nseeds++] =
+        (pl_seed){.name = name, .package = c->pkg, .file = xstrdup(file), .config = cfg};
     {
         size_t ls = strlen(c->sp);
         char *rp = xmalloc(ls + strlen(rel) + 2);
