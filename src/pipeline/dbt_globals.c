@@ -155,7 +155,8 @@ static tpl_value *seed_node(const dbt_manifest *m, size_t i)
     tpl_dict_set(n, "package_name", tpl_str(p->packages[s->package].name));
     tpl_dict_set(n, "original_file_path", str0(s->file));
     tpl_dict_set(n, "database", str0(m->set.database));
-    tpl_dict_set(n, "schema", str0(m->set.schema));
+    tpl_dict_set(n, "schema",
+                 str0(m->seeds && m->seeds[i].schema ? m->seeds[i].schema : m->set.schema));
     cfg = s->config ? dbt_pv_to_tpl(s->config) : tpl_dict_new();
     tpl_dict_set(n, "config", cfg);
     return n;

@@ -28,6 +28,8 @@ struct dbt_worker {
     pv *collected; /* parse: config() keywords */
     size_t *deps;  /* parse: refs */
     size_t ndeps;
+    size_t *seed_deps; /* parse: refs to seeds */
+    size_t nseed_deps;
     tpl_value *results; /* statement results by name */
     buf *inputs;        /* parse: the env_var() values and source() relations read */
     bool graph_built;   /* `graph` holds the manifest's nodes (first executing render) */
@@ -77,6 +79,24 @@ void dbt_graph_ensure(dbt_worker *w);
 
 /* on-run-end's results as a template value; borrows results (to_dict) */
 tpl_value *dbt_results_tpl(const pv *results);
+
+/*
+ * Calls generic test `test`'s macro (test_<kind>) with its keyword
+ * arguments rendered as dbt renders them (a string that is a ref(),
+ * source(), var() or env_var() call is evaluated, others rendered and read
+ * as literals) and `model` the tested relation (through the `where`
+ * config, a subquery); the query goes to out.  *builtin is set, and
+ * nothing rendered, when the project defines no such macro and the test
+ * is one of dbt's four built-in ones.  Used by the parse (execute=False,
+ * collecting config() and refs) and by the runner.
+ */
+cs_result dbt_generic_test_call(dbt_worker *w, size_t test, const dbt_render_opts *o, buf *out,
+                                bool *builtin, cs_error *err) CS_MUST_CHECK;
+/* test's own SQL (no ephemeral models injected): its file, macro or the built-in query */
+cs_result dbt_render_test_sql(dbt_worker *w, size_t test, const dbt_render_opts *o, buf *out,
+                              cs_error *err) CS_MUST_CHECK;
+/* the relation a test is attached to (model, seed or source), or NULL */
+tpl_value *dbt_test_target(const dbt_worker *w, size_t test);
 
 /* fills every model's fingerprint, in m->order (refs first) */
 void dbt_fingerprint_models(dbt_manifest *m);

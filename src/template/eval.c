@@ -1225,16 +1225,12 @@ out:
     return r;
 }
 
-static int exec_set(tpli_ctx *c, const tpli_node *n)
+/* {% set ns.attr = v %} and {% set ns.attr %}v{% endset %}; takes v */
+static int set_attribute(tpli_ctx *c, const tpli_node *n, tpl_value *v)
 {
-    tpl_value *v, *obj;
+    tpl_value *obj = NULL;
     int r;
 
-    if ((r = eval(c, n->a, &v)) != R_OK)
-        return r;
-    if (!n->b)
-        return bind_targets(c, n, v);
-    /* set ns.attr = v */
     if ((r = eval(c, n->b, &obj)) != R_OK) {
         tpl_unref(v);
         return r;
@@ -1251,6 +1247,18 @@ static int exec_set(tpli_ctx *c, const tpli_node *n)
     }
     tpl_unref(obj);
     return r;
+}
+
+static int exec_set(tpli_ctx *c, const tpli_node *n)
+{
+    tpl_value *v;
+    int r;
+
+    if ((r = eval(c, n->a, &v)) != R_OK)
+        return r;
+    if (!n->b)
+        return bind_targets(c, n, v);
+    return set_attribute(c, n, v);
 }
 
 static int output_value(tpli_ctx *c, const tpli_node *n, tpl_value *v, buf *out)
@@ -1294,7 +1302,9 @@ static int exec(tpli_ctx *c, const tpli_node *n, buf *out)
         buf b;
         buf_init(&b, c->outmax);
         r = render_body(c, n->a, &b);
-        if (r == R_OK)
+        if (r == R_OK && n->b)
+            r = set_attribute(c, n, buf_to_value(&b));
+        else if (r == R_OK)
             assign(c, n->names[0], buf_to_value(&b));
         buf_free(&b);
         return r;

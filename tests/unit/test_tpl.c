@@ -333,6 +333,10 @@ static void test_set_and_scoping(void)
          "{% endfor %}{{ ns.total }} {{ ns.found }}",
          "6 True"},
         {"{% set x = 1 %}{% if true %}{% set x = 2 %}{% endif %}{{ x }}", "2"},
+        /* a block set on a namespace's attribute (dbt_utils' singular tests) */
+        {"{% set ns = namespace(msg='') %}{% for i in [1, 2] %}{% set ns.msg %}at {{ i }}"
+         "{% endset %}{% endfor %}[{{ ns.msg }}]",
+         "[at 2]"},
         {"{% set l = [] %}{% for i in range(3) %}{% do l.append(i) %}{% endfor %}{{ l }}",
          "[0, 1, 2]"},
         {"{% set name = 'local' %}{{ name }}", "local"},
