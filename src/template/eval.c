@@ -659,6 +659,39 @@ out:
     return r;
 }
 
+/* whether statement node n (or one inside it) binds name: a set, a for
+ * target or a macro parameter; expressions bind nothing */
+static bool binds(const tpli_node *n, const char *name, int depth)
+{
+    if (!n || n->kind >= N_CONST || depth > 400)
+        return false;
+    if (n->kind == N_SET || n->kind == N_SETBLOCK || n->kind == N_FOR || n->kind == N_MACRO ||
+        n->kind == N_CALLBLOCK)
+        for (size_t i = 0; i < n->nnames; i++)
+            if (n->names[i] && strcmp(n->names[i], name) == 0)
+                return true;
+    for (size_t i = 0; i < n->nkids; i++)
+        if (binds(n->kids[i], name, depth + 1))
+            return true;
+    return binds(n->a, name, depth + 1) || binds(n->b, name, depth + 1) ||
+           binds(n->c, name, depth + 1) || binds(n->d, name, depth + 1);
+}
+
+/*
+ * Whether printing (or joining with ~) v is an error: strict undefined is
+ * on and v is an undefined name that the template being rendered never
+ * binds.  A name it binds somewhere (set in one branch of an if, a macro
+ * parameter the caller left out) renders empty, as in dbt (dbt_utils
+ * prints `{{ select_gb_cols }}` set only when there are group-by columns);
+ * a name bound nowhere is a typo or a missing variable, and an error.
+ */
+static bool strict_undefined(tpli_ctx *c, const tpl_value *v)
+{
+    if (!c->env->strict || !tpli_is_undef(v))
+        return false;
+    return !v->u.str.s || !c->tpl || !binds(c->tpl->root, v->u.str.s, 0);
+}
+
 static int undefined_error(tpli_ctx *c, const tpli_node *n, tpl_value *v)
 {
     if (v->u.str.s)
@@ -920,8 +953,9 @@ static COLD int concat(tpli_ctx *c, const tpli_node *n, tpl_value *a, tpl_value 
 {
     buf s;
 
-    if (c->env->strict && (tpli_is_undef(a) || tpli_is_undef(b)))
-        return undefined_error(c, tpli_is_undef(a) ? n->a : n->b, tpli_is_undef(a) ? a : b);
+    if (strict_undefined(c, a) || strict_undefined(c, b))
+        return undefined_error(c, strict_undefined(c, a) ? n->a : n->b,
+                               strict_undefined(c, a) ? a : b);
     buf_init(&s, c->outmax);
     tpl_to_text(a, &s);
     tpl_to_text(b, &s);
@@ -1118,8 +1152,9 @@ static int eval_node(tpli_ctx *c, const tpli_node *n, tpl_value **out)
             r = eval(c, n->a, out);
         else if (n->c)
             r = eval(c, n->c, out);
-        else
-            *out = tpli_undef(NULL);
+        else /* `x if c` without else: empty text, also when strict (dbt_utils'
+              * `{{ ',' if not loop.last }}` renders in dbt) */
+            *out = tpl_str("");
         break;
     default:
         r = tpli_fail(c, n, "internal error: node %d is not an expression", (int)n->kind);
@@ -1281,7 +1316,7 @@ static int exec(tpli_ctx *c, const tpli_node *n, buf *out)
     case N_OUTPUT:
         if ((r = eval(c, n->a, &v)) != R_OK)
             return r;
-        if (c->env->strict && tpli_is_undef(v))
+        if (strict_undefined(c, v))
             r = undefined_error(c, n->a, v);
         else
             r = output_value(c, n, v, out);

@@ -1148,13 +1148,20 @@ static void test_strict_undefined(void)
          "{{ (zz ~ '') if zz is defined else 'no' }}",
          "empty 0 no"},
         {"{% macro m(a, b) %}{{ b is defined }}{% endmacro %}{{ m(1) }}", "False"},
+        /* a conditional without else is empty text, as dbt renders it */
+        {"{% for i in [1, 2] %}{{ i }}{{ ',' if not loop.last }}{% endfor %}", "1,2"},
+        /* names the template binds somewhere render empty when unset, as in
+         * dbt: a set in a branch not taken, a parameter the caller left out */
+        {"{% if false %}{% set x = 1 %}{% endif %}[{{ x }}]", "[]"},
+        {"{% macro m(a) %}[{{ a }}]{{ ' + ' ~ a }}{% endmacro %}{{ m() }}", "[] + "},
     };
     static const ecase errors[] = {
         {"select\n  {{ zz }}", "t.sql:2:6: \"zz\" is undefined"},
         {"{{ users[0].nope }}", "t.sql:1:13: \"nope\" is undefined"},
         {"{{ 'a' ~ zz }}", "t.sql:1:10: \"zz\" is undefined"},
         {"{{ zz.attr }}", "t.sql:1:7: \"zz\" is undefined"},
-        {"{% macro m(a) %}{{ a }}{% endmacro %}\n{{ m() }}", "t.sql:1:20: \"a\" is undefined"},
+        {"{% macro m(a) %}{{ a }}{{ b }}{% endmacro %}\n{{ m() }}",
+         "t.sql:1:27: \"b\" is undefined"},
     };
     size_t i;
 
