@@ -103,9 +103,14 @@ static cs_result n_ref(void *ud, tpl_call *call, const tpl_args *a, tpl_value **
         return cs_fail(err, CS_INVALID, "ref() takes a model name");
     i = project_find_model(w->m->p, pkg, name);
     if (i < 0 && (seed = seed_lookup(w->m->p, pkg, name)) >= 0) {
-        /* a seed: loaded by `seed` (and first by `build`), not a graph node */
-        *out = dbt_relation_typed(w->m->set.database, w->m->set.schema, w->m->p->seeds[seed].name,
-                                  "table");
+        /* a seed: loaded by `seed` (and first by `build`), in its own schema */
+        const char *schema =
+            w->m->seeds && w->m->seeds[seed].schema ? w->m->seeds[seed].schema : w->m->set.schema;
+        if (w->parsing) {
+            XGROW(w->seed_deps, w->nseed_deps);
+            w->seed_deps[w->nseed_deps++] = (size_t)seed;
+        }
+        *out = dbt_relation_typed(w->m->set.database, schema, w->m->p->seeds[seed].name, "table");
         return CS_OK;
     }
     if (i < 0)
@@ -222,13 +227,6 @@ static cs_result n_env_var(void *ud, tpl_call *call, const tpl_args *a, tpl_valu
     else
         return cs_fail(err, CS_INVALID, "env var required but not provided: '%s'", name);
     return CS_OK;
-}
-
-cs_result dbt_run_sql(dbt_worker *w, const char *sql, pv **res, cs_error *err)
-{
-    if (!w->o || !w->o->sql)
-        return cs_fail(err, CS_INVALID, "no database connection to run a query in this phase");
-    return w->o->sql(w->o->sql_ud, sql, res, err);
 }
 
 static cs_result n_statement(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
@@ -479,6 +477,7 @@ void dbt_worker_free(dbt_worker *w)
     tpl_env_free(w->env);
     tpl_unref(w->results);
     free(w->deps);
+    free(w->seed_deps);
     free(w);
 }
 

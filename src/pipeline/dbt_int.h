@@ -29,6 +29,8 @@ struct dbt_worker {
     pv *collected; /* parse: config() keywords */
     size_t *deps;  /* parse: refs */
     size_t ndeps;
+    size_t *seed_deps; /* parse: refs to seeds */
+    size_t nseed_deps;
     tpl_value *results;      /* statement results by name */
     buf *inputs;             /* parse: the env_var() values and source() relations read */
     bool graph_built;        /* `graph` holds the manifest's nodes (first executing render) */
@@ -57,8 +59,15 @@ tpl_value *dbt_api_new(void);
 /* adds the relation methods of `adapter` (get_relation, get_columns_in_relation,
  * drop_relation, ...), which query through w */
 void dbt_adapter_add_methods(tpl_value *adapter, dbt_worker *w);
-/* runs sql on the render's connection (an error while parsing); *res as dbt_sql_fn */
-cs_result dbt_run_sql(dbt_worker *w, const char *sql, pv **res, cs_error *err);
+/* runs sql on the render's connection (an error while parsing); *res as
+ * dbt_sql_fn.  Inline: dbt_ctx.c and dbt_relation.c both query, and the
+ * files of a folder must not call each other both ways (check-cycles). */
+static inline cs_result dbt_run_sql(dbt_worker *w, const char *sql, pv **res, cs_error *err)
+{
+    if (!w->o || !w->o->sql)
+        return cs_fail(err, CS_INVALID, "no database connection to run a query in this phase");
+    return w->o->sql(w->o->sql_ud, sql, res, err);
+}
 /* model i's relation (an ephemeral model's CTE name when executing) */
 tpl_value *dbt_model_relation(const dbt_worker *w, size_t i);
 /* sets the per-render globals of w: this, execute, model, results */
@@ -72,6 +81,24 @@ void dbt_graph_ensure(dbt_worker *w);
 
 /* on-run-end's results as a template value; borrows results (to_dict) */
 tpl_value *dbt_results_tpl(const pv *results);
+
+/*
+ * Calls generic test `test`'s macro (test_<kind>) with its keyword
+ * arguments rendered as dbt renders them (a string that is a ref(),
+ * source(), var() or env_var() call is evaluated, others rendered and read
+ * as literals) and `model` the tested relation (through the `where`
+ * config, a subquery); the query goes to out.  *builtin is set, and
+ * nothing rendered, when the project defines no such macro and the test
+ * is one of dbt's four built-in ones.  Used by the parse (execute=False,
+ * collecting config() and refs) and by the runner.
+ */
+cs_result dbt_generic_test_call(dbt_worker *w, size_t test, const dbt_render_opts *o, buf *out,
+                                bool *builtin, cs_error *err) CS_MUST_CHECK;
+/* test's own SQL (no ephemeral models injected): its file, macro or the built-in query */
+cs_result dbt_render_test_sql(dbt_worker *w, size_t test, const dbt_render_opts *o, buf *out,
+                              cs_error *err) CS_MUST_CHECK;
+/* the relation a test is attached to (model, seed or source), or NULL */
+tpl_value *dbt_test_target(const dbt_worker *w, size_t test);
 
 /*
  * The {% materialization NAME %} block model pm runs (nd->mat_name set):

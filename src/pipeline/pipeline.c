@@ -195,50 +195,101 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
+/* the seeds that select (a space- or comma-separated list of names; NULL: all) names */
+static bool *select_seeds(const pl_project *p, const char *select)
+{
+    bool *sel = xcalloc(p->nseeds + 1, sizeof(bool));
+    for (size_t i = 0; i < p->nseeds; i++) {
+        size_t n = strlen(p->seeds[i].name);
+        sel[i] = !select;
+        for (const char *w = select; w && *w && !sel[i];) {
+            size_t l = strcspn(w, " ,");
+            sel[i] = l == n && strncmp(w, p->seeds[i].name, n) == 0;
+            w += l;
+            w += strspn(w, " ,");
+        }
+    }
+    return sel;
+}
+
 /*
- * `seed`, and `build`: the seeds, then the models, then the tests, each
- * step only when the one before had no error (a model may read any seed;
- * a test of a failed model would read the old relation).  Returns the exit
- * status.
+ * `seed`, and `build`: the seeds, then the models, then the tests, as
+ * dbt build skips only what depends on a failure: a model that reads a
+ * seed that failed is skipped (and its dependants), a test that reads a
+ * failed or skipped model or seed is skipped; the rest runs.  build loads
+ * every seed (a model may read any); `seed -s` names seeds.  Ends with
+ * one summary line.  Returns the exit status.
  */
 static int seed_and_build(pipeline_session *s, const cs_config *cfg, bool build, const char *select,
                           const char *exclude, bool full_refresh, const char *dir,
                           const char *target)
 {
-    size_t failed = 0;
-    runner_summary sum;
+    const pl_project *p = s->m->p;
+    bool *seeds = select_seeds(p, build ? NULL : select);
+    bool *failed_seeds = xcalloc(p->nseeds + 1, sizeof(bool));
+    bool *failed_models = xcalloc(p->nmodels + 1, sizeof(bool));
+    bool *sel = xcalloc(p->nmodels + 1, sizeof(bool));
+    runner_summary ssum, msum = {0}, tsum = {0};
+    runner_opts o = {.mode = RUNNER_SEED,
+                     .selected = sel,
+                     .full_refresh = full_refresh,
+                     .threads = cfg->dbt_thread_count,
+                     .out = s->opts.out ? s->opts.out : stdout,
+                     .stop = s->opts.stop,
+                     .selected_seeds = seeds,
+                     .failed_seeds = failed_seeds,
+                     .failed_models = failed_models};
     cs_error err;
     char tbuf[4096];
+    int rc = 0;
 
-    /* with a selection, build loads the seeds it names (seed names only) */
-    if (seed_run(cfg, s->m->p, cfg->postgres_schema, build ? NULL : select, full_refresh, &failed,
-                 &err) != CS_OK) {
+    if (runner_run(s->m, s->pool, &o, &ssum, &err) != CS_OK) {
         fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
-        return 2;
+        rc = err.code == CS_TRANSIENT ? 1 : 2;
+        goto out;
     }
-    if (!build || failed) {
-        if (failed && build)
-            fprintf(stderr, "cht-sync pipeline: %zu seed%s failed: models and tests skipped\n",
-                    failed, failed == 1 ? "" : "s");
-        return failed ? 1 : 0;
+    if (!build) {
+        rc = ssum.errors ? 1 : 0;
+        goto out;
     }
-    if (pipeline_session_run(s, select, exclude, full_refresh, &sum, &err) != CS_OK) {
+    /* a selection's seeds: the tests of a seed it names run */
+    free(seeds);
+    o.selected_seeds = seeds = select_seeds(p, select);
+    if (select_models(p, s->m->g, select, exclude, sel, &err) != CS_OK) {
         fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
-        return err.code == CS_TRANSIENT ? 1 : 2;
-    }
-    if (sum.errors) {
-        fprintf(stderr, "cht-sync pipeline: a model failed: tests skipped\n");
-        return 1;
+        rc = 2;
+        goto out;
     }
     if (!target) {
         snprintf(tbuf, sizeof(tbuf), "%s/target", dir);
         target = tbuf;
     }
-    if (run_mode(s, RUNNER_TEST, select, exclude, full_refresh, target, &sum, &err) != CS_OK) {
+    o.mode = RUNNER_BUILD;
+    o.target_dir = s->target;
+    if (runner_run(s->m, s->pool, &o, &msum, &err) != CS_OK) {
         fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
-        return 2;
+        rc = err.code == CS_TRANSIENT ? 1 : 2;
+        goto out;
     }
-    return sum.errors ? 1 : 0;
+    o.mode = RUNNER_TEST;
+    o.target_dir = target;
+    if (runner_run(s->m, s->pool, &o, &tsum, &err) != CS_OK) {
+        fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
+        rc = 2;
+        goto out;
+    }
+    fprintf(o.out,
+            "Finished build: seeds %d OK, %d errors; models %d OK, %d errors, %d skipped; "
+            "tests %d passed, %d failed, %d warned, %d skipped\n",
+            ssum.ok, ssum.errors, msum.ok, msum.errors, msum.skipped, tsum.ok, tsum.errors,
+            tsum.warnings, tsum.skipped);
+    rc = ssum.errors || msum.errors || msum.skipped || tsum.errors || tsum.skipped ? 1 : 0;
+out:
+    free(seeds);
+    free(failed_seeds);
+    free(failed_models);
+    free(sel);
+    return rc;
 }
 
 /* one line per command: name, arguments, what it does */

@@ -659,6 +659,39 @@ out:
     return r;
 }
 
+/* whether statement node n (or one inside it) binds name: a set, a for
+ * target or a macro parameter; expressions bind nothing */
+static bool binds(const tpli_node *n, const char *name, int depth)
+{
+    if (!n || n->kind >= N_CONST || depth > 400)
+        return false;
+    if (n->kind == N_SET || n->kind == N_SETBLOCK || n->kind == N_FOR || n->kind == N_MACRO ||
+        n->kind == N_CALLBLOCK)
+        for (size_t i = 0; i < n->nnames; i++)
+            if (n->names[i] && strcmp(n->names[i], name) == 0)
+                return true;
+    for (size_t i = 0; i < n->nkids; i++)
+        if (binds(n->kids[i], name, depth + 1))
+            return true;
+    return binds(n->a, name, depth + 1) || binds(n->b, name, depth + 1) ||
+           binds(n->c, name, depth + 1) || binds(n->d, name, depth + 1);
+}
+
+/*
+ * Whether printing (or joining with ~) v is an error: strict undefined is
+ * on and v is an undefined name that the template being rendered never
+ * binds.  A name it binds somewhere (set in one branch of an if, a macro
+ * parameter the caller left out) renders empty, as in dbt (dbt_utils
+ * prints `{{ select_gb_cols }}` set only when there are group-by columns);
+ * a name bound nowhere is a typo or a missing variable, and an error.
+ */
+static bool strict_undefined(tpli_ctx *c, const tpl_value *v)
+{
+    if (!c->env->strict || !tpli_is_undef(v))
+        return false;
+    return !v->u.str.s || !c->tpl || !binds(c->tpl->root, v->u.str.s, 0);
+}
+
 static int undefined_error(tpli_ctx *c, const tpli_node *n, tpl_value *v)
 {
     if (v->u.str.s)
@@ -915,20 +948,14 @@ static COLD int eval_filter(tpli_ctx *c, const tpli_node *n, tpl_value **out)
     return r;
 }
 
-/* an undefined that strict mode refuses to print or join (the inline
- * if's plain Undefined excepted) */
-static bool strict_undef(const tpli_ctx *c, const tpl_value *v)
-{
-    return c->env->strict && tpli_is_undef(v) && !(v->flags & VF_LENIENT);
-}
-
 /* a ~ b (borrowed) */
 static COLD int concat(tpli_ctx *c, const tpli_node *n, tpl_value *a, tpl_value *b, tpl_value **out)
 {
     buf s;
 
-    if (strict_undef(c, a) || strict_undef(c, b))
-        return undefined_error(c, strict_undef(c, a) ? n->a : n->b, strict_undef(c, a) ? a : b);
+    if (strict_undefined(c, a) || strict_undefined(c, b))
+        return undefined_error(c, strict_undefined(c, a) ? n->a : n->b,
+                               strict_undefined(c, a) ? a : b);
     buf_init(&s, c->outmax);
     tpl_to_text(a, &s);
     tpl_to_text(b, &s);
@@ -1125,12 +1152,9 @@ static int eval_node(tpli_ctx *c, const tpli_node *n, tpl_value **out)
             r = eval(c, n->a, out);
         else if (n->c)
             r = eval(c, n->c, out);
-        else {
-            /* {{ ',' if not loop.last }}: Jinja's compiler gives a plain
-             * Undefined here, never the environment's strict one */
-            *out = tpli_undef(NULL);
-            (*out)->flags |= VF_LENIENT;
-        }
+        else /* `x if c` without else: empty text, also when strict (dbt_utils'
+              * `{{ ',' if not loop.last }}` renders in dbt) */
+            *out = tpl_str("");
         break;
     default:
         r = tpli_fail(c, n, "internal error: node %d is not an expression", (int)n->kind);
@@ -1236,16 +1260,12 @@ out:
     return r;
 }
 
-static int exec_set(tpli_ctx *c, const tpli_node *n)
+/* {% set ns.attr = v %} and {% set ns.attr %}v{% endset %}; takes v */
+static int set_attribute(tpli_ctx *c, const tpli_node *n, tpl_value *v)
 {
-    tpl_value *v, *obj;
+    tpl_value *obj = NULL;
     int r;
 
-    if ((r = eval(c, n->a, &v)) != R_OK)
-        return r;
-    if (!n->b)
-        return bind_targets(c, n, v);
-    /* set ns.attr = v */
     if ((r = eval(c, n->b, &obj)) != R_OK) {
         tpl_unref(v);
         return r;
@@ -1262,6 +1282,18 @@ static int exec_set(tpli_ctx *c, const tpli_node *n)
     }
     tpl_unref(obj);
     return r;
+}
+
+static int exec_set(tpli_ctx *c, const tpli_node *n)
+{
+    tpl_value *v;
+    int r;
+
+    if ((r = eval(c, n->a, &v)) != R_OK)
+        return r;
+    if (!n->b)
+        return bind_targets(c, n, v);
+    return set_attribute(c, n, v);
 }
 
 static int output_value(tpli_ctx *c, const tpli_node *n, tpl_value *v, buf *out)
@@ -1284,7 +1316,7 @@ static int exec(tpli_ctx *c, const tpli_node *n, buf *out)
     case N_OUTPUT:
         if ((r = eval(c, n->a, &v)) != R_OK)
             return r;
-        if (strict_undef(c, v))
+        if (strict_undefined(c, v))
             r = undefined_error(c, n->a, v);
         else
             r = output_value(c, n, v, out);
@@ -1305,7 +1337,9 @@ static int exec(tpli_ctx *c, const tpli_node *n, buf *out)
         buf b;
         buf_init(&b, c->outmax);
         r = render_body(c, n->a, &b);
-        if (r == R_OK)
+        if (r == R_OK && n->b)
+            r = set_attribute(c, n, buf_to_value(&b));
+        else if (r == R_OK)
             assign(c, n->names[0], buf_to_value(&b));
         buf_free(&b);
         return r;

@@ -16,8 +16,8 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
-#include <stdio.h>
 #include <string.h>
+#include <stdio.h>
 
 typedef struct tpli_ctx ctx;
 
@@ -74,15 +74,19 @@ static tpl_value *get_path(tpl_value *v, const char *path)
     return v;
 }
 
-/* attribute= of a filter as a path: a string, or an integer (Jinja's
- * map(attribute=0) is item 0 of each row); NULL for anything else */
-static const char *attr_path(const tpl_value *attr, char *tmp, size_t n)
+/* attribute= of a filter: a path string, or an integer (Jinja's
+ * map(attribute=0) takes item 0 of each row); borrowed, NULL when absent */
+static tpl_value *get_attr(tpl_value *v, const tpl_value *attr)
 {
+    char num[32];
+
     if (tpl_typeof(attr) == TPL_INT) {
-        snprintf(tmp, n, "%lld", tpl_as_int(attr));
-        return tmp;
+        snprintf(num, sizeof(num), "%lld", tpl_as_int(attr));
+        if (tpl_typeof(v) == TPL_LIST && tpl_as_int(attr) < 0)
+            return NULL;
+        return get_path(v, num);
     }
-    return tpl_as_str(attr);
+    return get_path(v, tpl_as_str(attr) ? tpl_as_str(attr) : "");
 }
 
 static size_t utf8_len(const char *s, size_t n)
@@ -99,7 +103,6 @@ static size_t utf8_len(const char *s, size_t n)
 static int f_join(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tpl_value **out)
 {
     tpl_value *items, *sep = ARG(0, "d"), *attr = ARG(1, "attribute");
-    char num[24];
     size_t i;
     buf b;
     int r;
@@ -111,8 +114,8 @@ static int f_join(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, t
         tpl_value *it = items->u.list.items[i];
         if (i && sep)
             tpl_to_text(sep, &b);
-        if (attr_path(attr, num, sizeof(num)))
-            it = get_path(it, attr_path(attr, num, sizeof(num)));
+        if (attr && tpl_typeof(attr) != TPL_NONE)
+            it = get_attr(it, attr);
         tpl_to_text(it, &b);
     }
     tpl_unref(items);
@@ -301,7 +304,6 @@ static int f_last(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, t
 static int f_map(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tpl_value **out)
 {
     tpl_value *items, *res, *attr = tpl_arg(a, (size_t)-1, "attribute");
-    char num[24];
     tpl_value *def = tpl_arg(a, (size_t)-1, "default");
     size_t i;
     int r;
@@ -314,9 +316,8 @@ static int f_map(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tp
     for (i = 0; i < items->u.list.len; i++) {
         tpl_value *it = items->u.list.items[i], *m;
         if (attr) {
-            const char *path = attr_path(attr, num, sizeof(num));
-            m = get_path(it, path ? path : "");
-            m = m ? tpl_ref(m) : def ? tpl_ref(def) : tpli_undef(path);
+            m = get_attr(it, attr);
+            m = m ? tpl_ref(m) : def ? tpl_ref(def) : tpli_undef(tpl_as_str(attr));
         } else {
             tpl_args rest = args_shift(a, 1);
             if ((r = filter_by_name(c, n, tpl_as_str(a->pos[0]), it, &rest, &m)) != R_OK) {
@@ -563,7 +564,6 @@ static void merge_sort(sort_ent *e, sort_ent *tmp, size_t n, bool ci, bool rev, 
 static int f_sort(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tpl_value **out)
 {
     tpl_value *items, *l, *attr = ARG(2, "attribute");
-    char num[24];
     bool rev = tpl_truthy(ARG(0, "reverse")), ci = !tpl_truthy(ARG(1, "case_sensitive"));
     bool ok = true;
     sort_ent *e, *tmp;
@@ -577,8 +577,7 @@ static int f_sort(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, t
     tmp = xmalloc((len + 1) * sizeof(*e));
     for (i = 0; i < len; i++) {
         e[i].item = items->u.list.items[i];
-        const char *path = attr_path(attr, num, sizeof(num));
-        e[i].key = path ? get_path(e[i].item, path) : e[i].item;
+        e[i].key = attr && tpl_typeof(attr) != TPL_NONE ? get_attr(e[i].item, attr) : e[i].item;
         if (!e[i].key)
             e[i].key = tpl_none();
     }
@@ -723,7 +722,6 @@ static int f_items(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, 
 static int f_sum(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tpl_value **out)
 {
     tpl_value *items, *attr = ARG(0, "attribute"), *start = ARG(1, "start");
-    char num[24];
     long long si = start ? tpl_as_int(start) : 0;
     double sd = start ? tpl_as_float(start) : 0;
     bool isf = tpl_typeof(start) == TPL_FLOAT;
@@ -734,8 +732,8 @@ static int f_sum(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tp
         return r;
     for (i = 0; i < items->u.list.len; i++) {
         tpl_value *x = items->u.list.items[i];
-        if (attr_path(attr, num, sizeof(num)))
-            x = get_path(x, attr_path(attr, num, sizeof(num)));
+        if (attr)
+            x = get_attr(x, attr);
         if (tpl_typeof(x) == TPL_FLOAT)
             isf = true;
         si += tpl_as_int(x);

@@ -29,13 +29,11 @@
 /* ---- values ---- */
 
 enum {
-    VF_UNDEF = 1,    /* an undefined name: TPL_NONE that renders as "" */
-    VF_TUPLE = 2,    /* a TPL_LIST written as a Python tuple */
-    VF_OBJECT = 4,   /* a TPL_DICT with a display string */
-    VF_NESTED = 8,   /* a list/dict that has been stored inside a list or dict */
-    VF_LENIENT = 16, /* an undefined that prints as "" even when strict: Jinja's
-                      * inline if without else gives a plain Undefined */
-    VF_MARK = 0x80,  /* transient: visited by tpli_reaches */
+    VF_UNDEF = 1,   /* an undefined name: TPL_NONE that renders as "" */
+    VF_TUPLE = 2,   /* a TPL_LIST written as a Python tuple */
+    VF_OBJECT = 4,  /* a TPL_DICT with a display string */
+    VF_NESTED = 8,  /* a list/dict that has been stored inside a list or dict */
+    VF_MARK = 0x80, /* transient: visited by tpli_reaches */
 };
 
 /* what an object (VF_OBJECT) is, for the methods and operators of

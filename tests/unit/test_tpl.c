@@ -333,6 +333,10 @@ static void test_set_and_scoping(void)
          "{% endfor %}{{ ns.total }} {{ ns.found }}",
          "6 True"},
         {"{% set x = 1 %}{% if true %}{% set x = 2 %}{% endif %}{{ x }}", "2"},
+        /* a block set on a namespace's attribute (dbt_utils' singular tests) */
+        {"{% set ns = namespace(msg='') %}{% for i in [1, 2] %}{% set ns.msg %}at {{ i }}"
+         "{% endset %}{% endfor %}[{{ ns.msg }}]",
+         "[at 2]"},
         {"{% set l = [] %}{% for i in range(3) %}{% do l.append(i) %}{% endfor %}{{ l }}",
          "[0, 1, 2]"},
         {"{% set name = 'local' %}{{ name }}", "local"},
@@ -1149,17 +1153,20 @@ static void test_strict_undefined(void)
          "{{ (zz ~ '') if zz is defined else 'no' }}",
          "empty 0 no"},
         {"{% macro m(a, b) %}{{ b is defined }}{% endmacro %}{{ m(1) }}", "False"},
-        /* the inline if without else is Jinja's plain Undefined (dbt_utils.groupby) */
-        {"{% for i in [1, 2] %}{{ i }}{{ ',' if not loop.last }}{% endfor %} "
-         "[{{ 'a' ~ ('b' if false) }}] {{ ('b' if false) is defined }}",
-         "1,2 [a] False"},
+        /* a conditional without else is empty text, as dbt renders it */
+        {"{% for i in [1, 2] %}{{ i }}{{ ',' if not loop.last }}{% endfor %}", "1,2"},
+        /* names the template binds somewhere render empty when unset, as in
+         * dbt: a set in a branch not taken, a parameter the caller left out */
+        {"{% if false %}{% set x = 1 %}{% endif %}[{{ x }}]", "[]"},
+        {"{% macro m(a) %}[{{ a }}]{{ ' + ' ~ a }}{% endmacro %}{{ m() }}", "[] + "},
     };
     static const ecase errors[] = {
         {"select\n  {{ zz }}", "t.sql:2:6: \"zz\" is undefined"},
         {"{{ users[0].nope }}", "t.sql:1:13: \"nope\" is undefined"},
         {"{{ 'a' ~ zz }}", "t.sql:1:10: \"zz\" is undefined"},
         {"{{ zz.attr }}", "t.sql:1:7: \"zz\" is undefined"},
-        {"{% macro m(a) %}{{ a }}{% endmacro %}\n{{ m() }}", "t.sql:1:20: \"a\" is undefined"},
+        {"{% macro m(a) %}{{ a }}{{ b }}{% endmacro %}\n{{ m() }}",
+         "t.sql:1:27: \"b\" is undefined"},
     };
     size_t i;
 
