@@ -62,9 +62,6 @@ contains "lock: the git package at its exact commit" "$(cat "$R/package-lock.yml
 
 # ---- the loader: installed packages load offline; a missing one is named ----
 printf 'select 1 as x\n' > "$R/models/mine.sql"
-# custom materializations are another part of issue 12: without this file
-# CHT Pipeline loads (the installed copy only; the repository is untouched)
-rm "$R/dbt_packages/cht_pipeline_base/macros/function.sql"
 out=$("$CHT_SYNC" pipeline ls --project-dir "$R" 2>&1); rc=$?
 eq "an installed project loads offline (exit 0)" "$rc" 0
 contains "its git package's models are listed" "$out" "cht_pipeline_base.feedback"
