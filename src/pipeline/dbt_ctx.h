@@ -34,6 +34,8 @@ typedef struct {
     const char *schema;   /* POSTGRES_SCHEMA: every model's schema */
     const char *database; /* POSTGRES_DB */
     const char *user;
+    const char *host; /* target.host, target.port (never the password) */
+    int port;
     int threads;
     char *const *env;   /* NULL-terminated NAME=VALUE strings (borrowed) */
     const pv *cli_vars; /* --vars, a map or NULL (borrowed) */
@@ -96,11 +98,12 @@ typedef struct {
 typedef struct {
     pl_project *p; /* owned */
     dbt_settings set;
-    pv *cli_vars;          /* owned: --vars plus batch_size from DBT_BATCH_SIZE */
-    dbt_node *nodes;       /* p->nmodels */
-    tpl_template **macros; /* p->nmacros */
-    dbt_test_node *tests;  /* p->ntests (tpl NULL for generic tests) */
-    dbt_seed_node *seeds;  /* p->nseeds */
+    pv *cli_vars;           /* owned: --vars plus batch_size from DBT_BATCH_SIZE */
+    dbt_node *nodes;        /* p->nmodels */
+    tpl_template **macros;  /* p->nmacros */
+    tpl_template **builtin; /* dbt_builtin_nfiles: the `dbt` namespace (dbt_builtin.h) */
+    dbt_test_node *tests;   /* p->ntests (tpl NULL for generic tests) */
+    dbt_seed_node *seeds;   /* p->nseeds */
     tpl_template **on_run_start;
     size_t non_run_start;
     tpl_template **on_run_end;
@@ -125,8 +128,16 @@ typedef struct dbt_worker dbt_worker;
 
 dbt_worker *dbt_worker_new(const dbt_manifest *m);
 void dbt_worker_free(dbt_worker *w);
-/* sets the global `invocation_id` of every later render (copied) */
-void dbt_worker_set_invocation_id(dbt_worker *w, const char *id);
+/* what one run gives every template, the same on every thread */
+typedef struct {
+    const char *invocation_id;
+    const char *which;    /* flags.WHICH: "run", "build", "compile", "test", "seed" */
+    bool full_refresh;    /* flags.FULL_REFRESH */
+    long long started_us; /* run_started_at, microseconds since the epoch (UTC); 0: keep */
+} dbt_run_info;
+
+/* sets invocation_id, flags and run_started_at of every later render (copied) */
+void dbt_worker_set_run(dbt_worker *w, const dbt_run_info *ri);
 
 /* "model.<package>.<name>": dbt's unique_id of model i */
 void dbt_unique_id(const pl_project *p, size_t model, char *out, size_t n);

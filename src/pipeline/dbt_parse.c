@@ -6,6 +6,7 @@
  * fingerprints the models.
  */
 #include "pipeline/dbt_int.h"
+#include "pipeline/dbt_builtin.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -363,6 +364,20 @@ static dbt_manifest *manifest_new(pl_project *p, const dbt_settings *set)
     return m;
 }
 
+/* the built-in `dbt` macros, one template per file (dbt_builtin.h) */
+static cs_result compile_builtin(dbt_manifest *m, cs_error *err)
+{
+    char name[256];
+
+    m->builtin = xcalloc(dbt_builtin_nfiles + 1, sizeof(*m->builtin));
+    for (size_t i = 0; i < dbt_builtin_nfiles; i++) {
+        snprintf(name, sizeof(name), "<dbt>/%s", dbt_builtin_files[i].path);
+        if (!(m->builtin[i] = tpl_compile(name, (const char *)dbt_builtin_files[i].data, err)))
+            return CS_INVALID;
+    }
+    return CS_OK;
+}
+
 static cs_result compile_macros(dbt_manifest *m, cs_error *err)
 {
     const pl_project *p = m->p;
@@ -630,7 +645,7 @@ cs_result dbt_parse(pl_project *p, const dbt_settings *set, dbt_manifest **out, 
     cs_result rc;
 
     *out = NULL;
-    if ((rc = compile_macros(m, err)) != CS_OK)
+    if ((rc = compile_builtin(m, err)) != CS_OK || (rc = compile_macros(m, err)) != CS_OK)
         goto fail;
     w = dbt_worker_new(m);
     if ((rc = render_sources(w, p, err)) != CS_OK || (rc = parse_seeds(m, w, err)) != CS_OK)
@@ -693,6 +708,7 @@ void dbt_manifest_free(dbt_manifest *m)
     }
     free(m->seeds);
     free_tpls(m->macros, m->p->nmacros);
+    free_tpls(m->builtin, m->builtin ? dbt_builtin_nfiles : 0);
     free_tpls(m->on_run_start, m->non_run_start);
     free_tpls(m->on_run_end, m->non_run_end);
     free(m->nodes);

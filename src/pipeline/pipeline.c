@@ -43,6 +43,8 @@ static cs_result load(pipeline_session *s, dbt_manifest **out, cs_error *err)
         .schema = s->cfg->postgres_schema,
         .database = s->cfg->postgres_db,
         .user = s->cfg->postgres_user,
+        .host = s->cfg->postgres_host,
+        .port = s->cfg->postgres_port,
         .threads = s->cfg->dbt_thread_count,
         .env = s->env,
         .cli_vars = s->vars,

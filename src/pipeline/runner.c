@@ -304,7 +304,8 @@ typedef struct {
     char *bak_kinds;
     cs_error fatal;
     bool failed_fatal;
-    char inv[40]; /* this run's invocation_id */
+    char inv[40];     /* this run's invocation_id */
+    dbt_run_info run; /* what every template of the run sees (invocation_id, flags, ...) */
 } run_ctx;
 
 static void add_effdep(run_ctx *c, size_t i, size_t d)
@@ -1797,7 +1798,7 @@ static void *worker_main(void *arg)
     PGconn *conn;
     cs_error err;
 
-    dbt_worker_set_invocation_id(w, c->inv);
+    dbt_worker_set_run(w, &c->run);
     pthread_mutex_lock(&c->mu);
     for (;;) {
         long pick = -1;
@@ -2291,7 +2292,7 @@ static cs_result run_tests(run_ctx *c, PGconn *conn, runner_summary *sum, cs_err
     static const char *const names[] = {"PASS", "WARN", "FAIL", "ERROR", "SKIP"};
 
     (void)err;
-    dbt_worker_set_invocation_id(w, c->inv);
+    dbt_worker_set_run(w, &c->run);
     for (size_t t = 0; t < m->p->ntests; t++)
         total += test_selected(c, t);
     for (size_t t = 0; t < m->p->ntests; t++) {
@@ -2381,7 +2382,7 @@ static cs_result run_seeds(run_ctx *c, PGconn *conn, runner_summary *sum)
     sql_ud sud = {conn};
     int total = 0, index = 0;
 
-    dbt_worker_set_invocation_id(w, c->inv);
+    dbt_worker_set_run(w, &c->run);
     for (size_t i = 0; i < m->p->nseeds; i++)
         total += !c->o->selected_seeds || c->o->selected_seeds[i];
     for (size_t i = 0; i < m->p->nseeds; i++) {
@@ -2469,6 +2470,16 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.cv, NULL);
     invocation_id(c.inv, sizeof(c.inv));
+    {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        c.run = (dbt_run_info){.invocation_id = c.inv,
+                               .which = o->mode == RUNNER_COMPILE ? "compile"
+                                        : o->mode == RUNNER_TEST  ? "test"
+                                                                  : "run",
+                               .full_refresh = o->full_refresh,
+                               .started_us = (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000};
+    }
 
     if (!(conn = pool_conn(pool, 0, err))) {
         rc = err->code;
@@ -2511,7 +2522,7 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
         skip_dependants(&c, i);
     }
     w = dbt_worker_new(m);
-    dbt_worker_set_invocation_id(w, c.inv);
+    dbt_worker_set_run(w, &c.run);
     if (o->mode == RUNNER_BUILD) {
         dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = &sud};
         if ((rc = run_hooks(w, conn, -1, m->on_run_start, m->non_run_start, &ro, err)) != CS_OK) {

@@ -43,6 +43,7 @@ struct tpl_call {
     tpli_ctx *ctx;
     const tpli_node *node;
     tpl_value *caller; /* FN_CALLER or NULL */
+    tpl_value *self;   /* obj of obj.f(...), or NULL; borrowed */
     char where[320];
 };
 

@@ -221,7 +221,7 @@ error:
 /* ---- calls ---- */
 
 static COLD int call_native(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_args *a,
-                            tpl_value *caller, tpl_value **out)
+                            tpl_value *caller, tpl_value *self, tpl_value **out)
 {
     tpl_call call;
     cs_result r;
@@ -229,6 +229,7 @@ static COLD int call_native(tpli_ctx *c, const tpli_node *n, tpl_value *fn, cons
     call.ctx = c;
     call.node = n;
     call.caller = caller;
+    call.self = self;
     call.where[0] = '\0';
     *out = NULL;
     c->positioned = false;
@@ -408,12 +409,13 @@ static int render_closure(tpli_ctx *c, const tpli_node *n, struct tpli_closure *
     return r;
 }
 
+/* self: the object a method was looked up on (obj.f()), else NULL */
 static int call_func(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_args *a,
-                     tpl_value *caller, tpl_value **out)
+                     tpl_value *caller, tpl_value *self, tpl_value **out)
 {
     switch (fn->u.fn.kind) {
     case FN_NATIVE:
-        return call_native(c, n, fn, a, caller, out);
+        return call_native(c, n, fn, a, caller, self, out);
     case FN_MACRO:
         return call_macro(c, n, fn, a, caller, out);
     default: {
@@ -514,7 +516,7 @@ static COLD int eval_call(tpli_ctx *c, const tpli_node *n, tpl_value *caller, tp
         return r;
     }
     if (fn) {
-        r = call_func(c, n, fn, &av.a, caller, out);
+        r = call_func(c, n, fn, &av.a, caller, obj, out);
     } else {
         r = tpli_method(c, n, obj, fnode->name, &av.a, out);
         if (r == 2) {
@@ -1485,7 +1487,7 @@ cs_result tpl_call_value(tpl_env *env, tpl_value *fn, const tpl_args *args, tpl_
     if (tpl_typeof(fn) != TPL_FUNC) {
         r = tpli_fail(c, NULL, "\"%s\" object is not callable", tpli_type_name(fn));
     } else {
-        r = call_func(c, NULL, fn, args, NULL, out);
+        r = call_func(c, NULL, fn, args, NULL, NULL, out);
         if (r == R_RETURN) { /* return() called by a native itself */
             *out = c->ret ? c->ret : tpl_none();
             c->ret = NULL;
@@ -1536,4 +1538,9 @@ const char *tpl_call_where(const tpl_call *call)
 tpl_env *tpl_call_env(tpl_call *call)
 {
     return call->ctx->env;
+}
+
+tpl_value *tpl_call_self(const tpl_call *call)
+{
+    return call->self;
 }
