@@ -16,6 +16,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct tpli_ctx ctx;
@@ -300,7 +301,13 @@ static int f_map(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tp
     for (i = 0; i < items->u.list.len; i++) {
         tpl_value *it = items->u.list.items[i], *m;
         if (attr) {
-            m = get_path(it, tpl_as_str(attr) ? tpl_as_str(attr) : "");
+            char num[32];
+            const char *path = tpl_as_str(attr) ? tpl_as_str(attr) : "";
+            if (tpl_typeof(attr) == TPL_INT) { /* map(attribute=0): the first item of each */
+                snprintf(num, sizeof(num), "%lld", tpl_as_int(attr));
+                path = num;
+            }
+            m = get_path(it, path);
             m = m ? tpl_ref(m) : def ? tpl_ref(def) : tpli_undef(tpl_as_str(attr));
         } else {
             tpl_args rest = args_shift(a, 1);
