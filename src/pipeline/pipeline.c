@@ -135,12 +135,32 @@ static void warn_if_empty(const pl_project *p, const bool *sel, const char *sele
              select && *select ? select : "(all)");
 }
 
+/* the seeds that select (a space- or comma-separated list of names; NULL: all) names */
+static bool *select_seeds(const pl_project *p, const char *select)
+{
+    bool *sel = xcalloc(p->nseeds + 1, sizeof(bool));
+    for (size_t i = 0; i < p->nseeds; i++) {
+        size_t n = strlen(p->seeds[i].name);
+        sel[i] = !select;
+        for (const char *w = select; w && *w && !sel[i];) {
+            size_t l = strcspn(w, " ,");
+            sel[i] = l == n && strncmp(w, p->seeds[i].name, n) == 0;
+            w += l;
+            w += strspn(w, " ,");
+        }
+    }
+    return sel;
+}
+
 static cs_result run_mode(pipeline_session *s, runner_mode mode, const char *select,
                           const char *exclude, bool full_refresh, const char *target,
                           runner_summary *sum, cs_error *err)
 {
     bool *sel = xcalloc(s->m->p->nmodels + 1, sizeof(bool));
+    /* the tests of the seeds a selection names (all without one) run too */
+    bool *seeds = select_seeds(s->m->p, select);
     runner_opts o = {.mode = mode,
+                     .selected_seeds = seeds,
                      .selected = sel,
                      .full_refresh = full_refresh,
                      .threads = s->cfg->dbt_thread_count,
@@ -155,6 +175,7 @@ static cs_result run_mode(pipeline_session *s, runner_mode mode, const char *sel
     if (rc == CS_OK)
         rc = runner_run(s->m, s->pool, &o, sum, err);
     free(sel);
+    free(seeds);
     return rc;
 }
 
@@ -193,23 +214,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
-}
-
-/* the seeds that select (a space- or comma-separated list of names; NULL: all) names */
-static bool *select_seeds(const pl_project *p, const char *select)
-{
-    bool *sel = xcalloc(p->nseeds + 1, sizeof(bool));
-    for (size_t i = 0; i < p->nseeds; i++) {
-        size_t n = strlen(p->seeds[i].name);
-        sel[i] = !select;
-        for (const char *w = select; w && *w && !sel[i];) {
-            size_t l = strcspn(w, " ,");
-            sel[i] = l == n && strncmp(w, p->seeds[i].name, n) == 0;
-            w += l;
-            w += strspn(w, " ,");
-        }
-    }
-    return sel;
 }
 
 /*

@@ -137,6 +137,7 @@ sql "INSERT INTO v1.src VALUES (201), (203), (205), (207), (209), (211), (213)"
 out=$(pl test 2>&1); rc=$?
 line "error_if >5 reached: FAIL" "$out" 'FAIL even_thresholds .*\[FAIL 9 in'
 line "a singular test's severity warn" "$out" 'WARN warn_big .*\[WARN 7 in'
+contains "test runs the seeds' tests too" "$out" "PASS is_even_evens_n "
 sql "INSERT INTO v1.src VALUES (2), (4)"
 out=$(pl test 2>&1); rc=$?
 line "limit 1 caps the failing rows counted" "$out" 'FAIL unique_nums_n .*\[FAIL 1 in'
