@@ -231,13 +231,6 @@ static cs_result n_env_var(void *ud, tpl_call *call, const tpl_args *a, tpl_valu
     return CS_OK;
 }
 
-cs_result dbt_run_sql(dbt_worker *w, const char *sql, pv **res, cs_error *err)
-{
-    if (!w->o || !w->o->sql)
-        return cs_fail(err, CS_INVALID, "no database connection to run a query in this phase");
-    return w->o->sql(w->o->sql_ud, sql, res, err);
-}
-
 static cs_result n_statement(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
                              cs_error *err)
 {

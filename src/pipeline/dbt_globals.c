@@ -111,7 +111,7 @@ static tpl_value *model_node(const dbt_manifest *m, size_t i)
     tpl_value *n = tpl_dict_new(), *deps = tpl_dict_new(), *dn = tpl_list_new(), *fqn;
     char uid[512];
 
-    dbt_unique_id(p, i, uid, sizeof(uid));
+    snprintf(uid, sizeof(uid), "model.%s.%s", p->packages[pm->package].name, pm->name);
     tpl_dict_set(n, "unique_id", tpl_str(uid));
     tpl_dict_set(n, "resource_type", tpl_str("model"));
     tpl_dict_set(n, "name", tpl_str(pm->name));
@@ -125,8 +125,9 @@ static tpl_value *model_node(const dbt_manifest *m, size_t i)
     tpl_dict_set(n, "tags", str_list(pv_get(nd->config, "tags")));
     tpl_dict_set(n, "raw_code", str0(pm->sql));
     for (size_t k = 0; k < nd->ndeps; k++) {
+        const pl_model *dm = &p->models[nd->deps[k]];
         char d[512];
-        dbt_unique_id(p, nd->deps[k], d, sizeof(d));
+        snprintf(d, sizeof(d), "model.%s.%s", p->packages[dm->package].name, dm->name);
         tpl_list_push(dn, tpl_str(d));
     }
     tpl_dict_set(deps, "nodes", dn);
@@ -154,7 +155,8 @@ static tpl_value *seed_node(const dbt_manifest *m, size_t i)
     tpl_dict_set(n, "package_name", tpl_str(p->packages[s->package].name));
     tpl_dict_set(n, "original_file_path", str0(s->file));
     tpl_dict_set(n, "database", str0(m->set.database));
-    tpl_dict_set(n, "schema", str0(m->set.schema));
+    tpl_dict_set(n, "schema",
+                 str0(m->seeds && m->seeds[i].schema ? m->seeds[i].schema : m->set.schema));
     cfg = s->config ? dbt_pv_to_tpl(s->config) : tpl_dict_new();
     tpl_dict_set(n, "config", cfg);
     return n;

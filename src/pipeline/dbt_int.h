@@ -57,8 +57,15 @@ tpl_value *dbt_api_new(void);
 /* adds the relation methods of `adapter` (get_relation, get_columns_in_relation,
  * drop_relation, ...), which query through w */
 void dbt_adapter_add_methods(tpl_value *adapter, dbt_worker *w);
-/* runs sql on the render's connection (an error while parsing); *res as dbt_sql_fn */
-cs_result dbt_run_sql(dbt_worker *w, const char *sql, pv **res, cs_error *err);
+/* runs sql on the render's connection (an error while parsing); *res as
+ * dbt_sql_fn.  Inline: dbt_ctx.c and dbt_relation.c both query, and the
+ * files of a folder must not call each other both ways (check-cycles). */
+static inline cs_result dbt_run_sql(dbt_worker *w, const char *sql, pv **res, cs_error *err)
+{
+    if (!w->o || !w->o->sql)
+        return cs_fail(err, CS_INVALID, "no database connection to run a query in this phase");
+    return w->o->sql(w->o->sql_ud, sql, res, err);
+}
 /* model i's relation (an ephemeral model's CTE name when executing) */
 tpl_value *dbt_model_relation(const dbt_worker *w, size_t i);
 /* sets the per-render globals of w: this, execute, model, results */

@@ -129,9 +129,11 @@ to_date('{{ d.strftime("%Y-%m-%d") }}', 'YYYY-MM-DD')
 {{ exceptions.raise_compiler_error("generate_series: upper bound must be positive") }}
 {%- endif -%}
 {%- set ns = namespace(n=0, p=1) -%}
-{%- for i in range(64) if ns.p < upper_bound -%}
+{%- for i in range(62) -%}
+{%- if ns.p < upper_bound -%}
 {%- set ns.p = ns.p * 2 -%}
 {%- set ns.n = ns.n + 1 -%}
+{%- endif -%}
 {%- endfor -%}
 {{ return(ns.n) }}
 {%- endmacro %}
