@@ -234,6 +234,7 @@ static int seed_and_build(pipeline_session *s, const cs_config *cfg, bool build,
     bool *failed_models = xcalloc(p->nmodels + 1, sizeof(bool));
     bool *sel = xcalloc(p->nmodels + 1, sizeof(bool));
     runner_summary ssum, msum = {0}, tsum = {0};
+    runner_tests tests = {.status = xcalloc(p->ntests + 1, sizeof(int))};
     runner_opts o = {.mode = RUNNER_SEED,
                      .selected = sel,
                      .full_refresh = full_refresh,
@@ -270,6 +271,7 @@ static int seed_and_build(pipeline_session *s, const cs_config *cfg, bool build,
     }
     o.mode = RUNNER_BUILD;
     o.target_dir = s->target;
+    o.tests = &tests; /* a model's tests right after it, as dbt build */
     if (runner_run(s->m, s->pool, &o, &msum, &err) != CS_OK) {
         fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
         rc = err.code == CS_TRANSIENT ? 1 : 2;
@@ -293,6 +295,7 @@ out:
     free(failed_seeds);
     free(failed_models);
     free(sel);
+    free(tests.status);
     return rc;
 }
 

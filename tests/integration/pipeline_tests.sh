@@ -131,6 +131,12 @@ line "where: only n < 10 is tested" "$out" 'FAIL even_below_ten .*\[FAIL 1 in'
 line "severity warn: WARN, not FAIL" "$out" 'WARN even_warn .*\[WARN 2 in'
 line "warn_if >0 but error_if >5: WARN" "$out" 'WARN even_thresholds .*\[WARN 2 in'
 contains "the summary counts failures and warnings" "$out" "tests 6 passed, 4 failed, 2 warned, 0 skipped"
+contains "as dbt build: a failing test skips its model's dependants" "$out" "SKIP sql view model v1.downstream"
+contains "...and the summary counts the skip" "$out" "models 2 OK, 0 errors, 1 skipped;"
+at() { printf '%s\n' "$1" | grep -nE -- "$2" | head -1 | cut -d: -f1; }
+ok "a model's tests run right after it, before what reads it" \
+    test "$(at "$out" 'created sql view model v1.nums ')" -lt "$(at "$out" 'FAIL is_even_nums_n ')" -a \
+    "$(at "$out" 'FAIL is_even_nums_n ')" -lt "$(at "$out" 'SKIP sql view model v1.downstream')"
 contains "the test of the ephemeral model reads it" "$out" "PASS is_even_doubled_n "
 contains "the singular test warns" "$out" "PASS warn_big "
 sql "INSERT INTO v1.src VALUES (201), (203), (205), (207), (209), (211), (213)"
