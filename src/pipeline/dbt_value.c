@@ -82,8 +82,7 @@ pv *dbt_tpl_to_pv(const tpl_value *t)
  * attributes (tpl_list_set_attr):
  *   table          a list of rows: table[0][0], {% for row in table %}, length
  *   table.rows     the same rows; table.column_names: the names
- *   table.columns  a list of columns, also by name (table.columns['id']),
- *                  with items() and keys() as agate's MappedSequence
+ *   table.columns  a list of columns, also by name (table.columns['id'])
  *   column         a list of its values with .name and .values (callable:
  *                  column.values() as in dbt, or used as the list)
  *   row            a list of its cells, also by column name (row['id'])
@@ -92,6 +91,9 @@ tpl_value *dbt_agate_table(const pv *t)
 {
     const pv *cols = pv_get(t, "columns"), *rows = pv_get(t, "rows");
     tpl_value *tv = tpl_list_new(), *rl = tpl_list_new(), *cl = tpl_list_new();
+    /* columns.items() / keys() / values(), as agate's MappedSequence: data
+     * attributes, which a template may also call with no arguments */
+    tpl_value *items = tpl_list_new(), *keys = tpl_list_new(), *values = tpl_list_new();
 
     for (size_t r = 0; rows && r < rows->n; r++) {
         tpl_value *row = tpl_list_new();
@@ -103,11 +105,8 @@ tpl_value *dbt_agate_table(const pv *t)
         tpl_list_push(tv, tpl_ref(row));
         tpl_list_push(rl, row);
     }
-    /* agate's MappedSequence: columns.items() gives (name, column) pairs,
-     * keys() the names (dbt_utils.get_query_results_as_dict) */
-    tpl_value *items = tpl_list_new();
     for (size_t c = 0; cols && c < cols->n; c++) {
-        tpl_value *col = tpl_list_new(), *vals = tpl_list_new(), *pair = tpl_list_new();
+        tpl_value *col = tpl_list_new(), *vals = tpl_list_new();
         for (size_t r = 0; r < tpl_list_len(tv); r++) {
             tpl_value *cell = tpl_list_get(tpl_list_get(tv, r), c);
             tpl_list_push(col, tpl_ref(cell));
@@ -116,13 +115,19 @@ tpl_value *dbt_agate_table(const pv *t)
         tpl_list_set_attr(col, "name", dbt_pv_to_tpl(cols->items[c]));
         tpl_list_set_attr(col, "values", vals);
         tpl_list_push(cl, tpl_ref(col));
-        tpl_list_push(pair, dbt_pv_to_tpl(cols->items[c]));
-        tpl_list_push(pair, tpl_ref(col));
-        tpl_list_push(items, pair);
+        {
+            tpl_value *pair = tpl_list_new();
+            tpl_list_push(pair, dbt_pv_to_tpl(cols->items[c]));
+            tpl_list_push(pair, tpl_ref(col));
+            tpl_list_push(items, pair);
+            tpl_list_push(keys, dbt_pv_to_tpl(cols->items[c]));
+            tpl_list_push(values, tpl_ref(col));
+        }
         tpl_list_set_attr(cl, pv_s(cols->items[c]) ? cols->items[c]->s : "", col);
     }
     tpl_list_set_attr(cl, "items", items);
-    tpl_list_set_attr(cl, "keys", dbt_pv_to_tpl(cols));
+    tpl_list_set_attr(cl, "keys", keys);
+    tpl_list_set_attr(cl, "values", values);
     tpl_list_set_attr(tv, "columns", cl);
     tpl_list_set_attr(tv, "column_names", dbt_pv_to_tpl(cols));
     tpl_list_set_attr(tv, "rows", rl);

@@ -1156,6 +1156,12 @@ static void test_strict_undefined(void)
          "{{ m(false) }}",
          "[]"},
         {"{% if false %}{% set top = 1 %}{% endif %}[{{ top }}][{{ '=' if false }}]", "[][]"},
+        /* a conditional without else is empty text, as dbt renders it */
+        {"{% for i in [1, 2] %}{{ i }}{{ ',' if not loop.last }}{% endfor %}", "1,2"},
+        /* names the template binds somewhere render empty when unset, as in
+         * dbt: a set in a branch not taken, a parameter the caller left out */
+        {"{% if false %}{% set x = 1 %}{% endif %}[{{ x }}]", "[]"},
+        {"{% macro m(a) %}[{{ a }}]{{ ' + ' ~ a }}{% endmacro %}{{ m() }}", "[] + "},
     };
     static const ecase errors[] = {
         {"select\n  {{ zz }}", "t.sql:2:6: \"zz\" is undefined"},
@@ -1166,6 +1172,8 @@ static void test_strict_undefined(void)
         {"{% macro m() %}{% set x = 1 %}{% endmacro %}{% macro n() %}{{ x }}{% endmacro %}\n"
          "{{ n() }}",
          "t.sql:1:63: \"x\" is undefined"},
+        {"{% macro m(a) %}{{ a }}{{ b }}{% endmacro %}\n{{ m() }}",
+         "t.sql:1:27: \"b\" is undefined"},
     };
     size_t i;
 
