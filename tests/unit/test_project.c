@@ -443,7 +443,9 @@ static void test_project_tests(void)
     char cmd[128];
 
     CHECK(mkdtemp(dir) != NULL);
-    put_file(dir, "dbt_project.yml", "name: tp\nseeds:\n  tp:\n    s:\n      +delimiter: ';'\n");
+    put_file(dir, "dbt_project.yml",
+             "name: tp\nseeds:\n  tp:\n    s:\n      +delimiter: ';'\n"
+             "data_tests:\n  +severity: warn\n  tp:\n    +error_if: '>3'\n");
     put_file(dir, "models/m.sql", "select 1 as id\n");
     put_file(dir, "seeds/s.csv", "id\n1\n");
     put_file(dir, "tests/generic/g.sql", "{% test g(model) %}select 1{% endtest %}\n");
@@ -481,7 +483,13 @@ static void test_project_tests(void)
         CHECK_STR(pv_gets(t->config, "error_if"), ">5");
         CHECK_STR(pv_gets(t->config, "severity"), "warn");
     }
-    CHECK(find_test(p, "dbt_utils_expression_is_true_m_id_2") != NULL);
+    /* dbt_project.yml's data_tests: under the test's own config */
+    t = find_test(p, "dbt_utils_expression_is_true_m_id_2");
+    CHECK(t != NULL);
+    if (t) {
+        CHECK_STR(pv_gets(t->config, "severity"), "warn");
+        CHECK_STR(pv_gets(t->config, "error_if"), ">3");
+    }
     CHECK((t = find_test(p, "not_null_source_raw_t_c")) != NULL && t->source == 0);
     CHECK((t = find_test(p, "unique_s_id")) != NULL && t->seed == 0);
     CHECK(find_test(p, "unique_gone") == NULL); /* described, no file: a warning */
