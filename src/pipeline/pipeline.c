@@ -248,6 +248,15 @@ static int seed_and_build(pipeline_session *s, const cs_config *cfg, bool build,
     char tbuf[4096];
     int rc = 0;
 
+    if (build && select_models(p, s->m->g, select, exclude, sel, &err) != CS_OK) {
+        fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
+        rc = 2;
+        goto out;
+    }
+    /* without a selection, build runs the seeds' tests right after the
+     * seeds (a failing one skips what reads the seed, as dbt build) */
+    if (build && !select && !exclude)
+        o.tests = &tests;
     if (runner_run(s->m, s->pool, &o, &ssum, &err) != CS_OK) {
         fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
         rc = err.code == CS_TRANSIENT ? 1 : 2;
@@ -260,11 +269,6 @@ static int seed_and_build(pipeline_session *s, const cs_config *cfg, bool build,
     /* a selection's seeds: the tests of a seed it names run */
     free(seeds);
     o.selected_seeds = seeds = select_seeds(p, select);
-    if (select_models(p, s->m->g, select, exclude, sel, &err) != CS_OK) {
-        fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
-        rc = 2;
-        goto out;
-    }
     if (!target) {
         snprintf(tbuf, sizeof(tbuf), "%s/target", dir);
         target = tbuf;

@@ -2493,6 +2493,21 @@ static cs_result run_seeds(run_ctx *c, PGconn *conn, runner_summary *sum)
                 c->o->failed_seeds[i] = true;
         }
     }
+    /* build: the seeds' own tests now, and a failing one counts as a failed
+     * seed for what reads it (dbt build skips a seed's children then) */
+    for (size_t t = 0; c->tests && t < m->p->ntests; t++) {
+        const dbt_test_node *tn = &m->tests[t];
+        bool ready =
+            tn->ndeps == 0 && tn->nseed_deps > 0 && !c->tests->status[t] && test_selected(c, t);
+        for (size_t d = 0; ready && c->o->failed_seeds && d < tn->nseed_deps; d++)
+            ready = !c->o->failed_seeds[tn->seed_deps[d]];
+        if (!ready)
+            continue;
+        int st = test_step(c, w, &sud, t);
+        for (size_t d = 0;
+             (st == TEST_FAIL || st == TEST_ERROR) && c->o->failed_seeds && d < tn->nseed_deps; d++)
+            c->o->failed_seeds[tn->seed_deps[d]] = true;
+    }
     dbt_worker_free(w);
     return CS_OK;
 }
@@ -2564,6 +2579,11 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
         goto out;
     }
     sud.conn = conn;
+    /* build's tests: numbered over its steps, counted once */
+    if ((o->mode == RUNNER_BUILD || o->mode == RUNNER_SEED) && c.tests && c.tests->index == 0 &&
+        c.tests->total == 0)
+        for (size_t t = 0; t < m->p->ntests; t++)
+            c.tests->total += test_selected(&c, t);
     if (o->mode == RUNNER_SEED) {
         rc = run_seeds(&c, conn, sum);
         goto out;
@@ -2586,10 +2606,6 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
                 collect_effdeps(&c, i, i, 0);
         }
     }
-    /* build's tests: numbered over both steps, counted once */
-    if (o->mode == RUNNER_BUILD && c.tests && c.tests->index == 0 && c.tests->total == 0)
-        for (size_t t = 0; t < m->p->ntests; t++)
-            c.tests->total += test_selected(&c, t);
     /* a model that reads a seed that failed to load is skipped, with its dependants */
     for (size_t k = 0; o->mode == RUNNER_BUILD && o->failed_seeds && k < n; k++) {
         size_t i = m->order[k];
@@ -2600,7 +2616,7 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
         c.finished++;
         utc_text(c.res[i].start, sizeof(c.res[i].start));
         memcpy(c.res[i].end, c.res[i].start, sizeof(c.res[i].end));
-        print_line(&c, i, "SKIP", "SKIP (a seed it reads failed)");
+        print_line(&c, i, "SKIP", "SKIP (a seed it reads failed or failed a test)");
         skip_dependants(&c, i);
     }
     w = dbt_worker_new(m);
