@@ -125,6 +125,11 @@ static tpl_value *model_node(const dbt_manifest *m, size_t i)
     tpl_dict_set(n, "tags", str_list(pv_get(nd->config, "tags")));
     tpl_dict_set(n, "raw_code", str0(pm->sql));
     for (size_t k = 0; k < nd->ndeps; k++) {
+        bool seen = false; /* a model may ref a parent twice: dbt lists it once */
+        for (size_t j = 0; j < k && !seen; j++)
+            seen = nd->deps[j] == nd->deps[k];
+        if (seen)
+            continue;
         const pl_model *dm = &p->models[nd->deps[k]];
         char d[512];
         snprintf(d, sizeof(d), "model.%s.%s", p->packages[dm->package].name, dm->name);

@@ -562,6 +562,21 @@ static bool live(const dbt_worker *w)
     return !w->parsing && w->o && w->o->execute && w->o->sql;
 }
 
+/*
+ * While parsing, the relation methods take whatever they are given and do
+ * nothing, as dbt's parse does: a package's get_relation() is none then,
+ * and what it passes on (drop_relation(none)) must not fail the parse.
+ */
+enum { GIVE_NONE, GIVE_LIST, GIVE_TEXT };
+
+static bool parse_skip(const dbt_worker *w, int give, tpl_value **out)
+{
+    if (live(w))
+        return false;
+    *out = give == GIVE_NONE ? tpl_none() : give == GIVE_LIST ? tpl_list_new() : tpl_str("");
+    return true;
+}
+
 /* the relation argument i (or keyword name), or an error */
 static cs_result relation_arg(const tpl_args *a, size_t i, const char *name, const char *what,
                               tpl_value **out, cs_error *err)
@@ -655,6 +670,8 @@ static cs_result n_load_relation(void *ud, tpl_call *call, const tpl_args *a, tp
     tpl_value *r, *l;
     cs_result rc;
 
+    if (parse_skip(ud, GIVE_NONE, out))
+        return CS_OK;
     if ((rc = relation_arg(a, 0, "relation", "load_relation", &r, err)) != CS_OK)
         return rc;
     if (tpl_truthy(tpl_dict_get(r, "is_cte"))) {
@@ -688,6 +705,8 @@ static cs_result n_list_relations_nc(void *ud, tpl_call *call, const tpl_args *a
     tpl_value *r;
     cs_result rc;
 
+    if (parse_skip(ud, GIVE_LIST, out))
+        return CS_OK;
     if ((rc = relation_arg(a, 0, "schema_relation", "list_relations_without_caching", &r, err)) !=
         CS_OK)
         return rc;
@@ -736,6 +755,8 @@ static cs_result n_get_columns(void *ud, tpl_call *call, const tpl_args *a, tpl_
     tpl_value *r;
     cs_result rc;
 
+    if (parse_skip(ud, GIVE_LIST, out))
+        return CS_OK;
     if ((rc = relation_arg(a, 0, "relation", "get_columns_in_relation", &r, err)) != CS_OK)
         return rc;
     if (tpl_truthy(tpl_dict_get(r, "is_cte"))) {
@@ -758,6 +779,8 @@ static cs_result n_get_missing_columns(void *ud, tpl_call *call, const tpl_args 
     tpl_value *from, *to, *fc = NULL, *tc = NULL;
     cs_result rc;
 
+    if (parse_skip(ud, GIVE_LIST, out))
+        return CS_OK;
     if ((rc = relation_arg(a, 0, "from_relation", "get_missing_columns", &from, err)) != CS_OK ||
         (rc = relation_arg(a, 1, "to_relation", "get_missing_columns", &to, err)) != CS_OK)
         return rc;
@@ -831,6 +854,8 @@ static cs_result n_drop_relation(void *ud, tpl_call *call, const tpl_args *a, tp
     cs_result rc;
     buf q;
 
+    if (parse_skip(ud, GIVE_TEXT, out))
+        return CS_OK;
     if ((rc = relation_arg(a, 0, "relation", "drop_relation", &r, err)) != CS_OK)
         return rc;
     *out = tpl_str("");
@@ -855,6 +880,8 @@ static cs_result n_truncate_relation(void *ud, tpl_call *call, const tpl_args *a
     cs_result rc;
     buf q;
 
+    if (parse_skip(ud, GIVE_TEXT, out))
+        return CS_OK;
     if ((rc = relation_arg(a, 0, "relation", "truncate_relation", &r, err)) != CS_OK)
         return rc;
     *out = tpl_str("");
@@ -874,6 +901,8 @@ static cs_result n_rename_relation(void *ud, tpl_call *call, const tpl_args *a, 
     cs_result rc;
     buf q;
 
+    if (parse_skip(ud, GIVE_TEXT, out))
+        return CS_OK;
     if ((rc = relation_arg(a, 0, "from_relation", "rename_relation", &from, err)) != CS_OK ||
         (rc = relation_arg(a, 1, "to_relation", "rename_relation", &to, err)) != CS_OK)
         return rc;
@@ -901,6 +930,8 @@ static cs_result n_schema_ddl(void *ud, tpl_call *call, const tpl_args *a, tpl_v
     cs_result rc;
     buf q;
 
+    if (parse_skip(ud, GIVE_TEXT, out))
+        return CS_OK;
     if ((rc = relation_arg(a, 0, "relation", "create_schema", &r, err)) != CS_OK)
         return rc;
     *out = tpl_str("");
@@ -917,6 +948,8 @@ static cs_result n_drop_schema(void *ud, tpl_call *call, const tpl_args *a, tpl_
     cs_result rc;
     buf q;
 
+    if (parse_skip(ud, GIVE_TEXT, out))
+        return CS_OK;
     if ((rc = relation_arg(a, 0, "relation", "drop_schema", &r, err)) != CS_OK)
         return rc;
     *out = tpl_str("");

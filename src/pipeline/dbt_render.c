@@ -130,6 +130,7 @@ cs_result dbt_render_seed_hook(dbt_worker *w, size_t seed, const tpl_template *t
     w->parsing = false;
     dbt_begin_render(w, -1, o);
     tpl_env_set(w->env, "this",
-                dbt_relation(m->set.database, m->seeds[seed].schema, m->p->seeds[seed].name));
+                dbt_relation_typed(m->set.database, m->seeds[seed].schema, m->p->seeds[seed].name,
+                                   "table"));
     return tpl_render(t, w->env, NULL, out, err);
 }

@@ -26,10 +26,10 @@ tpl_value *dbt_test_target(const dbt_worker *w, size_t test)
     if (t->model >= 0)
         return dbt_model_relation(w, (size_t)t->model);
     if (t->seed >= 0)
-        return dbt_relation(m->set.database,
-                            m->seeds && m->seeds[t->seed].schema ? m->seeds[t->seed].schema
-                                                                 : m->set.schema,
-                            m->p->seeds[t->seed].name);
+        return dbt_relation_typed(m->set.database,
+                                  m->seeds && m->seeds[t->seed].schema ? m->seeds[t->seed].schema
+                                                                       : m->set.schema,
+                                  m->p->seeds[t->seed].name, "table");
     if (t->source >= 0)
         return dbt_relation(m->set.database, m->p->sources[t->source].schema,
                             m->p->sources[t->source].identifier);

@@ -135,12 +135,32 @@ static void warn_if_empty(const pl_project *p, const bool *sel, const char *sele
              select && *select ? select : "(all)");
 }
 
+/* the seeds that select (a space- or comma-separated list of names; NULL: all) names */
+static bool *select_seeds(const pl_project *p, const char *select)
+{
+    bool *sel = xcalloc(p->nseeds + 1, sizeof(bool));
+    for (size_t i = 0; i < p->nseeds; i++) {
+        size_t n = strlen(p->seeds[i].name);
+        sel[i] = !select;
+        for (const char *w = select; w && *w && !sel[i];) {
+            size_t l = strcspn(w, " ,");
+            sel[i] = l == n && strncmp(w, p->seeds[i].name, n) == 0;
+            w += l;
+            w += strspn(w, " ,");
+        }
+    }
+    return sel;
+}
+
 static cs_result run_mode(pipeline_session *s, runner_mode mode, const char *select,
                           const char *exclude, bool full_refresh, const char *target,
                           runner_summary *sum, cs_error *err)
 {
     bool *sel = xcalloc(s->m->p->nmodels + 1, sizeof(bool));
+    /* the tests of the seeds a selection names (all without one) run too */
+    bool *seeds = select_seeds(s->m->p, select);
     runner_opts o = {.mode = mode,
+                     .selected_seeds = seeds,
                      .selected = sel,
                      .full_refresh = full_refresh,
                      .threads = s->cfg->dbt_thread_count,
@@ -155,6 +175,7 @@ static cs_result run_mode(pipeline_session *s, runner_mode mode, const char *sel
     if (rc == CS_OK)
         rc = runner_run(s->m, s->pool, &o, sum, err);
     free(sel);
+    free(seeds);
     return rc;
 }
 
@@ -195,23 +216,6 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
-/* the seeds that select (a space- or comma-separated list of names; NULL: all) names */
-static bool *select_seeds(const pl_project *p, const char *select)
-{
-    bool *sel = xcalloc(p->nseeds + 1, sizeof(bool));
-    for (size_t i = 0; i < p->nseeds; i++) {
-        size_t n = strlen(p->seeds[i].name);
-        sel[i] = !select;
-        for (const char *w = select; w && *w && !sel[i];) {
-            size_t l = strcspn(w, " ,");
-            sel[i] = l == n && strncmp(w, p->seeds[i].name, n) == 0;
-            w += l;
-            w += strspn(w, " ,");
-        }
-    }
-    return sel;
-}
-
 /*
  * `seed`, and `build`: the seeds, then the models, then the tests, as
  * dbt build skips only what depends on a failure: a model that reads a
@@ -230,6 +234,7 @@ static int seed_and_build(pipeline_session *s, const cs_config *cfg, bool build,
     bool *failed_models = xcalloc(p->nmodels + 1, sizeof(bool));
     bool *sel = xcalloc(p->nmodels + 1, sizeof(bool));
     runner_summary ssum, msum = {0}, tsum = {0};
+    runner_tests tests = {.status = xcalloc(p->ntests + 1, sizeof(int))};
     runner_opts o = {.mode = RUNNER_SEED,
                      .selected = sel,
                      .full_refresh = full_refresh,
@@ -243,6 +248,15 @@ static int seed_and_build(pipeline_session *s, const cs_config *cfg, bool build,
     char tbuf[4096];
     int rc = 0;
 
+    if (build && select_models(p, s->m->g, select, exclude, sel, &err) != CS_OK) {
+        fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
+        rc = 2;
+        goto out;
+    }
+    /* without a selection, build runs the seeds' tests right after the
+     * seeds (a failing one skips what reads the seed, as dbt build) */
+    if (build && !select && !exclude)
+        o.tests = &tests;
     if (runner_run(s->m, s->pool, &o, &ssum, &err) != CS_OK) {
         fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
         rc = err.code == CS_TRANSIENT ? 1 : 2;
@@ -255,17 +269,13 @@ static int seed_and_build(pipeline_session *s, const cs_config *cfg, bool build,
     /* a selection's seeds: the tests of a seed it names run */
     free(seeds);
     o.selected_seeds = seeds = select_seeds(p, select);
-    if (select_models(p, s->m->g, select, exclude, sel, &err) != CS_OK) {
-        fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
-        rc = 2;
-        goto out;
-    }
     if (!target) {
         snprintf(tbuf, sizeof(tbuf), "%s/target", dir);
         target = tbuf;
     }
     o.mode = RUNNER_BUILD;
     o.target_dir = s->target;
+    o.tests = &tests; /* a model's tests right after it, as dbt build */
     if (runner_run(s->m, s->pool, &o, &msum, &err) != CS_OK) {
         fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
         rc = err.code == CS_TRANSIENT ? 1 : 2;
@@ -289,6 +299,7 @@ out:
     free(failed_seeds);
     free(failed_models);
     free(sel);
+    free(tests.status);
     return rc;
 }
 
@@ -308,7 +319,8 @@ static const struct {
     {"seed", "[-s SEED...] [--full-refresh]",
      "load the CSV files of seed-paths into tables (--full-refresh drops them first)"},
     {"build", "[-s SEL...] [--exclude SEL...] [--full-refresh] [--vars YAML]",
-     "load the seeds, then run the selected models, then their tests"},
+     "load the seeds, run the selected models, each followed by its tests; skip what reads a "
+     "failure"},
     {"deps", "[--upgrade]",
      "install packages.yml's packages into dbt_packages (--upgrade ignores package-lock.yml)"},
 };

@@ -538,6 +538,10 @@ static cs_result load_package(pl_project *p, const char *dir, cs_error *err)
                    ? pv_copy(pv_get(doc, "vars"))
                    : pv_new(PV_MAP);
     pk->models_cfg = pv_get(doc, "models") ? pv_copy(pv_get(doc, "models")) : NULL;
+    {
+        const pv *tc = pv_get(doc, "data_tests") ? pv_get(doc, "data_tests") : pv_get(doc, "tests");
+        pk->tests_cfg = tc && tc->type == PV_MAP ? pv_copy(tc) : NULL;
+    }
     pk->on_run_start = hook_list(pv_get(doc, "on-run-start"));
     pk->on_run_end = hook_list(pv_get(doc, "on-run-end"));
     pk->dispatch = pv_get(doc, "dispatch") ? pv_copy(pv_get(doc, "dispatch")) : NULL;
@@ -964,6 +968,30 @@ static void resolve_configs(pl_project *p)
     }
 }
 
+/*
+ * dbt_project.yml's `data_tests:` (or `tests:`) configs under each test's
+ * own: the top level and the package's entry, the package's own file
+ * first, then the root project's; the test's yml config wins.  (Folder
+ * levels below the package are not walked.)
+ */
+static void resolve_test_configs(pl_project *p)
+{
+    for (size_t i = 0; i < p->ntests; i++) {
+        pl_test *t = &p->tests[i];
+        const pl_package *own = &p->packages[t->package];
+        pv *cfg = pv_new(PV_MAP);
+        merge_level(cfg, own->tests_cfg);
+        merge_level(cfg, pv_get(own->tests_cfg, own->name));
+        if (t->package != 0) {
+            merge_level(cfg, p->packages[0].tests_cfg);
+            merge_level(cfg, pv_get(p->packages[0].tests_cfg, own->name));
+        }
+        project_config_merge(cfg, t->config);
+        pv_free(t->config);
+        t->config = cfg;
+    }
+}
+
 cs_result project_load(const char *dir, pl_project **out, cs_error *err)
 {
     return project_load_with_base(dir, NULL, out, err);
@@ -1025,6 +1053,7 @@ cs_result project_load_with_base(const char *dir, const char *base_dir, pl_proje
     if (rc != CS_OK || (rc = load_selectors(p, err)) != CS_OK)
         goto fail;
     resolve_configs(p);
+    resolve_test_configs(p);
     *out = p;
     goto done;
 fail:
@@ -1069,6 +1098,7 @@ void project_free(pl_project *p)
         free(k->test_paths);
         pv_free(k->vars);
         pv_free(k->models_cfg);
+        pv_free(k->tests_cfg);
         pv_free(k->dispatch);
         pv_free(k->on_run_start);
         pv_free(k->on_run_end);

@@ -35,6 +35,7 @@ typedef struct {
     size_t n_seed_paths;
     pv *vars;         /* map (never NULL) */
     pv *models_cfg;   /* the `models:` tree, or NULL */
+    pv *tests_cfg;    /* the `data_tests:` (or `tests:`) tree, or NULL */
     pv *on_run_start; /* list of hook strings (never NULL) */
     pv *on_run_end;
     pv *dispatch;  /* the `dispatch:` list (root project: adapter.dispatch's search orders), or NULL

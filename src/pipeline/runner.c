@@ -304,8 +304,9 @@ typedef struct {
     char *bak_kinds;
     cs_error fatal;
     bool failed_fatal;
-    char inv[40];     /* this run's invocation_id */
-    dbt_run_info run; /* what every template of the run sees (invocation_id, flags, ...) */
+    char inv[40];        /* this run's invocation_id */
+    runner_tests *tests; /* build and test: the tests' statuses and numbering */
+    dbt_run_info run;    /* what every template of the run sees (invocation_id, flags, ...) */
 } run_ctx;
 
 static void add_effdep(run_ctx *c, size_t i, size_t d)
@@ -1828,6 +1829,8 @@ static void skip_dependants(run_ctx *c, size_t i)
     }
 }
 
+static bool build_tests(run_ctx *c, dbt_worker *w, sql_ud *sud, size_t i);
+
 typedef struct {
     run_ctx *c;
     int slot;
@@ -1896,18 +1899,29 @@ static void *worker_main(void *arg)
         c->res[i].seconds = now_s() - t0;
         utc_text(c->res[i].end, sizeof(c->res[i].end));
         c->res[i].rows = rows;
+        bool tests_failed = false;
         if (c->o->mode == RUNNER_BUILD) /* for /metrics and the status page */
             stats_model_done(c->m->p->models[i].name, rc == CS_OK, c->res[i].seconds, rows);
 
         pthread_mutex_lock(&c->mu);
         if (rc == CS_OK) {
-            c->state[i] = ST_OK;
             c->res[i].message = xstrdup(detail);
             if (c->o->mode == RUNNER_BUILD) {
                 char d[200];
                 snprintf(d, sizeof(d), "%s in %.2fs", detail, c->res[i].seconds);
                 print_line(c, i, "OK created", d);
             }
+            /* build: its tests run now, before any dependant starts (the
+             * model stays running), and a failing one skips the dependants */
+            if (c->o->mode == RUNNER_BUILD && c->tests && conn) {
+                sql_ud sud = {conn};
+                pthread_mutex_unlock(&c->mu);
+                tests_failed = build_tests(c, w, &sud, i);
+                pthread_mutex_lock(&c->mu);
+            }
+            c->state[i] = ST_OK;
+            if (tests_failed)
+                skip_dependants(c, i);
         } else {
             char d[64];
             c->state[i] = ST_ERROR;
@@ -2325,61 +2339,125 @@ out:
     return st;
 }
 
-/* the selected, enabled tests, each after what it reads: a test of a failed model is skipped */
+/*
+ * Runs (or skips, when it reads a failure) test t, prints its line and logs
+ * why it failed; records its status in o->tests.  Callers serialise the
+ * printing: run_tests runs alone, build_tests under c->mu's protection of
+ * the counters (the query itself runs outside the lock).
+ */
+static int test_step(run_ctx *c, dbt_worker *w, sql_ud *sud, size_t t)
+{
+    const dbt_manifest *m = c->m;
+    const pl_test *pt = &m->p->tests[t];
+    runner_tests *rt = c->tests;
+    static const char *const names[] = {"PASS", "WARN", "FAIL", "ERROR", "SKIP"};
+    char failures[64] = "0", d[160];
+    cs_error terr = {0};
+    double t0 = now_s();
+    int st, index;
+
+    st = test_blocked(c, t) ? TEST_SKIP
+                            : run_one_test(c, w, sud, t, failures, sizeof(failures), &terr);
+    if (st == TEST_WARN || st == TEST_FAIL)
+        snprintf(d, sizeof(d), "%s %s in %.2fs", names[st], failures, now_s() - t0);
+    else if (st == TEST_SKIP)
+        snprintf(d, sizeof(d), "SKIP");
+    else
+        snprintf(d, sizeof(d), "%s in %.2fs", names[st], now_s() - t0);
+    pthread_mutex_lock(&c->mu);
+    index = ++rt->index;
+    rt->status[t] = st + 1;
+    step_line(c->o->out, index, rt->total, names[st], pt->name, d);
+    pthread_mutex_unlock(&c->mu);
+    if (st == TEST_WARN)
+        log_warn(pt->name, "%s:%d: got %s result%s, configured to warn if %s", pt->file, pt->line,
+                 failures, strcmp(failures, "1") == 0 ? "" : "s",
+                 test_cfg(m->tests[t].config, "warn_if", "!= 0"));
+    else if (st == TEST_FAIL)
+        log_error(pt->name, "%s:%d: got %s result%s, configured to fail if %s", pt->file, pt->line,
+                  failures, strcmp(failures, "1") == 0 ? "" : "s",
+                  test_cfg(m->tests[t].config, "error_if", "!= 0"));
+    else if (st == TEST_ERROR)
+        log_error(pt->name, "%s", terr.msg);
+    return st;
+}
+
+/*
+ * build: the tests of model i, right after it built, as dbt build runs
+ * them: each selected test not run yet that reads i and whose other models
+ * are built (or not in the run).  Returns whether one failed (FAIL or
+ * ERROR): i's dependants are then skipped.  Called without c->mu.
+ */
+static bool build_tests(run_ctx *c, dbt_worker *w, sql_ud *sud, size_t i)
+{
+    const dbt_manifest *m = c->m;
+    bool failed = false;
+
+    for (size_t t = 0; c->tests && t < m->p->ntests; t++) {
+        const dbt_test_node *tn = &m->tests[t];
+        bool reads_i = false, ready = true;
+        if (c->tests->status[t] || !test_selected(c, t))
+            continue;
+        pthread_mutex_lock(&c->mu);
+        for (size_t d = 0; d < tn->ndeps; d++) {
+            size_t k = tn->deps[d];
+            if (k == i)
+                reads_i = true;
+            else if (m->nodes[k].mat != MAT_EPHEMERAL && c->state[k] != ST_NONE &&
+                     c->state[k] != ST_OK)
+                ready = false;
+        }
+        pthread_mutex_unlock(&c->mu);
+        for (size_t d = 0; c->o->failed_seeds && d < tn->nseed_deps; d++)
+            ready = ready && !c->o->failed_seeds[tn->seed_deps[d]];
+        if (!reads_i || !ready)
+            continue;
+        int st = test_step(c, w, sud, t);
+        failed = failed || st == TEST_FAIL || st == TEST_ERROR;
+    }
+    return failed;
+}
+
+/* the selected, enabled tests not run yet (build runs most after their model) */
 static cs_result run_tests(run_ctx *c, PGconn *conn, runner_summary *sum, cs_error *err)
 {
     const dbt_manifest *m = c->m;
     dbt_worker *w = dbt_worker_new(m);
     sql_ud sud = {conn};
-    int total = 0, index = 0;
-    static const char *const names[] = {"PASS", "WARN", "FAIL", "ERROR", "SKIP"};
+    runner_tests own = {0}, *rt = c->tests;
 
     (void)err;
     dbt_worker_set_run(w, &c->run);
+    if (!rt) { /* `test`: the run's own counters */
+        own.status = xcalloc(m->p->ntests + 1, sizeof(int));
+        rt = c->tests = &own;
+        for (size_t t = 0; t < m->p->ntests; t++)
+            rt->total += test_selected(c, t);
+    }
     for (size_t t = 0; t < m->p->ntests; t++)
-        total += test_selected(c, t);
+        if (test_selected(c, t) && !rt->status[t])
+            test_step(c, w, &sud, t);
     for (size_t t = 0; t < m->p->ntests; t++) {
-        const pl_test *pt = &m->p->tests[t];
-        char failures[64], d[160];
-        cs_error terr = {0};
-        double t0 = now_s();
-        int st;
         if (!test_selected(c, t))
             continue;
-        index++;
-        st = test_blocked(c, t) ? TEST_SKIP
-                                : run_one_test(c, w, &sud, t, failures, sizeof(failures), &terr);
-        if (st == TEST_WARN || st == TEST_FAIL)
-            snprintf(d, sizeof(d), "%s %s in %.2fs", names[st], failures, now_s() - t0);
-        else if (st == TEST_SKIP)
-            snprintf(d, sizeof(d), "SKIP");
-        else
-            snprintf(d, sizeof(d), "%s in %.2fs", names[st], now_s() - t0);
-        step_line(c->o->out, index, total, names[st], pt->name, d);
-        switch (st) {
+        switch (rt->status[t] - 1) {
         case TEST_PASS:
             sum->ok++;
             break;
         case TEST_WARN:
-            log_warn(pt->name, "%s:%d: got %s result%s, configured to warn if %s", pt->file,
-                     pt->line, failures, strcmp(failures, "1") == 0 ? "" : "s",
-                     test_cfg(m->tests[t].config, "warn_if", "!= 0"));
             sum->warnings++;
             break;
         case TEST_FAIL:
-            log_error(pt->name, "%s:%d: got %s result%s, configured to fail if %s", pt->file,
-                      pt->line, failures, strcmp(failures, "1") == 0 ? "" : "s",
-                      test_cfg(m->tests[t].config, "error_if", "!= 0"));
-            sum->errors++;
-            break;
         case TEST_ERROR:
-            log_error(pt->name, "%s", terr.msg);
             sum->errors++;
             break;
         default:
             sum->skipped++;
         }
-        /* a failed query leaves no transaction open: autocommit */
+    }
+    if (rt == &own) {
+        c->tests = NULL;
+        free(own.status);
     }
     dbt_worker_free(w);
     return CS_OK;
@@ -2458,6 +2536,21 @@ static cs_result run_seeds(run_ctx *c, PGconn *conn, runner_summary *sum)
                 c->o->failed_seeds[i] = true;
         }
     }
+    /* build: the seeds' own tests now, and a failing one counts as a failed
+     * seed for what reads it (dbt build skips a seed's children then) */
+    for (size_t t = 0; c->tests && t < m->p->ntests; t++) {
+        const dbt_test_node *tn = &m->tests[t];
+        bool ready =
+            tn->ndeps == 0 && tn->nseed_deps > 0 && !c->tests->status[t] && test_selected(c, t);
+        for (size_t d = 0; ready && c->o->failed_seeds && d < tn->nseed_deps; d++)
+            ready = !c->o->failed_seeds[tn->seed_deps[d]];
+        if (!ready)
+            continue;
+        int st = test_step(c, w, &sud, t);
+        for (size_t d = 0;
+             (st == TEST_FAIL || st == TEST_ERROR) && c->o->failed_seeds && d < tn->nseed_deps; d++)
+            c->o->failed_seeds[tn->seed_deps[d]] = true;
+    }
     dbt_worker_free(w);
     return CS_OK;
 }
@@ -2491,7 +2584,7 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
                      runner_summary *sum, cs_error *err)
 {
     size_t n = m->p->nmodels;
-    run_ctx c = {.m = m, .pool = pool, .o = o};
+    run_ctx c = {.m = m, .pool = pool, .o = o, .tests = o->tests};
     pthread_t threads[RUNNER_MAX_THREADS];
     worker_arg args[RUNNER_MAX_THREADS];
     int nthreads = o->threads < 1 ? 1 : o->threads > pool->n ? pool->n : o->threads;
@@ -2529,6 +2622,11 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
         goto out;
     }
     sud.conn = conn;
+    /* build's tests: numbered over its steps, counted once */
+    if ((o->mode == RUNNER_BUILD || o->mode == RUNNER_SEED) && c.tests && c.tests->index == 0 &&
+        c.tests->total == 0)
+        for (size_t t = 0; t < m->p->ntests; t++)
+            c.tests->total += test_selected(&c, t);
     if (o->mode == RUNNER_SEED) {
         rc = run_seeds(&c, conn, sum);
         goto out;
@@ -2561,7 +2659,7 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
         c.finished++;
         utc_text(c.res[i].start, sizeof(c.res[i].start));
         memcpy(c.res[i].end, c.res[i].start, sizeof(c.res[i].end));
-        print_line(&c, i, "SKIP", "SKIP (a seed it reads failed)");
+        print_line(&c, i, "SKIP", "SKIP (a seed it reads failed or failed a test)");
         skip_dependants(&c, i);
     }
     w = dbt_worker_new(m);

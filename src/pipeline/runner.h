@@ -29,6 +29,13 @@ void runner_pool_free(runner_pool *pool);
 /* RUNNER_SEED loads the selected seeds (selected_seeds) into tables */
 typedef enum { RUNNER_BUILD, RUNNER_COMPILE, RUNNER_TEST, RUNNER_SEED } runner_mode;
 
+/* build's tests: run right after their model (RUNNER_BUILD), the rest
+ * after every model (RUNNER_TEST); one numbering for both */
+typedef struct {
+    int *status; /* per test: 0 not run yet, else its status + 1 (runner.c's TEST_*) */
+    int index, total;
+} runner_tests;
+
 typedef struct {
     runner_mode mode;
     const bool *selected; /* per model */
@@ -50,6 +57,9 @@ typedef struct {
     const bool *selected_seeds;
     bool *failed_seeds;
     bool *failed_models;
+    /* build: a model's tests run right after it (dbt build), and a failing
+     * one skips the model's dependants; NULL: tests only in RUNNER_TEST */
+    runner_tests *tests;
 } runner_opts;
 
 typedef struct {

@@ -65,6 +65,42 @@ static tpl_value *lookup(tpli_ctx *c, const char *name)
     return tpl_dict_get(c->env->builtins, name);
 }
 
+/*
+ * Soft undefined.  Strict undefined (dbt at execute time) refuses an
+ * undefined name in output and in ~, but dbt renders jinja2's Undefined as
+ * "" and packages rely on it where the name is known to the template: a
+ * {% set %} in a branch that did not run ({{ select_gb_cols }} in
+ * dbt_utils when there is no group_by), a parameter not passed, `x if c`
+ * without else.  So a name that a {% set %} of the running macro (or
+ * template) binds somewhere is soft: it renders as "".  A name nothing
+ * binds (a typo, a missing global) stays an error.
+ */
+static bool body_sets(const tpli_node *n, const char *name, int depth)
+{
+    if (!n || depth > 2000 || n->kind == N_MACRO)
+        return false;
+    if ((n->kind == N_SET || n->kind == N_SETBLOCK) && !n->b)
+        for (size_t i = 0; i < n->nnames; i++)
+            if (strcmp(n->names[i], name) == 0)
+                return true;
+    if (body_sets(n->a, name, depth + 1) || body_sets(n->b, name, depth + 1) ||
+        body_sets(n->c, name, depth + 1) || body_sets(n->d, name, depth + 1))
+        return true;
+    for (size_t i = 0; i < n->nkids; i++)
+        if (body_sets(n->kids[i], name, depth + 1))
+            return true;
+    return false;
+}
+
+/* whether the innermost macro or template running binds name with a {% set %} */
+static bool sets_name(const tpli_ctx *c, const char *name)
+{
+    for (const tpli_frame *f = c->scope; f; f = f->parent)
+        if (f->owner)
+            return body_sets(f->owner, name, 0);
+    return false;
+}
+
 /* binds name in the innermost frame; takes v */
 static void assign(tpli_ctx *c, const char *name, tpl_value *v)
 {
@@ -306,7 +342,7 @@ static int bind_params(tpli_ctx *c, const tpli_node *pos, const tpli_node *def, 
             if ((r = eval(c, def->defaults[j], &v)) != R_OK)
                 goto out;
         } else {
-            v = tpli_undef(def->names[j]);
+            v = tpli_undef_soft(def->names[j]); /* jinja: an Undefined parameter */
         }
         assign(c, def->names[j], v);
     }
@@ -341,7 +377,7 @@ static int call_macro(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_
                       tpl_value *caller, tpl_value **out)
 {
     const tpli_node *m = fn->u.fn.macro;
-    tpli_frame f = {NULL, NULL}, *saved_scope = c->scope;
+    tpli_frame f = {NULL, NULL, NULL}, *saved_scope = c->scope;
     const tpl_template *saved_tpl = c->tpl;
     char what[160];
     buf b;
@@ -353,6 +389,7 @@ static int call_macro(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_
                          MACRO_DEPTH_MAX);
     f.parent = fn->u.fn.defid && fn->u.fn.defid == c->id ? c->root : NULL;
     f.vars = tpl_dict_new();
+    f.owner = m->a;
     snprintf(what, sizeof(what), "macro \"%s\"", fn->u.fn.name);
     c->depth++;
     c->scope = &f;
@@ -387,7 +424,7 @@ static int call_macro(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_
 static int render_closure(tpli_ctx *c, const tpli_node *n, struct tpli_closure *clo,
                           const tpl_args *a, buf *out)
 {
-    tpli_frame f = {NULL, NULL}, *saved_scope = c->scope;
+    tpli_frame f = {NULL, NULL, NULL}, *saved_scope = c->scope;
     const tpl_template *saved_tpl = c->tpl;
     int r;
 
@@ -659,39 +696,6 @@ out:
     return r;
 }
 
-/* whether statement node n (or one inside it) binds name: a set, a for
- * target or a macro parameter; expressions bind nothing */
-static bool binds(const tpli_node *n, const char *name, int depth)
-{
-    if (!n || n->kind >= N_CONST || depth > 400)
-        return false;
-    if (n->kind == N_SET || n->kind == N_SETBLOCK || n->kind == N_FOR || n->kind == N_MACRO ||
-        n->kind == N_CALLBLOCK)
-        for (size_t i = 0; i < n->nnames; i++)
-            if (n->names[i] && strcmp(n->names[i], name) == 0)
-                return true;
-    for (size_t i = 0; i < n->nkids; i++)
-        if (binds(n->kids[i], name, depth + 1))
-            return true;
-    return binds(n->a, name, depth + 1) || binds(n->b, name, depth + 1) ||
-           binds(n->c, name, depth + 1) || binds(n->d, name, depth + 1);
-}
-
-/*
- * Whether printing (or joining with ~) v is an error: strict undefined is
- * on and v is an undefined name that the template being rendered never
- * binds.  A name it binds somewhere (set in one branch of an if, a macro
- * parameter the caller left out) renders empty, as in dbt (dbt_utils
- * prints `{{ select_gb_cols }}` set only when there are group-by columns);
- * a name bound nowhere is a typo or a missing variable, and an error.
- */
-static bool strict_undefined(tpli_ctx *c, const tpl_value *v)
-{
-    if (!c->env->strict || !tpli_is_undef(v))
-        return false;
-    return !v->u.str.s || !c->tpl || !binds(c->tpl->root, v->u.str.s, 0);
-}
-
 static int undefined_error(tpli_ctx *c, const tpli_node *n, tpl_value *v)
 {
     if (v->u.str.s)
@@ -953,9 +957,9 @@ static COLD int concat(tpli_ctx *c, const tpli_node *n, tpl_value *a, tpl_value 
 {
     buf s;
 
-    if (strict_undefined(c, a) || strict_undefined(c, b))
-        return undefined_error(c, strict_undefined(c, a) ? n->a : n->b,
-                               strict_undefined(c, a) ? a : b);
+    if (c->env->strict && (tpli_is_strict_undef(a) || tpli_is_strict_undef(b)))
+        return undefined_error(c, tpli_is_strict_undef(a) ? n->a : n->b,
+                               tpli_is_strict_undef(a) ? a : b);
     buf_init(&s, c->outmax);
     tpl_to_text(a, &s);
     tpl_to_text(b, &s);
@@ -1033,7 +1037,9 @@ static int eval_node(tpli_ctx *c, const tpli_node *n, tpl_value **out)
         return R_OK;
     case N_NAME:
         v = lookup(c, n->name);
-        *out = v ? tpl_ref(v) : tpli_undef(n->name);
+        *out = v                       ? tpl_ref(v)
+               : sets_name(c, n->name) ? tpli_undef_soft(n->name)
+                                       : tpli_undef(n->name);
         return R_OK;
     case N_LIST:
     case N_TUPLE:
@@ -1152,9 +1158,8 @@ static int eval_node(tpli_ctx *c, const tpli_node *n, tpl_value **out)
             r = eval(c, n->a, out);
         else if (n->c)
             r = eval(c, n->c, out);
-        else /* `x if c` without else: empty text, also when strict (dbt_utils'
-              * `{{ ',' if not loop.last }}` renders in dbt) */
-            *out = tpl_str("");
+        else
+            *out = tpli_undef_soft(NULL); /* "=" if inclusive: "" when false */
         break;
     default:
         r = tpli_fail(c, n, "internal error: node %d is not an expression", (int)n->kind);
@@ -1190,7 +1195,7 @@ static int bind_targets(tpli_ctx *c, const tpli_node *n, tpl_value *v)
 static int exec_for(tpli_ctx *c, const tpli_node *n, buf *out)
 {
     tpl_value *it = NULL, *items = NULL, *loop = NULL;
-    tpli_frame f = {NULL, c->scope};
+    tpli_frame f = {NULL, c->scope, NULL};
     size_t i, len;
     int r;
 
@@ -1316,7 +1321,7 @@ static int exec(tpli_ctx *c, const tpli_node *n, buf *out)
     case N_OUTPUT:
         if ((r = eval(c, n->a, &v)) != R_OK)
             return r;
-        if (strict_undefined(c, v))
+        if (c->env->strict && tpli_is_strict_undef(v))
             r = undefined_error(c, n->a, v);
         else
             r = output_value(c, n, v, out);
@@ -1486,9 +1491,10 @@ cs_result tpl_render(const tpl_template *t, tpl_env *env, tpl_value *locals, buf
                      cs_error *err)
 {
     tpli_ctx c;
-    tpli_frame root = {NULL, NULL};
+    tpli_frame root = {NULL, NULL, NULL};
     int r;
 
+    root.owner = t->root;
     ctx_begin(&c, env, t, &root, locals, out->max, err);
     r = render_body(&c, t->root, out);
     if (r == R_RETURN)
@@ -1507,7 +1513,7 @@ cs_result tpl_call_value(tpl_env *env, tpl_value *fn, const tpl_args *args, tpl_
                          cs_error *err)
 {
     tpli_ctx fresh, *c = env->active;
-    tpli_frame root = {NULL, NULL};
+    tpli_frame root = {NULL, NULL, NULL};
     cs_error *saved = NULL, local;
     bool own = false;
     int r;

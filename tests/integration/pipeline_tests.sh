@@ -45,6 +45,7 @@ printf "select n from {{ source('raw', 'src') }}\n" > "$P/models/nums.sql"
 printf "{{ config(materialized='ephemeral') }}\nselect n * 2 as n from {{ ref('nums') }}\n" > "$P/models/doubled.sql"
 printf "select n from {{ ref('nums') }} where n > 0\n" > "$P/models/downstream.sql"
 printf "select 1 as one\n" > "$P/models/unrelated.sql"
+printf "select n from {{ ref('evens') }}\n" > "$P/models/reads_evens.sql"
 cat > "$P/models/schema.yml" <<'Y'
 version: 2
 sources:
@@ -118,7 +119,7 @@ not_contains "config(enabled=false) leaves a singular test out" "$out" " disable
 not_contains "enabled: false leaves a generic test out" "$out" "even_disabled"
 contains "a seed property file's config applies" "$out" "OK loaded seed v1.evens (2 rows)"
 eq "column_types from the seed property file" "$(sql "select data_type from information_schema.columns where table_name = 'evens' and column_name = 'n'")" "bigint"
-contains "one summary line" "$out" "Finished build: seeds 1 OK, 0 errors; models 3 OK, 0 errors, 0 skipped; tests 12 passed, 0 failed, 0 warned, 0 skipped"
+contains "one summary line" "$out" "Finished build: seeds 1 OK, 0 errors; models 4 OK, 0 errors, 0 skipped; tests 12 passed, 0 failed, 0 warned, 0 skipped"
 
 # ---- bad data: the same tests fail, each as its config says ----
 sql "INSERT INTO v1.src VALUES (3), (-6), (13)"
@@ -131,12 +132,19 @@ line "where: only n < 10 is tested" "$out" 'FAIL even_below_ten .*\[FAIL 1 in'
 line "severity warn: WARN, not FAIL" "$out" 'WARN even_warn .*\[WARN 2 in'
 line "warn_if >0 but error_if >5: WARN" "$out" 'WARN even_thresholds .*\[WARN 2 in'
 contains "the summary counts failures and warnings" "$out" "tests 6 passed, 4 failed, 2 warned, 0 skipped"
+contains "as dbt build: a failing test skips its model's dependants" "$out" "SKIP sql view model v1.downstream"
+contains "...and the summary counts the skip" "$out" "models 3 OK, 0 errors, 1 skipped;"
+at() { printf '%s\n' "$1" | grep -nE -- "$2" | head -1 | cut -d: -f1; }
+ok "a model's tests run right after it, before what reads it" \
+    test "$(at "$out" 'created sql view model v1.nums ')" -lt "$(at "$out" 'FAIL is_even_nums_n ')" -a \
+    "$(at "$out" 'FAIL is_even_nums_n ')" -lt "$(at "$out" 'SKIP sql view model v1.downstream')"
 contains "the test of the ephemeral model reads it" "$out" "PASS is_even_doubled_n "
 contains "the singular test warns" "$out" "PASS warn_big "
 sql "INSERT INTO v1.src VALUES (201), (203), (205), (207), (209), (211), (213)"
 out=$(pl test 2>&1); rc=$?
 line "error_if >5 reached: FAIL" "$out" 'FAIL even_thresholds .*\[FAIL 9 in'
 line "a singular test's severity warn" "$out" 'WARN warn_big .*\[WARN 7 in'
+contains "test runs the seeds' tests too" "$out" "PASS is_even_evens_n "
 sql "INSERT INTO v1.src VALUES (2), (4)"
 out=$(pl test 2>&1); rc=$?
 line "limit 1 caps the failing rows counted" "$out" 'FAIL unique_nums_n .*\[FAIL 1 in'
@@ -150,5 +158,14 @@ contains "the failed model's dependant is skipped" "$out" "SKIP sql view model v
 contains "an unrelated model still builds" "$out" "OK created sql view model v1.unrelated"
 contains "the failed model's tests are skipped" "$out" "SKIP is_even_nums_n "
 contains "a test of an unrelated seed still runs" "$out" "PASS is_even_evens_n "
-contains "the summary counts the skips" "$out" "models 1 OK, 1 errors, 1 skipped;"
+contains "the summary counts the skips" "$out" "models 2 OK, 1 errors, 1 skipped;"
+
+# ---- a seed's failing test skips what reads the seed ----
+printf "select n from {{ source('raw', 'src') }}\n" > "$P/models/nums.sql"
+printf 'id,n\n1,2\n2,3\n' > "$P/seeds/evens.csv"
+out=$(pl build 2>&1); rc=$?
+eq "a seed's failing test fails the build" "$rc" 1
+line "the seed's test fails" "$out" 'FAIL is_even_evens_n .*\[FAIL 1 in'
+contains "the model that reads the seed is skipped" "$out" "SKIP sql view model v1.reads_evens"
+contains "a model that does not read it builds" "$out" "OK created sql view model v1.unrelated"
 finish

@@ -407,6 +407,8 @@ static void test_filters(void)
          "{{ [['b', 2], ['a', 1]] | sort(attribute=1) | map(attribute=0) | join }} "
          "{{ [[1, 5], [2, 6]] | sum(attribute=1) }} {{ [['x'], ['y']] | join('-', attribute=0) }}",
          "['f', 'm'] ab 11 x-y"},
+        /* an integer attribute indexes each item (dbt_utils: rows | map(attribute=0)) */
+        {"{{ [[1, 'a'], [2, 'b']] | map(attribute=0) | list }}", "[1, 2]"},
         {"{{ users | selectattr('admin') | map(attribute='name') | join }} "
          "{{ users | selectattr('age', 'equalto', 25) | map(attribute='name') | join }} "
          "{{ users | rejectattr('admin') | map(attribute='name') | join }} "
@@ -1153,6 +1155,12 @@ static void test_strict_undefined(void)
          "{{ (zz ~ '') if zz is defined else 'no' }}",
          "empty 0 no"},
         {"{% macro m(a, b) %}{{ b is defined }}{% endmacro %}{{ m(1) }}", "False"},
+        /* soft: what dbt renders as "" and packages rely on (dbt_utils) */
+        {"{% macro m(a) %}[{{ a }}]{{ 'p' ~ a }}{% endmacro %}{{ m() }}", "[]p"},
+        {"{% macro m(g) %}{% if g %}{% set cols = 'a, ' %}{% endif %}[{{ cols }}]{% endmacro %}"
+         "{{ m(false) }}",
+         "[]"},
+        {"{% if false %}{% set top = 1 %}{% endif %}[{{ top }}][{{ '=' if false }}]", "[][]"},
         /* a conditional without else is empty text, as dbt renders it */
         {"{% for i in [1, 2] %}{{ i }}{{ ',' if not loop.last }}{% endfor %}", "1,2"},
         /* names the template binds somewhere render empty when unset, as in
@@ -1165,6 +1173,10 @@ static void test_strict_undefined(void)
         {"{{ users[0].nope }}", "t.sql:1:13: \"nope\" is undefined"},
         {"{{ 'a' ~ zz }}", "t.sql:1:10: \"zz\" is undefined"},
         {"{{ zz.attr }}", "t.sql:1:7: \"zz\" is undefined"},
+        /* a set in another macro does not make a name known here */
+        {"{% macro m() %}{% set x = 1 %}{% endmacro %}{% macro n() %}{{ x }}{% endmacro %}\n"
+         "{{ n() }}",
+         "t.sql:1:63: \"x\" is undefined"},
         {"{% macro m(a) %}{{ a }}{{ b }}{% endmacro %}\n{{ m() }}",
          "t.sql:1:27: \"b\" is undefined"},
     };
