@@ -1122,6 +1122,56 @@ static void test_dbt_blocks(void)
     }
 }
 
+/* a method native: the `tag` entry of the object it is called on */
+static cs_result fake_whoami(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
+                             cs_error *err)
+{
+    tpl_value *self = tpl_call_self(call);
+    const char *tag = self ? tpl_as_str(tpl_dict_get(self, "tag")) : NULL;
+    *out = tpl_str(tag ? tag : "no self");
+    return CS_OK;
+}
+
+/* tpl_call_self: one native as the method of two objects; a plain call has
+ * no self; tpl_datetime_utc makes a datetime with its methods */
+static void test_call_self(void)
+{
+    static const struct {
+        const char *src, *want;
+    } cases[] = {
+        {"{{ a.who() }} {{ b.who() }}", "A B"},
+        {"{% set f = a.who %}{{ f() }}", "no self"},
+        {"{{ when }} {{ when.strftime('%Y-%m-%d %H:%M') }} {{ when.year }}",
+         "2024-01-01 00:00:01.500000 2024-01-01 00:00 2024"},
+        {"{{ before }}", "1969-12-31 23:59:59"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cs_error err = {0};
+        tpl_template *t = tpl_compile("t.sql", cases[i].src, &err);
+        tpl_env *env = tpl_env_new();
+        tpl_value *fn = tpl_func_new("who", fake_whoami, NULL), *a = tpl_object_new("a"),
+                  *b = tpl_object_new("b");
+        buf out;
+        tpl_dict_set(a, "tag", tpl_str("A"));
+        tpl_dict_set(a, "who", tpl_ref(fn));
+        tpl_dict_set(b, "tag", tpl_str("B"));
+        tpl_dict_set(b, "who", fn);
+        tpl_env_set(env, "a", a);
+        tpl_env_set(env, "b", b);
+        tpl_env_set(env, "when", tpl_datetime_utc(1704067201500000LL));
+        tpl_env_set(env, "before", tpl_datetime_utc(-1000000LL));
+        buf_init(&out, 1 << 16);
+        CHECK(t != NULL);
+        if (t && tpl_render(t, env, NULL, &out, &err) == CS_OK)
+            CHECK_STR(out.data ? out.data : "", cases[i].want);
+        else
+            CHECK_STR(err.msg, cases[i].want);
+        buf_free(&out);
+        tpl_env_free(env);
+        tpl_template_free(t);
+    }
+}
+
 /* renders src with strict undefined on (dbt's execute phase) */
 static char *render_strict(const char *src, cs_error *err)
 {
@@ -1417,6 +1467,7 @@ int main(void)
     RUN(test_modules);
     RUN(test_dbt_blocks);
     RUN(test_strict_undefined);
+    RUN(test_call_self);
     RUN(test_growth_bounded);
     RUN(test_cycles_refused);
     RUN(test_long_chains);
