@@ -141,7 +141,7 @@ typedef struct {
     char last_error[CS_ERROR_MAX];
     int last_errors; /* models that failed in the last run */
     unsigned long runs;
-    bool pacing; /* the last run was followed by a pause (pace.h) */
+    bool pacing; /* pausing between runs (pace.h) until a smaller batch commits */
 } model_loop;
 
 /*
@@ -248,7 +248,7 @@ static bool pace(model_loop *ml, double run_ms)
     }
     if (!ml->pacing)
         log_info("models",
-                 "the sync is catching up (full batches): pausing %d times a run's "
+                 "the sync is catching up (full batches): pausing for %d x each run's "
                  "duration between runs",
                  PACE_FACTOR);
     ml->pacing = true;
