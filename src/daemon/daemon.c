@@ -104,8 +104,9 @@ typedef struct {
     atomic_bool done;
 } sync_thread;
 
-/* the sync's commits since the model loop last looked (pace): of full
- * batches (BATCH_SIZE rows: the sync is behind its feed) and of smaller ones */
+/* the sync's commits since the model loop last took them (at the start and
+ * the end of each run): of full batches (BATCH_SIZE rows: the sync is
+ * behind its feed) and of smaller ones */
 static atomic_uint full_commits, partial_commits;
 
 /* ud: the sync's cs_config (its BATCH_SIZE) */
@@ -226,20 +227,22 @@ static void wait_for_work(model_loop *ml, long timeout_ms, bool *pending)
 }
 
 /*
- * After a run that took run_ms: while every commit of the sync since the
- * last look (the commits that woke this run and those during it) was a
- * full batch, waits as pace.h says, until the pause is over,
- * a smaller batch commits (someone waits for its rows), the sync ends or a
- * signal comes.  True when it paused: the commits of the run are work for
- * the next run, which follows at once.
+ * After a run that took run_ms: when the sync committed during the run and
+ * every one of those commits was a full batch, waits as pace.h says, until
+ * the pause is over, a smaller batch commits (someone waits for its rows),
+ * the sync ends or a signal comes.  partial_before: the smaller batches
+ * that woke this run (they end the pacing too).  True when it paused: the
+ * commits during the run are work for the next run, which follows at once.
+ * The commits during the pause are left for the next run's start.
  */
-static bool pace(model_loop *ml, double run_ms)
+static bool pace(model_loop *ml, double run_ms, unsigned partial_before)
 {
     unsigned full = atomic_exchange(&full_commits, 0),
              partial = atomic_exchange(&partial_commits, 0);
-    long ms = ml->sync ? pace_after_run(run_ms, full, partial) : 0;
+    long ms = ml->sync ? pace_after_run(run_ms, full, partial + partial_before) : 0;
     double deadline = now_ms() + (double)ms;
 
+    partial += partial_before;
     if (ms == 0) {
         if (ml->pacing && partial > 0)
             log_info("models", "the sync has caught up: running after each commit again");
@@ -295,11 +298,14 @@ static int loop_models(model_loop *ml)
             bool more = false;
             drain_wake();
             pending = false;
+            /* what this run will take; pace looks at what commits during it */
+            atomic_store(&full_commits, 0);
+            unsigned partial_before = atomic_exchange(&partial_commits, 0);
             double t0 = now_ms();
             cs_result rc = run_once(ml, &more);
             if (stop_requested)
                 break;
-            if (rc == CS_OK && pace(ml, now_ms() - t0)) {
+            if (rc == CS_OK && pace(ml, now_ms() - t0, partial_before)) {
                 pending = true;
                 continue;
             }
