@@ -25,6 +25,7 @@ typedef struct {
     size_t stored;         /* rows upserted */
     size_t rejected;       /* rows recorded in the rejects table */
     size_t marked_deleted; /* rows of a vanished incarnation marked deleted */
+    bool direct;           /* COPYed straight into the raw table (no staging) */
 } store_stats;
 
 /*
@@ -60,6 +61,17 @@ cs_result store_open(store *s, bool wait, char **seq, bool *vanished, cs_error *
 
 /* Writes one batch of any kind in one transaction (see batch.h). */
 cs_result store_write(store *s, const batch *b, store_stats *stats, cs_error *err) CS_MUST_CHECK;
+
+/*
+ * Writes n BATCH_CHANGES batches, consecutive in the feed, in ONE
+ * transaction, leaving the tables as n transactions of one batch would
+ * (the last change of an id wins; the checkpoint is the last batch's that
+ * has one; every row gets the one timestamp).  Only the first may start a
+ * resync (restart) and only the last may be caught up.  The batches stay
+ * the caller's.
+ */
+cs_result store_write_group(store *s, const batch *const *bs, size_t n, store_stats *stats,
+                            cs_error *err) CS_MUST_CHECK;
 
 /*
  * Records msg as the source's error in the progress table (updated_at is
