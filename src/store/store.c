@@ -2,16 +2,20 @@
  * store.c - the hot write path of the store (see store.h); schema set-up
  * and migration are in schema.c.
  *
- * Per batch, in one transaction:
- *   COPY pg_temp.cs_stage (ord, _id, _deleted, doc) FROM STDIN
- *   the raw table's advisory lock, then the batch's one timestamp
- *           (docs/ordering.md: commit order and saved_timestamp agree)
- *   upsert: DISTINCT ON (_id) ... ORDER BY ord DESC, so the last change of
- *           an id within the batch wins, ON CONFLICT (_id, source) DO UPDATE
- *   rejects: rows of this batch leave the rejects table; rows the parser
- *           or PostgreSQL refused enter it
- *   progress: the batch's last_seq, pending, updated_at
- *   NOTIFY cht_sync, '<schema>.<table>' when raw rows were written
+ * Per batch, in one transaction (docs/sync.md, "One transaction per batch"):
+ *   staged: BEGIN; COPY pg_temp.cs_stage (ord, _id, _deleted, doc) FROM STDIN
+ *           then, in one pipeline: the raw table's advisory lock, the batch's
+ *           one timestamp (docs/ordering.md: commit order and saved_timestamp
+ *           agree), the rejects of this batch's ids removed, the upsert
+ *           (DISTINCT ON (_id) ... ORDER BY ord DESC, so the last change of an
+ *           id within the batch wins, ON CONFLICT (_id, source) DO UPDATE),
+ *           the rows the parser refused, the checkpoint, NOTIFY when raw rows
+ *           were written, COMMIT
+ *   direct: (the batch's ids differ from each other and, as far as we know,
+ *           from the table's) BEGIN, the lock and the timestamp in one
+ *           pipeline, COPY straight into the raw table, then the rest in a
+ *           second pipeline; an id already stored fails the COPY, and the
+ *           batch is stored staged
  * When a statement of the batch fails, the transaction is rolled back and
  * the batch is stored again row by row, each row in a savepoint; a row that
  * fails alone while a harmless write succeeds is recorded and skipped (see
@@ -470,52 +474,36 @@ void store_copy_escaped(buf *b, const char *p, size_t n)
     }
 }
 
-/* What a transaction of n batches stores, as the n transactions of one
- * batch each would have left it. */
+/* What the transaction of one batch stores. */
 typedef struct {
-    const batch *const *bs;
-    size_t n;
+    const batch *b;
     bool any_doc;       /* some row has a document to upsert */
-    bool restart;       /* the first batch starts a resync */
-    bool finish_resync; /* the last batch catches up with a resync */
-    const char *seq;    /* the last batch's checkpoint that has one, NULL: keep */
+    bool finish_resync; /* the batch catches up with a resync */
     const char *pending;
 } txn;
 
-static void txn_init(txn *t, const store *s, const batch *const *bs, size_t n, char *pending,
-                     size_t pending_size)
+static void txn_init(txn *t, const store *s, const batch *b, char *pending, size_t pending_size)
 {
-    const batch *last = bs[n - 1];
-
-    t->bs = bs;
-    t->n = n;
+    t->b = b;
     t->any_doc = false;
-    for (size_t k = 0; k < n && !t->any_doc; k++)
-        for (size_t i = 0; i < bs[k]->nrows && !t->any_doc; i++)
-            t->any_doc = bs[k]->rows[i].doc != NULL;
-    t->restart = bs[0]->restart;
-    t->finish_resync = last->caught_up && (s->resyncing || t->restart);
-    t->seq = NULL;
-    for (size_t k = n; k-- > 0 && !t->seq;)
-        t->seq = bs[k]->last_seq;
-    snprintf(pending, pending_size, "%lld",
-             last->pending > 2147483647LL ? 2147483647LL : last->pending);
-    t->pending = last->has_pending ? pending : NULL;
+    for (size_t i = 0; i < b->nrows && !t->any_doc; i++)
+        t->any_doc = b->rows[i].doc != NULL;
+    t->finish_resync = b->caught_up && (s->resyncing || b->restart);
+    snprintf(pending, pending_size, "%lld", b->pending > 2147483647LL ? 2147483647LL : b->pending);
+    t->pending = b->has_pending ? pending : NULL;
 }
 
 /*
- * COPYs the documents of the group, in feed order, with command: into the
- * staging table (staged: "ord\t_id\t_deleted\tdoc", ord counting across the
- * batches) or straight into the raw table ("saved_timestamp\t_id\t_deleted\t
- * source\tdoc", with the batch's timestamp s->ts).  *unique (when not NULL)
- * tells that the COPY failed on a unique index (SQLSTATE 23505).
+ * COPYs the documents of the batch, in feed order, with command: into the
+ * staging table (staged: "ord\t_id\t_deleted\tdoc") or straight into the raw table
+ * ("saved_timestamp\t_id\t_deleted\t source\tdoc", with the batch's timestamp s->ts).  *unique
+ * (when not NULL) tells that the COPY failed on a unique index (SQLSTATE 23505).
  */
 static cs_result copy_group(store *s, const char *command, const txn *t, bool staged, bool *unique,
                             cs_error *err)
 {
     PGresult *res = NULL;
     cs_result rc = CS_OK;
-    size_t ord = 0;
     int sent;
 
     if (!PQsendQuery(s->conn, command))
@@ -528,37 +516,35 @@ static cs_result copy_group(store *s, const char *command, const txn *t, bool st
         return rc;
     }
     PQclear(res);
-    for (size_t k = 0; k < t->n && rc == CS_OK; k++) {
-        for (size_t i = 0; i < t->bs[k]->nrows; i++, ord++) {
-            const batch_row *r = &t->bs[k]->rows[i];
-            if (!r->doc)
-                continue;
-            buf_reset(&s->copy);
-            if (staged)
-                buf_printf(&s->copy, "%zu\t", ord);
-            else
-                buf_printf(&s->copy, "%s\t", s->ts);
-            store_copy_escaped(&s->copy, r->id, strlen(r->id));
-            buf_puts(&s->copy, r->deleted ? "\tt\t" : "\tf\t");
-            if (!staged) {
-                store_copy_escaped(&s->copy, s->source, strlen(s->source));
-                buf_putc(&s->copy, '\t');
-            }
-            store_copy_escaped(&s->copy, r->doc, r->doc_len);
-            buf_putc(&s->copy, '\n');
-            if (!buf_ok(&s->copy)) {
-                PQputCopyEnd(s->conn, "row too large");
-                rc = cs_fail(err, CS_TRANSIENT, "out of memory staging \"%s\"", r->id);
-                break;
-            }
-            /* non-blocking: 0 means libpq's buffer is full, send it first */
-            while ((sent = PQputCopyData(s->conn, s->copy.data, (int)s->copy.len)) == 0)
-                if ((rc = pg_flush(s->conn, &s->lim, "could not send COPY data", err)) != CS_OK)
-                    return rc;
-            if (sent != 1) {
-                rc = pg_fail(s->conn, NULL, "could not send COPY data", err);
-                break;
-            }
+    for (size_t i = 0; i < t->b->nrows; i++) {
+        const batch_row *r = &t->b->rows[i];
+        if (!r->doc)
+            continue;
+        buf_reset(&s->copy);
+        if (staged)
+            buf_printf(&s->copy, "%zu\t", i);
+        else
+            buf_printf(&s->copy, "%s\t", s->ts);
+        store_copy_escaped(&s->copy, r->id, strlen(r->id));
+        buf_puts(&s->copy, r->deleted ? "\tt\t" : "\tf\t");
+        if (!staged) {
+            store_copy_escaped(&s->copy, s->source, strlen(s->source));
+            buf_putc(&s->copy, '\t');
+        }
+        store_copy_escaped(&s->copy, r->doc, r->doc_len);
+        buf_putc(&s->copy, '\n');
+        if (!buf_ok(&s->copy)) {
+            PQputCopyEnd(s->conn, "row too large");
+            rc = cs_fail(err, CS_TRANSIENT, "out of memory staging \"%s\"", r->id);
+            break;
+        }
+        /* non-blocking: 0 means libpq's buffer is full, send it first */
+        while ((sent = PQputCopyData(s->conn, s->copy.data, (int)s->copy.len)) == 0)
+            if ((rc = pg_flush(s->conn, &s->lim, "could not send COPY data", err)) != CS_OK)
+                return rc;
+        if (sent != 1) {
+            rc = pg_fail(s->conn, NULL, "could not send COPY data", err);
+            break;
         }
     }
     if (rc == CS_OK) {
@@ -696,38 +682,34 @@ static cs_result lock_raw(store *s, cs_error *err)
 }
 
 /*
- * Whether the ids of the group's documents differ from each other, so that
- * the group can go straight into the raw table (no "last change wins" to
+ * Whether the ids of the batch's documents differ from each other, so that
+ * the batch can go straight into the raw table (no "last change wins" to
  * sort out).  Compares 64-bit hashes: a collision only costs the staged
  * path.  false when out of memory.
  */
 static bool ids_distinct(const txn *t)
 {
-    size_t rows = 0, cap = 16;
+    size_t cap = 16;
     uint64_t *slots;
     bool distinct = true;
 
-    for (size_t k = 0; k < t->n; k++)
-        rows += t->bs[k]->nrows;
-    while (cap < 2 * rows)
+    while (cap < 2 * t->b->nrows)
         cap *= 2;
     if (!(slots = calloc(cap, sizeof(*slots))))
         return false;
-    for (size_t k = 0; k < t->n && distinct; k++) {
-        for (size_t i = 0; i < t->bs[k]->nrows && distinct; i++) {
-            const batch_row *r = &t->bs[k]->rows[i];
-            uint64_t h = 1469598103934665603ULL;
-            size_t j;
-            if (!r->doc)
-                continue;
-            for (const unsigned char *p = (const unsigned char *)r->id; *p; p++)
-                h = (h ^ *p) * 1099511628211ULL;
-            h |= 1; /* 0 marks a free slot */
-            for (j = h & (cap - 1); slots[j] && slots[j] != h; j = (j + 1) & (cap - 1))
-                ;
-            distinct = slots[j] != h;
-            slots[j] = h;
-        }
+    for (size_t i = 0; i < t->b->nrows && distinct; i++) {
+        const batch_row *r = &t->b->rows[i];
+        uint64_t h = 1469598103934665603ULL;
+        size_t j;
+        if (!r->doc)
+            continue;
+        for (const unsigned char *p = (const unsigned char *)r->id; *p; p++)
+            h = (h ^ *p) * 1099511628211ULL;
+        h |= 1; /* 0 marks a free slot */
+        for (j = h & (cap - 1); slots[j] && slots[j] != h; j = (j + 1) & (cap - 1))
+            ;
+        distinct = slots[j] != h;
+        slots[j] = h;
     }
     free(slots);
     return distinct;
@@ -753,24 +735,22 @@ static cs_result send_tail(store *s, const txn *t, int *sent, int *stale_at, cs_
     const char *params[4] = {s->source};
     cs_result rc;
 
-    for (size_t k = 0; k < t->n; k++) {
-        for (size_t i = 0; i < t->bs[k]->nrows; i++) {
-            const batch_row *r = &t->bs[k]->rows[i];
-            const char *p[5] = {s->source, r->id, r->rev, r->seq, r->reject_reason};
-            if (!r->reject_reason)
-                continue;
-            log_warn(s->scope, "rejected document \"%s\" (rev %s): %s", r->id,
-                     r->rev ? r->rev : "?", r->reject_reason);
-            if ((rc = send_prepared(s, "reject", 5, p, sent, err)) != CS_OK)
-                return rc;
-        }
+    for (size_t i = 0; i < t->b->nrows; i++) {
+        const batch_row *r = &t->b->rows[i];
+        const char *p[5] = {s->source, r->id, r->rev, r->seq, r->reject_reason};
+        if (!r->reject_reason)
+            continue;
+        log_warn(s->scope, "rejected document \"%s\" (rev %s): %s", r->id, r->rev ? r->rev : "?",
+                 r->reject_reason);
+        if ((rc = send_prepared(s, "reject", 5, p, sent, err)) != CS_OK)
+            return rc;
     }
     if (t->finish_resync) {
         *stale_at = *sent;
         if ((rc = send_prepared(s, "mark_stale", 1, params, sent, err)) != CS_OK)
             return rc;
     }
-    params[1] = t->seq;
+    params[1] = t->b->last_seq;
     params[2] = t->pending;
     params[3] = t->finish_resync ? "finish" : NULL;
     if ((rc = send_prepared(s, "progress", 4, params, sent, err)) != CS_OK)
@@ -820,13 +800,12 @@ static cs_result write_fast(store *s, const txn *t, bool direct, bool *unique, s
     PGresult **res = NULL;
     size_t nrej = 0;
     int nstmt, sent = 0, upsert_at = -1, stale_at = -1;
-    bool lock = t->any_doc || t->finish_resync || t->restart;
+    bool lock = t->any_doc || t->finish_resync || t->b->restart;
     cs_result rc;
 
     *unique = false;
-    for (size_t k = 0; k < t->n; k++)
-        for (size_t i = 0; i < t->bs[k]->nrows; i++)
-            nrej += t->bs[k]->rows[i].reject_reason != NULL;
+    for (size_t i = 0; i < t->b->nrows; i++)
+        nrej += t->b->rows[i].reject_reason != NULL;
     nstmt = (int)nrej + 10;
     if (!(res = calloc((size_t)nstmt, sizeof(*res))))
         return cs_fail(err, CS_TRANSIENT, "out of memory");
@@ -855,9 +834,8 @@ static cs_result write_fast(store *s, const txn *t, bool direct, bool *unique, s
             rc = send_tail(s, t, &sent, &stale_at, err);
         if ((rc = finish_pipeline(s, rc, res, sent, err)) != CS_OK)
             goto out;
-        for (size_t k = 0; k < t->n; k++)
-            for (size_t i = 0; i < t->bs[k]->nrows; i++)
-                st->stored += t->bs[k]->rows[i].doc != NULL;
+        for (size_t i = 0; i < t->b->nrows; i++)
+            st->stored += t->b->rows[i].doc != NULL;
         st->direct = true;
         goto counted;
     }
@@ -874,7 +852,7 @@ static cs_result write_fast(store *s, const txn *t, bool direct, bool *unique, s
                  (rc = send_prepared(s, "batch_ts", 0, NULL, &sent, err)) != CS_OK))
         goto sent;
     params[0] = s->source;
-    if (t->restart) {
+    if (t->b->restart) {
         /* the resync starts at this batch's timestamp (see "progress") */
         params[1] = "0";
         params[2] = NULL;
@@ -923,26 +901,23 @@ static cs_result write_one_by_one(store *s, const txn *t, store_stats *st, cs_er
 
     if ((rc = pg_run(s->conn, &s->lim, "BEGIN", err)) != CS_OK)
         return rc;
-    if ((t->any_doc || t->finish_resync || t->restart) && (rc = lock_raw(s, err)) != CS_OK)
+    if ((t->any_doc || t->finish_resync || t->b->restart) && (rc = lock_raw(s, err)) != CS_OK)
         goto fail;
     params[0] = s->source;
-    if (t->restart) {
+    if (t->b->restart) {
         params[1] = "0";
         params[2] = NULL;
         params[3] = "start";
         if ((rc = exec_prepared(s, "progress", 4, params, NULL, err)) != CS_OK)
             goto fail;
     }
-    for (size_t k = 0; k < t->n; k++) {
-        const batch *b = t->bs[k];
-        if (t->any_doc && (rc = upsert_one_by_one(s, b, st, err)) != CS_OK)
-            goto fail;
-        for (size_t i = 0; i < b->nrows; i++) {
-            if (b->rows[i].reject_reason) {
-                if ((rc = reject(s, &b->rows[i], b->rows[i].reject_reason, err)) != CS_OK)
-                    goto fail;
-                st->rejected++;
-            }
+    if (t->any_doc && (rc = upsert_one_by_one(s, t->b, st, err)) != CS_OK)
+        goto fail;
+    for (size_t i = 0; i < t->b->nrows; i++) {
+        if (t->b->rows[i].reject_reason) {
+            if ((rc = reject(s, &t->b->rows[i], t->b->rows[i].reject_reason, err)) != CS_OK)
+                goto fail;
+            st->rejected++;
         }
     }
     if (t->finish_resync) {
@@ -951,7 +926,7 @@ static cs_result write_one_by_one(store *s, const txn *t, store_stats *st, cs_er
         st->marked_deleted = strtoull(PQcmdTuples(res), NULL, 10);
         PQclear(res);
     }
-    params[1] = t->seq;
+    params[1] = t->b->last_seq;
     params[2] = t->pending;
     params[3] = t->finish_resync ? "finish" : NULL;
     if ((rc = exec_prepared(s, "progress", 4, params, NULL, err)) != CS_OK)
@@ -976,20 +951,14 @@ bool store_record_failure(store *s, const char *msg)
            exec_prepared(s, "failed", 3, params, NULL, &ignored) == CS_OK;
 }
 
-cs_result store_write_group(store *s, const batch *const *bs, size_t n, store_stats *st,
-                            cs_error *err)
+static cs_result write_changes(store *s, const batch *b, store_stats *st, cs_error *err)
 {
     char pending[32];
     txn t;
     cs_result rc;
 
-    memset(st, 0, sizeof(*st));
-    if (!s->conn)
-        return cs_fail(err, CS_TRANSIENT, "not connected");
-    if (n == 0)
-        return CS_OK;
-    txn_init(&t, s, bs, n, pending, sizeof(pending));
-    s->rewrite = s->resyncing || t.restart;
+    txn_init(&t, s, b, pending, sizeof(pending));
+    s->rewrite = s->resyncing || b->restart;
     /* straight into the raw table while that works (catching up reads new
      * ids); after an id that was there already, staged for a while */
     if (t.any_doc && !s->rewrite && s->direct_pause == 0 && ids_distinct(&t)) {
@@ -1026,9 +995,9 @@ failed:
     if (rc != CS_OK)
         return rc;
 stored:
-    if (t.restart)
+    if (b->restart)
         s->resyncing = true;
-    if (bs[n - 1]->caught_up)
+    if (b->caught_up)
         s->resyncing = false;
     return CS_OK;
 }
@@ -1043,7 +1012,7 @@ cs_result store_write(store *s, const batch *b, store_stats *st, cs_error *err)
         return cs_fail(err, CS_TRANSIENT, "not connected");
     switch (b->kind) {
     case BATCH_CHANGES:
-        return store_write_group(s, &b, 1, st, err);
+        return write_changes(s, b, st, err);
     case BATCH_IDLE:
         snprintf(pending, sizeof(pending), "%lld", b->pending);
         params[0] = s->source;

@@ -63,17 +63,6 @@ cs_result store_open(store *s, bool wait, char **seq, bool *vanished, cs_error *
 cs_result store_write(store *s, const batch *b, store_stats *stats, cs_error *err) CS_MUST_CHECK;
 
 /*
- * Writes n BATCH_CHANGES batches, consecutive in the feed, in ONE
- * transaction, leaving the tables as n transactions of one batch would
- * (the last change of an id wins; the checkpoint is the last batch's that
- * has one; every row gets the one timestamp).  Only the first may start a
- * resync (restart) and only the last may be caught up.  The batches stay
- * the caller's.
- */
-cs_result store_write_group(store *s, const batch *const *bs, size_t n, store_stats *stats,
-                            cs_error *err) CS_MUST_CHECK;
-
-/*
  * Records msg as the source's error in the progress table (updated_at is
  * left alone, so monitoring sees the stall), outside any batch.  Best
  * effort: false when the connection cannot take it either.

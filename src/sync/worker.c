@@ -168,35 +168,6 @@ static batch *dequeue(worker *w)
     return b;
 }
 
-/*
- * Behind the oldest batch of changes, the batches of changes queued after
- * it, so that the writer stores them in one transaction: at most
- * WORKER_BATCHES, BATCH_MAX_BYTES of documents in all (the batches are in
- * memory already: grouping costs none), none after a batch that is caught
- * up, none that starts a resync (store_write_group).  Returns how many
- * batches group[] holds (1 when first is not a batch of changes).
- */
-static size_t take_group(worker *w, batch *first, batch **group)
-{
-    size_t n = 1, bytes = first->bytes;
-
-    group[0] = first;
-    if (first->kind != BATCH_CHANGES)
-        return 1;
-    pthread_mutex_lock(&w->mu);
-    while (n < WORKER_BATCHES && w->nqueue > 0 && !group[n - 1]->caught_up) {
-        batch *b = w->queue[0];
-        if (b->kind != BATCH_CHANGES || b->restart || bytes + b->bytes > w->max_bytes)
-            break;
-        memmove(&w->queue[0], &w->queue[1], (size_t)(w->nqueue - 1) * sizeof(batch *));
-        w->nqueue--;
-        group[n++] = b;
-        bytes += b->bytes;
-    }
-    pthread_mutex_unlock(&w->mu);
-    return n;
-}
-
 /* ---- the reader ---- */
 
 typedef struct {
@@ -436,43 +407,18 @@ out:
 
 /* ---- the writer ---- */
 
-/* what a group of batches amounts to, as one batch (for stats and logs) */
-typedef struct {
-    size_t nrows;
-    size_t bytes;
-    const char *last_seq; /* the last one that has one */
-    double fetch_ms;
-} group_sum;
-
-static group_sum sum_group(batch *const *group, size_t n)
-{
-    group_sum g = {0};
-
-    for (size_t k = 0; k < n; k++) {
-        g.nrows += group[k]->nrows;
-        g.bytes += group[k]->bytes;
-        g.fetch_ms += group[k]->fetch_ms;
-        if (group[k]->last_seq)
-            g.last_seq = group[k]->last_seq;
-    }
-    return g;
-}
-
-static void log_stored(worker *w, const batch *last, const group_sum *g, size_t n,
-                       const store_stats *st, double ms)
+static void log_stored(worker *w, const batch *b, const store_stats *st, double ms)
 {
     char pending[32] = "unknown";
 
-    if (last->has_pending)
-        snprintf(pending, sizeof(pending), "%lld", last->pending);
+    if (b->has_pending)
+        snprintf(pending, sizeof(pending), "%lld", b->pending);
     /* per batch: debug (the progress display and its summary say it at info) */
     log_debug(w->db,
-              "stored %zu docs up to seq \"%.40s%s\" in %.0f ms (%zu batch%s, read in %.0f ms, "
-              "pending %s%s%s)",
-              st->stored, g->last_seq ? g->last_seq : "?",
-              g->last_seq && strlen(g->last_seq) > 40 ? "…" : "", ms, n, n == 1 ? "" : "es",
-              g->fetch_ms, pending, st->direct ? ", straight into the table" : "",
-              st->rejected ? ", some rejected" : "");
+              "stored %zu docs up to seq \"%.40s%s\" in %.0f ms (read in %.0f ms, pending %s%s%s)",
+              st->stored, b->last_seq ? b->last_seq : "?",
+              b->last_seq && strlen(b->last_seq) > 40 ? "…" : "", ms, b->fetch_ms, pending,
+              st->direct ? ", straight into the table" : "", st->rejected ? ", some rejected" : "");
     if (st->rejected)
         log_warn(w->db, "%zu documents recorded in the rejects table", st->rejected);
     if (st->marked_deleted)
@@ -517,12 +463,10 @@ static void *writer_main(void *arg)
     health_ok(&h, w->db, "PostgreSQL answers");
 
     for (;;) {
-        batch *group[WORKER_BATCHES];
         batch *b = dequeue(w);
         store_stats st;
         double t0 = now_ms();
         bool stored = false;
-        size_t n;
 
         if (b->kind == BATCH_END) {
             batch_free(b);
@@ -530,14 +474,8 @@ static void *writer_main(void *arg)
         }
         if (b->kind == BATCH_FAILED && !b->transient)
             w->failed = true;
-        /* the batches waiting behind it go into the same transaction */
-        n = take_group(w, b, group);
-        b = group[n - 1];
         while (seq && !given_up) {
-            cs_result rc =
-                b->kind == BATCH_CHANGES
-                    ? store_write_group(w->store, (const batch *const *)group, n, &st, &err)
-                    : store_write(w->store, b, &st, &err);
+            cs_result rc = store_write(w->store, b, &st, &err);
             if (rc == CS_OK) {
                 stored = true;
                 health_ok(&h, w->db, "PostgreSQL answers");
@@ -565,16 +503,16 @@ static void *writer_main(void *arg)
                 store_disconnect(w->store);
             free(ignored);
         }
-        group_sum g = sum_group(group, n);
         if (stored && b->kind != BATCH_FAILED)
-            stats_db_stored(w->db, &(stats_batch){(long)g.nrows, (long)st.stored, (long)st.rejected,
-                                                  (long)g.bytes, (now_ms() - t0) / 1000, g.last_seq,
-                                                  b->has_pending ? b->pending : -1,
-                                                  b->kind == BATCH_IDLE || b->caught_up});
-        if (stored && b->kind == BATCH_CHANGES && g.nrows > 0) {
+            stats_db_stored(w->db,
+                            &(stats_batch){(long)b->nrows, (long)st.stored, (long)st.rejected,
+                                           (long)b->bytes, (now_ms() - t0) / 1000, b->last_seq,
+                                           b->has_pending ? b->pending : -1,
+                                           b->kind == BATCH_IDLE || b->caught_up});
+        if (stored && b->kind == BATCH_CHANGES && b->nrows > 0) {
             if (w->hooks && w->hooks->on_commit)
-                w->hooks->on_commit(w->hooks->ud, w->db, g.nrows);
-            log_stored(w, b, &g, n, &st, now_ms() - t0);
+                w->hooks->on_commit(w->hooks->ud, w->db, b->nrows);
+            log_stored(w, b, &st, now_ms() - t0);
             w->failed = false;
         }
         if (given_up) {
@@ -584,8 +522,7 @@ static void *writer_main(void *arg)
             pthread_cond_broadcast(&w->cv);
             pthread_mutex_unlock(&w->mu);
         }
-        for (size_t k = 0; k < n; k++)
-            give_back(w, group[k], true);
+        give_back(w, b, true);
     }
     return NULL;
 }

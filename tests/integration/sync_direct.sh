@@ -15,9 +15,7 @@ pg_start
 export COUCHDB_DBS=medic BATCH_SIZE=5 LOG_LEVEL=debug
 
 # the feed: "gone" deleted at 8, "far" at 12 and 57, "was-rejected" at 15,
-# "twice" at 58 and 59 (one batch); everything else a new id.  With
-# BATCH_SIZE=5 a transaction holds at most 35 changes (7 batches), so one that
-# starts at 11 never reaches 57.
+# "twice" at 58 and 59 (one batch of BATCH_SIZE=5); everything else a new id
 row() { # seq id rev [deleted]
     if [ -n "${4:-}" ]; then
         printf '{"seq":%d,"id":"%s","changes":[{"rev":"%s"}],"deleted":true,"doc":{"_id":"%s","_rev":"%s","_deleted":true}}\n' "$1" "$2" "$3" "$2" "$3"
