@@ -633,21 +633,34 @@ static tpli_node *parse_math2(parser *P)
     }
 }
 
-static tpli_node *parse_concat(parser *P)
+/* a left-associative chain a OP b OP c of two-child nodes of KIND, each
+ * operand parsed by SUB; IS_OP_TOK tells the operator token */
+static tpli_node *parse_chain(parser *P, tpli_node *(*sub)(parser *),
+                              bool (*is_op_tok)(const tpli_token *), tpli_node_kind kind)
 {
-    tpli_node *n = parse_math2(P);
+    tpli_node *n = sub(P);
 
-    while (n && is_op(cur(P), "~")) {
+    while (n && is_op_tok(cur(P))) {
         const tpli_token *tk = next(P);
-        tpli_node *b = parse_math2(P), *c;
+        tpli_node *b = sub(P), *c;
         if (!b)
             return NULL;
-        c = node_new(P, N_CONCAT, tk);
+        c = node_new(P, kind, tk);
         c->a = n;
         c->b = b;
         n = sized(P, c);
     }
     return n;
+}
+
+static bool is_tilde(const tpli_token *tk)
+{
+    return is_op(tk, "~");
+}
+
+static tpli_node *parse_concat(parser *P)
+{
+    return parse_chain(P, parse_math2, is_tilde, N_CONCAT);
 }
 
 static tpli_node *parse_math1(parser *P)
@@ -747,38 +760,24 @@ static tpli_node *parse_not(parser *P)
     return n->a ? sized(P, n) : NULL;
 }
 
+static bool is_and(const tpli_token *tk)
+{
+    return is_name(tk, "and");
+}
+
+static bool is_or(const tpli_token *tk)
+{
+    return is_name(tk, "or");
+}
+
 static tpli_node *parse_and(parser *P)
 {
-    tpli_node *n = parse_not(P);
-
-    while (n && is_name(cur(P), "and")) {
-        const tpli_token *tk = next(P);
-        tpli_node *b = parse_not(P), *c;
-        if (!b)
-            return NULL;
-        c = node_new(P, N_AND, tk);
-        c->a = n;
-        c->b = b;
-        n = sized(P, c);
-    }
-    return n;
+    return parse_chain(P, parse_not, is_and, N_AND);
 }
 
 static tpli_node *parse_or(parser *P)
 {
-    tpli_node *n = parse_and(P);
-
-    while (n && is_name(cur(P), "or")) {
-        const tpli_token *tk = next(P);
-        tpli_node *b = parse_and(P), *c;
-        if (!b)
-            return NULL;
-        c = node_new(P, N_OR, tk);
-        c->a = n;
-        c->b = b;
-        n = sized(P, c);
-    }
-    return n;
+    return parse_chain(P, parse_and, is_or, N_OR);
 }
 
 static tpli_node *parse_expr(parser *P)
