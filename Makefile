@@ -25,12 +25,17 @@ BASE_FILES  := $(shell find $(BASE_MODELS) -type f 2>/dev/null | LC_ALL=C sort)
 # removed from base-models/ also regenerates the embedded copy
 BASE_LIST   := build/gen/base_models.list
 $(shell mkdir -p build/gen; echo '$(BASE_FILES)' | cmp -s - $(BASE_LIST) || echo '$(BASE_FILES)' > $(BASE_LIST))
+# the pipeline's built-in dbt macros (src/pipeline/dbt_builtin.h), the same way
+DBT_MACROS := src/pipeline/macros
+DBT_MACRO_FILES := $(sort $(wildcard $(DBT_MACROS)/*.sql))
+DBT_MACRO_LIST  := build/gen/dbt_macros.list
+$(shell echo '$(DBT_MACRO_FILES)' | cmp -s - $(DBT_MACRO_LIST) || echo '$(DBT_MACRO_FILES)' > $(DBT_MACRO_LIST))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 
-OBJS      := $(SRCS:src/%.c=build/obj/%.o) build/obj/gen/base_models.o
-ASAN_OBJS := $(SRCS:src/%.c=build/asan/obj/%.o) build/asan/obj/gen/base_models.o
-LIB_OBJS      := $(LIB_SRCS:src/%.c=build/obj/%.o) build/obj/gen/base_models.o
-ASAN_LIB_OBJS := $(LIB_SRCS:src/%.c=build/asan/obj/%.o) build/asan/obj/gen/base_models.o
+OBJS      := $(SRCS:src/%.c=build/obj/%.o) build/obj/gen/base_models.o build/obj/gen/dbt_macros.o
+ASAN_OBJS := $(SRCS:src/%.c=build/asan/obj/%.o) build/asan/obj/gen/base_models.o build/asan/obj/gen/dbt_macros.o
+LIB_OBJS      := $(LIB_SRCS:src/%.c=build/obj/%.o) build/obj/gen/base_models.o build/obj/gen/dbt_macros.o
+ASAN_LIB_OBJS := $(LIB_SRCS:src/%.c=build/asan/obj/%.o) build/asan/obj/gen/base_models.o build/asan/obj/gen/dbt_macros.o
 UNIT_BINS      := $(UNIT_SRCS:tests/unit/%.c=build/tests/%)
 ASAN_UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/asan/tests/%)
 
@@ -42,7 +47,7 @@ FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointe
 FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 # the embedded base models are data only: the plain object serves the fuzz build too
-FUZZ_LIB_OBJS := $(LIB_SRCS:src/%.c=build/fuzz/obj/%.o) build/obj/gen/base_models.o
+FUZZ_LIB_OBJS := $(LIB_SRCS:src/%.c=build/fuzz/obj/%.o) build/obj/gen/base_models.o build/obj/gen/dbt_macros.o
 # warnings stay errors in the cc builds; clang's extra ones must not stop fuzzing
 FUZZ_WARN  := $(filter-out -Werror,$(WARN))
 
@@ -61,8 +66,19 @@ build/asan/cht-sync: $(ASAN_OBJS)
 build/gen/base_models.c: scripts/embed-files $(BASE_FILES) $(BASE_LIST) | build/gen
 	scripts/embed-files $(BASE_MODELS) > $@.tmp && mv $@.tmp $@
 
+build/gen/dbt_macros.c: scripts/embed-files $(DBT_MACRO_FILES) $(DBT_MACRO_LIST) | build/gen
+	scripts/embed-files $(DBT_MACROS) pipeline/dbt_builtin.h dbt_builtin_file dbt_builtin > $@.tmp && mv $@.tmp $@
+
 build/gen:
 	mkdir -p $@
+
+build/obj/gen/dbt_macros.o: build/gen/dbt_macros.c src/pipeline/dbt_builtin.h
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(WARN) $(CFLAGS) -Isrc -c -o $@ $<
+
+build/asan/obj/gen/dbt_macros.o: build/gen/dbt_macros.c src/pipeline/dbt_builtin.h
+	@mkdir -p $(@D)
+	$(CC) $(STD) $(WARN) $(CFLAGS) $(ASAN) -Isrc -c -o $@ $<
 
 build/obj/gen/base_models.o: build/gen/base_models.c src/daemon/embedded.h
 	@mkdir -p $(@D)

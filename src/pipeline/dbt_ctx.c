@@ -9,6 +9,7 @@
  * callback.  One dbt_worker per thread; the manifest is read-only.
  */
 #include "pipeline/dbt_int.h"
+#include "pipeline/dbt_builtin.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,36 +34,24 @@ void dbt_unique_id(const pl_project *p, size_t model, char *out, size_t n)
 
 /* ---- relations ---- */
 
-tpl_value *dbt_relation(const char *database, const char *schema, const char *name)
-{
-    buf b;
-    tpl_value *r;
-
-    buf_init(&b, 0);
-    mat_relation(&b, schema, name);
-    r = tpl_object_new(b.data);
-    buf_free(&b);
-    tpl_dict_set(r, "database", tpl_str(database ? database : ""));
-    tpl_dict_set(r, "schema", tpl_str(schema));
-    tpl_dict_set(r, "name", tpl_str(name));
-    tpl_dict_set(r, "identifier", tpl_str(name));
-    return r;
-}
-
 tpl_value *dbt_model_relation(const dbt_worker *w, size_t i)
 {
     const dbt_node *n = &w->m->nodes[i];
     if (!w->parsing && n->mat == MAT_EPHEMERAL) {
+        /* the CTE's name, unquoted as the WITH clause that defines it */
         char cte[512];
         snprintf(cte, sizeof(cte), "__dbt__cte__%s", w->m->p->models[i].name);
-        tpl_value *r = tpl_object_new(cte);
-        tpl_dict_set(r, "name", tpl_str(cte));
-        tpl_dict_set(r, "identifier", tpl_str(cte));
-        tpl_dict_set(r, "schema", tpl_str(""));
-        return r;
+        tpl_value *r = dbt_relation_typed(NULL, NULL, cte, "cte"), *e = tpl_object_new(cte);
+        for (size_t k = 0; k < tpl_dict_len(r); k++)
+            tpl_dict_set(e, tpl_dict_key_at(r, k), tpl_ref(tpl_dict_value_at(r, k)));
+        tpl_unref(r);
+        tpl_dict_set(e, "schema", tpl_str(""));
+        tpl_dict_set(e, "database", tpl_str(""));
+        return e;
     }
-    return dbt_relation(w->m->set.database, w->m->set.schema,
-                        n->relname ? n->relname : w->m->p->models[i].name);
+    return dbt_relation_typed(w->m->set.database, w->m->set.schema,
+                              n->relname ? n->relname : w->m->p->models[i].name,
+                              n->mat == MAT_VIEW ? "view" : "table");
 }
 
 /* ---- natives ---- */
@@ -116,8 +105,14 @@ static cs_result n_ref(void *ud, tpl_call *call, const tpl_args *a, tpl_value **
         return cs_fail(err, CS_INVALID, "ref() takes a model name");
     i = project_find_model(w->m->p, pkg, name);
     if (i < 0 && (seed = seed_lookup(w->m->p, pkg, name)) >= 0) {
-        /* a seed: loaded by `seed` (and first by `build`), not a graph node */
-        *out = dbt_relation(w->m->set.database, w->m->set.schema, w->m->p->seeds[seed].name);
+        /* a seed: loaded by `seed` (and first by `build`), in its own schema */
+        const char *schema =
+            w->m->seeds && w->m->seeds[seed].schema ? w->m->seeds[seed].schema : w->m->set.schema;
+        if (w->parsing) {
+            XGROW(w->seed_deps, w->nseed_deps);
+            w->seed_deps[w->nseed_deps++] = (size_t)seed;
+        }
+        *out = dbt_relation_typed(w->m->set.database, schema, w->m->p->seeds[seed].name, "table");
         return CS_OK;
     }
     if (i < 0)
@@ -236,13 +231,6 @@ static cs_result n_env_var(void *ud, tpl_call *call, const tpl_args *a, tpl_valu
     return CS_OK;
 }
 
-static cs_result run_sql(dbt_worker *w, const char *sql, pv **res, cs_error *err)
-{
-    if (!w->o || !w->o->sql)
-        return cs_fail(err, CS_INVALID, "no database connection to run a query in this phase");
-    return w->o->sql(w->o->sql_ud, sql, res, err);
-}
-
 static cs_result n_statement(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
                              cs_error *err)
 {
@@ -256,7 +244,7 @@ static cs_result n_statement(void *ud, tpl_call *call, const tpl_args *a, tpl_va
     buf_init(&body, 0);
     rc = tpl_call_render_caller(call, &body, err);
     if (rc == CS_OK && !w->parsing && w->o && w->o->execute) {
-        rc = run_sql(w, body.data ? body.data : "", &res, err);
+        rc = dbt_run_sql(w, body.data ? body.data : "", &res, err);
         if (rc == CS_OK && name && fetch) {
             tpl_value *r = tpl_dict_new();
             tpl_dict_set(r, "data", dbt_pv_to_tpl(pv_get(res, "rows")));
@@ -296,7 +284,7 @@ static cs_result n_run_query(void *ud, tpl_call *call, const tpl_args *a, tpl_va
     }
     if (!sql)
         return cs_fail(err, CS_INVALID, "run_query() takes the SQL text");
-    if ((rc = run_sql(w, sql, &res, err)) != CS_OK)
+    if ((rc = dbt_run_sql(w, sql, &res, err)) != CS_OK)
         return rc;
     *out = dbt_agate_table(res);
     pv_free(res);
@@ -419,17 +407,6 @@ static cs_result n_quote(void *ud, tpl_call *call, const tpl_args *a, tpl_value 
     return CS_OK;
 }
 
-static cs_result n_unsupported(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
-                               cs_error *err)
-{
-    return cs_fail(err, CS_INVALID, "%s is not supported by cht-sync's pipeline", (const char *)ud);
-}
-
-void dbt_worker_set_invocation_id(dbt_worker *w, const char *id)
-{
-    tpl_env_set(w->env, "invocation_id", tpl_str(id));
-}
-
 /* print() in a template: dbt writes it to the log */
 static void template_print(void *ud, const char *where, const char *msg)
 {
@@ -439,10 +416,7 @@ static void template_print(void *ud, const char *where, const char *msg)
 dbt_worker *dbt_worker_new(const dbt_manifest *m)
 {
     dbt_worker *w = xrealloc(NULL, sizeof(*w));
-    tpl_value *obj, *target;
-    static const char *const unsupported[] = {"get_columns_in_relation", "get_relation",
-                                              "create_schema",           "drop_relation",
-                                              "rename_relation",         "already_exists"};
+    tpl_value *obj;
 
     memset(w, 0, sizeof(*w));
     w->m = m;
@@ -450,6 +424,10 @@ dbt_worker *dbt_worker_new(const dbt_manifest *m)
     w->env = tpl_env_new();
     tpl_env_set_log(w->env, template_print, NULL);
     w->results = tpl_dict_new();
+    /* dbt's own macros first (namespace dbt), so that any package's win */
+    for (size_t i = 0; i < dbt_builtin_nfiles; i++)
+        if (m->builtin && m->builtin[i])
+            tpl_env_add_macros(w->env, m->builtin[i], "dbt");
     /* package macros first, the root project's last, so that the root wins */
     for (size_t pass = 0; pass < 2; pass++)
         for (size_t i = 0; i < m->p->nmacros; i++)
@@ -475,23 +453,9 @@ dbt_worker *dbt_worker_new(const dbt_manifest *m)
     obj = tpl_object_new("adapter");
     tpl_dict_set(obj, "quote", tpl_func_new("quote", n_quote, w));
     tpl_dict_set(obj, "dispatch", tpl_func_new("dispatch", n_dispatch, w));
-    for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++) {
-        char name[64];
-        snprintf(name, sizeof(name), "adapter.%s", unsupported[i]);
-        tpl_dict_set(obj, unsupported[i],
-                     tpl_func_new(unsupported[i], n_unsupported, (void *)unsupported[i]));
-    }
+    dbt_adapter_add_methods(obj, w);
     tpl_env_set(w->env, "adapter", obj);
-    target = tpl_dict_new();
-    tpl_dict_set(target, "name", tpl_str("default"));
-    tpl_dict_set(target, "type", tpl_str("postgres"));
-    tpl_dict_set(target, "schema", tpl_str(m->set.schema));
-    tpl_dict_set(target, "database", tpl_str(m->set.database ? m->set.database : ""));
-    tpl_dict_set(target, "dbname", tpl_str(m->set.database ? m->set.database : ""));
-    tpl_dict_set(target, "user", tpl_str(m->set.user ? m->set.user : ""));
-    tpl_dict_set(target, "threads", tpl_int(m->set.threads));
-    tpl_env_set(w->env, "target", target);
-    tpl_env_set(w->env, "invocation_id", tpl_str(""));
+    dbt_globals_init(w);
     return w;
 }
 
@@ -502,7 +466,17 @@ void dbt_worker_free(dbt_worker *w)
     tpl_env_free(w->env);
     tpl_unref(w->results);
     free(w->deps);
+    free(w->seed_deps);
     free(w);
+}
+
+/* `this`: model i's own relation (also for an ephemeral model, as before) */
+static tpl_value *dbt_model_relation_this(const dbt_worker *w, size_t i)
+{
+    const dbt_node *n = &w->m->nodes[i];
+    return dbt_relation_typed(w->m->set.database, w->m->set.schema,
+                              n->relname ? n->relname : w->m->p->models[i].name,
+                              n->mat == MAT_VIEW ? "view" : "table");
 }
 
 /* sets the per-render globals: this, execute, model */
@@ -516,14 +490,13 @@ void dbt_begin_render(dbt_worker *w, long model, const dbt_render_opts *o)
     tpl_env_set(w->env, "execute", tpl_bool(o && o->execute));
     /* dbt: an undefined name in SQL is an error when executing, not at parse */
     tpl_env_set_strict_undefined(w->env, o && o->execute);
+    if (o && o->execute)
+        dbt_graph_ensure(w);
     if (model >= 0) {
         tpl_value *md = tpl_dict_new();
         char uid[512];
         dbt_unique_id(p, (size_t)model, uid, sizeof(uid));
-        tpl_env_set(w->env, "this",
-                    dbt_relation(w->m->set.database, w->m->set.schema,
-                                 w->m->nodes[model].relname ? w->m->nodes[model].relname
-                                                            : p->models[model].name));
+        tpl_env_set(w->env, "this", dbt_model_relation_this(w, (size_t)model));
         tpl_dict_set(md, "name", tpl_str(p->models[model].name));
         tpl_dict_set(md, "unique_id", tpl_str(uid));
         tpl_dict_set(md, "package_name", tpl_str(p->packages[p->models[model].package].name));

@@ -34,6 +34,8 @@ typedef struct {
     const char *schema;   /* POSTGRES_SCHEMA: every model's schema */
     const char *database; /* POSTGRES_DB */
     const char *user;
+    const char *host; /* target.host, target.port (never the password) */
+    int port;
     int threads;
     char *const *env;   /* NULL-terminated NAME=VALUE strings (borrowed) */
     const pv *cli_vars; /* --vars, a map or NULL (borrowed) */
@@ -46,6 +48,8 @@ typedef struct {
     tpl_template *tpl;
     size_t *deps; /* models it refs */
     size_t ndeps;
+    size_t *seed_deps; /* seeds it refs */
+    size_t nseed_deps;
     char *inputs; /* env_var() values and source() relations read at parse time */
     pv *config;   /* the model's final config: folders, properties, config() */
     dbt_mat mat;
@@ -66,19 +70,40 @@ typedef struct {
     char fingerprint[17];
 } dbt_node;
 
+/*
+ * A data test after the parse.  A generic test calls the macro
+ * test_<kind> of its package (or of the project: a {% test %} block),
+ * else, for not_null, unique, accepted_values and relationships, the
+ * built-in query.
+ */
 typedef struct {
-    tpl_template *tpl;
-    size_t *deps;
+    tpl_template *tpl; /* singular tests: the file; NULL for generic tests */
+    size_t *deps;      /* models it reads: its target and every ref() */
     size_t ndeps;
+    size_t *seed_deps; /* seeds it reads */
+    size_t nseed_deps;
+    pv *config; /* its final config: yml, then config() (fail_calc, where, severity...) */
+    bool enabled;
 } dbt_test_node;
+
+/* a seed after the parse: where it is loaded and its hooks */
+typedef struct {
+    char *schema; /* generate_schema_name(custom schema, node) */
+    tpl_template **pre_hooks;
+    size_t npre_hooks;
+    tpl_template **post_hooks;
+    size_t npost_hooks;
+} dbt_seed_node;
 
 typedef struct {
     pl_project *p; /* owned */
     dbt_settings set;
-    pv *cli_vars;          /* owned: --vars plus batch_size from DBT_BATCH_SIZE */
-    dbt_node *nodes;       /* p->nmodels */
-    tpl_template **macros; /* p->nmacros */
-    dbt_test_node *tests;  /* p->ntests (tpl NULL for generic tests) */
+    pv *cli_vars;           /* owned: --vars plus batch_size from DBT_BATCH_SIZE */
+    dbt_node *nodes;        /* p->nmodels */
+    tpl_template **macros;  /* p->nmacros */
+    tpl_template **builtin; /* dbt_builtin_nfiles: the `dbt` namespace (dbt_builtin.h) */
+    dbt_test_node *tests;   /* p->ntests (tpl NULL for generic tests) */
+    dbt_seed_node *seeds;   /* p->nseeds */
     tpl_template **on_run_start;
     size_t non_run_start;
     tpl_template **on_run_end;
@@ -103,8 +128,16 @@ typedef struct dbt_worker dbt_worker;
 
 dbt_worker *dbt_worker_new(const dbt_manifest *m);
 void dbt_worker_free(dbt_worker *w);
-/* sets the global `invocation_id` of every later render (copied) */
-void dbt_worker_set_invocation_id(dbt_worker *w, const char *id);
+/* what one run gives every template, the same on every thread */
+typedef struct {
+    const char *invocation_id;
+    const char *which;    /* flags.WHICH: "run", "build", "compile", "test", "seed" */
+    bool full_refresh;    /* flags.FULL_REFRESH */
+    long long started_us; /* run_started_at, microseconds since the epoch (UTC); 0: keep */
+} dbt_run_info;
+
+/* sets invocation_id, flags and run_started_at of every later render (copied) */
+void dbt_worker_set_run(dbt_worker *w, const dbt_run_info *ri);
 
 /* "model.<package>.<name>": dbt's unique_id of model i */
 void dbt_unique_id(const pl_project *p, size_t model, char *out, size_t n);
@@ -134,7 +167,10 @@ cs_result dbt_render_model(dbt_worker *w, size_t model, const dbt_render_opts *o
 /* Renders a hook template in model's context (model may be -1: project hooks). */
 cs_result dbt_render_hook(dbt_worker *w, long model, const tpl_template *t,
                           const dbt_render_opts *o, buf *out, cs_error *err) CS_MUST_CHECK;
-/* Renders test i's SQL (singular: its file; generic: the built-in query). */
+/* Renders a hook of seed i (this: the seed's relation). */
+cs_result dbt_render_seed_hook(dbt_worker *w, size_t seed, const tpl_template *t,
+                               const dbt_render_opts *o, buf *out, cs_error *err) CS_MUST_CHECK;
+/* Renders test i's SQL (singular: its file; generic: its macro or the built-in query). */
 cs_result dbt_render_test(dbt_worker *w, size_t test, const dbt_render_opts *o, buf *out,
                           cs_error *err) CS_MUST_CHECK;
 

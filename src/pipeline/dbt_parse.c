@@ -6,6 +6,7 @@
  * fingerprints the models.
  */
 #include "pipeline/dbt_int.h"
+#include "pipeline/dbt_builtin.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -116,8 +117,9 @@ static cs_result collect_model(dbt_worker *w, dbt_node *nd, pl_model *pm, size_t
     w->parsing = true;
     w->collected = pv_copy(pm->config);
     free(w->deps);
-    w->deps = NULL;
-    w->ndeps = 0;
+    free(w->seed_deps);
+    w->deps = w->seed_deps = NULL;
+    w->ndeps = w->nseed_deps = 0;
     dbt_begin_render(w, (long)i, &o);
     buf_init(&b, 0);
     buf_init(&inputs, 0);
@@ -139,8 +141,10 @@ static cs_result collect_model(dbt_worker *w, dbt_node *nd, pl_model *pm, size_t
     pm->config = pv_copy(nd->config);
     nd->deps = w->deps;
     nd->ndeps = w->ndeps;
-    w->deps = NULL;
-    w->ndeps = 0;
+    nd->seed_deps = w->seed_deps;
+    nd->nseed_deps = w->nseed_deps;
+    w->deps = w->seed_deps = NULL;
+    w->ndeps = w->nseed_deps = 0;
     return CS_OK;
 }
 
@@ -354,9 +358,24 @@ static dbt_manifest *manifest_new(pl_project *p, const dbt_settings *set)
     m->set.cli_vars = m->cli_vars;
     m->nodes = xcalloc(p->nmodels, sizeof(*m->nodes));
     m->macros = xcalloc(p->nmacros, sizeof(*m->macros));
-    m->tests = xcalloc(p->ntests, sizeof(*m->tests));
+    m->tests = xcalloc(p->ntests + 1, sizeof(*m->tests));
+    m->seeds = xcalloc(p->nseeds + 1, sizeof(*m->seeds));
     m->order = xcalloc(p->nmodels, sizeof(size_t));
     return m;
+}
+
+/* the built-in `dbt` macros, one template per file (dbt_builtin.h) */
+static cs_result compile_builtin(dbt_manifest *m, cs_error *err)
+{
+    char name[256];
+
+    m->builtin = xcalloc(dbt_builtin_nfiles + 1, sizeof(*m->builtin));
+    for (size_t i = 0; i < dbt_builtin_nfiles; i++) {
+        snprintf(name, sizeof(name), "<dbt>/%s", dbt_builtin_files[i].path);
+        if (!(m->builtin[i] = tpl_compile(name, (const char *)dbt_builtin_files[i].data, err)))
+            return CS_INVALID;
+    }
+    return CS_OK;
 }
 
 static cs_result compile_macros(dbt_manifest *m, cs_error *err)
@@ -383,28 +402,150 @@ static cs_result render_sources(dbt_worker *w, pl_project *p, cs_error *err)
     return rc;
 }
 
-/* singular tests: compiled, and rendered once for their refs */
+/* appends d to the list *l of *n indexes, once */
+static void add_dep(size_t **l, size_t *n, size_t d)
+{
+    for (size_t k = 0; k < *n; k++)
+        if ((*l)[k] == d)
+            return;
+    XGROW(*l, *n);
+    (*l)[(*n)++] = d;
+}
+
+/*
+ * Every test rendered once with execute=False: a singular test's file, a
+ * generic test's macro with its arguments.  Collects what each reads
+ * (its target, ref()s in its arguments or SQL) and its final config
+ * (config() calls in the macro or file merged over the yml's).
+ */
 static cs_result parse_tests(dbt_manifest *m, dbt_worker *w, cs_error *err)
 {
     const pl_project *p = m->p;
     cs_result rc = CS_OK;
 
     for (size_t i = 0; i < p->ntests && rc == CS_OK; i++) {
+        const pl_test *t = &p->tests[i];
+        dbt_test_node *tn = &m->tests[i];
         dbt_render_opts o = {0};
         buf b;
-        if (p->tests[i].kind)
-            continue;
-        if (!(m->tests[i].tpl = tpl_compile(p->tests[i].file, p->tests[i].sql, err)))
+        bool builtin;
+        if (!t->kind && !(tn->tpl = tpl_compile(t->file, t->sql, err)))
             return CS_INVALID;
         w->parsing = true;
-        dbt_begin_render(w, -1, &o);
+        w->collected = pv_copy(t->config);
+        free(w->deps);
+        free(w->seed_deps);
+        w->deps = w->seed_deps = NULL;
+        w->ndeps = w->nseed_deps = 0;
         buf_init(&b, 0);
-        rc = tpl_render(m->tests[i].tpl, w->env, NULL, &b, err);
+        if (t->kind) {
+            rc = dbt_generic_test_call(w, i, &o, &b, &builtin, err);
+        } else {
+            dbt_begin_render(w, -1, &o);
+            rc = tpl_render(tn->tpl, w->env, NULL, &b, err);
+        }
         buf_free(&b);
-        m->tests[i].deps = w->deps;
-        m->tests[i].ndeps = w->ndeps;
-        w->deps = NULL;
-        w->ndeps = 0;
+        tn->config = w->collected;
+        w->collected = NULL;
+        tn->enabled = !pv_get(tn->config, "enabled") || pv_truthy(pv_get(tn->config, "enabled"));
+        tn->deps = w->deps;
+        tn->ndeps = w->ndeps;
+        tn->seed_deps = w->seed_deps;
+        tn->nseed_deps = w->nseed_deps;
+        w->deps = w->seed_deps = NULL;
+        w->ndeps = w->nseed_deps = 0;
+        if (t->model >= 0)
+            add_dep(&tn->deps, &tn->ndeps, (size_t)t->model);
+        if (t->seed >= 0)
+            add_dep(&tn->seed_deps, &tn->nseed_deps, (size_t)t->seed);
+    }
+    return rc;
+}
+
+/*
+ * A seed's schema, as dbt's generate_schema_name(custom_schema_name, node):
+ * the project's macro of that name when there is one, else dbt's default
+ * (target schema, or target schema + "_" + the custom schema).
+ */
+static cs_result seed_schema(dbt_worker *w, size_t i, char **out, cs_error *err)
+{
+    const pl_project *p = w->m->p;
+    const pl_seed *s = &p->seeds[i];
+    const char *custom = pv_gets(s->config, "schema");
+    tpl_value *fn = tpl_env_get(w->env, "generate_schema_name"), *res = NULL, *node, *vals[2];
+    const char *names[2] = {"custom_schema_name", "node"};
+    tpl_args args = {0};
+    dbt_render_opts o = {0};
+    buf b;
+    cs_result rc;
+
+    if (!fn || tpl_typeof(fn) != TPL_FUNC) {
+        buf_init(&b, 0);
+        buf_puts(&b, w->m->set.schema);
+        if (custom && *custom) {
+            const char *e = custom + strlen(custom);
+            while (isspace((unsigned char)*custom))
+                custom++;
+            while (e > custom && isspace((unsigned char)e[-1]))
+                e--;
+            buf_printf(&b, "_%.*s", (int)(e - custom), custom);
+        }
+        *out = buf_steal(&b);
+        buf_free(&b);
+        return CS_OK;
+    }
+    node = tpl_dict_new();
+    tpl_dict_set(node, "name", tpl_str(s->name));
+    tpl_dict_set(node, "resource_type", tpl_str("seed"));
+    tpl_dict_set(node, "package_name", tpl_str(p->packages[s->package].name));
+    tpl_dict_set(node, "original_file_path", tpl_str(s->relpath ? s->relpath : s->file));
+    tpl_dict_set(node, "config", dbt_pv_to_tpl(s->config));
+    vals[0] = custom ? tpl_str(custom) : tpl_none();
+    vals[1] = node;
+    args.nkw = 2;
+    args.kwnames = names;
+    args.kw = vals;
+    w->parsing = true;
+    dbt_begin_render(w, -1, &o);
+    tpl_ref(fn);
+    rc = tpl_call_value(w->env, fn, &args, &res, err);
+    tpl_unref(fn);
+    if (rc == CS_OK) {
+        buf_init(&b, 0);
+        tpl_to_text(res, &b);
+        /* the macro's text, its surrounding whitespace left out */
+        const char *a = b.data ? b.data : "", *e = a + strlen(a);
+        while (isspace((unsigned char)*a))
+            a++;
+        while (e > a && isspace((unsigned char)e[-1]))
+            e--;
+        *out = xstrndup(a, (size_t)(e - a));
+        buf_free(&b);
+        tpl_unref(res);
+    } else {
+        cs_error_prefix(err, "%s: generate_schema_name: ", s->file);
+    }
+    tpl_unref(vals[0]);
+    tpl_unref(vals[1]);
+    return rc;
+}
+
+/* every seed's schema and hooks */
+static cs_result parse_seeds(dbt_manifest *m, dbt_worker *w, cs_error *err)
+{
+    const pl_project *p = m->p;
+    cs_result rc = CS_OK;
+
+    for (size_t i = 0; i < p->nseeds && rc == CS_OK; i++) {
+        dbt_seed_node *sn = &m->seeds[i];
+        const pl_seed *s = &p->seeds[i];
+        if ((rc = render_config(w, s->config, s->props_file ? s->props_file : s->file, err)) ==
+                CS_OK &&
+            (rc = seed_schema(w, i, &sn->schema, err)) == CS_OK &&
+            (rc = compile_hooks(pv_get(s->config, "pre_hook"), s->file, "pre_hook", &sn->pre_hooks,
+                                &sn->npre_hooks, NULL, NULL, err)) == CS_OK)
+            rc = compile_hooks(pv_get(s->config, "post_hook"), s->file, "post_hook",
+                               &sn->post_hooks, &sn->npost_hooks, NULL, NULL, err);
     }
     return rc;
 }
@@ -504,10 +645,10 @@ cs_result dbt_parse(pl_project *p, const dbt_settings *set, dbt_manifest **out, 
     cs_result rc;
 
     *out = NULL;
-    if ((rc = compile_macros(m, err)) != CS_OK)
+    if ((rc = compile_builtin(m, err)) != CS_OK || (rc = compile_macros(m, err)) != CS_OK)
         goto fail;
     w = dbt_worker_new(m);
-    if ((rc = render_sources(w, p, err)) != CS_OK)
+    if ((rc = render_sources(w, p, err)) != CS_OK || (rc = parse_seeds(m, w, err)) != CS_OK)
         goto fail;
     for (size_t i = 0; i < p->nmodels && rc == CS_OK; i++)
         rc = parse_model(m, w, i, err);
@@ -540,6 +681,7 @@ void dbt_manifest_free(dbt_manifest *m)
         dbt_node *nd = &m->nodes[i];
         tpl_template_free(nd->tpl);
         free(nd->deps);
+        free(nd->seed_deps);
         free(nd->inputs);
         pv_free(nd->config);
         free(nd->relname);
@@ -556,8 +698,17 @@ void dbt_manifest_free(dbt_manifest *m)
     for (size_t i = 0; i < m->p->ntests; i++) {
         tpl_template_free(m->tests[i].tpl);
         free(m->tests[i].deps);
+        free(m->tests[i].seed_deps);
+        pv_free(m->tests[i].config);
     }
+    for (size_t i = 0; i < m->p->nseeds; i++) {
+        free(m->seeds[i].schema);
+        free_tpls(m->seeds[i].pre_hooks, m->seeds[i].npre_hooks);
+        free_tpls(m->seeds[i].post_hooks, m->seeds[i].npost_hooks);
+    }
+    free(m->seeds);
     free_tpls(m->macros, m->p->nmacros);
+    free_tpls(m->builtin, m->builtin ? dbt_builtin_nfiles : 0);
     free_tpls(m->on_run_start, m->non_run_start);
     free_tpls(m->on_run_end, m->non_run_end);
     free(m->nodes);

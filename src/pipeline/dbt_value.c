@@ -91,6 +91,9 @@ tpl_value *dbt_agate_table(const pv *t)
 {
     const pv *cols = pv_get(t, "columns"), *rows = pv_get(t, "rows");
     tpl_value *tv = tpl_list_new(), *rl = tpl_list_new(), *cl = tpl_list_new();
+    /* columns.items() / keys() / values(), as agate's MappedSequence: data
+     * attributes, which a template may also call with no arguments */
+    tpl_value *items = tpl_list_new(), *keys = tpl_list_new(), *values = tpl_list_new();
 
     for (size_t r = 0; rows && r < rows->n; r++) {
         tpl_value *row = tpl_list_new();
@@ -112,8 +115,19 @@ tpl_value *dbt_agate_table(const pv *t)
         tpl_list_set_attr(col, "name", dbt_pv_to_tpl(cols->items[c]));
         tpl_list_set_attr(col, "values", vals);
         tpl_list_push(cl, tpl_ref(col));
+        {
+            tpl_value *pair = tpl_list_new();
+            tpl_list_push(pair, dbt_pv_to_tpl(cols->items[c]));
+            tpl_list_push(pair, tpl_ref(col));
+            tpl_list_push(items, pair);
+            tpl_list_push(keys, dbt_pv_to_tpl(cols->items[c]));
+            tpl_list_push(values, tpl_ref(col));
+        }
         tpl_list_set_attr(cl, pv_s(cols->items[c]) ? cols->items[c]->s : "", col);
     }
+    tpl_list_set_attr(cl, "items", items);
+    tpl_list_set_attr(cl, "keys", keys);
+    tpl_list_set_attr(cl, "values", values);
     tpl_list_set_attr(tv, "columns", cl);
     tpl_list_set_attr(tv, "column_names", dbt_pv_to_tpl(cols));
     tpl_list_set_attr(tv, "rows", rl);

@@ -43,6 +43,8 @@ static cs_result load(pipeline_session *s, dbt_manifest **out, cs_error *err)
         .schema = s->cfg->postgres_schema,
         .database = s->cfg->postgres_db,
         .user = s->cfg->postgres_user,
+        .host = s->cfg->postgres_host,
+        .port = s->cfg->postgres_port,
         .threads = s->cfg->dbt_thread_count,
         .env = s->env,
         .cli_vars = s->vars,
@@ -133,12 +135,32 @@ static void warn_if_empty(const pl_project *p, const bool *sel, const char *sele
              select && *select ? select : "(all)");
 }
 
+/* the seeds that select (a space- or comma-separated list of names; NULL: all) names */
+static bool *select_seeds(const pl_project *p, const char *select)
+{
+    bool *sel = xcalloc(p->nseeds + 1, sizeof(bool));
+    for (size_t i = 0; i < p->nseeds; i++) {
+        size_t n = strlen(p->seeds[i].name);
+        sel[i] = !select;
+        for (const char *w = select; w && *w && !sel[i];) {
+            size_t l = strcspn(w, " ,");
+            sel[i] = l == n && strncmp(w, p->seeds[i].name, n) == 0;
+            w += l;
+            w += strspn(w, " ,");
+        }
+    }
+    return sel;
+}
+
 static cs_result run_mode(pipeline_session *s, runner_mode mode, const char *select,
                           const char *exclude, bool full_refresh, const char *target,
                           runner_summary *sum, cs_error *err)
 {
     bool *sel = xcalloc(s->m->p->nmodels + 1, sizeof(bool));
+    /* the tests of the seeds a selection names (all without one) run too */
+    bool *seeds = select_seeds(s->m->p, select);
     runner_opts o = {.mode = mode,
+                     .selected_seeds = seeds,
                      .selected = sel,
                      .full_refresh = full_refresh,
                      .threads = s->cfg->dbt_thread_count,
@@ -153,6 +175,7 @@ static cs_result run_mode(pipeline_session *s, runner_mode mode, const char *sel
     if (rc == CS_OK)
         rc = runner_run(s->m, s->pool, &o, sum, err);
     free(sel);
+    free(seeds);
     return rc;
 }
 
@@ -194,49 +217,90 @@ static void on_signal(int sig)
 }
 
 /*
- * `seed`, and `build`: the seeds, then the models, then the tests, each
- * step only when the one before had no error (a model may read any seed;
- * a test of a failed model would read the old relation).  Returns the exit
- * status.
+ * `seed`, and `build`: the seeds, then the models, then the tests, as
+ * dbt build skips only what depends on a failure: a model that reads a
+ * seed that failed is skipped (and its dependants), a test that reads a
+ * failed or skipped model or seed is skipped; the rest runs.  build loads
+ * every seed (a model may read any); `seed -s` names seeds.  Ends with
+ * one summary line.  Returns the exit status.
  */
 static int seed_and_build(pipeline_session *s, const cs_config *cfg, bool build, const char *select,
                           const char *exclude, bool full_refresh, const char *dir,
                           const char *target)
 {
-    size_t failed = 0;
-    runner_summary sum;
+    const pl_project *p = s->m->p;
+    bool *seeds = select_seeds(p, build ? NULL : select);
+    bool *failed_seeds = xcalloc(p->nseeds + 1, sizeof(bool));
+    bool *failed_models = xcalloc(p->nmodels + 1, sizeof(bool));
+    bool *sel = xcalloc(p->nmodels + 1, sizeof(bool));
+    runner_summary ssum, msum = {0}, tsum = {0};
+    runner_tests tests = {.status = xcalloc(p->ntests + 1, sizeof(int))};
+    runner_opts o = {.mode = RUNNER_SEED,
+                     .selected = sel,
+                     .full_refresh = full_refresh,
+                     .threads = cfg->dbt_thread_count,
+                     .out = s->opts.out ? s->opts.out : stdout,
+                     .stop = s->opts.stop,
+                     .selected_seeds = seeds,
+                     .failed_seeds = failed_seeds,
+                     .failed_models = failed_models};
     cs_error err;
     char tbuf[4096];
+    int rc = 0;
 
-    /* with a selection, build loads the seeds it names (seed names only) */
-    if (seed_run(cfg, s->m->p, cfg->postgres_schema, build ? NULL : select, full_refresh, &failed,
-                 &err) != CS_OK) {
+    if (build && select_models(p, s->m->g, select, exclude, sel, &err) != CS_OK) {
         fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
-        return 2;
+        rc = 2;
+        goto out;
     }
-    if (!build || failed) {
-        if (failed && build)
-            fprintf(stderr, "cht-sync pipeline: %zu seed%s failed: models and tests skipped\n",
-                    failed, failed == 1 ? "" : "s");
-        return failed ? 1 : 0;
-    }
-    if (pipeline_session_run(s, select, exclude, full_refresh, &sum, &err) != CS_OK) {
+    /* without a selection, build runs the seeds' tests right after the
+     * seeds (a failing one skips what reads the seed, as dbt build) */
+    if (build && !select && !exclude)
+        o.tests = &tests;
+    if (runner_run(s->m, s->pool, &o, &ssum, &err) != CS_OK) {
         fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
-        return err.code == CS_TRANSIENT ? 1 : 2;
+        rc = err.code == CS_TRANSIENT ? 1 : 2;
+        goto out;
     }
-    if (sum.errors) {
-        fprintf(stderr, "cht-sync pipeline: a model failed: tests skipped\n");
-        return 1;
+    if (!build) {
+        rc = ssum.errors ? 1 : 0;
+        goto out;
     }
+    /* a selection's seeds: the tests of a seed it names run */
+    free(seeds);
+    o.selected_seeds = seeds = select_seeds(p, select);
     if (!target) {
         snprintf(tbuf, sizeof(tbuf), "%s/target", dir);
         target = tbuf;
     }
-    if (run_mode(s, RUNNER_TEST, select, exclude, full_refresh, target, &sum, &err) != CS_OK) {
+    o.mode = RUNNER_BUILD;
+    o.target_dir = s->target;
+    o.tests = &tests; /* a model's tests right after it, as dbt build */
+    if (runner_run(s->m, s->pool, &o, &msum, &err) != CS_OK) {
         fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
-        return 2;
+        rc = err.code == CS_TRANSIENT ? 1 : 2;
+        goto out;
     }
-    return sum.errors ? 1 : 0;
+    o.mode = RUNNER_TEST;
+    o.target_dir = target;
+    if (runner_run(s->m, s->pool, &o, &tsum, &err) != CS_OK) {
+        fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
+        rc = 2;
+        goto out;
+    }
+    fprintf(o.out,
+            "Finished build: seeds %d OK, %d errors; models %d OK, %d errors, %d skipped; "
+            "tests %d passed, %d failed, %d warned, %d skipped\n",
+            ssum.ok, ssum.errors, msum.ok, msum.errors, msum.skipped, tsum.ok, tsum.errors,
+            tsum.warnings, tsum.skipped);
+    rc = ssum.errors || msum.errors || msum.skipped || tsum.errors || tsum.skipped ? 1 : 0;
+out:
+    free(seeds);
+    free(failed_seeds);
+    free(failed_models);
+    free(sel);
+    free(tests.status);
+    return rc;
 }
 
 /* one line per command: name, arguments, what it does */
@@ -255,7 +319,8 @@ static const struct {
     {"seed", "[-s SEED...] [--full-refresh]",
      "load the CSV files of seed-paths into tables (--full-refresh drops them first)"},
     {"build", "[-s SEL...] [--exclude SEL...] [--full-refresh] [--vars YAML]",
-     "load the seeds, then run the selected models, then their tests"},
+     "load the seeds, run the selected models, each followed by its tests; skip what reads a "
+     "failure"},
     {"deps", "[--upgrade]",
      "install packages.yml's packages into dbt_packages (--upgrade ignores package-lock.yml)"},
 };

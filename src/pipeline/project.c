@@ -10,6 +10,7 @@
 #include "pipeline/project.h"
 
 #include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <fnmatch.h>
@@ -19,6 +20,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "common/log.h"
 #include "common/xalloc.h"
 #include "pipeline/deps.h"
 #include "pipeline/seed.h"
@@ -395,6 +397,14 @@ static void on_model_file(pl_project *p, size_t pkg, const char *relpath, void *
     model_index_add(p, p->nmodels - 1);
 }
 
+/* a file of seed-paths: only property files count (seed.c finds the CSVs) */
+static void on_seed_path_file(pl_project *p, size_t pkg, const char *relpath, void *ud,
+                              cs_error *err, cs_result *rc)
+{
+    if (ends_with(relpath, ".yml") || ends_with(relpath, ".yaml"))
+        on_model_file(p, pkg, relpath, ud, err, rc);
+}
+
 static void on_macro_file(pl_project *p, size_t pkg, const char *relpath, void *ud, cs_error *err,
                           cs_result *rc)
 {
@@ -415,6 +425,10 @@ static void on_macro_file(pl_project *p, size_t pkg, const char *relpath, void *
     p->nmacros++;
 }
 
+/*
+ * A file of test-paths: a singular test, or, under a "generic" folder,
+ * generic test definitions ({% test %} blocks), which dbt reads as macros.
+ */
 static void on_test_file(pl_project *p, size_t pkg, const char *relpath, void *ud, cs_error *err,
                          cs_result *rc)
 {
@@ -422,8 +436,12 @@ static void on_test_file(pl_project *p, size_t pkg, const char *relpath, void *u
     pl_test *t;
     const char *base = base_name(relpath);
 
-    if (!ends_with(base, ".sql") || strstr(relpath, "/generic/"))
+    if (!ends_with(base, ".sql"))
         return;
+    if (strncmp(relpath, "generic/", 8) == 0 || strstr(relpath, "/generic/")) {
+        on_macro_file(p, pkg, relpath, ud, err, rc);
+        return;
+    }
     file = path_join(p->packages[pkg].root, relpath);
     XGROW(p->tests, p->ntests);
     t = &p->tests[p->ntests];
@@ -435,10 +453,12 @@ static void on_test_file(pl_project *p, size_t pkg, const char *relpath, void *u
     p->ntests++;
     t->name = xstrdup(base);
     t->name[strlen(base) - 4] = '\0';
-    t->model = -1;
+    t->model = t->seed = t->source = -1;
+    t->package = pkg;
     t->file = file;
     t->line = 1;
     t->args = pv_new(PV_MAP);
+    t->config = pv_new(PV_MAP);
 }
 
 /* ---- dbt_project.yml and packages.yml ---- */
@@ -518,6 +538,10 @@ static cs_result load_package(pl_project *p, const char *dir, cs_error *err)
                    ? pv_copy(pv_get(doc, "vars"))
                    : pv_new(PV_MAP);
     pk->models_cfg = pv_get(doc, "models") ? pv_copy(pv_get(doc, "models")) : NULL;
+    {
+        const pv *tc = pv_get(doc, "data_tests") ? pv_get(doc, "data_tests") : pv_get(doc, "tests");
+        pk->tests_cfg = tc && tc->type == PV_MAP ? pv_copy(tc) : NULL;
+    }
     pk->on_run_start = hook_list(pv_get(doc, "on-run-start"));
     pk->on_run_end = hook_list(pv_get(doc, "on-run-end"));
     pk->dispatch = pv_get(doc, "dispatch") ? pv_copy(pv_get(doc, "dispatch")) : NULL;
@@ -529,7 +553,10 @@ static cs_result load_package(pl_project *p, const char *dir, cs_error *err)
         (rc = str_list(pv_get(doc, "macro-paths"), "macros", &pk->macro_paths, &pk->n_macro_paths,
                        pk->file, "macro-paths", err)) != CS_OK ||
         (rc = str_list(pv_get(doc, "test-paths"), "tests", &pk->test_paths, &pk->n_test_paths,
-                       pk->file, "test-paths", err)) != CS_OK)
+                       pk->file, "test-paths", err)) != CS_OK ||
+        (rc = str_list(
+             pv_get(doc, "seed-paths") ? pv_get(doc, "seed-paths") : pv_get(doc, "data-paths"),
+             "seeds", &pk->seed_paths, &pk->n_seed_paths, pk->file, "seed-paths", err)) != CS_OK)
         goto out;
 out:
     free(file);
@@ -638,16 +665,62 @@ out:
 
 /* ---- property files ---- */
 
-static void add_generic_test(pl_project *p, long model, const char *column, const pv *def,
-                             const char *file)
+/* what a generic test is attached to: one model, seed or source table */
+typedef struct {
+    long model, seed, source;
+    const char *name; /* its name, for the test's name */
+} test_target;
+
+/* the keys of a generic test's arguments that are configs, as dbt moves them */
+static bool is_test_config_key(const char *k)
+{
+    static const char *const keys[] = {
+        "severity", "tags",     "enabled",   "where",          "limit",
+        "warn_if",  "error_if", "fail_calc", "store_failures", "store_failures_as",
+        "meta",     "database", "schema",    "alias"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (strcmp(k, keys[i]) == 0)
+            return true;
+    return false;
+}
+
+/* appends to name (of size n) the characters of s, others as '_' (dbt's names) */
+static void name_append(char *name, size_t n, const char *s)
+{
+    size_t l = strlen(name);
+    for (; *s && l + 1 < n; s++)
+        name[l++] = (isalnum((unsigned char)*s) || *s == '_') ? *s : '_';
+    name[l] = '\0';
+}
+
+static bool test_name_taken(const pl_project *p, const char *name)
+{
+    for (size_t i = 0; i + 1 < p->ntests; i++)
+        if (p->tests[i].name && strcmp(p->tests[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/*
+ * One entry of a `tests:` (or `data_tests:`) list: "not_null", or
+ * {kind: {arg: value, config: {...}}}, or dbt's long form {test_name: kind,
+ * arg: value}.  The kind may name its package: dbt_utils.equality.
+ */
+static void add_generic_test(pl_project *p, size_t pkg, const test_target *tg, const char *column,
+                             const pv *def, const char *file)
 {
     const char *kind;
     const pv *args = NULL;
     pl_test *t;
-    char name[512];
+    char name[512] = "";
+    const char *dot;
+    size_t ntest;
 
     if (pv_s(def)) {
         kind = def->s;
+    } else if (def->type == PV_MAP && pv_gets(def, "test_name")) {
+        kind = pv_gets(def, "test_name");
+        args = def;
     } else if (def->type == PV_MAP && def->n == 1) {
         kind = def->keys[0];
         args = def->items[0];
@@ -657,34 +730,115 @@ static void add_generic_test(pl_project *p, long model, const char *column, cons
     XGROW(p->tests, p->ntests);
     t = &p->tests[p->ntests++];
     memset(t, 0, sizeof(*t));
-    snprintf(name, sizeof(name), "%s_%s%s%s", kind, p->models[model].name, column ? "_" : "",
-             column ? column : "");
-    for (size_t i = 0; i + 1 < p->ntests; i++) {
-        if (strcmp(p->tests[i].name, name) == 0) {
-            size_t l = strlen(name);
-            snprintf(name + l, sizeof(name) - l, "_%zu", p->ntests);
-            break;
-        }
+    dot = strchr(kind, '.');
+    t->ns = dot ? xstrndup(kind, (size_t)(dot - kind)) : NULL;
+    t->kind = xstrdup(dot ? dot + 1 : kind);
+    t->model = tg->model;
+    t->seed = tg->seed;
+    t->source = tg->source;
+    t->package = pkg;
+    t->column = column ? xstrdup(column) : NULL;
+    t->args = pv_new(PV_MAP);
+    t->config = pv_new(PV_MAP);
+    for (size_t i = 0; args && args->type == PV_MAP && i < args->n; i++) {
+        const char *k = args->keys[i];
+        if (strcmp(k, "config") == 0)
+            project_config_merge(t->config, args->items[i]);
+        else if (is_test_config_key(k))
+            pv_set(t->config, k, pv_copy(args->items[i]));
+        else if (strcmp(k, "test_name") != 0 && strcmp(k, "name") != 0)
+            pv_set(t->args, k, pv_copy(args->items[i]));
+    }
+    /* dbt's name: package_kind_target_column_argument values */
+    if (t->ns) {
+        name_append(name, sizeof(name), t->ns);
+        name_append(name, sizeof(name), "_");
+    }
+    name_append(name, sizeof(name), t->kind);
+    name_append(name, sizeof(name), "_");
+    name_append(name, sizeof(name), tg->name);
+    if (column) {
+        name_append(name, sizeof(name), "_");
+        name_append(name, sizeof(name), column);
+    }
+    if (args && pv_s(pv_get(args, "name"))) /* a test's own name wins */
+        snprintf(name, sizeof(name), "%s", pv_gets(args, "name"));
+    /* the same test twice on one target: _2, _3, ... */
+    {
+        size_t l = strlen(name);
+        for (ntest = 2; test_name_taken(p, name); ntest++)
+            snprintf(name + l, sizeof(name) - l, "_%zu", ntest);
     }
     t->name = xstrdup(name);
-    t->kind = xstrdup(kind);
-    t->model = model;
-    t->column = column ? xstrdup(column) : NULL;
-    t->args = args && args->type == PV_MAP ? pv_copy(args) : pv_new(PV_MAP);
     t->file = xstrdup(file);
     t->line = def->line;
 }
 
-static void add_tests(pl_project *p, long model, const char *column, const pv *holder,
-                      const char *file)
+static void add_tests(pl_project *p, size_t pkg, const test_target *tg, const char *column,
+                      const pv *holder, const char *file)
 {
     const char *keys[] = {"tests", "data_tests"};
     for (size_t k = 0; k < 2; k++) {
         const pv *l = pv_get(holder, keys[k]);
         if (l && l->type == PV_LIST)
             for (size_t i = 0; i < l->n; i++)
-                add_generic_test(p, model, column, l->items[i], file);
+                add_generic_test(p, pkg, tg, column, l->items[i], file);
     }
+}
+
+/* the tests of an entry (a model, seed or source table) and of its columns */
+static void add_entry_tests(pl_project *p, size_t pkg, const test_target *tg, const pv *entry,
+                            const char *file)
+{
+    const pv *cols = pv_get(entry, "columns");
+    for (size_t k = 0; cols && cols->type == PV_LIST && k < cols->n; k++)
+        add_tests(p, pkg, tg, pv_gets(cols->items[k], "name"), cols->items[k], file);
+    add_tests(p, pkg, tg, NULL, entry, file);
+}
+
+/* index of the seed named name in package pkg, or -1 */
+static long find_seed(const pl_project *p, size_t pkg, const char *name)
+{
+    for (size_t i = 0; i < p->nseeds; i++)
+        if (p->seeds[i].package == pkg && strcmp(p->seeds[i].name, name) == 0)
+            return (long)i;
+    return -1;
+}
+
+/*
+ * A property file's `seeds:`: config (merged over the folder configs),
+ * columns and tests.  A seed that is described but does not exist is a
+ * warning, as in dbt.
+ */
+static cs_result load_seed_props(pl_project *p, size_t pkg, const char *file, const pv *l,
+                                 cs_error *err)
+{
+    for (size_t i = 0; l && l->type == PV_LIST && i < l->n; i++) {
+        const pv *sd = l->items[i];
+        const char *sname = pv_gets(sd, "name");
+        long si = sname ? find_seed(p, pkg, sname) : -1;
+        pl_seed *s;
+        if (!sname)
+            return cs_fail(err, CS_INVALID, "%s:%d: a seed entry needs a \"name\"", file, sd->line);
+        if (si < 0) {
+            log_warn("pipeline",
+                     "%s:%d: seed \"%s\" is described but has no .csv file (or is "
+                     "disabled)",
+                     file, sd->line, sname);
+            continue;
+        }
+        s = &p->seeds[si];
+        if (s->props_file)
+            return cs_fail(err, CS_INVALID, "%s:%d: seed \"%s\" is already described in %s", file,
+                           sd->line, sname, s->props_file);
+        s->props_file = xstrdup(file);
+        project_config_merge(s->config, pv_get(sd, "config"));
+        if (pv_get(sd, "columns") && pv_get(sd, "columns")->type == PV_LIST)
+            s->columns = pv_copy(pv_get(sd, "columns"));
+        test_target tg = {-1, si, -1, sname};
+        add_entry_tests(p, pkg, &tg, sd, file);
+    }
+    return CS_OK;
 }
 
 static cs_result load_props(pl_project *p, size_t pkg, const char *file, cs_error *err)
@@ -720,6 +874,10 @@ static cs_result load_props(pl_project *p, size_t pkg, const char *file, cs_erro
             src->identifier = xstrdup(pv_gets(t, "identifier") ? pv_gets(t, "identifier") : tname);
             src->file = xstrdup(file);
             src->line = t->line;
+            char tname_full[512];
+            snprintf(tname_full, sizeof(tname_full), "source_%s_%s", sname, tname);
+            test_target tg = {-1, -1, (long)p->nsources - 1, tname_full};
+            add_entry_tests(p, pkg, &tg, t, file);
         }
     }
     l = pv_get(doc, "models");
@@ -732,10 +890,10 @@ static cs_result load_props(pl_project *p, size_t pkg, const char *file, cs_erro
             rc = cs_fail(err, CS_INVALID, "%s:%d: a model entry needs a \"name\"", file, md->line);
             goto out;
         }
-        if (mi < 0) {
-            rc = cs_fail(err, CS_INVALID, "%s:%d: model \"%s\" is described but has no .sql file",
-                         file, md->line, mname);
-            goto out;
+        if (mi < 0) { /* dbt warns and goes on */
+            log_warn("pipeline", "%s:%d: model \"%s\" is described but has no .sql file", file,
+                     md->line, mname);
+            continue;
         }
         m = &p->models[mi];
         if (m->props_file) {
@@ -749,15 +907,14 @@ static cs_result load_props(pl_project *p, size_t pkg, const char *file, cs_erro
         if (pv_get(md, "config"))
             pv_set(m->config, "\x01props", pv_copy(pv_get(md, "config")));
         cols = pv_get(md, "columns");
-        if (cols && cols->type == PV_LIST) {
+        if (cols && cols->type == PV_LIST)
             m->columns = pv_copy(cols);
-            for (size_t k = 0; k < cols->n; k++)
-                add_tests(p, mi, pv_gets(cols->items[k], "name"), cols->items[k], file);
-        }
         if (pv_get(md, "constraints"))
             m->constraints = pv_copy(pv_get(md, "constraints"));
-        add_tests(p, mi, NULL, md, file);
+        test_target tg = {mi, -1, -1, mname};
+        add_entry_tests(p, pkg, &tg, md, file);
     }
+    rc = load_seed_props(p, pkg, file, pv_get(doc, "seeds"), err);
 out:
     pv_free(doc);
     return rc;
@@ -811,6 +968,30 @@ static void resolve_configs(pl_project *p)
     }
 }
 
+/*
+ * dbt_project.yml's `data_tests:` (or `tests:`) configs under each test's
+ * own: the top level and the package's entry, the package's own file
+ * first, then the root project's; the test's yml config wins.  (Folder
+ * levels below the package are not walked.)
+ */
+static void resolve_test_configs(pl_project *p)
+{
+    for (size_t i = 0; i < p->ntests; i++) {
+        pl_test *t = &p->tests[i];
+        const pl_package *own = &p->packages[t->package];
+        pv *cfg = pv_new(PV_MAP);
+        merge_level(cfg, own->tests_cfg);
+        merge_level(cfg, pv_get(own->tests_cfg, own->name));
+        if (t->package != 0) {
+            merge_level(cfg, p->packages[0].tests_cfg);
+            merge_level(cfg, pv_get(p->packages[0].tests_cfg, own->name));
+        }
+        project_config_merge(cfg, t->config);
+        pv_free(t->config);
+        t->config = cfg;
+    }
+}
+
 cs_result project_load(const char *dir, pl_project **out, cs_error *err)
 {
     return project_load_with_base(dir, NULL, out, err);
@@ -859,11 +1040,20 @@ cs_result project_load_with_base(const char *dir, const char *base_dir, pl_proje
                 goto fail;
         }
     }
+    /* seeds first: property files describe them too */
+    if ((rc = seed_find(p, err)) != CS_OK)
+        goto fail;
+    for (size_t pk = 0; pk < p->npackages && rc == CS_OK; pk++)
+        for (size_t k = 0; k < p->packages[pk].n_seed_paths && rc == CS_OK; k++)
+            rc = walk(p, pk, p->packages[pk].seed_paths[k], on_seed_path_file, &yl, err);
+    if (rc != CS_OK)
+        goto fail;
     for (size_t i = 0; i < yl.n && rc == CS_OK; i++)
         rc = load_props(p, yl.pkgs[i], yl.files[i], err);
-    if (rc != CS_OK || (rc = load_selectors(p, err)) != CS_OK || (rc = seed_find(p, err)) != CS_OK)
+    if (rc != CS_OK || (rc = load_selectors(p, err)) != CS_OK)
         goto fail;
     resolve_configs(p);
+    resolve_test_configs(p);
     *out = p;
     goto done;
 fail:
@@ -883,7 +1073,10 @@ void project_free(pl_project *p)
     for (size_t i = 0; i < p->nseeds; i++) {
         free(p->seeds[i].name);
         free(p->seeds[i].file);
+        free(p->seeds[i].relpath);
+        free(p->seeds[i].props_file);
         pv_free(p->seeds[i].config);
+        pv_free(p->seeds[i].columns);
     }
     free(p->seeds);
     for (size_t i = 0; i < p->npackages; i++) {
@@ -897,11 +1090,15 @@ void project_free(pl_project *p)
             free(k->macro_paths[j]);
         for (size_t j = 0; j < k->n_test_paths; j++)
             free(k->test_paths[j]);
+        for (size_t j = 0; j < k->n_seed_paths; j++)
+            free(k->seed_paths[j]);
+        free(k->seed_paths);
         free(k->model_paths);
         free(k->macro_paths);
         free(k->test_paths);
         pv_free(k->vars);
         pv_free(k->models_cfg);
+        pv_free(k->tests_cfg);
         pv_free(k->dispatch);
         pv_free(k->on_run_start);
         pv_free(k->on_run_end);
@@ -931,7 +1128,9 @@ void project_free(pl_project *p)
     for (size_t i = 0; i < p->ntests; i++) {
         free(p->tests[i].name);
         free(p->tests[i].kind);
+        free(p->tests[i].ns);
         free(p->tests[i].column);
+        pv_free(p->tests[i].config);
         free(p->tests[i].file);
         free(p->tests[i].sql);
         pv_free(p->tests[i].args);

@@ -31,8 +31,11 @@ typedef struct {
     size_t n_macro_paths;
     char **test_paths;
     size_t n_test_paths;
+    char **seed_paths; /* seed-paths (or data-paths), relative to root */
+    size_t n_seed_paths;
     pv *vars;         /* map (never NULL) */
     pv *models_cfg;   /* the `models:` tree, or NULL */
+    pv *tests_cfg;    /* the `data_tests:` (or `tests:`) tree, or NULL */
     pv *on_run_start; /* list of hook strings (never NULL) */
     pv *on_run_end;
     pv *dispatch;  /* the `dispatch:` list (root project: adapter.dispatch's search orders), or NULL
@@ -64,12 +67,22 @@ typedef struct {
     int line;
 } pl_source;
 
+/*
+ * A data test.  A generic test (kind set) is attached to one model, seed or
+ * source table (exactly one of model, seed, source is >= 0); a singular
+ * test (a .sql file of test-paths) to none.
+ */
 typedef struct {
-    char *name;   /* not_null_contact_uuid, or the singular test's file name */
-    char *kind;   /* not_null, unique, accepted_values, relationships; NULL: singular */
-    long model;   /* model tested (index), -1 for a singular test */
-    char *column; /* may be NULL */
-    pv *args;     /* map of arguments (values, to, field, config...) (never NULL) */
+    char *name;     /* not_null_contact_uuid, or the singular test's file name */
+    char *kind;     /* the generic test (not_null, equality, ...); NULL: singular */
+    char *ns;       /* the package it is named with (dbt_utils.equality), or NULL */
+    long model;     /* model tested (index), or -1 */
+    long seed;      /* seed tested (index into seeds), or -1 */
+    long source;    /* source table tested (index into sources), or -1 */
+    char *column;   /* may be NULL */
+    pv *args;       /* the test's keyword arguments, config keys taken out (never NULL) */
+    pv *config;     /* its config: `config:` and the config keys given as arguments (never NULL) */
+    size_t package; /* the package whose file defines it */
     char *file;
     int line;
     char *sql; /* singular tests: the file's text */
@@ -82,10 +95,13 @@ typedef struct {
 } pl_macro_file;
 
 typedef struct {
-    char *name;     /* file name without .csv, or its alias */
-    size_t package; /* index into packages */
-    char *file;     /* the CSV file */
-    pv *config;     /* folder-level configs merged (map, never NULL) */
+    char *name;       /* file name without .csv, or its alias */
+    size_t package;   /* index into packages */
+    char *file;       /* the CSV file */
+    char *relpath;    /* relative to the package root: data/sql/x.csv */
+    pv *config;       /* folder-level configs, then the property file's (map, never NULL) */
+    pv *columns;      /* columns described in a property file, or NULL */
+    char *props_file; /* the property file that describes it, or NULL */
 } pl_seed;
 
 typedef struct {

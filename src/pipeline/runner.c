@@ -22,6 +22,7 @@
 #include "pipeline/materialize.h"
 #include "common/pg.h"
 #include "common/xalloc.h"
+#include "pipeline/seed.h"
 
 #define RUNNER_MAX_THREADS 64
 /* dbt_results rows older than 14 days go at most this often per session */
@@ -303,7 +304,9 @@ typedef struct {
     char *bak_kinds;
     cs_error fatal;
     bool failed_fatal;
-    char inv[40]; /* this run's invocation_id */
+    char inv[40];        /* this run's invocation_id */
+    runner_tests *tests; /* build and test: the tests' statuses and numbering */
+    dbt_run_info run;    /* what every template of the run sees (invocation_id, flags, ...) */
 } run_ctx;
 
 static void add_effdep(run_ctx *c, size_t i, size_t d)
@@ -1783,6 +1786,8 @@ static void skip_dependants(run_ctx *c, size_t i)
     }
 }
 
+static bool build_tests(run_ctx *c, dbt_worker *w, sql_ud *sud, size_t i);
+
 typedef struct {
     run_ctx *c;
     int slot;
@@ -1796,7 +1801,7 @@ static void *worker_main(void *arg)
     PGconn *conn;
     cs_error err;
 
-    dbt_worker_set_invocation_id(w, c->inv);
+    dbt_worker_set_run(w, &c->run);
     pthread_mutex_lock(&c->mu);
     for (;;) {
         long pick = -1;
@@ -1851,18 +1856,29 @@ static void *worker_main(void *arg)
         c->res[i].seconds = now_s() - t0;
         utc_text(c->res[i].end, sizeof(c->res[i].end));
         c->res[i].rows = rows;
+        bool tests_failed = false;
         if (c->o->mode == RUNNER_BUILD) /* for /metrics and the status page */
             stats_model_done(c->m->p->models[i].name, rc == CS_OK, c->res[i].seconds, rows);
 
         pthread_mutex_lock(&c->mu);
         if (rc == CS_OK) {
-            c->state[i] = ST_OK;
             c->res[i].message = xstrdup(detail);
             if (c->o->mode == RUNNER_BUILD) {
                 char d[200];
                 snprintf(d, sizeof(d), "%s in %.2fs", detail, c->res[i].seconds);
                 print_line(c, i, "OK created", d);
             }
+            /* build: its tests run now, before any dependant starts (the
+             * model stays running), and a failing one skips the dependants */
+            if (c->o->mode == RUNNER_BUILD && c->tests && conn) {
+                sql_ud sud = {conn};
+                pthread_mutex_unlock(&c->mu);
+                tests_failed = build_tests(c, w, &sud, i);
+                pthread_mutex_lock(&c->mu);
+            }
+            c->state[i] = ST_OK;
+            if (tests_failed)
+                skip_dependants(c, i);
         } else {
             char d[64];
             c->state[i] = ST_ERROR;
@@ -2130,82 +2146,384 @@ static pv *results_value(const run_ctx *c)
     return l;
 }
 
+/* a progress line: "N of M STATUS what ....... [detail]" */
+static void step_line(FILE *out, int index, int total, const char *status, const char *what,
+                      const char *detail)
+{
+    char left[640], when[16];
+    time_t t = time(NULL);
+    struct tm tm;
+    int n;
+
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof(when), "%H:%M:%S", &tm);
+    n = snprintf(left, sizeof(left), "%d of %d %s %s ", index, total, status, what);
+    fprintf(out, "%s  %s", when, left);
+    for (int k = n; k < 72; k++)
+        fputc('.', out);
+    fprintf(out, " [%s]\n", detail);
+    fflush(out);
+}
+
+/* whether test t is selected: a model it reads is, or a seed it tests is */
+static bool test_selected(const run_ctx *c, size_t t)
+{
+    const dbt_manifest *m = c->m;
+    const pl_test *pt = &m->p->tests[t];
+    const dbt_test_node *tn = &m->tests[t];
+
+    if (!tn->enabled)
+        return false;
+    if (pt->model >= 0)
+        return c->o->selected[pt->model];
+    if (pt->seed >= 0 || pt->source >= 0 || (tn->ndeps == 0 && tn->nseed_deps == 0)) {
+        bool any_model = false;
+        for (size_t d = 0; d < tn->ndeps; d++)
+            any_model = any_model || c->o->selected[tn->deps[d]];
+        if (any_model)
+            return true;
+        if (pt->seed >= 0)
+            return c->o->selected_seeds && c->o->selected_seeds[pt->seed];
+        /* a source's or a singular test without refs: with every model selected */
+        for (size_t i = 0; i < m->p->nmodels; i++)
+            if (!c->o->selected[i])
+                return false;
+        return true;
+    }
+    for (size_t d = 0; d < tn->ndeps; d++)
+        if (c->o->selected[tn->deps[d]])
+            return true;
+    for (size_t d = 0; d < tn->nseed_deps; d++)
+        if (c->o->selected_seeds && c->o->selected_seeds[tn->seed_deps[d]])
+            return true;
+    return false;
+}
+
+/* whether test t reads a model or seed that failed (or was skipped) in this build */
+static bool test_blocked(const run_ctx *c, size_t t)
+{
+    const dbt_test_node *tn = &c->m->tests[t];
+    for (size_t d = 0; c->o->failed_models && d < tn->ndeps; d++)
+        if (c->o->failed_models[tn->deps[d]])
+            return true;
+    for (size_t d = 0; c->o->failed_seeds && d < tn->nseed_deps; d++)
+        if (c->o->failed_seeds[tn->seed_deps[d]])
+            return true;
+    return false;
+}
+
+/* a config text of a test (fail_calc, warn_if, error_if), or def */
+static const char *test_cfg(const pv *cfg, const char *key, const char *def)
+{
+    const pv *v = pv_get(cfg, key);
+    return pv_s(v) && *v->s ? v->s : def;
+}
+
+/*
+ * dbt's test query around the test's own: fail_calc (default count(*))
+ * of the failing rows, compared with warn_if and error_if (default != 0);
+ * limit from the config.
+ */
+static void test_query(buf *q, const pv *cfg, const char *sql)
+{
+    const char *calc = test_cfg(cfg, "fail_calc", "count(*)");
+    const pv *limit = pv_get(cfg, "limit");
+
+    buf_printf(q, "select %s as failures, (%s) %s as should_warn, (%s) %s as should_error from (",
+               calc, calc, test_cfg(cfg, "warn_if", "!= 0"), calc,
+               test_cfg(cfg, "error_if", "!= 0"));
+    buf_puts(q, "\n");
+    buf_puts(q, sql);
+    buf_puts(q, "\n");
+    if (limit && limit->type == PV_INT)
+        buf_printf(q, "limit %lld\n", (long long)limit->i);
+    buf_puts(q, ") dbt_internal_test");
+}
+
+enum { TEST_PASS, TEST_WARN, TEST_FAIL, TEST_ERROR, TEST_SKIP };
+
+/* runs test t: its status, *failures the fail_calc's value, terr the reason of an error */
+static int run_one_test(run_ctx *c, dbt_worker *w, sql_ud *sud, size_t t, char *failures,
+                        size_t nfailures, cs_error *terr)
+{
+    const dbt_manifest *m = c->m;
+    const pv *cfg = m->tests[t].config;
+    const char *severity = test_cfg(cfg, "severity", "error");
+    dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = sud};
+    pv *res = NULL;
+    buf sql, q;
+    int st = TEST_ERROR;
+
+    snprintf(failures, nfailures, "0");
+    buf_init(&sql, 0);
+    buf_init(&q, 0);
+    if (dbt_render_test(w, t, &ro, &sql, terr) != CS_OK)
+        goto out;
+    test_query(&q, cfg, sql.data ? sql.data : "");
+    if (!buf_ok(&q)) {
+        cs_fail(terr, CS_INVALID, "the test's query is too large");
+        goto out;
+    }
+    if (query_cb(sud, q.data, &res, terr) != CS_OK)
+        goto out;
+    {
+        const pv *rows = pv_get(res, "rows"), *row;
+        if (!rows || rows->n != 1 || (row = rows->items[0])->n != 3) {
+            cs_fail(terr, CS_INVALID, "the test's query returned %zu rows, not one",
+                    rows ? rows->n : 0);
+            goto out;
+        }
+        buf f;
+        buf_init(&f, 64);
+        if (row->items[0]->type == PV_NULL)
+            buf_puts(&f, "0");
+        else
+            pv_to_text(row->items[0], &f);
+        snprintf(failures, nfailures, "%s", f.data ? f.data : "0");
+        buf_free(&f);
+        bool should_warn = pv_truthy(row->items[1]), should_error = pv_truthy(row->items[2]);
+        if (strcasecmp(severity, "error") == 0 && should_error)
+            st = TEST_FAIL;
+        else if (should_warn)
+            st = TEST_WARN;
+        else
+            st = TEST_PASS;
+    }
+out:
+    pv_free(res);
+    buf_free(&sql);
+    buf_free(&q);
+    return st;
+}
+
+/*
+ * Runs (or skips, when it reads a failure) test t, prints its line and logs
+ * why it failed; records its status in o->tests.  Callers serialise the
+ * printing: run_tests runs alone, build_tests under c->mu's protection of
+ * the counters (the query itself runs outside the lock).
+ */
+static int test_step(run_ctx *c, dbt_worker *w, sql_ud *sud, size_t t)
+{
+    const dbt_manifest *m = c->m;
+    const pl_test *pt = &m->p->tests[t];
+    runner_tests *rt = c->tests;
+    static const char *const names[] = {"PASS", "WARN", "FAIL", "ERROR", "SKIP"};
+    char failures[64] = "0", d[160];
+    cs_error terr = {0};
+    double t0 = now_s();
+    int st, index;
+
+    st = test_blocked(c, t) ? TEST_SKIP
+                            : run_one_test(c, w, sud, t, failures, sizeof(failures), &terr);
+    if (st == TEST_WARN || st == TEST_FAIL)
+        snprintf(d, sizeof(d), "%s %s in %.2fs", names[st], failures, now_s() - t0);
+    else if (st == TEST_SKIP)
+        snprintf(d, sizeof(d), "SKIP");
+    else
+        snprintf(d, sizeof(d), "%s in %.2fs", names[st], now_s() - t0);
+    pthread_mutex_lock(&c->mu);
+    index = ++rt->index;
+    rt->status[t] = st + 1;
+    step_line(c->o->out, index, rt->total, names[st], pt->name, d);
+    pthread_mutex_unlock(&c->mu);
+    if (st == TEST_WARN)
+        log_warn(pt->name, "%s:%d: got %s result%s, configured to warn if %s", pt->file, pt->line,
+                 failures, strcmp(failures, "1") == 0 ? "" : "s",
+                 test_cfg(m->tests[t].config, "warn_if", "!= 0"));
+    else if (st == TEST_FAIL)
+        log_error(pt->name, "%s:%d: got %s result%s, configured to fail if %s", pt->file, pt->line,
+                  failures, strcmp(failures, "1") == 0 ? "" : "s",
+                  test_cfg(m->tests[t].config, "error_if", "!= 0"));
+    else if (st == TEST_ERROR)
+        log_error(pt->name, "%s", terr.msg);
+    return st;
+}
+
+/*
+ * build: the tests of model i, right after it built, as dbt build runs
+ * them: each selected test not run yet that reads i and whose other models
+ * are built (or not in the run).  Returns whether one failed (FAIL or
+ * ERROR): i's dependants are then skipped.  Called without c->mu.
+ */
+static bool build_tests(run_ctx *c, dbt_worker *w, sql_ud *sud, size_t i)
+{
+    const dbt_manifest *m = c->m;
+    bool failed = false;
+
+    for (size_t t = 0; c->tests && t < m->p->ntests; t++) {
+        const dbt_test_node *tn = &m->tests[t];
+        bool reads_i = false, ready = true;
+        if (c->tests->status[t] || !test_selected(c, t))
+            continue;
+        pthread_mutex_lock(&c->mu);
+        for (size_t d = 0; d < tn->ndeps; d++) {
+            size_t k = tn->deps[d];
+            if (k == i)
+                reads_i = true;
+            else if (m->nodes[k].mat != MAT_EPHEMERAL && c->state[k] != ST_NONE &&
+                     c->state[k] != ST_OK)
+                ready = false;
+        }
+        pthread_mutex_unlock(&c->mu);
+        for (size_t d = 0; c->o->failed_seeds && d < tn->nseed_deps; d++)
+            ready = ready && !c->o->failed_seeds[tn->seed_deps[d]];
+        if (!reads_i || !ready)
+            continue;
+        int st = test_step(c, w, sud, t);
+        failed = failed || st == TEST_FAIL || st == TEST_ERROR;
+    }
+    return failed;
+}
+
+/* the selected, enabled tests not run yet (build runs most after their model) */
 static cs_result run_tests(run_ctx *c, PGconn *conn, runner_summary *sum, cs_error *err)
 {
     const dbt_manifest *m = c->m;
     dbt_worker *w = dbt_worker_new(m);
     sql_ud sud = {conn};
-    dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = &sud};
-    int total = 0, index = 0;
+    runner_tests own = {0}, *rt = c->tests;
 
-    dbt_worker_set_invocation_id(w, c->inv);
-    buf sql, q;
-
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t t = 0; t < m->p->ntests; t++) {
-            const pl_test *pt = &m->p->tests[t];
-            bool sel = pt->model >= 0 ? c->o->selected[pt->model] : m->tests[t].ndeps == 0;
-            for (size_t d = 0; pt->model < 0 && d < m->tests[t].ndeps; d++)
-                sel = sel || c->o->selected[m->tests[t].deps[d]];
-            if (!sel)
-                continue;
-            if (pass == 0) {
-                total++;
-                continue;
-            }
-            const char *severity = pv_gets(pv_get(pt->args, "config"), "severity");
-            bool warn = severity && strcasecmp(severity, "warn") == 0;
-            double t0 = now_s();
-            cs_error terr;
-            pv *res = NULL;
-            cs_result rc;
-            long failures = 0;
-            buf_init(&sql, 0);
-            buf_init(&q, 0);
-            rc = dbt_render_test(w, t, &ro, &sql, &terr);
-            if (rc == CS_OK) {
-                buf_puts(&q, "SELECT count(*) FROM ");
-                mat_subquery(&q, sql.data ? sql.data : "");
-                buf_puts(&q, " AS dbt_internal_test");
-                rc = query_cb(&sud, q.data, &res, &terr);
-            }
-            if (rc == CS_OK)
-                failures = pv_get(res, "rows")->items[0]->items[0]->i;
-            pv_free(res);
-            index++;
-            const char *status = rc != CS_OK     ? "ERROR"
-                                 : failures == 0 ? "PASS"
-                                 : warn          ? "WARN"
-                                                 : "FAIL";
-            char left[512], d[128];
-            int n = snprintf(left, sizeof(left), "%d of %d %s %s ", index, total, status, pt->name);
-            fprintf(c->o->out, "%s", left);
-            for (int k = n; k < 72; k++)
-                fputc('.', c->o->out);
-            if (rc == CS_OK && failures)
-                snprintf(d, sizeof(d), "%s %ld in %.2fs", status, failures, now_s() - t0);
-            else
-                snprintf(d, sizeof(d), "%s in %.2fs", status, now_s() - t0);
-            fprintf(c->o->out, " [%s]\n", d);
-            if (rc != CS_OK) {
-                log_error(pt->name, "%s", terr.msg);
-                sum->errors++;
-            } else if (failures == 0) {
-                sum->ok++;
-            } else if (warn) {
-                sum->warnings++;
-            } else {
-                log_error(pt->name, "%s:%d: got %ld result%s, configured to fail if != 0", pt->file,
-                          pt->line, failures, failures == 1 ? "" : "s");
-                sum->errors++;
-            }
-            buf_free(&sql);
-            buf_free(&q);
+    (void)err;
+    dbt_worker_set_run(w, &c->run);
+    if (!rt) { /* `test`: the run's own counters */
+        own.status = xcalloc(m->p->ntests + 1, sizeof(int));
+        rt = c->tests = &own;
+        for (size_t t = 0; t < m->p->ntests; t++)
+            rt->total += test_selected(c, t);
+    }
+    for (size_t t = 0; t < m->p->ntests; t++)
+        if (test_selected(c, t) && !rt->status[t])
+            test_step(c, w, &sud, t);
+    for (size_t t = 0; t < m->p->ntests; t++) {
+        if (!test_selected(c, t))
+            continue;
+        switch (rt->status[t] - 1) {
+        case TEST_PASS:
+            sum->ok++;
+            break;
+        case TEST_WARN:
+            sum->warnings++;
+            break;
+        case TEST_FAIL:
+        case TEST_ERROR:
+            sum->errors++;
+            break;
+        default:
+            sum->skipped++;
         }
     }
+    if (rt == &own) {
+        c->tests = NULL;
+        free(own.status);
+    }
     dbt_worker_free(w);
-    (void)err;
     return CS_OK;
+}
+
+/* ---- seeds ---- */
+
+typedef struct {
+    run_ctx *c;
+    dbt_worker *w;
+    sql_ud *sud;
+    size_t seed;
+} seed_hooks_ud;
+
+/* a seed's pre- or post-hooks, rendered with this = the seed (seed_hook_fn) */
+static cs_result seed_hooks(void *ud, bool post, cs_error *err)
+{
+    seed_hooks_ud *h = ud;
+    const dbt_seed_node *sn = &h->c->m->seeds[h->seed];
+    tpl_template *const *hooks = post ? sn->post_hooks : sn->pre_hooks;
+    size_t n = post ? sn->npost_hooks : sn->npre_hooks;
+    dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = h->sud};
+    buf b;
+    cs_result rc = CS_OK;
+
+    buf_init(&b, 0);
+    for (size_t i = 0; i < n && rc == CS_OK; i++) {
+        buf_reset(&b);
+        rc = dbt_render_seed_hook(h->w, h->seed, hooks[i], &ro, &b, err);
+        if (rc == CS_OK && b.data && strspn(b.data, " \t\r\n;") != b.len)
+            rc = exec_sql(h->sud->conn, b.data, post ? "post-hook failed" : "pre-hook failed", NULL,
+                          err);
+    }
+    buf_free(&b);
+    return rc;
+}
+
+/* loads the selected seeds one after the other on conn; failed_seeds notes the failures */
+static cs_result run_seeds(run_ctx *c, PGconn *conn, runner_summary *sum)
+{
+    const dbt_manifest *m = c->m;
+    dbt_worker *w = dbt_worker_new(m);
+    sql_ud sud = {conn};
+    int total = 0, index = 0;
+
+    dbt_worker_set_run(w, &c->run);
+    for (size_t i = 0; i < m->p->nseeds; i++)
+        total += !c->o->selected_seeds || c->o->selected_seeds[i];
+    for (size_t i = 0; i < m->p->nseeds; i++) {
+        const pl_seed *s = &m->p->seeds[i];
+        seed_hooks_ud hud = {c, w, &sud, i};
+        char what[400], d[160];
+        size_t rows = 0;
+        cs_error e;
+        double t0 = now_s();
+        if (c->o->selected_seeds && !c->o->selected_seeds[i])
+            continue;
+        index++;
+        snprintf(what, sizeof(what), "%s.%s", m->seeds[i].schema, s->name);
+        if (seed_load(conn, s, m->seeds[i].schema, c->o->full_refresh, seed_hooks, &hud, &rows,
+                      &e) == CS_OK) {
+            char line[480];
+            snprintf(line, sizeof(line), "loaded seed %s (%zu rows)", what, rows);
+            snprintf(d, sizeof(d), "INSERT %zu in %.2fs", rows, now_s() - t0);
+            step_line(c->o->out, index, total, "OK", line, d);
+            sum->ok++;
+            sum->rows += (long)rows;
+        } else {
+            char line[480];
+            snprintf(line, sizeof(line), "loading seed %s", what);
+            snprintf(d, sizeof(d), "ERROR in %.2fs", now_s() - t0);
+            step_line(c->o->out, index, total, "ERROR", line, d);
+            log_error(s->name, "%s", e.msg);
+            sum->errors++;
+            if (c->o->failed_seeds)
+                c->o->failed_seeds[i] = true;
+        }
+    }
+    /* build: the seeds' own tests now, and a failing one counts as a failed
+     * seed for what reads it (dbt build skips a seed's children then) */
+    for (size_t t = 0; c->tests && t < m->p->ntests; t++) {
+        const dbt_test_node *tn = &m->tests[t];
+        bool ready =
+            tn->ndeps == 0 && tn->nseed_deps > 0 && !c->tests->status[t] && test_selected(c, t);
+        for (size_t d = 0; ready && c->o->failed_seeds && d < tn->nseed_deps; d++)
+            ready = !c->o->failed_seeds[tn->seed_deps[d]];
+        if (!ready)
+            continue;
+        int st = test_step(c, w, &sud, t);
+        for (size_t d = 0;
+             (st == TEST_FAIL || st == TEST_ERROR) && c->o->failed_seeds && d < tn->nseed_deps; d++)
+            c->o->failed_seeds[tn->seed_deps[d]] = true;
+    }
+    dbt_worker_free(w);
+    return CS_OK;
+}
+
+/* whether model i refs a seed that failed, itself or through ephemeral models */
+static bool reads_failed_seed(const run_ctx *c, size_t i, int depth)
+{
+    const dbt_node *nd = &c->m->nodes[i];
+    for (size_t k = 0; c->o->failed_seeds && k < nd->nseed_deps; k++)
+        if (c->o->failed_seeds[nd->seed_deps[k]])
+            return true;
+    for (size_t k = 0; k < nd->ndeps && depth < 64; k++)
+        if (c->m->nodes[nd->deps[k]].mat == MAT_EPHEMERAL &&
+            reads_failed_seed(c, nd->deps[k], depth + 1))
+            return true;
+    return false;
 }
 
 /* whether model i refs a model that is not ephemeral (through ephemerals) */
@@ -2223,7 +2541,7 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
                      runner_summary *sum, cs_error *err)
 {
     size_t n = m->p->nmodels;
-    run_ctx c = {.m = m, .pool = pool, .o = o};
+    run_ctx c = {.m = m, .pool = pool, .o = o, .tests = o->tests};
     pthread_t threads[RUNNER_MAX_THREADS];
     worker_arg args[RUNNER_MAX_THREADS];
     int nthreads = o->threads < 1 ? 1 : o->threads > pool->n ? pool->n : o->threads;
@@ -2245,12 +2563,31 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.cv, NULL);
     invocation_id(c.inv, sizeof(c.inv));
+    {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        c.run = (dbt_run_info){.invocation_id = c.inv,
+                               .which = o->mode == RUNNER_COMPILE ? "compile"
+                                        : o->mode == RUNNER_TEST  ? "test"
+                                                                  : "run",
+                               .full_refresh = o->full_refresh,
+                               .started_us = (long long)now.tv_sec * 1000000 + now.tv_nsec / 1000};
+    }
 
     if (!(conn = pool_conn(pool, 0, err))) {
         rc = err->code;
         goto out;
     }
     sud.conn = conn;
+    /* build's tests: numbered over its steps, counted once */
+    if ((o->mode == RUNNER_BUILD || o->mode == RUNNER_SEED) && c.tests && c.tests->index == 0 &&
+        c.tests->total == 0)
+        for (size_t t = 0; t < m->p->ntests; t++)
+            c.tests->total += test_selected(&c, t);
+    if (o->mode == RUNNER_SEED) {
+        rc = run_seeds(&c, conn, sum);
+        goto out;
+    }
     if (o->mode != RUNNER_TEST &&
         ((o->mode == RUNNER_BUILD && (rc = setup_tables(&c, conn, err)) != CS_OK) ||
          (rc = read_state(&c, conn, err)) != CS_OK))
@@ -2269,8 +2606,21 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
                 collect_effdeps(&c, i, i, 0);
         }
     }
+    /* a model that reads a seed that failed to load is skipped, with its dependants */
+    for (size_t k = 0; o->mode == RUNNER_BUILD && o->failed_seeds && k < n; k++) {
+        size_t i = m->order[k];
+        if (c.state[i] != ST_PENDING || !reads_failed_seed(&c, i, 0))
+            continue;
+        c.state[i] = ST_SKIPPED;
+        c.res[i].index = ++c.started;
+        c.finished++;
+        utc_text(c.res[i].start, sizeof(c.res[i].start));
+        memcpy(c.res[i].end, c.res[i].start, sizeof(c.res[i].end));
+        print_line(&c, i, "SKIP", "SKIP (a seed it reads failed or failed a test)");
+        skip_dependants(&c, i);
+    }
     w = dbt_worker_new(m);
-    dbt_worker_set_invocation_id(w, c.inv);
+    dbt_worker_set_run(w, &c.run);
     if (o->mode == RUNNER_BUILD) {
         dbt_render_opts ro = {.execute = true, .sql = query_cb, .sql_ud = &sud};
         if ((rc = run_hooks(w, conn, -1, m->on_run_start, m->non_run_start, &ro, err)) != CS_OK) {
@@ -2294,6 +2644,8 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
         sum->ok += c.state[i] == ST_OK;
         sum->errors += c.state[i] == ST_ERROR;
         sum->skipped += c.state[i] == ST_SKIPPED;
+        if (o->failed_models && o->mode == RUNNER_BUILD)
+            o->failed_models[i] = c.state[i] == ST_ERROR || c.state[i] == ST_SKIPPED;
         if (c.state[i] != ST_OK)
             continue;
         sum->rows += c.res[i].rows;
@@ -2328,8 +2680,13 @@ out:
                 c.total, c.total == 1 ? "" : "s", sum->seconds, sum->ok, sum->errors,
                 sum->errors == 1 ? "" : "s", sum->skipped);
     else if (rc == CS_OK && o->mode == RUNNER_TEST)
-        fprintf(o->out, "Finished running tests in %.3fs: %d passed, %d failed, %d warned\n",
-                sum->seconds, sum->ok, sum->errors, sum->warnings);
+        fprintf(o->out,
+                "Finished running tests in %.3fs: %d passed, %d failed, %d warned, %d skipped\n",
+                sum->seconds, sum->ok, sum->errors, sum->warnings, sum->skipped);
+    else if (rc == CS_OK && o->mode == RUNNER_SEED)
+        fprintf(o->out, "Finished loading %d seed%s in %.3fs: %d OK, %d error%s\n",
+                sum->ok + sum->errors, sum->ok + sum->errors == 1 ? "" : "s", sum->seconds, sum->ok,
+                sum->errors, sum->errors == 1 ? "" : "s");
     else if (rc == CS_OK)
         fprintf(o->out, "Compiled %d model%s into %s/compiled in %.3fs\n", sum->ok,
                 sum->ok == 1 ? "" : "s", o->target_dir, sum->seconds);

@@ -26,7 +26,15 @@ typedef struct runner_pool runner_pool;
 runner_pool *runner_pool_new(const cs_config *cfg, int n);
 void runner_pool_free(runner_pool *pool);
 
-typedef enum { RUNNER_BUILD, RUNNER_COMPILE, RUNNER_TEST } runner_mode;
+/* RUNNER_SEED loads the selected seeds (selected_seeds) into tables */
+typedef enum { RUNNER_BUILD, RUNNER_COMPILE, RUNNER_TEST, RUNNER_SEED } runner_mode;
+
+/* build's tests: run right after their model (RUNNER_BUILD), the rest
+ * after every model (RUNNER_TEST); one numbering for both */
+typedef struct {
+    int *status; /* per test: 0 not run yet, else its status + 1 (runner.c's TEST_*) */
+    int index, total;
+} runner_tests;
 
 typedef struct {
     runner_mode mode;
@@ -36,10 +44,26 @@ typedef struct {
     const char *target_dir;      /* compile: output folder */
     FILE *out;                   /* progress lines */
     volatile sig_atomic_t *stop; /* once raised, no further model starts (NULL: never) */
+    /*
+     * `build`'s steps share these, so that only what depends on a failure
+     * is skipped: per seed, selected_seeds says which load (RUNNER_SEED)
+     * and which count as selected for their tests (RUNNER_TEST);
+     * failed_seeds is written by RUNNER_SEED and read by RUNNER_BUILD (a
+     * model that refs a failed seed is skipped, and its dependants) and
+     * RUNNER_TEST; failed_models (per model: error or skipped) is written
+     * by RUNNER_BUILD and read by RUNNER_TEST (a test that reads one is
+     * skipped).  Each may be NULL.
+     */
+    const bool *selected_seeds;
+    bool *failed_seeds;
+    bool *failed_models;
+    /* build: a model's tests run right after it (dbt build), and a failing
+     * one skips the model's dependants; NULL: tests only in RUNNER_TEST */
+    runner_tests *tests;
 } runner_opts;
 
 typedef struct {
-    int ok, errors, skipped, warnings;
+    int ok, errors, skipped, warnings; /* tests: errors counts failed tests and errors */
     double seconds;
     long rows; /* rows affected, all models */
     /* the most rows one incremental model that reads no other model took:

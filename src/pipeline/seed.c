@@ -356,6 +356,7 @@ typedef struct {
     size_t pkg;
     const pv *own, *root;         /* the package's and the root's seeds: trees for it */
     const pv *own_top, *root_top; /* the two `seeds:` maps */
+    const char *sp;               /* the seed path being walked */
     int depth;
 } find_ctx;
 
@@ -387,7 +388,14 @@ static void add_seed(find_ctx *c, const char *file, const char *rel)
         name = xstrdup(alias->s);
     }
     XGROW(c->p->seeds, c->p->nseeds);
-    c->p->seeds[c->p->nseeds++] = (pl_seed){name, c->pkg, xstrdup(file), cfg};
+    c->p->seeds[c->p->nseeds++] =
+        (pl_seed){.name = name, .package = c->pkg, .file = xstrdup(file), .config = cfg};
+    {
+        size_t ls = strlen(c->sp);
+        char *rp = xmalloc(ls + strlen(rel) + 2);
+        snprintf(rp, ls + strlen(rel) + 2, "%s/%s", c->sp, rel);
+        c->p->seeds[c->p->nseeds - 1].relpath = rp;
+    }
 }
 
 /* rel: the path below the seed path ("" at its top) */
@@ -451,6 +459,7 @@ cs_result seed_find(pl_project *p, cs_error *err)
                       pv_get(pv_get(rootdoc, "seeds"), P->name),
                       pv_get(doc, "seeds"),
                       pv_get(rootdoc, "seeds"),
+                      "",
                       0};
         size_t np = paths && paths->type == PV_LIST ? paths->n : 1;
         for (size_t k = 0; k < np; k++) {
@@ -458,6 +467,7 @@ cs_result seed_find(pl_project *p, cs_error *err)
             if (!sp)
                 continue;
             char *dir = join(P->root, sp);
+            c.sp = sp;
             walk_seeds(&c, dir, "");
             free(dir);
         }
@@ -485,23 +495,9 @@ long seed_lookup(const pl_project *p, const char *pkg, const char *name)
 
 /* ---- loading ---- */
 
-static bool selected(const char *select, const char *name)
-{
-    if (!select)
-        return true;
-    size_t n = strlen(name);
-    for (const char *s = select; *s;) {
-        size_t w = strcspn(s, " ,");
-        if (w == n && strncmp(s, name, n) == 0)
-            return true;
-        s += w;
-        s += strspn(s, " ,");
-    }
-    return false;
-}
-
-/* runs the config's hooks (key pre_hook or post_hook): plain SQL only */
-static cs_result run_hooks(PGconn *c, const pv *cfg, const char *key, cs_error *err)
+/* runs the config's plain-SQL hooks (key pre_hook or post_hook), when no
+ * callback renders them */
+static cs_result run_plain_hooks(PGconn *c, const pv *cfg, const char *key, cs_error *err)
 {
     const pv *h = pv_get(cfg, key);
     size_t n = h && h->type == PV_LIST ? h->n : h ? 1 : 0;
@@ -510,9 +506,6 @@ static cs_result run_hooks(PGconn *c, const pv *cfg, const char *key, cs_error *
         const char *sql = pv_s(one) ? one->s : pv_gets(one, "sql");
         if (!sql)
             continue;
-        if (strstr(sql, "{{") || strstr(sql, "{%"))
-            return cs_fail(err, CS_INVALID, "%s with Jinja is not supported for seeds yet: %s", key,
-                           sql);
         cs_result rc = pg_exec(c, sql, err);
         if (rc != CS_OK) {
             cs_error_prefix(err, "%s: ", key);
@@ -520,6 +513,14 @@ static cs_result run_hooks(PGconn *c, const pv *cfg, const char *key, cs_error *
         }
     }
     return CS_OK;
+}
+
+static cs_result run_hooks(PGconn *c, const pl_seed *s, bool post, seed_hook_fn hooks, void *ud,
+                           cs_error *err)
+{
+    if (hooks)
+        return hooks(ud, post, err);
+    return run_plain_hooks(c, s->config, post ? "post_hook" : "pre_hook", err);
 }
 
 /* whether schema.name exists as a table with exactly the columns cols */
@@ -554,9 +555,8 @@ static void put_col(buf *b, const char *name, bool quote)
         buf_puts(b, name);
 }
 
-/* loads one seed in one transaction; *rows gets the count */
-static cs_result load_seed(PGconn *c, const pl_project *p, const pl_seed *s, const char *schema,
-                           bool full_refresh, size_t *rows, cs_error *err)
+cs_result seed_load(PGconn *c, const pl_seed *s, const char *schema, bool full_refresh,
+                    seed_hook_fn hooks, void *ud, size_t *rows, cs_error *err)
 {
     char *text = NULL;
     size_t len = 0;
@@ -569,7 +569,6 @@ static cs_result load_seed(PGconn *c, const pl_project *p, const pl_seed *s, con
     cs_result rc;
     const char **vals = NULL;
 
-    (void)p;
     buf_init(&sql, BUF_DEFAULT_MAX);
     buf_init(&rel, 1024);
     if (!pv_read_file(s->file, &text, &len)) {
@@ -590,7 +589,7 @@ static cs_result load_seed(PGconn *c, const pl_project *p, const pl_seed *s, con
     buf_printf(&sql, "CREATE SCHEMA IF NOT EXISTS ");
     pg_quote_ident(&sql, schema);
     if ((rc = pg_exec(c, sql.data, err)) != CS_OK ||
-        (rc = run_hooks(c, cfg, "pre_hook", err)) != CS_OK ||
+        (rc = run_hooks(c, s, false, hooks, ud, err)) != CS_OK ||
         (rc = table_shape(c, schema, s->name, t.header, t.ncols, &exists, &same, err)) != CS_OK)
         goto rollback;
     buf_reset(&sql);
@@ -642,7 +641,7 @@ static cs_result load_seed(PGconn *c, const pl_project *p, const pl_seed *s, con
         if (rc != CS_OK)
             goto rollback;
     }
-    if ((rc = run_hooks(c, cfg, "post_hook", err)) != CS_OK ||
+    if ((rc = run_hooks(c, s, true, hooks, ud, err)) != CS_OK ||
         (rc = pg_exec(c, "COMMIT", err)) != CS_OK)
         goto rollback;
     *rows = t.nrows;
@@ -657,35 +656,4 @@ out:
     buf_free(&sql);
     buf_free(&rel);
     return rc;
-}
-
-cs_result seed_run(const cs_config *cfg, const pl_project *p, const char *schema,
-                   const char *select, bool full_refresh, size_t *failed, cs_error *err)
-{
-    PGconn *c = NULL;
-    size_t ok = 0;
-
-    *failed = 0;
-    for (size_t i = 0; i < p->nseeds; i++) {
-        const pl_seed *s = &p->seeds[i];
-        size_t rows = 0;
-        cs_error e;
-        if (!selected(select, s->name))
-            continue;
-        if (!c && !(c = pg_connect(cfg, "cht-sync pipeline seed", err)))
-            return err->code;
-        if (load_seed(c, p, s, schema, full_refresh, &rows, &e) == CS_OK) {
-            printf("OK loaded seed %s.%s (%zu rows)\n", schema, s->name, rows);
-            ok++;
-        } else {
-            printf("ERROR loading seed %s.%s: %s\n", schema, s->name, e.msg);
-            (*failed)++;
-        }
-        fflush(stdout);
-    }
-    printf("Finished loading %zu seed%s: %zu OK, %zu errors\n", ok + *failed,
-           ok + *failed == 1 ? "" : "s", ok, *failed);
-    if (c)
-        PQfinish(c);
-    return CS_OK;
 }

@@ -54,13 +54,20 @@ cs_result seed_find(pl_project *p, cs_error *err) CS_MUST_CHECK;
 long seed_lookup(const pl_project *p, const char *pkg, const char *name);
 
 /*
- * Loads every seed of p (select: a space-separated list of seed names, or
- * NULL for all) into schema over a new connection; prints one line per seed.
- * *failed counts those that failed (the others go on).  CS_OK unless the
- * connection could not be made.
+ * A seed's hooks, run inside its transaction (post: the post-hooks, else
+ * the pre-hooks).  The runner renders them as templates (this: the seed).
  */
-cs_result seed_run(const cs_config *cfg, const pl_project *p, const char *schema,
-                   const char *select, bool full_refresh, size_t *failed,
-                   cs_error *err) CS_MUST_CHECK;
+typedef cs_result (*seed_hook_fn)(void *ud, bool post, cs_error *err);
+
+/*
+ * Loads seed s into schema over c, in one transaction: CREATE SCHEMA IF
+ * NOT EXISTS, the pre-hooks, then TRUNCATE (same columns, no full_refresh)
+ * or DROP ... CASCADE + CREATE TABLE, the rows, the post-hooks.  hooks
+ * NULL runs the config's hooks as plain SQL.  *rows gets the row count.
+ * On failure the transaction is rolled back.
+ */
+struct pg_conn; /* libpq's PGconn, without libpq's header here */
+cs_result seed_load(struct pg_conn *c, const pl_seed *s, const char *schema, bool full_refresh,
+                    seed_hook_fn hooks, void *ud, size_t *rows, cs_error *err) CS_MUST_CHECK;
 
 #endif

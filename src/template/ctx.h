@@ -12,6 +12,9 @@
 typedef struct tpli_frame {
     tpl_value *vars; /* dict, created on the first assignment */
     struct tpli_frame *parent;
+    /* the body whose {% set %}s bind in this frame (a macro's, the
+     * template's), NULL for a loop's frame: see soft undefined in eval.c */
+    const struct tpli_node *owner;
 } tpli_frame;
 
 /* the body of a {% call %} block, reachable as caller() while it runs */
@@ -43,6 +46,7 @@ struct tpl_call {
     tpli_ctx *ctx;
     const tpli_node *node;
     tpl_value *caller; /* FN_CALLER or NULL */
+    tpl_value *self;   /* obj of obj.f(...), or NULL; borrowed */
     char where[320];
 };
 

@@ -65,6 +65,42 @@ static tpl_value *lookup(tpli_ctx *c, const char *name)
     return tpl_dict_get(c->env->builtins, name);
 }
 
+/*
+ * Soft undefined.  Strict undefined (dbt at execute time) refuses an
+ * undefined name in output and in ~, but dbt renders jinja2's Undefined as
+ * "" and packages rely on it where the name is known to the template: a
+ * {% set %} in a branch that did not run ({{ select_gb_cols }} in
+ * dbt_utils when there is no group_by), a parameter not passed, `x if c`
+ * without else.  So a name that a {% set %} of the running macro (or
+ * template) binds somewhere is soft: it renders as "".  A name nothing
+ * binds (a typo, a missing global) stays an error.
+ */
+static bool body_sets(const tpli_node *n, const char *name, int depth)
+{
+    if (!n || depth > 2000 || n->kind == N_MACRO)
+        return false;
+    if ((n->kind == N_SET || n->kind == N_SETBLOCK) && !n->b)
+        for (size_t i = 0; i < n->nnames; i++)
+            if (strcmp(n->names[i], name) == 0)
+                return true;
+    if (body_sets(n->a, name, depth + 1) || body_sets(n->b, name, depth + 1) ||
+        body_sets(n->c, name, depth + 1) || body_sets(n->d, name, depth + 1))
+        return true;
+    for (size_t i = 0; i < n->nkids; i++)
+        if (body_sets(n->kids[i], name, depth + 1))
+            return true;
+    return false;
+}
+
+/* whether the innermost macro or template running binds name with a {% set %} */
+static bool sets_name(const tpli_ctx *c, const char *name)
+{
+    for (const tpli_frame *f = c->scope; f; f = f->parent)
+        if (f->owner)
+            return body_sets(f->owner, name, 0);
+    return false;
+}
+
 /* binds name in the innermost frame; takes v */
 static void assign(tpli_ctx *c, const char *name, tpl_value *v)
 {
@@ -221,7 +257,7 @@ error:
 /* ---- calls ---- */
 
 static COLD int call_native(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_args *a,
-                            tpl_value *caller, tpl_value **out)
+                            tpl_value *caller, tpl_value *self, tpl_value **out)
 {
     tpl_call call;
     cs_result r;
@@ -229,6 +265,7 @@ static COLD int call_native(tpli_ctx *c, const tpli_node *n, tpl_value *fn, cons
     call.ctx = c;
     call.node = n;
     call.caller = caller;
+    call.self = self;
     call.where[0] = '\0';
     *out = NULL;
     c->positioned = false;
@@ -305,7 +342,7 @@ static int bind_params(tpli_ctx *c, const tpli_node *pos, const tpli_node *def, 
             if ((r = eval(c, def->defaults[j], &v)) != R_OK)
                 goto out;
         } else {
-            v = tpli_undef(def->names[j]);
+            v = tpli_undef_soft(def->names[j]); /* jinja: an Undefined parameter */
         }
         assign(c, def->names[j], v);
     }
@@ -340,7 +377,7 @@ static int call_macro(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_
                       tpl_value *caller, tpl_value **out)
 {
     const tpli_node *m = fn->u.fn.macro;
-    tpli_frame f = {NULL, NULL}, *saved_scope = c->scope;
+    tpli_frame f = {NULL, NULL, NULL}, *saved_scope = c->scope;
     const tpl_template *saved_tpl = c->tpl;
     char what[160];
     buf b;
@@ -352,6 +389,7 @@ static int call_macro(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_
                          MACRO_DEPTH_MAX);
     f.parent = fn->u.fn.defid && fn->u.fn.defid == c->id ? c->root : NULL;
     f.vars = tpl_dict_new();
+    f.owner = m->a;
     snprintf(what, sizeof(what), "macro \"%s\"", fn->u.fn.name);
     c->depth++;
     c->scope = &f;
@@ -386,7 +424,7 @@ static int call_macro(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_
 static int render_closure(tpli_ctx *c, const tpli_node *n, struct tpli_closure *clo,
                           const tpl_args *a, buf *out)
 {
-    tpli_frame f = {NULL, NULL}, *saved_scope = c->scope;
+    tpli_frame f = {NULL, NULL, NULL}, *saved_scope = c->scope;
     const tpl_template *saved_tpl = c->tpl;
     int r;
 
@@ -408,12 +446,13 @@ static int render_closure(tpli_ctx *c, const tpli_node *n, struct tpli_closure *
     return r;
 }
 
+/* self: the object a method was looked up on (obj.f()), else NULL */
 static int call_func(tpli_ctx *c, const tpli_node *n, tpl_value *fn, const tpl_args *a,
-                     tpl_value *caller, tpl_value **out)
+                     tpl_value *caller, tpl_value *self, tpl_value **out)
 {
     switch (fn->u.fn.kind) {
     case FN_NATIVE:
-        return call_native(c, n, fn, a, caller, out);
+        return call_native(c, n, fn, a, caller, self, out);
     case FN_MACRO:
         return call_macro(c, n, fn, a, caller, out);
     default: {
@@ -514,7 +553,7 @@ static COLD int eval_call(tpli_ctx *c, const tpli_node *n, tpl_value *caller, tp
         return r;
     }
     if (fn) {
-        r = call_func(c, n, fn, &av.a, caller, out);
+        r = call_func(c, n, fn, &av.a, caller, obj, out);
     } else {
         r = tpli_method(c, n, obj, fnode->name, &av.a, out);
         if (r == 2) {
@@ -918,8 +957,9 @@ static COLD int concat(tpli_ctx *c, const tpli_node *n, tpl_value *a, tpl_value 
 {
     buf s;
 
-    if (c->env->strict && (tpli_is_undef(a) || tpli_is_undef(b)))
-        return undefined_error(c, tpli_is_undef(a) ? n->a : n->b, tpli_is_undef(a) ? a : b);
+    if (c->env->strict && (tpli_is_strict_undef(a) || tpli_is_strict_undef(b)))
+        return undefined_error(c, tpli_is_strict_undef(a) ? n->a : n->b,
+                               tpli_is_strict_undef(a) ? a : b);
     buf_init(&s, c->outmax);
     tpl_to_text(a, &s);
     tpl_to_text(b, &s);
@@ -997,7 +1037,9 @@ static int eval_node(tpli_ctx *c, const tpli_node *n, tpl_value **out)
         return R_OK;
     case N_NAME:
         v = lookup(c, n->name);
-        *out = v ? tpl_ref(v) : tpli_undef(n->name);
+        *out = v                       ? tpl_ref(v)
+               : sets_name(c, n->name) ? tpli_undef_soft(n->name)
+                                       : tpli_undef(n->name);
         return R_OK;
     case N_LIST:
     case N_TUPLE:
@@ -1117,7 +1159,7 @@ static int eval_node(tpli_ctx *c, const tpli_node *n, tpl_value **out)
         else if (n->c)
             r = eval(c, n->c, out);
         else
-            *out = tpli_undef(NULL);
+            *out = tpli_undef_soft(NULL); /* "=" if inclusive: "" when false */
         break;
     default:
         r = tpli_fail(c, n, "internal error: node %d is not an expression", (int)n->kind);
@@ -1153,7 +1195,7 @@ static int bind_targets(tpli_ctx *c, const tpli_node *n, tpl_value *v)
 static int exec_for(tpli_ctx *c, const tpli_node *n, buf *out)
 {
     tpl_value *it = NULL, *items = NULL, *loop = NULL;
-    tpli_frame f = {NULL, c->scope};
+    tpli_frame f = {NULL, c->scope, NULL};
     size_t i, len;
     int r;
 
@@ -1223,16 +1265,12 @@ out:
     return r;
 }
 
-static int exec_set(tpli_ctx *c, const tpli_node *n)
+/* {% set ns.attr = v %} and {% set ns.attr %}v{% endset %}; takes v */
+static int set_attribute(tpli_ctx *c, const tpli_node *n, tpl_value *v)
 {
-    tpl_value *v, *obj;
+    tpl_value *obj = NULL;
     int r;
 
-    if ((r = eval(c, n->a, &v)) != R_OK)
-        return r;
-    if (!n->b)
-        return bind_targets(c, n, v);
-    /* set ns.attr = v */
     if ((r = eval(c, n->b, &obj)) != R_OK) {
         tpl_unref(v);
         return r;
@@ -1249,6 +1287,18 @@ static int exec_set(tpli_ctx *c, const tpli_node *n)
     }
     tpl_unref(obj);
     return r;
+}
+
+static int exec_set(tpli_ctx *c, const tpli_node *n)
+{
+    tpl_value *v;
+    int r;
+
+    if ((r = eval(c, n->a, &v)) != R_OK)
+        return r;
+    if (!n->b)
+        return bind_targets(c, n, v);
+    return set_attribute(c, n, v);
 }
 
 static int output_value(tpli_ctx *c, const tpli_node *n, tpl_value *v, buf *out)
@@ -1271,7 +1321,7 @@ static int exec(tpli_ctx *c, const tpli_node *n, buf *out)
     case N_OUTPUT:
         if ((r = eval(c, n->a, &v)) != R_OK)
             return r;
-        if (c->env->strict && tpli_is_undef(v))
+        if (c->env->strict && tpli_is_strict_undef(v))
             r = undefined_error(c, n->a, v);
         else
             r = output_value(c, n, v, out);
@@ -1292,7 +1342,9 @@ static int exec(tpli_ctx *c, const tpli_node *n, buf *out)
         buf b;
         buf_init(&b, c->outmax);
         r = render_body(c, n->a, &b);
-        if (r == R_OK)
+        if (r == R_OK && n->b)
+            r = set_attribute(c, n, buf_to_value(&b));
+        else if (r == R_OK)
             assign(c, n->names[0], buf_to_value(&b));
         buf_free(&b);
         return r;
@@ -1434,9 +1486,10 @@ cs_result tpl_render(const tpl_template *t, tpl_env *env, tpl_value *locals, buf
                      cs_error *err)
 {
     tpli_ctx c;
-    tpli_frame root = {NULL, NULL};
+    tpli_frame root = {NULL, NULL, NULL};
     int r;
 
+    root.owner = t->root;
     ctx_begin(&c, env, t, &root, locals, out->max, err);
     r = render_body(&c, t->root, out);
     if (r == R_RETURN)
@@ -1455,7 +1508,7 @@ cs_result tpl_call_value(tpl_env *env, tpl_value *fn, const tpl_args *args, tpl_
                          cs_error *err)
 {
     tpli_ctx fresh, *c = env->active;
-    tpli_frame root = {NULL, NULL};
+    tpli_frame root = {NULL, NULL, NULL};
     cs_error *saved = NULL, local;
     bool own = false;
     int r;
@@ -1475,7 +1528,7 @@ cs_result tpl_call_value(tpl_env *env, tpl_value *fn, const tpl_args *args, tpl_
     if (tpl_typeof(fn) != TPL_FUNC) {
         r = tpli_fail(c, NULL, "\"%s\" object is not callable", tpli_type_name(fn));
     } else {
-        r = call_func(c, NULL, fn, args, NULL, out);
+        r = call_func(c, NULL, fn, args, NULL, NULL, out);
         if (r == R_RETURN) { /* return() called by a native itself */
             *out = c->ret ? c->ret : tpl_none();
             c->ret = NULL;
@@ -1526,4 +1579,9 @@ const char *tpl_call_where(const tpl_call *call)
 tpl_env *tpl_call_env(tpl_call *call)
 {
     return call->ctx->env;
+}
+
+tpl_value *tpl_call_self(const tpl_call *call)
+{
+    return call->self;
 }

@@ -15,6 +15,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +74,21 @@ static tpl_value *get_path(tpl_value *v, const char *path)
     return v;
 }
 
+/* attribute= of a filter: a path string, or an integer (Jinja's
+ * map(attribute=0) takes item 0 of each row); borrowed, NULL when absent */
+static tpl_value *get_attr(tpl_value *v, const tpl_value *attr)
+{
+    char num[32];
+
+    if (tpl_typeof(attr) == TPL_INT) {
+        snprintf(num, sizeof(num), "%lld", tpl_as_int(attr));
+        if (tpl_typeof(v) == TPL_LIST && tpl_as_int(attr) < 0)
+            return NULL;
+        return get_path(v, num);
+    }
+    return get_path(v, tpl_as_str(attr) ? tpl_as_str(attr) : "");
+}
+
 static size_t utf8_len(const char *s, size_t n)
 {
     size_t i, k = 0;
@@ -98,8 +114,8 @@ static int f_join(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, t
         tpl_value *it = items->u.list.items[i];
         if (i && sep)
             tpl_to_text(sep, &b);
-        if (tpl_as_str(attr))
-            it = get_path(it, tpl_as_str(attr));
+        if (attr && tpl_typeof(attr) != TPL_NONE)
+            it = get_attr(it, attr);
         tpl_to_text(it, &b);
     }
     tpl_unref(items);
@@ -300,7 +316,7 @@ static int f_map(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tp
     for (i = 0; i < items->u.list.len; i++) {
         tpl_value *it = items->u.list.items[i], *m;
         if (attr) {
-            m = get_path(it, tpl_as_str(attr) ? tpl_as_str(attr) : "");
+            m = get_attr(it, attr);
             m = m ? tpl_ref(m) : def ? tpl_ref(def) : tpli_undef(tpl_as_str(attr));
         } else {
             tpl_args rest = args_shift(a, 1);
@@ -561,7 +577,7 @@ static int f_sort(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, t
     tmp = xmalloc((len + 1) * sizeof(*e));
     for (i = 0; i < len; i++) {
         e[i].item = items->u.list.items[i];
-        e[i].key = tpl_as_str(attr) ? get_path(e[i].item, tpl_as_str(attr)) : e[i].item;
+        e[i].key = attr && tpl_typeof(attr) != TPL_NONE ? get_attr(e[i].item, attr) : e[i].item;
         if (!e[i].key)
             e[i].key = tpl_none();
     }
@@ -717,7 +733,7 @@ static int f_sum(ctx *c, const tpli_node *n, tpl_value *v, const tpl_args *a, tp
     for (i = 0; i < items->u.list.len; i++) {
         tpl_value *x = items->u.list.items[i];
         if (tpl_as_str(attr))
-            x = get_path(x, tpl_as_str(attr));
+            x = get_attr(x, attr);
         if (tpl_typeof(x) == TPL_FLOAT)
             isf = true;
         si += tpl_as_int(x);

@@ -33,6 +33,7 @@ enum {
     VF_TUPLE = 2,   /* a TPL_LIST written as a Python tuple */
     VF_OBJECT = 4,  /* a TPL_DICT with a display string */
     VF_NESTED = 8,  /* a list/dict that has been stored inside a list or dict */
+    VF_SOFT = 0x10, /* with VF_UNDEF: dbt renders it as "" even when strict (see eval.c) */
     VF_MARK = 0x80, /* transient: visited by tpli_reaches */
 };
 
@@ -103,6 +104,12 @@ int tpli_reaches(const tpl_value *v, const tpl_value *target, size_t *budget);
 /* a new undefined value remembering its name (may be NULL) */
 tpl_value *tpli_undef(const char *name);
 bool tpli_is_undef(const tpl_value *v);
+/* an undefined that renders as "" even with strict undefined: a macro's
+ * parameter not passed, `x if c` without else, a name set in a branch not
+ * taken */
+tpl_value *tpli_undef_soft(const char *name);
+/* an undefined that strict mode refuses (not soft) */
+bool tpli_is_strict_undef(const tpl_value *v);
 tpl_value *tpli_tuple_new(void);
 /* a string that takes s (malloc'd, NUL at s[n]) */
 tpl_value *tpli_str_take(char *s, size_t n);

@@ -987,7 +987,7 @@ static int pattern_method(tpli_ctx *c, const tpli_node *n, tpl_value *o, const c
 
     for (i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
         if (strcmp(fns[i].name, m) == 0) {
-            tpl_call call = {c, n, NULL, {0}};
+            tpl_call call = {c, n, NULL, NULL, {0}};
             char msg[CS_ERROR_MAX];
             if (fns[i].fn(o, &call, a, out, c->err) == CS_OK)
                 return R_OK;
@@ -1106,4 +1106,15 @@ tpl_value *tpli_modules_new(void)
     tpl_dict_set(re, "DOTALL", tpl_int(RE_S));
     tpl_dict_set(mods, "re", re);
     return mods;
+}
+
+tpl_value *tpl_datetime_utc(long long epoch_us)
+{
+    long long days = epoch_us / US_PER_DAY, us = epoch_us % US_PER_DAY;
+
+    if (us < 0) {
+        days--;
+        us += US_PER_DAY;
+    }
+    return temporal_new(false, days, us);
 }

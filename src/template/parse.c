@@ -959,7 +959,8 @@ static tpli_node *parse_set(parser *P, const tpli_token *opener)
     } else if (!parse_targets(P, n)) {
         return NULL;
     }
-    if (cur(P)->kind == TK_BLOCK_END && !n->b && n->nnames == 1) {
+    /* a block set: {% set x %}...{% endset %}, also {% set ns.attr %} */
+    if (cur(P)->kind == TK_BLOCK_END && (n->b || n->nnames == 1)) {
         next(P);
         n->kind = N_SETBLOCK;
         if (!(n->a = parse_body(P, ENDS_SET, opener, "set")))

@@ -62,6 +62,12 @@ tpl_value *tpl_dict_new(void);
  * identifier, database.
  */
 tpl_value *tpl_object_new(const char *display);
+/*
+ * A modules.datetime datetime (naive, as UTC) at epoch_us microseconds
+ * after 1970-01-01 00:00:00, with its attributes and methods (strftime,
+ * isoformat, ...); NULL outside the years 1..9999.  dbt's run_started_at.
+ */
+tpl_value *tpl_datetime_utc(long long epoch_us);
 
 tpl_value *tpl_ref(tpl_value *v);
 void tpl_unref(tpl_value *v);
@@ -128,6 +134,14 @@ tpl_value *tpl_func_new(const char *name, tpl_native_fn fn, void *ud);
 cs_result tpl_call_render_caller(tpl_call *call, buf *out, cs_error *err);
 /* "FILE:LINE:COL" of the call, for messages */
 const char *tpl_call_where(const tpl_call *call);
+/*
+ * The object a native was called on as a method (obj.f(...): obj, an
+ * object, dict or list holding f as an attribute), borrowed; NULL for a
+ * plain call.  Lets one native serve as the method of many objects
+ * (dbt's relation.include(), column.is_string()) without a reference
+ * from the function back to its object.
+ */
+tpl_value *tpl_call_self(const tpl_call *call);
 tpl_env *tpl_call_env(tpl_call *call);
 
 /* ---- templates and environments ---- */

@@ -124,6 +124,18 @@ bool tpli_is_undef(const tpl_value *v)
     return v && (v->flags & VF_UNDEF);
 }
 
+tpl_value *tpli_undef_soft(const char *name)
+{
+    tpl_value *v = tpli_undef(name);
+    v->flags |= VF_SOFT;
+    return v;
+}
+
+bool tpli_is_strict_undef(const tpl_value *v)
+{
+    return tpli_is_undef(v) && !(v->flags & VF_SOFT);
+}
+
 tpl_value *tpl_func_new(const char *name, tpl_native_fn fn, void *ud)
 {
     tpl_value *v = val_new(TPL_FUNC);

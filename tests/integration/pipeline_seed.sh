@@ -4,7 +4,9 @@
 # plain-SQL hooks from dbt_project.yml; a reload empties and refills the
 # table (a view on it survives), --full-refresh or a new header recreates
 # it; models ref() seeds; `build` loads seeds, runs models, then tests, and
-# stops at the first failing step.
+# skips only what reads a failed seed.  +schema puts a seed in a custom
+# schema through generate_schema_name (dbt's default, or the project's
+# macro); hooks are templates with `this` the seed.
 . "$(dirname "$0")/../lib.sh"
 pg_start
 export POSTGRES_SCHEMA=v1
@@ -74,10 +76,51 @@ contains "build loads the seeds" "$out" "OK loaded seed v1.codes"
 eq "a model reads seeds through ref()" "$(sql "select string_agg(id || '=' || code, ',' order by id) from v1.uses_seed")" "1=01"
 contains "build runs the tests" "$out" "PASS unique_uses_seed_id"
 printf 'id,name\n1,"broken\n' > "$P/seeds/places.csv"
+printf "select 1 as one\n" > "$P/models/no_seed.sql"
 sql "DROP TABLE v1.uses_seed"
 out=$(pl build 2>&1); rc=$?
 eq "a failing seed fails the build" "$rc" 1
 contains "the error names the file and line" "$out" "places.csv:2: unterminated or misplaced quote"
-contains "models are skipped after a failed seed" "$out" "models and tests skipped"
-eq "no model was built" "$(sql "select count(*) from pg_class where relname = 'uses_seed'")" "0"
+contains "a model that reads the failed seed is skipped" "$out" "SKIP sql table model v1.uses_seed"
+eq "it was not built" "$(sql "select count(*) from pg_class where relname = 'uses_seed'")" "0"
+contains "a model that reads no failed seed still builds" "$out" "OK created sql view model v1.no_seed"
+contains "the tests of the skipped model are skipped" "$out" "SKIP unique_uses_seed_id"
+
+# ---- custom schemas, templated hooks ----
+Q=$WORK/schemas
+mkdir -p "$Q/seeds" "$Q/models"
+cat > "$Q/dbt_project.yml" <<'Y'
+name: schemas
+version: "1.0.0"
+profile: default
+seeds:
+  schemas:
+    in_extra:
+      +schema: extra
+    hooked:
+      +post-hook:
+        - "insert into v1.hook_log select '{{ this }} ' || count(*) from {{ this }}"
+        - "{% if execute %}insert into v1.hook_log values ('{{ this.name }} executed'){% endif %}"
+Y
+printf 'k\n1\n2\n' > "$Q/seeds/in_extra.csv"
+printf 'k\n7\n' > "$Q/seeds/hooked.csv"
+printf "select k from {{ ref('in_extra') }}\n" > "$Q/models/reads_extra.sql"
+sql "DELETE FROM v1.hook_log"
+out=$("$CHT_SYNC" pipeline build --project-dir "$Q" 2>&1); rc=$?
+eq "build with a custom seed schema exits 0" "$rc" 0
+contains "+schema: the seed goes to <schema>_<custom>, as dbt's generate_schema_name" "$out" "OK loaded seed v1_extra.in_extra (2 rows)"
+eq "the seed's table is there" "$(sql "select count(*) from v1_extra.in_extra")" "2"
+eq "ref() to it reads the custom schema" "$(sql "select count(*) from v1.reads_extra")" "2"
+eq "a seed hook is a template: {{ this }} is the seed, execute is true" \
+   "$(sql "select string_agg(what, ',' order by what) from v1.hook_log")" '"v1"."hooked" 1,hooked executed'
+mkdir -p "$Q/macros"
+cat > "$Q/macros/schema.sql" <<'S'
+{% macro generate_schema_name(custom_schema_name, node) -%}
+{%- if custom_schema_name is none -%}{{ target.schema }}{%- else -%}{{ custom_schema_name | trim }}_{{ node.resource_type }}{%- endif -%}
+{%- endmacro %}
+S
+out=$("$CHT_SYNC" pipeline build --project-dir "$Q" 2>&1); rc=$?
+eq "build with the project's generate_schema_name exits 0" "$rc" 0
+contains "the project's generate_schema_name names the schema" "$out" "OK loaded seed extra_seed.in_extra (2 rows)"
+eq "ref() follows it" "$(sql "select pg_get_viewdef('v1.reads_extra') like '%extra_seed.in_extra%'")" "t"
 finish

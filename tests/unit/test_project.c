@@ -2,8 +2,11 @@
  * test_project.c - YAML values, project loading, graph ordering and cycles,
  * selection, and the materialization SQL builders.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "pipeline/graph.h"
 #include "pipeline/materialize.h"
@@ -405,6 +408,100 @@ static void test_materialize_more(void)
     buf_free(&b);
 }
 
+/* writes text to dir/rel (folders made as needed) */
+static void put_file(const char *dir, const char *rel, const char *text)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
+    for (char *s = strchr(path + strlen(dir) + 1, '/'); s; s = strchr(s + 1, '/')) {
+        *s = '\0';
+        mkdir(path, 0755);
+        *s = '/';
+    }
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static const pl_test *find_test(const pl_project *p, const char *name)
+{
+    for (size_t i = 0; i < p->ntests; i++)
+        if (strcmp(p->tests[i].name, name) == 0)
+            return &p->tests[i];
+    return NULL;
+}
+
+/* data tests as dbt reads them: targets, package names, config keys, seeds' property files */
+static void test_project_tests(void)
+{
+    char dir[] = "/tmp/cs-unit-tests.XXXXXX";
+    pl_project *p = NULL;
+    cs_error err = {0};
+    const pl_test *t;
+    char cmd[128];
+
+    CHECK(mkdtemp(dir) != NULL);
+    put_file(dir, "dbt_project.yml",
+             "name: tp\nseeds:\n  tp:\n    s:\n      +delimiter: ';'\n"
+             "data_tests:\n  +severity: warn\n  tp:\n    +error_if: '>3'\n");
+    put_file(dir, "models/m.sql", "select 1 as id\n");
+    put_file(dir, "seeds/s.csv", "id\n1\n");
+    put_file(dir, "tests/generic/g.sql", "{% test g(model) %}select 1{% endtest %}\n");
+    put_file(dir, "tests/one.sql", "select 1\n");
+    put_file(dir, "models/p.yml",
+             "version: 2\n"
+             "sources:\n  - name: raw\n    tables:\n      - name: t\n"
+             "        columns:\n          - name: c\n            tests: [not_null]\n"
+             "models:\n  - name: m\n    columns:\n      - name: id\n        tests:\n"
+             "          - dbt_utils.expression_is_true:\n              expression: '> 0'\n"
+             "              where: id > 1\n              error_if: '>5'\n"
+             "              config: {severity: warn}\n"
+             "          - dbt_utils.expression_is_true:\n              expression: '> 1'\n"
+             "  - name: gone\n    tests: [unique]\n");
+    put_file(dir, "seeds/props.yml",
+             "version: 2\nseeds:\n  - name: s\n    config:\n      column_types: {id: bigint}\n"
+             "    columns:\n      - name: id\n        tests: [unique]\n");
+    CHECK_INT(project_load(dir, &p, &err), CS_OK);
+    if (!p) {
+        printf("  load: %s\n", err.msg);
+        return;
+    }
+    CHECK_INT(p->nmacros, 1); /* tests/generic/ is macros */
+    CHECK((t = find_test(p, "one")) != NULL && !t->kind);
+    t = find_test(p, "dbt_utils_expression_is_true_m_id");
+    CHECK(t != NULL);
+    if (t) {
+        CHECK_STR(t->ns, "dbt_utils");
+        CHECK_STR(t->kind, "expression_is_true");
+        CHECK_STR(t->column, "id");
+        CHECK(t->model == project_find_model(p, NULL, "m") && t->seed < 0 && t->source < 0);
+        CHECK_STR(pv_gets(t->args, "expression"), "> 0");
+        CHECK(pv_get(t->args, "where") == NULL);
+        CHECK_STR(pv_gets(t->config, "where"), "id > 1");
+        CHECK_STR(pv_gets(t->config, "error_if"), ">5");
+        CHECK_STR(pv_gets(t->config, "severity"), "warn");
+    }
+    /* dbt_project.yml's data_tests: under the test's own config */
+    t = find_test(p, "dbt_utils_expression_is_true_m_id_2");
+    CHECK(t != NULL);
+    if (t) {
+        CHECK_STR(pv_gets(t->config, "severity"), "warn");
+        CHECK_STR(pv_gets(t->config, "error_if"), ">3");
+    }
+    CHECK((t = find_test(p, "not_null_source_raw_t_c")) != NULL && t->source == 0);
+    CHECK((t = find_test(p, "unique_s_id")) != NULL && t->seed == 0);
+    CHECK(find_test(p, "unique_gone") == NULL); /* described, no file: a warning */
+    CHECK_INT(p->nseeds, 1);
+    CHECK_STR(pv_gets(pv_get(p->seeds[0].config, "column_types"), "id"), "bigint");
+    CHECK_STR(pv_gets(p->seeds[0].config, "delimiter"), ";");
+    CHECK_STR(p->seeds[0].relpath, "seeds/s.csv");
+    project_free(p);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    CHECK_INT(system(cmd), 0);
+}
+
 int main(void)
 {
     UNIT_BEGIN("test_project");
@@ -412,6 +509,7 @@ int main(void)
     RUN(test_yaml_errors);
     RUN(test_project_load);
     RUN(test_project_errors);
+    RUN(test_project_tests);
     RUN(test_config_merge);
     RUN(test_graph_order);
     RUN(test_select);

@@ -333,6 +333,10 @@ static void test_set_and_scoping(void)
          "{% endfor %}{{ ns.total }} {{ ns.found }}",
          "6 True"},
         {"{% set x = 1 %}{% if true %}{% set x = 2 %}{% endif %}{{ x }}", "2"},
+        /* a block set on a namespace's attribute (dbt_utils' singular tests) */
+        {"{% set ns = namespace(msg='') %}{% for i in [1, 2] %}{% set ns.msg %}at {{ i }}"
+         "{% endset %}{% endfor %}[{{ ns.msg }}]",
+         "[at 2]"},
         {"{% set l = [] %}{% for i in range(3) %}{% do l.append(i) %}{% endfor %}{{ l }}",
          "[0, 1, 2]"},
         {"{% set name = 'local' %}{{ name }}", "local"},
@@ -398,6 +402,8 @@ static void test_filters(void)
         {"{{ users | map(attribute='name') | join(',') }} {{ ['A', 'B'] | map('lower') | list }}",
          "ann,Bob,cid ['a', 'b']"},
         {"{{ users | map(attribute='admin', default=false) | list }}", "[True, False, False]"},
+        /* an integer attribute indexes each item (dbt_utils: rows | map(attribute=0)) */
+        {"{{ [[1, 'a'], [2, 'b']] | map(attribute=0) | list }}", "[1, 2]"},
         {"{{ users | selectattr('admin') | map(attribute='name') | join }} "
          "{{ users | selectattr('age', 'equalto', 25) | map(attribute='name') | join }} "
          "{{ users | rejectattr('admin') | map(attribute='name') | join }} "
@@ -1144,13 +1150,30 @@ static void test_strict_undefined(void)
          "{{ (zz ~ '') if zz is defined else 'no' }}",
          "empty 0 no"},
         {"{% macro m(a, b) %}{{ b is defined }}{% endmacro %}{{ m(1) }}", "False"},
+        /* soft: what dbt renders as "" and packages rely on (dbt_utils) */
+        {"{% macro m(a) %}[{{ a }}]{{ 'p' ~ a }}{% endmacro %}{{ m() }}", "[]p"},
+        {"{% macro m(g) %}{% if g %}{% set cols = 'a, ' %}{% endif %}[{{ cols }}]{% endmacro %}"
+         "{{ m(false) }}",
+         "[]"},
+        {"{% if false %}{% set top = 1 %}{% endif %}[{{ top }}][{{ '=' if false }}]", "[][]"},
+        /* a conditional without else is empty text, as dbt renders it */
+        {"{% for i in [1, 2] %}{{ i }}{{ ',' if not loop.last }}{% endfor %}", "1,2"},
+        /* names the template binds somewhere render empty when unset, as in
+         * dbt: a set in a branch not taken, a parameter the caller left out */
+        {"{% if false %}{% set x = 1 %}{% endif %}[{{ x }}]", "[]"},
+        {"{% macro m(a) %}[{{ a }}]{{ ' + ' ~ a }}{% endmacro %}{{ m() }}", "[] + "},
     };
     static const ecase errors[] = {
         {"select\n  {{ zz }}", "t.sql:2:6: \"zz\" is undefined"},
         {"{{ users[0].nope }}", "t.sql:1:13: \"nope\" is undefined"},
         {"{{ 'a' ~ zz }}", "t.sql:1:10: \"zz\" is undefined"},
         {"{{ zz.attr }}", "t.sql:1:7: \"zz\" is undefined"},
-        {"{% macro m(a) %}{{ a }}{% endmacro %}\n{{ m() }}", "t.sql:1:20: \"a\" is undefined"},
+        /* a set in another macro does not make a name known here */
+        {"{% macro m() %}{% set x = 1 %}{% endmacro %}{% macro n() %}{{ x }}{% endmacro %}\n"
+         "{{ n() }}",
+         "t.sql:1:63: \"x\" is undefined"},
+        {"{% macro m(a) %}{{ a }}{{ b }}{% endmacro %}\n{{ m() }}",
+         "t.sql:1:27: \"b\" is undefined"},
     };
     size_t i;
 
