@@ -261,6 +261,79 @@ cs_result pg_await(PGconn *conn, const pg_limits *lim, const char *what, PGresul
     return CS_OK;
 }
 
+cs_result pg_pipeline_start(PGconn *conn, const char *what, cs_error *err)
+{
+    return PQenterPipelineMode(conn) == 1 ? CS_OK : pg_fail(conn, NULL, what, err);
+}
+
+cs_result pg_pipeline_finish(PGconn *conn, const pg_limits *lim, const char *what,
+                             PGresult **results, int n, cs_error *err)
+{
+    wait_clock c = clock_start(lim, lim->timeout_ms ? lim->timeout_ms + PG_CLIENT_SLACK_MS : 0,
+                               PG_STOP_GRACE_MS);
+    PGresult *failed = NULL;
+    cs_result rc = CS_OK;
+    int got = 0;
+
+    for (int i = 0; i < n; i++)
+        results[i] = NULL;
+    if (PQpipelineSync(conn) != 1)
+        return pg_fail(conn, NULL, what, err);
+    if ((rc = pg_flush(conn, lim, what, err)) != CS_OK)
+        return rc;
+    /* each statement's results end with a NULL; the sync's own result
+     * (PGRES_PIPELINE_SYNC) ends the pipeline */
+    for (;;) {
+        PGresult *res;
+        ExecStatusType st;
+
+        while (PQisBusy(conn)) {
+            if ((rc = wait_socket(conn, &c, false, what, err)) != CS_OK) {
+                cancel_query(conn);
+                goto out;
+            }
+            if (!PQconsumeInput(conn)) {
+                rc = pg_fail(conn, NULL, what, err);
+                goto out;
+            }
+        }
+        if (!(res = PQgetResult(conn))) {
+            /* the end of one statement's results; more ends than
+             * statements: the connection broke, no sync will come */
+            if (++got > n || PQstatus(conn) != CONNECTION_OK) {
+                rc = pg_fail(conn, failed, what, err);
+                goto out;
+            }
+            continue;
+        }
+        st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        if (st == PGRES_FATAL_ERROR && !failed)
+            failed = res;
+        else if (got < n && !results[got] && st != PGRES_PIPELINE_ABORTED)
+            results[got] = res;
+        else
+            PQclear(res);
+    }
+    if (PQexitPipelineMode(conn) != 1)
+        rc = pg_fail(conn, NULL, what, err);
+    else if (failed)
+        rc = pg_fail(conn, failed, what, err);
+    else if (got < n)
+        rc = pg_fail(conn, NULL, what, err);
+out:
+    PQclear(failed);
+    if (rc != CS_OK)
+        for (int i = 0; i < n; i++) {
+            PQclear(results[i]);
+            results[i] = NULL;
+        }
+    return rc;
+}
+
 cs_result pg_run(PGconn *conn, const pg_limits *lim, const char *sql, cs_error *err)
 {
     PGresult *res = NULL;

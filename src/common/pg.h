@@ -73,6 +73,21 @@ cs_result pg_await(PGconn *conn, const pg_limits *lim, const char *what, PGresul
 cs_result pg_flush(PGconn *conn, const pg_limits *lim, const char *what,
                    cs_error *err) CS_MUST_CHECK;
 
+/*
+ * Several statements in one round trip (libpq's pipeline mode, PostgreSQL
+ * 14+): pg_pipeline_start, then the caller's PQsendQueryPrepared /
+ * PQsendQueryParams (no COPY), then pg_pipeline_finish, which sends the sync,
+ * waits within lim and leaves pipeline mode.  The server runs the statements
+ * one after another, each with its own snapshot; after a failure it skips the
+ * rest.  results[i] is the result of the i-th statement (n of them; the
+ * caller PQclears each); on failure err is the first failed statement's
+ * error (pg_fail's classes) and every results[i] is NULL.  An explicit
+ * transaction stays open after a failure: the caller rolls it back.
+ */
+cs_result pg_pipeline_start(PGconn *conn, const char *what, cs_error *err) CS_MUST_CHECK;
+cs_result pg_pipeline_finish(PGconn *conn, const pg_limits *lim, const char *what,
+                             PGresult **results, int n, cs_error *err) CS_MUST_CHECK;
+
 /* pg_exec within lim: a command sent with PQsendQuery, classified as pg_fail. */
 cs_result pg_run(PGconn *conn, const pg_limits *lim, const char *sql, cs_error *err) CS_MUST_CHECK;
 

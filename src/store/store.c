@@ -2,16 +2,20 @@
  * store.c - the hot write path of the store (see store.h); schema set-up
  * and migration are in schema.c.
  *
- * Per batch, in one transaction:
- *   COPY pg_temp.cs_stage (ord, _id, _deleted, doc) FROM STDIN
- *   the raw table's advisory lock, then the batch's one timestamp
- *           (docs/ordering.md: commit order and saved_timestamp agree)
- *   upsert: DISTINCT ON (_id) ... ORDER BY ord DESC, so the last change of
- *           an id within the batch wins, ON CONFLICT (_id, source) DO UPDATE
- *   rejects: rows of this batch leave the rejects table; rows the parser
- *           or PostgreSQL refused enter it
- *   progress: the batch's last_seq, pending, updated_at
- *   NOTIFY cht_sync, '<schema>.<table>' when raw rows were written
+ * Per batch, in one transaction (docs/sync.md, "One transaction per batch"):
+ *   staged: BEGIN; COPY pg_temp.cs_stage (ord, _id, _deleted, doc) FROM STDIN
+ *           then, in one pipeline: the raw table's advisory lock, the batch's
+ *           one timestamp (docs/ordering.md: commit order and saved_timestamp
+ *           agree), the rejects of this batch's ids removed, the upsert
+ *           (DISTINCT ON (_id) ... ORDER BY ord DESC, so the last change of an
+ *           id within the batch wins, ON CONFLICT (_id, source) DO UPDATE),
+ *           the rows the parser refused, the checkpoint, NOTIFY when raw rows
+ *           were written, COMMIT
+ *   direct: (the batch's ids differ from each other and, as far as we know,
+ *           from the table's) BEGIN, the lock and the timestamp in one
+ *           pipeline, COPY straight into the raw table, then the rest in a
+ *           second pipeline; an id already stored fails the COPY, and the
+ *           batch is stored staged
  * When a statement of the batch fails, the transaction is rolled back and
  * the batch is stored again row by row, each row in a savepoint; a row that
  * fails alone while a harmless write succeeds is recorded and skipped (see
@@ -45,7 +49,14 @@ struct store {
     buf copy;            /* one COPY row at a time */
     char ts[64];         /* the batch's saved_timestamp, as PostgreSQL printed it */
     bool rewrite;        /* this batch rewrites unchanged revisions too (a resync) */
+    char *copy_raw;      /* COPY straight into the raw table */
+    int direct_pause;    /* transactions to stage before trying direct again */
 };
+
+/* after a direct COPY met an id already stored, this many transactions
+ * go staged before the next try: at most one wasted COPY in DIRECT_PAUSE + 1
+ * when documents are edited, none while catching up */
+#define DIRECT_PAUSE 16
 
 store *store_new(const cs_config *cfg, const char *source, const char *log_scope,
                  volatile sig_atomic_t *stop)
@@ -65,7 +76,12 @@ store *store_new(const cs_config *cfg, const char *source, const char *log_scope
     if (asprintf(&s->raw_name, "%s.%s", cfg->postgres_schema, cfg->postgres_table) < 0)
         s->raw_name = NULL;
     buf_init(&s->copy, (size_t)cfg->max_doc_bytes * 2 + 65536);
-    if (!s->source || !s->scope || !s->raw || !s->progress || !s->rejects || !s->raw_name) {
+    if (s->raw &&
+        asprintf(&s->copy_raw, "COPY %s (saved_timestamp, _id, _deleted, source, doc) FROM STDIN",
+                 s->raw) < 0)
+        s->copy_raw = NULL;
+    if (!s->source || !s->scope || !s->raw || !s->progress || !s->rejects || !s->raw_name ||
+        !s->copy_raw) {
         store_free(s);
         return NULL;
     }
@@ -90,6 +106,7 @@ void store_free(store *s)
     free(s->progress);
     free(s->rejects);
     free(s->raw_name);
+    free(s->copy_raw);
     buf_free(&s->copy);
     free(s);
 }
@@ -135,6 +152,10 @@ static cs_result prepare_all(store *s, cs_error *err)
                 err);
     if (rc != CS_OK)
         return rc;
+        /* the batch's timestamp, set by "batch_ts" after the lock in the same
+         * transaction: statements sent in one pipeline with it need not wait
+         * for it to come back; a subquery, so that it is read once */
+#define BATCH_TS "(SELECT current_setting('cht_sync.ts')::timestamp AS v)"
         /* a replayed revision already stored is not written again (no new
          * saved_timestamp for the models, no WAL); $N true rewrites it anyway:
          * a resync must touch every row the new database still has */
@@ -143,16 +164,21 @@ static cs_result prepare_all(store *s, cs_error *err)
     "t._deleted IS DISTINCT FROM EXCLUDED._deleted"
     PREPARE("upsert",
             "INSERT INTO %s AS t (saved_timestamp, _id, _deleted, source, doc) "
-            "SELECT $2::timestamp, _id, _deleted, $1, doc FROM "
+            "SELECT ts.v, _id, _deleted, $1, doc FROM " BATCH_TS " ts, "
             "(SELECT DISTINCT ON (_id) _id, _deleted, doc FROM pg_temp.cs_stage "
             "ORDER BY _id, ord DESC) s "
             "ON CONFLICT (_id, source) DO UPDATE SET saved_timestamp = EXCLUDED.saved_timestamp, "
-            "_deleted = EXCLUDED._deleted, doc = EXCLUDED.doc " UNCHANGED_SKIP("$3"),
+            "_deleted = EXCLUDED._deleted, doc = EXCLUDED.doc " UNCHANGED_SKIP("$2"),
             s->raw);
     PREPARE("unreject",
             "DELETE FROM %s r USING pg_temp.cs_stage s WHERE r.source = $1 AND r._id_md5 = "
             "md5(s._id)::uuid",
             s->rejects);
+    /* after a direct COPY: the rows it wrote carry the batch's timestamp */
+    PREPARE("unreject_written",
+            "DELETE FROM %s r WHERE r.source = $1 AND EXISTS (SELECT 1 FROM %s t, " BATCH_TS
+            " ts WHERE t._id = r._id AND t.source = $1 AND t.saved_timestamp = ts.v)",
+            s->rejects, s->raw);
     PREPARE("reject",
             "INSERT INTO %s (source, _id, rev, seq, reason, rejected_at) VALUES ($1, $2, $3, $4, "
             "$5, now()) ON CONFLICT (source, _id_md5) DO UPDATE SET rev = EXCLUDED.rev, seq = "
@@ -167,19 +193,21 @@ static cs_result prepare_all(store *s, cs_error *err)
     PREPARE("unreject_one", "DELETE FROM %s WHERE source = $1 AND _id_md5 = md5($2)::uuid",
             s->rejects);
 #undef UNCHANGED_SKIP
-    /* $2 seq (NULL: keep), $3 pending, $4 'start' / 'finish' / NULL, $5 the
-     * batch's timestamp: a resync's start in the sync's own order (every
-     * row written before it has an older saved_timestamp, every row the
-     * resync writes has it or a later one), never PostgreSQL's clock */
+    /* $2 seq (NULL: keep), $3 pending, $4 'start' / 'finish' / NULL; a
+     * resync's start is the batch's timestamp: in the sync's own order
+     * (every row written before it has an older saved_timestamp, every row
+     * the resync writes has it or a later one), never PostgreSQL's clock */
     PREPARE("progress",
             "INSERT INTO %s AS p (seq, pending, updated_at, source, error, resync_started_at, "
             "resync_from) VALUES (COALESCE($2, '0'), $3::integer, now(), $1, NULL, CASE WHEN $4 "
-            "= 'start' THEN now() END, CASE WHEN $4 = 'start' THEN $5::timestamp END) ON "
+            "= 'start' THEN now() END, CASE WHEN $4 = 'start' THEN (SELECT v FROM " BATCH_TS
+            " ts) END) ON "
             "CONFLICT (source) DO UPDATE SET seq = COALESCE($2, p.seq), pending = $3::integer, "
             "updated_at = now(), error = NULL, vanished_at = NULL, resync_started_at = CASE $4 "
             "WHEN 'start' THEN "
             "now() WHEN 'finish' THEN NULL ELSE p.resync_started_at END, resync_from = CASE $4 "
-            "WHEN 'start' THEN $5::timestamp WHEN 'finish' THEN NULL ELSE p.resync_from END",
+            "WHEN 'start' THEN (SELECT v FROM " BATCH_TS " ts) WHEN 'finish' THEN NULL ELSE "
+            "p.resync_from END",
             s->progress);
     /* a failing source keeps its updated_at: monitoring must see it stall */
     /* $3 true: the database vanished (kept until a batch is stored) */
@@ -190,9 +218,10 @@ static cs_result prepare_all(store *s, cs_error *err)
             "p.vanished_at END",
             s->progress);
     PREPARE("mark_stale",
-            "UPDATE %s AS t SET _deleted = true, saved_timestamp = $2::timestamp, "
+            "UPDATE %s AS t SET _deleted = true, saved_timestamp = ts.v, "
             "doc = jsonb_build_object('_id', t._id, '_rev', t.doc->'_rev', '_deleted', true) "
-            "FROM %s p WHERE p.source = $1 AND t.source = $1 AND t._deleted IS NOT TRUE AND "
+            "FROM %s p, " BATCH_TS
+            " ts WHERE p.source = $1 AND t.source = $1 AND t._deleted IS NOT TRUE AND "
             "p.resync_started_at IS NOT NULL AND t.saved_timestamp < coalesce(p.resync_from, "
             "p.resync_started_at AT TIME ZONE 'UTC')",
             s->raw, s->progress);
@@ -202,10 +231,16 @@ static cs_result prepare_all(store *s, cs_error *err)
      * commit */
     PREPARE("lock", "SELECT pg_advisory_xact_lock(hashtextextended('cht-sync raw ' || $1, 0))");
     PREPARE("batch_ts",
-            "SELECT greatest(clock_timestamp() AT TIME ZONE 'UTC', max(saved_timestamp) + "
-            "interval '1 microsecond') FROM %s",
+            "SELECT set_config('cht_sync.ts', greatest(clock_timestamp() AT TIME ZONE 'UTC', "
+            "max(saved_timestamp) + interval '1 microsecond')::text, true) FROM %s",
             s->raw);
-    PREPARE("notify", "SELECT pg_notify('cht_sync', $1)");
+    /* only when this batch wrote raw rows: no other transaction writes
+     * this timestamp, so a row carrying it is one of ours */
+    PREPARE(
+        "notify",
+        "SELECT pg_notify('cht_sync', $1) FROM %s WHERE saved_timestamp = (SELECT v FROM " BATCH_TS
+        " ts) LIMIT 1",
+        s->raw);
     /* one writer per source (raw table and source), in every process */
 #define SOURCE_KEY "hashtextextended('cht-sync source ' || $1 || ' ' || $2, 0)"
     PREPARE("claim_try", "SELECT pg_try_advisory_lock(" SOURCE_KEY ")");
@@ -217,6 +252,7 @@ static cs_result prepare_all(store *s, cs_error *err)
             "(SELECT oid FROM pg_database WHERE datname = current_database()) AND l.classid = "
             "((k.k >> 32) & 4294967295)::oid AND l.objid = (k.k & 4294967295)::oid");
 #undef SOURCE_KEY
+#undef BATCH_TS
 #undef PREPARE
     return CS_OK;
 }
@@ -438,13 +474,39 @@ void store_copy_escaped(buf *b, const char *p, size_t n)
     }
 }
 
-static cs_result stage_copy(store *s, const batch *b, cs_error *err)
+/* What the transaction of one batch stores. */
+typedef struct {
+    const batch *b;
+    bool any_doc;       /* some row has a document to upsert */
+    bool finish_resync; /* the batch catches up with a resync */
+    const char *pending;
+} txn;
+
+static void txn_init(txn *t, const store *s, const batch *b, char *pending, size_t pending_size)
+{
+    t->b = b;
+    t->any_doc = false;
+    for (size_t i = 0; i < b->nrows && !t->any_doc; i++)
+        t->any_doc = b->rows[i].doc != NULL;
+    t->finish_resync = b->caught_up && (s->resyncing || b->restart);
+    snprintf(pending, pending_size, "%lld", b->pending > 2147483647LL ? 2147483647LL : b->pending);
+    t->pending = b->has_pending ? pending : NULL;
+}
+
+/*
+ * COPYs the documents of the batch, in feed order, with command: into the
+ * staging table (staged: "ord\t_id\t_deleted\tdoc") or straight into the raw table
+ * ("saved_timestamp\t_id\t_deleted\t source\tdoc", with the batch's timestamp s->ts).  *unique
+ * (when not NULL) tells that the COPY failed on a unique index (SQLSTATE 23505).
+ */
+static cs_result copy_group(store *s, const char *command, const txn *t, bool staged, bool *unique,
+                            cs_error *err)
 {
     PGresult *res = NULL;
     cs_result rc = CS_OK;
     int sent;
 
-    if (!PQsendQuery(s->conn, "COPY pg_temp.cs_stage (ord, _id, _deleted, doc) FROM STDIN"))
+    if (!PQsendQuery(s->conn, command))
         return pg_fail(s->conn, NULL, "could not start COPY", err);
     if ((rc = pg_await(s->conn, &s->lim, "could not start COPY", &res, err)) != CS_OK)
         return rc;
@@ -454,14 +516,21 @@ static cs_result stage_copy(store *s, const batch *b, cs_error *err)
         return rc;
     }
     PQclear(res);
-    for (size_t i = 0; i < b->nrows; i++) {
-        const batch_row *r = &b->rows[i];
+    for (size_t i = 0; i < t->b->nrows; i++) {
+        const batch_row *r = &t->b->rows[i];
         if (!r->doc)
             continue;
         buf_reset(&s->copy);
-        buf_printf(&s->copy, "%zu\t", i);
+        if (staged)
+            buf_printf(&s->copy, "%zu\t", i);
+        else
+            buf_printf(&s->copy, "%s\t", s->ts);
         store_copy_escaped(&s->copy, r->id, strlen(r->id));
         buf_puts(&s->copy, r->deleted ? "\tt\t" : "\tf\t");
+        if (!staged) {
+            store_copy_escaped(&s->copy, s->source, strlen(s->source));
+            buf_putc(&s->copy, '\t');
+        }
         store_copy_escaped(&s->copy, r->doc, r->doc_len);
         buf_putc(&s->copy, '\n');
         if (!buf_ok(&s->copy)) {
@@ -494,8 +563,12 @@ static cs_result stage_copy(store *s, const batch *b, cs_error *err)
             *err = end_err;
             return end;
         }
-        if (rc == CS_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+        if (rc == CS_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
+            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            if (unique)
+                *unique = state && strcmp(state, "23505") == 0;
             rc = pg_fail(s->conn, res, "COPY failed", err);
+        }
         PQclear(res);
     }
     return rc;
@@ -608,88 +681,261 @@ static cs_result lock_raw(store *s, cs_error *err)
     return CS_OK;
 }
 
-static cs_result write_changes(store *s, const batch *b, bool one_by_one, store_stats *st,
-                               cs_error *err)
+/*
+ * Whether the ids of the batch's documents differ from each other, so that
+ * the batch can go straight into the raw table (no "last change wins" to
+ * sort out).  Compares 64-bit hashes: a collision only costs the staged
+ * path.  false when out of memory.
+ */
+static bool ids_distinct(const txn *t)
 {
-    char pending[32];
-    const char *params[5];
-    PGresult *res = NULL;
+    size_t cap = 16;
+    uint64_t *slots;
+    bool distinct = true;
+
+    while (cap < 2 * t->b->nrows)
+        cap *= 2;
+    if (!(slots = calloc(cap, sizeof(*slots))))
+        return false;
+    for (size_t i = 0; i < t->b->nrows && distinct; i++) {
+        const batch_row *r = &t->b->rows[i];
+        uint64_t h = 1469598103934665603ULL;
+        size_t j;
+        if (!r->doc)
+            continue;
+        for (const unsigned char *p = (const unsigned char *)r->id; *p; p++)
+            h = (h ^ *p) * 1099511628211ULL;
+        h |= 1; /* 0 marks a free slot */
+        for (j = h & (cap - 1); slots[j] && slots[j] != h; j = (j + 1) & (cap - 1))
+            ;
+        distinct = slots[j] != h;
+        slots[j] = h;
+    }
+    free(slots);
+    return distinct;
+}
+
+/* Queues one prepared statement of a pipeline. */
+static cs_result send_prepared(store *s, const char *name, int n, const char *const *params,
+                               int *sent, cs_error *err)
+{
+    if (!PQsendQueryPrepared(s->conn, name, n, params, NULL, NULL, 0))
+        return pg_fail(s->conn, NULL, name, err);
+    (*sent)++;
+    return CS_OK;
+}
+
+/*
+ * The end of a fast transaction, queued in its pipeline: the rejects, the
+ * stale rows of a resync that catches up (*stale_at: that statement's
+ * index), the checkpoint, NOTIFY and COMMIT.
+ */
+static cs_result send_tail(store *s, const txn *t, int *sent, int *stale_at, cs_error *err)
+{
+    const char *params[4] = {s->source};
     cs_result rc;
-    bool any_doc = false;
-    bool finish_resync = b->caught_up && (s->resyncing || b->restart);
 
-    s->rewrite = s->resyncing || b->restart;
-
-    memset(st, 0, sizeof(*st));
-    for (size_t i = 0; i < b->nrows && !any_doc; i++)
-        any_doc = b->rows[i].doc != NULL;
-    if ((rc = pg_run(s->conn, &s->lim, "BEGIN", err)) != CS_OK)
+    for (size_t i = 0; i < t->b->nrows; i++) {
+        const batch_row *r = &t->b->rows[i];
+        const char *p[5] = {s->source, r->id, r->rev, r->seq, r->reject_reason};
+        if (!r->reject_reason)
+            continue;
+        log_warn(s->scope, "rejected document \"%s\" (rev %s): %s", r->id, r->rev ? r->rev : "?",
+                 r->reject_reason);
+        if ((rc = send_prepared(s, "reject", 5, p, sent, err)) != CS_OK)
+            return rc;
+    }
+    if (t->finish_resync) {
+        *stale_at = *sent;
+        if ((rc = send_prepared(s, "mark_stale", 1, params, sent, err)) != CS_OK)
+            return rc;
+    }
+    params[1] = t->b->last_seq;
+    params[2] = t->pending;
+    params[3] = t->finish_resync ? "finish" : NULL;
+    if ((rc = send_prepared(s, "progress", 4, params, sent, err)) != CS_OK)
         return rc;
-    snprintf(pending, sizeof(pending), "%lld",
-             b->pending > 2147483647LL ? 2147483647LL : b->pending);
-    /* the staging COPY runs in parallel with other writers: before the lock */
-    if (any_doc && !one_by_one && (rc = stage_copy(s, b, err)) != CS_OK)
-        goto fail;
-    if ((any_doc || finish_resync || b->restart) && (rc = lock_raw(s, err)) != CS_OK)
-        goto fail;
-    if (b->restart) {
-        /* the resync starts at this batch's timestamp (see "progress") */
+    /* delivered at commit, only if the transaction commits */
+    params[0] = s->raw_name;
+    if ((t->any_doc || t->finish_resync) &&
+        (rc = send_prepared(s, "notify", 1, params, sent, err)) != CS_OK)
+        return rc;
+    if (!PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0))
+        return pg_fail(s->conn, NULL, "could not commit", err);
+    (*sent)++;
+    return CS_OK;
+}
+
+/* Sends the sync of a pipeline whose first sent statements are queued and
+ * reads their results into res; rc: how the queueing went. */
+static cs_result finish_pipeline(store *s, cs_result rc, PGresult **res, int sent, cs_error *err)
+{
+    cs_error end_err;
+    cs_result end =
+        pg_pipeline_finish(s->conn, &s->lim, "could not store the batch", res, sent, &end_err);
+    if (rc == CS_OK && end != CS_OK) {
+        *err = end_err;
+        return end;
+    }
+    return rc;
+}
+
+/*
+ * The fast path.  Staged (any group), in three round trips: "BEGIN; COPY"
+ * into the staging table (before the lock: in parallel with other
+ * writers), the COPY data, then one pipeline (pg.h) of the lock, the
+ * timestamp (docs/ordering.md, steps 2 and 3: each a statement of its own,
+ * run in order by the server, so the timestamp's snapshot is taken after
+ * the lock is granted), the upsert, the rejects, the checkpoint, NOTIFY and
+ * COMMIT.  Direct (ids new to the table, none twice in the group): BEGIN,
+ * the lock and the timestamp in one pipeline, a COPY straight into the raw
+ * table under the lock (no staging table, no sort, no upsert), then the
+ * rest; *unique tells that an id was not new after all (the transaction is
+ * rolled back: store it staged).
+ */
+static cs_result write_fast(store *s, const txn *t, bool direct, bool *unique, store_stats *st,
+                            cs_error *err)
+{
+    const char *params[4];
+    PGresult **res = NULL;
+    size_t nrej = 0;
+    int nstmt, sent = 0, upsert_at = -1, stale_at = -1;
+    bool lock = t->any_doc || t->finish_resync || t->b->restart;
+    cs_result rc;
+
+    *unique = false;
+    for (size_t i = 0; i < t->b->nrows; i++)
+        nrej += t->b->rows[i].reject_reason != NULL;
+    nstmt = (int)nrej + 10;
+    if (!(res = calloc((size_t)nstmt, sizeof(*res))))
+        return cs_fail(err, CS_TRANSIENT, "out of memory");
+    params[0] = s->raw_name;
+    if (direct) {
+        if ((rc = pg_pipeline_start(s->conn, "could not store the batch", err)) != CS_OK)
+            goto out;
+        if (!PQsendQueryParams(s->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0))
+            rc = pg_fail(s->conn, NULL, "could not begin", err);
+        else if (sent++, (rc = send_prepared(s, "lock", 1, params, &sent, err)) == CS_OK)
+            rc = send_prepared(s, "batch_ts", 0, NULL, &sent, err);
+        if ((rc = finish_pipeline(s, rc, res, sent, err)) != CS_OK)
+            goto out;
+        snprintf(s->ts, sizeof(s->ts), "%s", PQgetvalue(res[2], 0, 0));
+        if ((rc = copy_group(s, s->copy_raw, t, false, unique, err)) != CS_OK)
+            goto out;
+        for (int i = 0; i < sent; i++) {
+            PQclear(res[i]);
+            res[i] = NULL;
+        }
+        sent = 0;
+        if ((rc = pg_pipeline_start(s->conn, "could not store the batch", err)) != CS_OK)
+            goto out;
         params[0] = s->source;
+        if ((rc = send_prepared(s, "unreject_written", 1, params, &sent, err)) == CS_OK)
+            rc = send_tail(s, t, &sent, &stale_at, err);
+        if ((rc = finish_pipeline(s, rc, res, sent, err)) != CS_OK)
+            goto out;
+        for (size_t i = 0; i < t->b->nrows; i++)
+            st->stored += t->b->rows[i].doc != NULL;
+        st->direct = true;
+        goto counted;
+    }
+    if (t->any_doc)
+        rc = copy_group(s, "BEGIN; COPY pg_temp.cs_stage (ord, _id, _deleted, doc) FROM STDIN", t,
+                        true, NULL, err);
+    else
+        rc = pg_run(s->conn, &s->lim, "BEGIN", err);
+    if (rc != CS_OK)
+        goto out;
+    if ((rc = pg_pipeline_start(s->conn, "could not store the batch", err)) != CS_OK)
+        goto out;
+    if (lock && ((rc = send_prepared(s, "lock", 1, params, &sent, err)) != CS_OK ||
+                 (rc = send_prepared(s, "batch_ts", 0, NULL, &sent, err)) != CS_OK))
+        goto sent;
+    params[0] = s->source;
+    if (t->b->restart) {
+        /* the resync starts at this batch's timestamp (see "progress") */
         params[1] = "0";
         params[2] = NULL;
         params[3] = "start";
-        params[4] = s->ts;
-        if ((rc = exec_prepared(s, "progress", 5, params, NULL, err)) != CS_OK)
+        if ((rc = send_prepared(s, "progress", 4, params, &sent, err)) != CS_OK)
+            goto sent;
+    }
+    if (t->any_doc) {
+        params[1] = s->rewrite ? "t" : "f";
+        if ((rc = send_prepared(s, "unreject", 1, params, &sent, err)) != CS_OK)
+            goto sent;
+        upsert_at = sent;
+        if ((rc = send_prepared(s, "upsert", 2, params, &sent, err)) != CS_OK)
+            goto sent;
+    }
+    rc = send_tail(s, t, &sent, &stale_at, err);
+sent:
+    /* the statements already queued go out with the sync either way */
+    if ((rc = finish_pipeline(s, rc, res, sent, err)) != CS_OK)
+        goto out;
+    if (upsert_at >= 0)
+        st->stored = strtoull(PQcmdTuples(res[upsert_at]), NULL, 10);
+counted:
+    st->rejected = nrej;
+    if (stale_at >= 0)
+        st->marked_deleted = strtoull(PQcmdTuples(res[stale_at]), NULL, 10);
+out:
+    for (int i = 0; i < nstmt; i++)
+        PQclear(res[i]);
+    free(res);
+    if (rc != CS_OK)
+        store_rollback(s->conn, &s->lim);
+    return rc;
+}
+
+/*
+ * The slow path after the fast one failed on a statement: the same
+ * transaction with each row upserted alone (upsert_one_by_one), one
+ * statement at a time.
+ */
+static cs_result write_one_by_one(store *s, const txn *t, store_stats *st, cs_error *err)
+{
+    const char *params[4];
+    PGresult *res = NULL;
+    cs_result rc;
+
+    if ((rc = pg_run(s->conn, &s->lim, "BEGIN", err)) != CS_OK)
+        return rc;
+    if ((t->any_doc || t->finish_resync || t->b->restart) && (rc = lock_raw(s, err)) != CS_OK)
+        goto fail;
+    params[0] = s->source;
+    if (t->b->restart) {
+        params[1] = "0";
+        params[2] = NULL;
+        params[3] = "start";
+        if ((rc = exec_prepared(s, "progress", 4, params, NULL, err)) != CS_OK)
             goto fail;
     }
-    if (any_doc && one_by_one) {
-        if ((rc = upsert_one_by_one(s, b, st, err)) != CS_OK)
-            goto fail;
-    } else if (any_doc) {
-        params[0] = s->source;
-        params[1] = s->ts;
-        params[2] = s->rewrite ? "t" : "f";
-        if ((rc = exec_prepared(s, "unreject", 1, params, NULL, err)) != CS_OK)
-            goto fail;
-        if ((rc = exec_prepared(s, "upsert", 3, params, &res, err)) != CS_OK)
-            goto fail;
-        st->stored = strtoull(PQcmdTuples(res), NULL, 10);
-        PQclear(res);
-    }
-    for (size_t i = 0; i < b->nrows; i++) {
-        if (b->rows[i].reject_reason) {
-            if ((rc = reject(s, &b->rows[i], b->rows[i].reject_reason, err)) != CS_OK)
+    if (t->any_doc && (rc = upsert_one_by_one(s, t->b, st, err)) != CS_OK)
+        goto fail;
+    for (size_t i = 0; i < t->b->nrows; i++) {
+        if (t->b->rows[i].reject_reason) {
+            if ((rc = reject(s, &t->b->rows[i], t->b->rows[i].reject_reason, err)) != CS_OK)
                 goto fail;
             st->rejected++;
         }
     }
-    if (finish_resync) {
-        params[0] = s->source;
-        params[1] = s->ts;
-        if ((rc = exec_prepared(s, "mark_stale", 2, params, &res, err)) != CS_OK)
+    if (t->finish_resync) {
+        if ((rc = exec_prepared(s, "mark_stale", 1, params, &res, err)) != CS_OK)
             goto fail;
         st->marked_deleted = strtoull(PQcmdTuples(res), NULL, 10);
         PQclear(res);
     }
-    params[0] = s->source;
-    params[1] = b->last_seq;
-    params[2] = b->has_pending ? pending : NULL;
-    params[3] = finish_resync ? "finish" : NULL;
-    params[4] = NULL;
-    if ((rc = exec_prepared(s, "progress", 5, params, NULL, err)) != CS_OK)
+    params[1] = t->b->last_seq;
+    params[2] = t->pending;
+    params[3] = t->finish_resync ? "finish" : NULL;
+    if ((rc = exec_prepared(s, "progress", 4, params, NULL, err)) != CS_OK)
         goto fail;
-    /* delivered at commit, only if the transaction commits */
     params[0] = s->raw_name;
     if ((st->stored || st->marked_deleted) &&
         (rc = exec_prepared(s, "notify", 1, params, NULL, err)) != CS_OK)
         goto fail;
-    if ((rc = pg_run(s->conn, &s->lim, "COMMIT", err)) != CS_OK)
-        return rc;
-    if (b->restart)
-        s->resyncing = true;
-    if (b->caught_up)
-        s->resyncing = false;
-    return CS_OK;
+    return pg_run(s->conn, &s->lim, "COMMIT", err);
 
 fail:
     store_rollback(s->conn, &s->lim);
@@ -705,36 +951,75 @@ bool store_record_failure(store *s, const char *msg)
            exec_prepared(s, "failed", 3, params, NULL, &ignored) == CS_OK;
 }
 
+static cs_result write_changes(store *s, const batch *b, store_stats *st, cs_error *err)
+{
+    char pending[32];
+    txn t;
+    cs_result rc;
+
+    txn_init(&t, s, b, pending, sizeof(pending));
+    s->rewrite = s->resyncing || b->restart;
+    /* straight into the raw table while that works (catching up reads new
+     * ids); after an id that was there already, staged for a while */
+    if (t.any_doc && !s->rewrite && s->direct_pause == 0 && ids_distinct(&t)) {
+        bool unique = false;
+        rc = write_fast(s, &t, true, &unique, st, err);
+        if (rc == CS_OK)
+            goto stored;
+        if (!unique)
+            goto failed;
+        log_debug(s->scope,
+                  "a document of the batch is stored already: staging this and the next %d "
+                  "transactions",
+                  DIRECT_PAUSE);
+        s->direct_pause = DIRECT_PAUSE;
+        memset(st, 0, sizeof(*st));
+    } else if (s->direct_pause > 0) {
+        s->direct_pause--;
+    }
+    {
+        bool unique;
+        rc = write_fast(s, &t, false, &unique, st, err);
+    }
+failed:
+    /* a statement failed, not the connection: find out whether a document
+     * is at fault by storing each one alone */
+    if ((rc == CS_INVALID || rc == CS_PERMANENT) && PQstatus(s->conn) == CONNECTION_OK) {
+        log_warn(s->scope,
+                 "PostgreSQL refused the batch (%s); storing it row by row to find the "
+                 "documents at fault",
+                 err->msg);
+        memset(st, 0, sizeof(*st));
+        rc = write_one_by_one(s, &t, st, err);
+    }
+    if (rc != CS_OK)
+        return rc;
+stored:
+    if (b->restart)
+        s->resyncing = true;
+    if (b->caught_up)
+        s->resyncing = false;
+    return CS_OK;
+}
+
 cs_result store_write(store *s, const batch *b, store_stats *st, cs_error *err)
 {
-    const char *params[5];
+    const char *params[4];
     char pending[32];
-    cs_result rc;
 
     memset(st, 0, sizeof(*st));
     if (!s->conn)
         return cs_fail(err, CS_TRANSIENT, "not connected");
     switch (b->kind) {
     case BATCH_CHANGES:
-        rc = write_changes(s, b, false, st, err);
-        /* a statement failed, not the connection: find out whether a
-         * document is at fault by storing each one alone */
-        if ((rc == CS_INVALID || rc == CS_PERMANENT) && PQstatus(s->conn) == CONNECTION_OK) {
-            log_warn(s->scope,
-                     "PostgreSQL refused the batch (%s); storing it row by row to find the "
-                     "documents at fault",
-                     err->msg);
-            rc = write_changes(s, b, true, st, err);
-        }
-        return rc;
+        return write_changes(s, b, st, err);
     case BATCH_IDLE:
         snprintf(pending, sizeof(pending), "%lld", b->pending);
         params[0] = s->source;
         params[1] = b->last_seq;
         params[2] = b->has_pending ? pending : NULL;
         params[3] = NULL;
-        params[4] = NULL;
-        return exec_prepared(s, "progress", 5, params, NULL, err);
+        return exec_prepared(s, "progress", 4, params, NULL, err);
     case BATCH_FAILED:
         params[0] = s->source;
         params[1] = b->error;

@@ -25,6 +25,7 @@ typedef struct {
     size_t stored;         /* rows upserted */
     size_t rejected;       /* rows recorded in the rejects table */
     size_t marked_deleted; /* rows of a vanished incarnation marked deleted */
+    bool direct;           /* COPYed straight into the raw table (no staging) */
 } store_stats;
 
 /*

@@ -415,10 +415,10 @@ static void log_stored(worker *w, const batch *b, const store_stats *st, double 
         snprintf(pending, sizeof(pending), "%lld", b->pending);
     /* per batch: debug (the progress display and its summary say it at info) */
     log_debug(w->db,
-              "stored %zu docs up to seq \"%.40s%s\" in %.0f ms (read in %.0f ms, pending %s%s)",
+              "stored %zu docs up to seq \"%.40s%s\" in %.0f ms (read in %.0f ms, pending %s%s%s)",
               st->stored, b->last_seq ? b->last_seq : "?",
               b->last_seq && strlen(b->last_seq) > 40 ? "…" : "", ms, b->fetch_ms, pending,
-              st->rejected ? ", some rejected" : "");
+              st->direct ? ", straight into the table" : "", st->rejected ? ", some rejected" : "");
     if (st->rejected)
         log_warn(w->db, "%zu documents recorded in the rejects table", st->rejected);
     if (st->marked_deleted)
