@@ -319,7 +319,8 @@ static const struct {
     {"seed", "[-s SEED...] [--full-refresh]",
      "load the CSV files of seed-paths into tables (--full-refresh drops them first)"},
     {"build", "[-s SEL...] [--exclude SEL...] [--full-refresh] [--vars YAML]",
-     "load the seeds, then run the selected models, then their tests"},
+     "load the seeds, run the selected models, each followed by its tests; skip what reads a "
+     "failure"},
     {"deps", "[--upgrade]",
      "install packages.yml's packages into dbt_packages (--upgrade ignores package-lock.yml)"},
 };
