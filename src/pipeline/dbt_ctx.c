@@ -462,6 +462,8 @@ dbt_worker *dbt_worker_new(const dbt_manifest *m)
     tpl_env_set(w->env, "exceptions", obj);
     obj = tpl_object_new("adapter");
     tpl_dict_set(obj, "quote", tpl_func_new("quote", n_quote, w));
+    /* dbt-postgres quotes every part by default, whatever the quote_key */
+    tpl_dict_set(obj, "quote_as_configured", tpl_func_new("quote_as_configured", n_quote, w));
     tpl_dict_set(obj, "dispatch", tpl_func_new("dispatch", n_dispatch, w));
     dbt_adapter_add_methods(obj, w);
     tpl_env_set(w->env, "adapter", obj);

@@ -1039,23 +1039,6 @@ static cs_result n_commit(void *ud, tpl_call *call, const tpl_args *a, tpl_value
     return CS_OK;
 }
 
-/* adapter.quote_as_configured(identifier, quote_key): dbt-postgres quotes
- * every part by default */
-static cs_result n_quote_as_configured(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
-                                       cs_error *err)
-{
-    buf t, b;
-
-    buf_init(&t, 0);
-    buf_init(&b, 0);
-    tpl_to_text(tpl_arg(a, 0, "identifier"), &t);
-    mat_quote_ident(&b, t.data ? t.data : "");
-    *out = tpl_str(b.data ? b.data : "");
-    buf_free(&t);
-    buf_free(&b);
-    return CS_OK;
-}
-
 void dbt_adapter_add_methods(tpl_value *adapter, dbt_worker *w)
 {
     static const struct {
@@ -1077,7 +1060,6 @@ void dbt_adapter_add_methods(tpl_value *adapter, dbt_worker *w)
         {"check_schema_exists", n_check_schema_exists},
         {"already_exists", n_already_exists},
         {"commit", n_commit},
-        {"quote_as_configured", n_quote_as_configured},
     };
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
         tpl_dict_set(adapter, methods[i].name, tpl_func_new(methods[i].name, methods[i].fn, w));
