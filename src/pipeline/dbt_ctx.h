@@ -54,6 +54,7 @@ typedef struct {
     pv *config;   /* the model's final config: folders, properties, config() */
     dbt_mat mat;
     char *relname; /* alias or name */
+    char *schema;  /* generate_schema_name's (dbt_parse): where relname is built */
     char **unique_key;
     size_t nunique_key;
     tpl_template **pre_hooks;

@@ -19,7 +19,8 @@ models:
     marts:
       +schema: marts
 Y
-printf "select 1 as id union all select 2\n" > "$P/models/base.sql"
+sql "CREATE SCHEMA v1; CREATE TABLE v1.src (id int); INSERT INTO v1.src VALUES (1), (2)"
+printf "select id from v1.src\n" > "$P/models/base.sql"
 printf "{{ config(materialized='table') }}\nselect id from {{ ref('base') }}\n" > "$P/models/marts/wide.sql"
 cat > "$P/models/marts/inc.sql" <<'S'
 {{ config(materialized='incremental', unique_key='id', schema='facts') }}
@@ -53,8 +54,8 @@ contains "a test on a model in a custom schema runs against it" "$out" "PASS uni
 eq "nothing built in the target schema for them" "$(sql "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'v1' and relname in ('wide', 'inc', 'props')")" "0"
 at1=$(sql "select at from v1_facts.inc where id = 1")
 
-# ---- second run: incremental, not a rebuild ----
-printf "select 1 as id union all select 2 union all select 3\n" > "$P/models/base.sql"
+# ---- second run, a new row upstream: incremental, not a rebuild ----
+sql "INSERT INTO v1.src VALUES (3)"
 out=$(pl build 2>&1); rc=$?
 eq "second build exits 0" "$rc" 0
 contains "the incremental model runs incrementally in its schema" "$(printf '%s\n' "$out" | grep 'model v1_facts.inc')" "[INSERT 1 in"
