@@ -9,7 +9,8 @@
  * LISTEN connection's socket), so it wakes at once after a commit and costs
  * nothing while idle.  It drains the pipe before each run and never while a
  * run is going: every commit during a run leaves a byte that makes exactly
- * one more run, which is how bursts coalesce.
+ * one more run, which is how bursts coalesce.  While the sync commits only
+ * full batches (a backfill), a pause follows each run (daemon/pace.h).
  *
  * Stopping: SIGTERM/SIGINT raise stop_requested.  The sync's writers finish
  * the batch they are storing; the runner starts no further model, so the
@@ -34,6 +35,7 @@
 #include "common/xalloc.h"
 #include "daemon/listen.h"
 #include "daemon/origin.h"
+#include "daemon/pace.h"
 #include "pipeline/pipeline.h"
 #include "store/store.h"
 #include "sync/sync.h"
@@ -102,11 +104,18 @@ typedef struct {
     atomic_bool done;
 } sync_thread;
 
+/* the sync's commits since the model loop last took them (at the start and
+ * the end of each run): of full batches (BATCH_SIZE rows: the sync is
+ * behind its feed) and of smaller ones */
+static atomic_uint full_commits, partial_commits;
+
+/* ud: the sync's cs_config (its BATCH_SIZE) */
 static void on_commit(void *ud, const char *db, size_t rows)
 {
-    (void)ud;
+    const cs_config *cfg = ud;
+
     (void)db;
-    (void)rows;
+    atomic_fetch_add(rows >= (size_t)cfg->batch_size ? &full_commits : &partial_commits, 1);
     wake();
 }
 
@@ -133,6 +142,7 @@ typedef struct {
     char last_error[CS_ERROR_MAX];
     int last_errors; /* models that failed in the last run */
     unsigned long runs;
+    bool pacing; /* pausing between runs (pace.h) until a smaller batch commits */
 } model_loop;
 
 /*
@@ -216,6 +226,49 @@ static void wait_for_work(model_loop *ml, long timeout_ms, bool *pending)
     }
 }
 
+/*
+ * After a run that took run_ms: when the sync committed during the run and
+ * every one of those commits was a full batch, waits as pace.h says, until
+ * the pause is over, a smaller batch commits (someone waits for its rows),
+ * the sync ends or a signal comes.  partial_before: the smaller batches
+ * that woke this run (they end the pacing too).  True when it paused: the
+ * commits during the run are work for the next run, which follows at once.
+ * The commits during the pause are left for the next run's start.
+ */
+static bool pace(model_loop *ml, double run_ms, unsigned partial_before)
+{
+    unsigned full = atomic_exchange(&full_commits, 0),
+             partial = atomic_exchange(&partial_commits, 0);
+    long ms = ml->sync ? pace_after_run(run_ms, full, partial + partial_before) : 0;
+    double deadline = now_ms() + (double)ms;
+
+    partial += partial_before;
+    if (ms == 0) {
+        if (ml->pacing && partial > 0)
+            log_info("models", "the sync has caught up: running after each commit again");
+        ml->pacing = ml->pacing && partial == 0;
+        return false;
+    }
+    if (!ml->pacing)
+        log_info("models",
+                 "the sync is catching up (full batches): pausing for %d x each run's "
+                 "duration between runs",
+                 PACE_FACTOR);
+    ml->pacing = true;
+    log_debug("models", "%u full batches committed since the last run: next run in %ld ms", full,
+              ms);
+    /* a partial commit meanwhile ends the pause and is seen at the next look */
+    while (!stop_requested && atomic_load(&partial_commits) == 0 && !atomic_load(&ml->sync->done)) {
+        double left = deadline - now_ms();
+        if (left <= 0)
+            break;
+        struct pollfd p = {.fd = wake_fds[0], .events = POLLIN};
+        if (poll(&p, 1, (int)left + 1) > 0)
+            drain_wake();
+    }
+    return true;
+}
+
 static int loop_models(model_loop *ml)
 {
     bool pending = true, final_run = false;
@@ -245,9 +298,17 @@ static int loop_models(model_loop *ml)
             bool more = false;
             drain_wake();
             pending = false;
+            /* what this run will take; pace looks at what commits during it */
+            atomic_store(&full_commits, 0);
+            unsigned partial_before = atomic_exchange(&partial_commits, 0);
+            double t0 = now_ms();
             cs_result rc = run_once(ml, &more);
             if (stop_requested)
                 break;
+            if (rc == CS_OK && pace(ml, now_ms() - t0, partial_before)) {
+                pending = true;
+                continue;
+            }
             if (rc == CS_TRANSIENT || (rc != CS_OK && !ml->once)) {
                 pending = true;
                 timeout = backoff_ms(ml->attempts - 1);
@@ -423,6 +484,7 @@ int daemon_main(const cs_config *cfg, int argc, char **argv)
             goto out;
         }
         st.hooks.on_commit = on_commit;
+        st.hooks.ud = (void *)cfg;
         st.opts = (sync_options){.once = once, .stop = &stop_requested, .hooks = &st.hooks};
         if (pthread_create(&st.thread, NULL, sync_thread_main, &st) != 0) {
             log_error(NULL, "could not start the sync thread");

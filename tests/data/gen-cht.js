@@ -414,6 +414,13 @@ async function request(srv, method, path, body) {
     throw lastErr;
 }
 
+// one chunk to stdout, waiting for a full pipe to drain: without the wait,
+// a million documents queue in memory until the write fails with ENOBUFS
+function dumpWrite(text) {
+    if (process.stdout.write(text)) return Promise.resolve();
+    return new Promise((resolve) => process.stdout.once('drain', resolve));
+}
+
 async function main() {
     const o = parseArgs(process.argv.slice(2));
     const gen = makeGenerator(o);
@@ -428,9 +435,9 @@ async function main() {
             const d = JSON.parse(JSON.stringify(gen(i)));   // drop undefined members
             byType[typeOf(d)] = (byType[typeOf(d)] || 0) + 1;
             out.push(JSON.stringify(d));
-            if (out.length >= 1000) { process.stdout.write(out.join('\n') + '\n'); out.length = 0; }
+            if (out.length >= 1000) { await dumpWrite(out.join('\n') + '\n'); out.length = 0; }
         }
-        if (out.length) process.stdout.write(out.join('\n') + '\n');
+        if (out.length) await dumpWrite(out.join('\n') + '\n');
         process.stderr.write(JSON.stringify({ db: o.db || null, docs: o.count, by_type: byType }) + '\n');
         return;
     }
