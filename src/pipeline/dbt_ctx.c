@@ -54,7 +54,7 @@ tpl_value *dbt_model_relation(const dbt_worker *w, size_t i)
         tpl_dict_set(e, "database", tpl_str(""));
         return e;
     }
-    return dbt_relation_typed(w->m->set.database, w->m->set.schema,
+    return dbt_relation_typed(w->m->set.database, n->schema ? n->schema : w->m->set.schema,
                               n->relname ? n->relname : w->m->p->models[i].name,
                               n->mat == MAT_VIEW ? "view" : "table");
 }
@@ -487,7 +487,7 @@ void dbt_worker_free(dbt_worker *w)
 static tpl_value *dbt_model_relation_this(const dbt_worker *w, size_t i)
 {
     const dbt_node *n = &w->m->nodes[i];
-    return dbt_relation_typed(w->m->set.database, w->m->set.schema,
+    return dbt_relation_typed(w->m->set.database, n->schema ? n->schema : w->m->set.schema,
                               n->relname ? n->relname : w->m->p->models[i].name,
                               n->mat == MAT_VIEW ? "view" : "table");
 }

@@ -59,6 +59,7 @@ typedef struct {
     char *mat_macro;    /* MAT_CUSTOM: its macro, materialization_NAME_ADAPTER (owned) */
     size_t mat_package; /* MAT_CUSTOM: the package whose block it is */
     char *relname;      /* alias or name */
+    char *schema;       /* generate_schema_name's (dbt_parse): where relname is built */
     char **unique_key;
     size_t nunique_key;
     tpl_template **pre_hooks;

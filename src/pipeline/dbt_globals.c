@@ -120,7 +120,7 @@ static tpl_value *model_node(const dbt_manifest *m, size_t i)
     tpl_dict_set(n, "original_file_path", tpl_str(pm->relpath));
     tpl_dict_set(n, "path", tpl_str(pm->relpath));
     tpl_dict_set(n, "database", str0(m->set.database));
-    tpl_dict_set(n, "schema", str0(m->set.schema));
+    tpl_dict_set(n, "schema", str0(nd->schema ? nd->schema : m->set.schema));
     tpl_dict_set(n, "config", nd->config ? dbt_pv_to_tpl(nd->config) : tpl_dict_new());
     tpl_dict_set(n, "tags", str_list(pv_get(nd->config, "tags")));
     tpl_dict_set(n, "raw_code", str0(pm->sql));

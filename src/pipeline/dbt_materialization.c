@@ -349,7 +349,7 @@ static void mat_context(dbt_worker *w, size_t model, const char *sql)
         tpl_dict_set(md, "config", dbt_pv_to_tpl(nd->config));
         tpl_dict_set(md, "compiled_code", tpl_str(sql));
         tpl_dict_set(md, "alias", tpl_str(nd->relname));
-        tpl_dict_set(md, "schema", tpl_str(m->set.schema));
+        tpl_dict_set(md, "schema", tpl_str(nd->schema ? nd->schema : m->set.schema));
         tpl_dict_set(md, "database", tpl_str(m->set.database ? m->set.database : ""));
         tpl_dict_set(md, "resource_type", tpl_str("model"));
     }

@@ -148,8 +148,7 @@ static cs_result collect_model(dbt_worker *w, dbt_node *nd, pl_model *pm, size_t
     return CS_OK;
 }
 
-/* nd->mat (and a custom one's block) and nd->relname from the config; no
- * custom schema */
+/* nd->mat (and a custom one's block) and nd->relname from the config */
 static cs_result node_materialization(const dbt_manifest *m, dbt_node *nd, const pl_model *pm,
                                       cs_error *err)
 {
@@ -170,11 +169,6 @@ static cs_result node_materialization(const dbt_manifest *m, dbt_node *nd, const
         if ((rc = dbt_find_materialization(m, nd, pm, err)) != CS_OK)
             return rc;
     }
-    if (pv_get(nd->config, "schema") && pv_gets(nd->config, "schema"))
-        return cs_fail(err, CS_INVALID,
-                       "%s:1: a custom schema ('%s') is not supported: every model is built in "
-                       "POSTGRES_SCHEMA",
-                       pm->file, pv_gets(nd->config, "schema"));
     alias = pv_gets(nd->config, "alias");
     nd->relname = xstrdup(alias ? alias : pm->name);
     /* PostgreSQL would cut it and build into another name, as dbt says */
@@ -467,16 +461,16 @@ static cs_result parse_tests(dbt_manifest *m, dbt_worker *w, cs_error *err)
 }
 
 /*
- * A seed's schema, as dbt's generate_schema_name(custom_schema_name, node):
- * the project's macro of that name when there is one, else dbt's default
- * (target schema, or target schema + "_" + the custom schema).
+ * A node's schema, as dbt's generate_schema_name(custom_schema_name, node):
+ * the macro of that name the project (else a package) defines, else dbt's
+ * default (target schema, or target schema + "_" + the custom schema).
+ * Seeds and models both come here.  node is a dict of the node (taken);
+ * *out is allocated, the caller's to free.
  */
-static cs_result seed_schema(dbt_worker *w, size_t i, char **out, cs_error *err)
+static cs_result node_schema(dbt_worker *w, const char *custom, tpl_value *node, const char *file,
+                             char **out, cs_error *err)
 {
-    const pl_project *p = w->m->p;
-    const pl_seed *s = &p->seeds[i];
-    const char *custom = pv_gets(s->config, "schema");
-    tpl_value *fn = tpl_env_get(w->env, "generate_schema_name"), *res = NULL, *node, *vals[2];
+    tpl_value *fn = tpl_env_get(w->env, "generate_schema_name"), *res = NULL, *vals[2];
     const char *names[2] = {"custom_schema_name", "node"};
     tpl_args args = {0};
     dbt_render_opts o = {0};
@@ -484,6 +478,7 @@ static cs_result seed_schema(dbt_worker *w, size_t i, char **out, cs_error *err)
     cs_result rc;
 
     if (!fn || tpl_typeof(fn) != TPL_FUNC) {
+        tpl_unref(node);
         buf_init(&b, 0);
         buf_puts(&b, w->m->set.schema);
         if (custom && *custom) {
@@ -498,12 +493,6 @@ static cs_result seed_schema(dbt_worker *w, size_t i, char **out, cs_error *err)
         buf_free(&b);
         return CS_OK;
     }
-    node = tpl_dict_new();
-    tpl_dict_set(node, "name", tpl_str(s->name));
-    tpl_dict_set(node, "resource_type", tpl_str("seed"));
-    tpl_dict_set(node, "package_name", tpl_str(p->packages[s->package].name));
-    tpl_dict_set(node, "original_file_path", tpl_str(s->relpath ? s->relpath : s->file));
-    tpl_dict_set(node, "config", dbt_pv_to_tpl(s->config));
     vals[0] = custom ? tpl_str(custom) : tpl_none();
     vals[1] = node;
     args.nkw = 2;
@@ -526,11 +515,54 @@ static cs_result seed_schema(dbt_worker *w, size_t i, char **out, cs_error *err)
         *out = xstrndup(a, (size_t)(e - a));
         buf_free(&b);
         tpl_unref(res);
+        if (!**out)
+            rc =
+                cs_fail(err, CS_INVALID, "%s: generate_schema_name returned an empty schema", file);
     } else {
-        cs_error_prefix(err, "%s: generate_schema_name: ", s->file);
+        cs_error_prefix(err, "%s: generate_schema_name: ", file);
     }
     tpl_unref(vals[0]);
     tpl_unref(vals[1]);
+    return rc;
+}
+
+/* the dict generate_schema_name gets as node (new reference) */
+static tpl_value *schema_node(const char *name, const char *type, const char *package,
+                              const char *path, const pv *config)
+{
+    tpl_value *node = tpl_dict_new();
+    tpl_dict_set(node, "name", tpl_str(name));
+    tpl_dict_set(node, "resource_type", tpl_str(type));
+    tpl_dict_set(node, "package_name", tpl_str(package));
+    tpl_dict_set(node, "original_file_path", tpl_str(path));
+    tpl_dict_set(node, "config", dbt_pv_to_tpl(config));
+    return node;
+}
+
+static cs_result seed_schema(dbt_worker *w, size_t i, char **out, cs_error *err)
+{
+    const pl_project *p = w->m->p;
+    const pl_seed *s = &p->seeds[i];
+    return node_schema(w, pv_gets(s->config, "schema"),
+                       schema_node(s->name, "seed", p->packages[s->package].name,
+                                   s->relpath ? s->relpath : s->file, s->config),
+                       s->file, out, err);
+}
+
+/* every model's schema, once its final config is known */
+static cs_result model_schemas(dbt_manifest *m, dbt_worker *w, cs_error *err)
+{
+    const pl_project *p = m->p;
+    cs_result rc = CS_OK;
+
+    for (size_t i = 0; i < p->nmodels && rc == CS_OK; i++) {
+        const pl_model *pm = &p->models[i];
+        dbt_node *nd = &m->nodes[i];
+        rc = node_schema(w, pv_gets(nd->config, "schema"),
+                         schema_node(pm->name, "model", p->packages[pm->package].name,
+                                     pm->relpath ? pm->relpath : pm->file, nd->config),
+                         pm->file, &nd->schema, err);
+    }
     return rc;
 }
 
@@ -589,7 +621,9 @@ static cs_result compile_project_hooks(const pl_project *p, dbt_manifest *m, cs_
 static int cmp_relname(const void *a, const void *b, void *ud)
 {
     const dbt_manifest *m = ud;
-    return strcmp(m->nodes[*(const size_t *)a].relname, m->nodes[*(const size_t *)b].relname);
+    const dbt_node *x = &m->nodes[*(const size_t *)a], *y = &m->nodes[*(const size_t *)b];
+    int d = strcmp(x->schema, y->schema);
+    return d ? d : strcmp(x->relname, y->relname);
 }
 
 /*
@@ -610,7 +644,7 @@ static cs_result check_duplicate_relations(const dbt_manifest *m, cs_error *err)
     for (size_t k = 1; k < n && rc == CS_OK; k++) {
         size_t a = idx[k - 1], b = idx[k];
         char ua[512], ub[512];
-        if (strcmp(m->nodes[a].relname, m->nodes[b].relname) != 0)
+        if (cmp_relname(&a, &b, (void *)m) != 0)
             continue;
         /* the root's first, then by load order */
         if (p->models[b].package == 0 || (p->models[a].package != 0 && a > b)) {
@@ -623,7 +657,7 @@ static cs_result check_duplicate_relations(const dbt_manifest *m, cs_error *err)
         rc = cs_fail(err, CS_INVALID,
                      "two models would build the relation \"%s\".\"%s\": %s (%s) and %s (%s); "
                      "rename one or give it another alias",
-                     m->set.schema, m->nodes[a].relname, ua, p->models[a].relpath, ub,
+                     m->nodes[a].schema, m->nodes[a].relname, ua, p->models[a].relpath, ub,
                      p->models[b].relpath);
     }
     free(idx);
@@ -657,7 +691,8 @@ cs_result dbt_parse(pl_project *p, const dbt_settings *set, dbt_manifest **out, 
         goto fail;
     for (size_t i = 0; i < p->nmodels && rc == CS_OK; i++)
         rc = parse_model(m, w, i, err);
-    if (rc != CS_OK || (rc = parse_tests(m, w, err)) != CS_OK ||
+    if (rc != CS_OK || (rc = model_schemas(m, w, err)) != CS_OK ||
+        (rc = parse_tests(m, w, err)) != CS_OK ||
         (rc = compile_project_hooks(p, m, err)) != CS_OK ||
         (rc = check_duplicate_relations(m, err)) != CS_OK || (rc = order_models(m, err)) != CS_OK)
         goto fail;
@@ -692,6 +727,7 @@ void dbt_manifest_free(dbt_manifest *m)
         free(nd->relname);
         free(nd->mat_name);
         free(nd->mat_macro);
+        free(nd->schema);
         for (size_t k = 0; k < nd->nunique_key; k++)
             free(nd->unique_key[k]);
         free(nd->unique_key);

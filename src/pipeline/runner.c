@@ -344,7 +344,7 @@ static void print_line(run_ctx *c, size_t i, const char *status_text, const char
     gmtime_r(&t, &tm);
     strftime(when, sizeof(when), "%H:%M:%S", &tm);
     n = snprintf(left, sizeof(left), "%d of %d %s sql %s model %s.%s ", c->res[i].index, c->total,
-                 status_text, dbt_node_mat_name(&c->m->nodes[i]), c->m->set.schema,
+                 status_text, dbt_node_mat_name(&c->m->nodes[i]), c->m->nodes[i].schema,
                  c->m->nodes[i].relname);
     (void)pm;
     fprintf(c->o->out, "%s  %s", when, left);
@@ -1737,7 +1737,7 @@ static cs_result build_model(run_ctx *c, dbt_worker *w, PGconn *conn, int slot, 
 
     bd.nd = &c->m->nodes[i];
     bd.pm = &c->m->p->models[i];
-    bd.schema = c->m->set.schema;
+    bd.schema = bd.nd->schema;
     mat_temp_name(bd.tmp, sizeof(bd.tmp), bd.nd->relname, "__cs_tmp");
     mat_temp_name(bd.bak, sizeof(bd.bak), bd.nd->relname, "__cs_backup");
     mat_temp_name(bd.incr, sizeof(bd.incr), bd.nd->relname, "__cs_incr");
@@ -1974,11 +1974,70 @@ static cs_result setup_tables(run_ctx *c, PGconn *conn, cs_error *err)
     return rc;
 }
 
+/* appends "(s1, s2, ...)": the target schema and every model's, each once */
+static void schema_list(buf *b, const dbt_manifest *m)
+{
+    buf_puts(b, "(");
+    mat_quote_literal(b, m->set.schema);
+    for (size_t i = 0; i < m->p->nmodels; i++) {
+        bool seen = strcmp(m->nodes[i].schema, m->set.schema) == 0;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(m->nodes[k].schema, m->nodes[i].schema) == 0;
+        if (!seen) {
+            buf_puts(b, ", ");
+            mat_quote_literal(b, m->nodes[i].schema);
+        }
+    }
+    buf_puts(b, ")");
+}
+
+/*
+ * Creates the custom schemas (generate_schema_name's) of the selected
+ * models that do not exist yet, as dbt does before it builds: one read
+ * of pg_namespace, and DDL only for a schema that is missing.
+ */
+static cs_result create_model_schemas(run_ctx *c, PGconn *conn, cs_error *err)
+{
+    const dbt_manifest *m = c->m;
+    PGresult *res;
+    buf b;
+    cs_result rc = CS_OK;
+
+    buf_init(&b, 0);
+    buf_puts(&b, "SELECT nspname FROM pg_namespace WHERE nspname IN ");
+    schema_list(&b, m);
+    res = PQexec(conn, b.data);
+    buf_reset(&b);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = pg_fail(conn, res, "could not list the models' schemas", err);
+        goto out;
+    }
+    for (size_t i = 0; i < m->p->nmodels; i++) {
+        const char *s = m->nodes[i].schema;
+        bool have = false;
+        if (!c->o->selected[i] || m->nodes[i].mat == MAT_EPHEMERAL)
+            continue;
+        for (int r = 0; r < PQntuples(res) && !have; r++)
+            have = strcmp(PQgetvalue(res, r, 0), s) == 0;
+        /* a schema two models share is named twice: IF NOT EXISTS */
+        if (!have) {
+            buf_puts(&b, "CREATE SCHEMA IF NOT EXISTS ");
+            mat_quote_ident(&b, s);
+            buf_puts(&b, ";\n");
+        }
+    }
+    if (b.len)
+        rc = exec_sql(conn, b.data, "could not create a model's schema", NULL, err);
+out:
+    PQclear(res);
+    buf_free(&b);
+    return rc;
+}
+
 /* relation kinds and stored fingerprints, one query each */
 static cs_result read_state(run_ctx *c, PGconn *conn, cs_error *err)
 {
     const dbt_manifest *m = c->m;
-    const char *params[1] = {m->set.schema};
     PGresult *res;
     bool have_models_table = false;
     struct {
@@ -1986,11 +2045,14 @@ static cs_result read_state(run_ctx *c, PGconn *conn, cs_error *err)
     } * names;
     buf b;
 
-    res = PQexecParams(conn,
-                       "SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid "
-                       "= c.relnamespace WHERE n.nspname = $1 AND c.relkind IN ('r', 'v', 'p', "
-                       "'m')",
-                       1, NULL, params, NULL, NULL, 0);
+    /* the model's relations are in their own schemas (generate_schema_name) */
+    buf_init(&b, 0);
+    buf_puts(&b,
+             "SELECT c.relname, c.relkind, n.nspname FROM pg_class c JOIN pg_namespace n ON "
+             "n.oid = c.relnamespace WHERE c.relkind IN ('r', 'v', 'p', 'm') AND n.nspname IN ");
+    schema_list(&b, m);
+    res = PQexec(conn, b.data);
+    buf_free(&b);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         cs_result rc = pg_fail(conn, res, "could not list the schema's relations", err);
         PQclear(res);
@@ -2004,9 +2066,13 @@ static cs_result read_state(run_ctx *c, PGconn *conn, cs_error *err)
     }
     for (int r = 0; r < PQntuples(res); r++) {
         const char *name = PQgetvalue(res, r, 0);
+        const char *schema = PQgetvalue(res, r, 2);
         char kind = PQgetvalue(res, r, 1)[0] == 'p' ? 'r' : PQgetvalue(res, r, 1)[0];
-        have_models_table = have_models_table || strcmp(name, "_cht_sync_models") == 0;
+        have_models_table = have_models_table || (strcmp(name, "_cht_sync_models") == 0 &&
+                                                  strcmp(schema, m->set.schema) == 0);
         for (size_t i = 0; i < m->p->nmodels; i++) {
+            if (strcmp(schema, m->nodes[i].schema) != 0)
+                continue;
             if (strcmp(name, m->nodes[i].relname) == 0)
                 c->kinds[i] = kind;
             else if (strcmp(name, names[i].tmp) == 0)
@@ -2156,7 +2222,7 @@ static pv *results_value(const run_ctx *c)
         node = pv_new(PV_MAP);
         pv_set(node, "unique_id", pv_str(uid));
         pv_set(node, "database", pv_str(m->set.database ? m->set.database : ""));
-        pv_set(node, "schema", pv_str(m->set.schema));
+        pv_set(node, "schema", pv_str(m->nodes[i].schema));
         pv_set(node, "name", pv_str(pm->name));
         pv_set(node, "alias", pv_str(m->nodes[i].relname));
         pv_set(node, "resource_type", pv_str("model"));
@@ -2632,7 +2698,8 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
         goto out;
     }
     if (o->mode != RUNNER_TEST &&
-        ((o->mode == RUNNER_BUILD && (rc = setup_tables(&c, conn, err)) != CS_OK) ||
+        ((o->mode == RUNNER_BUILD && ((rc = setup_tables(&c, conn, err)) != CS_OK ||
+                                      (rc = create_model_schemas(&c, conn, err)) != CS_OK)) ||
          (rc = read_state(&c, conn, err)) != CS_OK))
         goto out;
     if (o->mode == RUNNER_TEST) {
