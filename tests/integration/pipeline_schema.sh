@@ -29,6 +29,7 @@ select id, now() as at from {{ ref('wide') }}
 S
 printf "select count(*) as n from {{ ref('inc') }}\n" > "$P/models/counts.sql"
 printf "select id from {{ ref('base') }}\n" > "$P/models/props.sql"
+printf "select '{{ schema }}'::text as s\n" > "$P/models/marts/whereami.sql"
 cat > "$P/models/schema.yml" <<'Y'
 version: 2
 models:
@@ -50,6 +51,7 @@ contains "schema from a property file's config" "$out" "OK created sql view mode
 eq "the schemas were created" "$(sql "select string_agg(nspname, ',' order by nspname) from pg_namespace where nspname like 'v1%'")" \
    "v1,v1_facts,v1_fromprops,v1_marts"
 eq "ref() across schemas" "$(sql "select n from v1.counts")" "2"
+eq "{{ schema }} in a model is its own schema, as in dbt" "$(sql "select s from v1_marts.whereami")" "v1_marts"
 contains "a test on a model in a custom schema runs against it" "$out" "PASS unique_inc_id"
 eq "nothing built in the target schema for them" "$(sql "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname = 'v1' and relname in ('wide', 'inc', 'props')")" "0"
 at1=$(sql "select at from v1_facts.inc where id = 1")
