@@ -1807,6 +1807,19 @@ out:
     return rc;
 }
 
+/* model k will not run: counted, timed as an instant, and in build shown
+ * with WHY */
+static void mark_skipped(run_ctx *c, size_t k, const char *why)
+{
+    c->state[k] = ST_SKIPPED;
+    c->res[k].index = ++c->started;
+    c->finished++;
+    utc_text(c->res[k].start, sizeof(c->res[k].start));
+    memcpy(c->res[k].end, c->res[k].start, sizeof(c->res[k].end));
+    if (c->o->mode == RUNNER_BUILD)
+        print_line(c, k, "SKIP", why);
+}
+
 /* marks every pending model downstream of i as skipped (caller holds mu) */
 static void skip_dependants(run_ctx *c, size_t i)
 {
@@ -1815,13 +1828,7 @@ static void skip_dependants(run_ctx *c, size_t i)
             continue;
         for (size_t d = 0; d < c->neffdeps[k]; d++) {
             if (c->effdeps[k][d] == i) {
-                c->state[k] = ST_SKIPPED;
-                c->res[k].index = ++c->started;
-                c->finished++;
-                utc_text(c->res[k].start, sizeof(c->res[k].start));
-                memcpy(c->res[k].end, c->res[k].start, sizeof(c->res[k].end));
-                if (c->o->mode == RUNNER_BUILD)
-                    print_line(c, k, "SKIP", "SKIP");
+                mark_skipped(c, k, "SKIP");
                 skip_dependants(c, k);
                 break;
             }
@@ -1853,13 +1860,7 @@ static void *worker_main(void *arg)
                 /* asked to stop: the models in flight finish, no other starts */
                 for (size_t k = 0; k < c->m->p->nmodels; k++) {
                     if (c->state[k] == ST_PENDING) {
-                        c->state[k] = ST_SKIPPED;
-                        c->res[k].index = ++c->started;
-                        c->finished++;
-                        utc_text(c->res[k].start, sizeof(c->res[k].start));
-                        memcpy(c->res[k].end, c->res[k].start, sizeof(c->res[k].end));
-                        if (c->o->mode == RUNNER_BUILD)
-                            print_line(c, k, "SKIP", "SKIP (stopping)");
+                        mark_skipped(c, k, "SKIP (stopping)");
                     }
                 }
                 pthread_cond_broadcast(&c->cv);
