@@ -11,7 +11,8 @@ couch_start
 export COUCHDB_DBS=medic DATAEMON_INTERVAL=3600 DBT_BATCH_SIZE=300 BATCH_SIZE=250
 $GEN_CHT --url "$COUCH_URL" --db medic --count 5000 --seed 71 >/dev/null
 LOG_LEVEL=debug run_bg
-catching_up() { [ "$(grep -c 'catching up' "$WORK/run.log")" -ge 3 ]; }
+# the model loop's own line: the pacing's "the sync is catching up" is another
+catching_up() { [ "$(grep -c 'catching up (a batch' "$WORK/run.log")" -ge 3 ]; }
 wait_until 60 catching_up
 # catching up, runs follow each other back to back: the signal lands in one
 t0=$(date +%s%N)
