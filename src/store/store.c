@@ -48,6 +48,7 @@ struct store {
     char *raw_name;      /* schema.table, unquoted: the lock key's text and the NOTIFY payload */
     buf copy;            /* one COPY row at a time */
     char ts[64];         /* the batch's saved_timestamp, as PostgreSQL printed it */
+    int64_t ts_us;       /* the same, in microseconds since 2000-01-01 (binary COPY) */
     bool rewrite;        /* this batch rewrites unchanged revisions too (a resync) */
     char *copy_raw;      /* COPY straight into the raw table */
     int direct_pause;    /* transactions to stage before trying direct again */
@@ -77,7 +78,8 @@ store *store_new(const cs_config *cfg, const char *source, const char *log_scope
         s->raw_name = NULL;
     buf_init(&s->copy, (size_t)cfg->max_doc_bytes * 2 + 65536);
     if (s->raw &&
-        asprintf(&s->copy_raw, "COPY %s (saved_timestamp, _id, _deleted, source, doc) FROM STDIN",
+        asprintf(&s->copy_raw,
+                 "COPY %s (saved_timestamp, _id, _deleted, source, doc) FROM STDIN (FORMAT binary)",
                  s->raw) < 0)
         s->copy_raw = NULL;
     if (!s->source || !s->scope || !s->raw || !s->progress || !s->rejects || !s->raw_name ||
@@ -230,9 +232,14 @@ static cs_result prepare_all(store *s, cs_error *err)
      * statement of its own so that its snapshot sees the previous holder's
      * commit */
     PREPARE("lock", "SELECT pg_advisory_xact_lock(hashtextextended('cht-sync raw ' || $1, 0))");
+    /* the text (for text parameters) and microseconds since 2000-01-01
+     * (binary COPY), exact on every version: whole days, then the time of
+     * day, whose float seconds round to the right microsecond */
     PREPARE("batch_ts",
-            "SELECT set_config('cht_sync.ts', greatest(clock_timestamp() AT TIME ZONE 'UTC', "
-            "max(saved_timestamp) + interval '1 microsecond')::text, true) FROM %s",
+            "SELECT v, (v::timestamp::date - date '2000-01-01')::int8 * 86400000000 + "
+            "round(extract(epoch FROM v::timestamp::time) * 1000000)::int8 FROM (SELECT "
+            "set_config('cht_sync.ts', greatest(clock_timestamp() AT TIME ZONE 'UTC', "
+            "max(saved_timestamp) + interval '1 microsecond')::text, true) AS v FROM %s) ts",
             s->raw);
     /* only when this batch wrote raw rows: no other transaction writes
      * this timestamp, so a row carrying it is one of ours */
@@ -493,15 +500,52 @@ static void txn_init(txn *t, const store *s, const batch *b, char *pending, size
     t->pending = b->has_pending ? pending : NULL;
 }
 
+/* big-endian integers of PostgreSQL's binary COPY format */
+static void put_be(buf *b, uint64_t v, int bytes)
+{
+    char out[8];
+
+    for (int i = bytes - 1; i >= 0; i--, v >>= 8)
+        out[i] = (char)(v & 0xff);
+    buf_append(b, out, (size_t)bytes);
+}
+
+/* one field: its length, then its bytes */
+static void put_field(buf *b, const void *data, size_t len)
+{
+    put_be(b, len, 4);
+    buf_append(b, data, len);
+}
+
+/* hands data to libpq; non-blocking: 0 means its buffer is full, send it first */
+static cs_result put_copy(store *s, const char *data, size_t len, cs_error *err)
+{
+    int sent;
+
+    while ((sent = PQputCopyData(s->conn, data, (int)len)) == 0) {
+        cs_result rc = pg_flush(s->conn, &s->lim, "could not send COPY data", err);
+        if (rc != CS_OK)
+            return rc;
+    }
+    return sent == 1 ? CS_OK : pg_fail(s->conn, NULL, "could not send COPY data", err);
+}
+
 /*
- * COPYs the documents of the batch, in feed order, with command: into the
- * staging table (staged: "ord\t_id\t_deleted\tdoc") or straight into the raw table
- * ("saved_timestamp\t_id\t_deleted\t source\tdoc", with the batch's timestamp s->ts).  *unique
- * (when not NULL) tells that the COPY failed on a unique index (SQLSTATE 23505).
+ * COPYs the documents of the batch, in feed order, in PostgreSQL's binary
+ * COPY format (a header; per row the field count, then each field's length
+ * and bytes; -1 at the end): into the staging table (staged: ord, _id,
+ * _deleted, doc) or straight into the raw table (saved_timestamp = the
+ * batch's timestamp s->ts_us, _id, _deleted, source, doc).  Nothing to
+ * escape on our side, no line to scan and no timestamp to parse on the
+ * server's: 13 % less time than the same COPY as text (docs/sync.md).
+ * *unique (when not NULL) tells that the COPY failed on a unique index
+ * (SQLSTATE 23505).
  */
 static cs_result copy_group(store *s, const char *command, const txn *t, bool staged, bool *unique,
                             cs_error *err)
 {
+    static const char header[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+    static const char jsonb_version = 1;
     PGresult *res = NULL;
     cs_result rc = CS_OK;
     int sent;
@@ -516,37 +560,37 @@ static cs_result copy_group(store *s, const char *command, const txn *t, bool st
         return rc;
     }
     PQclear(res);
-    for (size_t i = 0; i < t->b->nrows; i++) {
+    rc = put_copy(s, header, sizeof(header), err);
+    for (size_t i = 0; i < t->b->nrows && rc == CS_OK; i++) {
         const batch_row *r = &t->b->rows[i];
         if (!r->doc)
             continue;
+        /* every field but the document, whose bytes go to libpq as they are */
         buf_reset(&s->copy);
-        if (staged)
-            buf_printf(&s->copy, "%zu\t", i);
-        else
-            buf_printf(&s->copy, "%s\t", s->ts);
-        store_copy_escaped(&s->copy, r->id, strlen(r->id));
-        buf_puts(&s->copy, r->deleted ? "\tt\t" : "\tf\t");
-        if (!staged) {
-            store_copy_escaped(&s->copy, s->source, strlen(s->source));
-            buf_putc(&s->copy, '\t');
+        put_be(&s->copy, staged ? 4 : 5, 2);
+        if (staged) {
+            put_be(&s->copy, 4, 4);
+            put_be(&s->copy, i, 4);
+        } else {
+            put_be(&s->copy, 8, 4);
+            put_be(&s->copy, (uint64_t)s->ts_us, 8);
         }
-        store_copy_escaped(&s->copy, r->doc, r->doc_len);
-        buf_putc(&s->copy, '\n');
-        if (!buf_ok(&s->copy)) {
+        put_field(&s->copy, r->id, strlen(r->id));
+        put_field(&s->copy, r->deleted ? "\1" : "\0", 1);
+        if (!staged)
+            put_field(&s->copy, s->source, strlen(s->source));
+        put_be(&s->copy, r->doc_len + 1, 4);
+        buf_append(&s->copy, &jsonb_version, 1);
+        if (!buf_ok(&s->copy) || r->doc_len >= INT32_MAX) {
             PQputCopyEnd(s->conn, "row too large");
             rc = cs_fail(err, CS_TRANSIENT, "out of memory staging \"%s\"", r->id);
             break;
         }
-        /* non-blocking: 0 means libpq's buffer is full, send it first */
-        while ((sent = PQputCopyData(s->conn, s->copy.data, (int)s->copy.len)) == 0)
-            if ((rc = pg_flush(s->conn, &s->lim, "could not send COPY data", err)) != CS_OK)
-                return rc;
-        if (sent != 1) {
-            rc = pg_fail(s->conn, NULL, "could not send COPY data", err);
-            break;
-        }
+        if ((rc = put_copy(s, s->copy.data, s->copy.len, err)) == CS_OK)
+            rc = put_copy(s, r->doc, r->doc_len, err);
     }
+    if (rc == CS_OK)
+        rc = put_copy(s, "\377\377", 2, err); /* the trailer: a field count of -1 */
     if (rc == CS_OK) {
         while ((sent = PQputCopyEnd(s->conn, NULL)) == 0)
             if ((rc = pg_flush(s->conn, &s->lim, "could not end COPY", err)) != CS_OK)
@@ -660,6 +704,13 @@ static cs_result upsert_one_by_one(store *s, const batch *b, store_stats *st, cs
     return CS_OK;
 }
 
+/* the batch's timestamp, from the result of "batch_ts" */
+static void set_ts(store *s, const PGresult *res)
+{
+    snprintf(s->ts, sizeof(s->ts), "%s", PQgetvalue(res, 0, 0));
+    s->ts_us = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+}
+
 /*
  * docs/ordering.md, steps 2 and 3: the raw table's lock, shared by every
  * writer of the table in every process and held until the transaction
@@ -676,7 +727,7 @@ static cs_result lock_raw(store *s, cs_error *err)
         return rc;
     if ((rc = exec_prepared(s, "batch_ts", 0, NULL, &res, err)) != CS_OK)
         return rc;
-    snprintf(s->ts, sizeof(s->ts), "%s", PQgetvalue(res, 0, 0));
+    set_ts(s, res);
     PQclear(res);
     return CS_OK;
 }
@@ -819,7 +870,7 @@ static cs_result write_fast(store *s, const txn *t, bool direct, bool *unique, s
             rc = send_prepared(s, "batch_ts", 0, NULL, &sent, err);
         if ((rc = finish_pipeline(s, rc, res, sent, err)) != CS_OK)
             goto out;
-        snprintf(s->ts, sizeof(s->ts), "%s", PQgetvalue(res[2], 0, 0));
+        set_ts(s, res[2]);
         if ((rc = copy_group(s, s->copy_raw, t, false, unique, err)) != CS_OK)
             goto out;
         for (int i = 0; i < sent; i++) {
@@ -840,8 +891,10 @@ static cs_result write_fast(store *s, const txn *t, bool direct, bool *unique, s
         goto counted;
     }
     if (t->any_doc)
-        rc = copy_group(s, "BEGIN; COPY pg_temp.cs_stage (ord, _id, _deleted, doc) FROM STDIN", t,
-                        true, NULL, err);
+        rc = copy_group(s,
+                        "BEGIN; COPY pg_temp.cs_stage (ord, _id, _deleted, doc) FROM STDIN "
+                        "(FORMAT binary)",
+                        t, true, NULL, err);
     else
         rc = pg_run(s->conn, &s->lim, "BEGIN", err);
     if (rc != CS_OK)
