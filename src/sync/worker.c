@@ -114,6 +114,9 @@ static batch *take_free(worker *w)
     batch *b = NULL;
 
     pthread_mutex_lock(&w->mu);
+    if ((w->npool == 0 || w->held >= 2 * w->max_bytes) && !*w->stop && !w->writer_gone)
+        log_debug(w->db, "the writer is behind (%d batches queued): the reader waits for it",
+                  w->nqueue);
     while ((w->npool == 0 || w->held >= 2 * w->max_bytes) && !*w->stop && !w->writer_gone) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# A writer that has fallen behind stores the batches already waiting (up to
+# four) in one transaction, as one batch: the rows of a group share one
+# saved_timestamp, the checkpoint is the group's last, an id changed twice
+# across the group's batches keeps its last change, deletes and new ids are
+# exact, and the sync goes on normally afterwards.
+# The writer is held behind deterministically: a session holds the raw
+# table's writer lock (docs/ordering.md) until the reader has filled every
+# batch of its pool and says it waits.
+source "$(dirname "$0")/../lib.sh"
+pg_start
+export COUCHDB_DBS=medic BATCH_SIZE=5 LOG_LEVEL=debug
+
+row() { # seq id rev [deleted]
+    if [ -n "${4:-}" ]; then
+        printf '{"seq":%d,"id":"%s","changes":[{"rev":"%s"}],"deleted":true,"doc":{"_id":"%s","_rev":"%s","_deleted":true}}\n' "$1" "$2" "$3" "$2" "$3"
+    else
+        printf '{"seq":%d,"id":"%s","changes":[{"rev":"%s"}],"doc":{"_id":"%s","_rev":"%s","n":%d}}\n' "$1" "$2" "$3" "$2" "$3" "$1"
+    fi
+}
+replay_start() { # rows file
+    REPLAY_PORT=$(free_port)
+    node "$ROOT/bench/replay-feed.js" --rows "$1" --db medic --port "$REPLAY_PORT" >"$WORK/replay.log" 2>&1 &
+    REPLAY_PID=$!
+    PIDS_TO_KILL+=("$REPLAY_PID")
+    wait_until 30 grep -q listening "$WORK/replay.log" || { echo "replay-feed.js did not start"; exit 1; }
+    export COUCHDB_HOST=127.0.0.1 COUCHDB_PORT=$REPLAY_PORT COUCHDB_SECURE=false
+}
+replay_stop() { kill "$REPLAY_PID" 2>/dev/null; wait "$REPLAY_PID" 2>/dev/null; }
+expected() { # the last change of each id
+    jq -rs 'map({(.id): "\(.changes[0].rev) \(.deleted // false)"}) | add | to_entries[] | "\(.key) \(.value)"' "$1" | LC_ALL=C sort
+}
+stored() {
+    sql "SELECT _id || ' ' || (doc->>'_rev') || ' ' || _deleted FROM v1.couchdb" | LC_ALL=C sort
+}
+# runs sync --once with the writer held behind until the reader waits
+psql_open lock
+held_sync() { # log file
+    psql_send lock "SELECT pg_advisory_lock(hashtextextended('cht-sync raw v1.couchdb', 0));"
+    wait_sql 10 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()" 1 \
+        || fail "the test session holds the writer lock"
+    "$CHT_SYNC" sync --once >"$1" 2>&1 &
+    local pid=$!
+    PIDS_TO_KILL+=("$pid")
+    wait_until 30 grep -q "the writer is behind" "$1" || fail "the reader filled its batches and waits"
+    psql_send lock "SELECT pg_advisory_unlock_all();"
+    wait "$pid"
+    HELD_RC=$?
+}
+
+# 0. the tables
+: >"$WORK/empty.ndjson"
+replay_start "$WORK/empty.ndjson"
+ok "sync of an empty feed" "$CHT_SYNC" sync --once
+replay_stop
+
+# 1. 60 changes of new ids (straight into the table), held behind
+for s in $(seq 1 60); do row "$s" "doc-$s" 1-a; done >"$WORK/feed1.ndjson"
+replay_start "$WORK/feed1.ndjson"
+held_sync "$WORK/sync1.log"
+eq "the held sync exits 0" "$HELD_RC" "0"
+contains "batches waiting went in one transaction" "$(cat "$WORK/sync1.log")" "batches in one transaction, straight into the table"
+eq "the table holds every change" "$(stored)" "$(expected "$WORK/feed1.ndjson")"
+eq "the checkpoint is the last change" "$(sql "SELECT seq FROM v1.couchdb_progress")" "60"
+groups=$(grep -c "batches in one transaction" "$WORK/sync1.log")
+txns=$(grep -c "debug medic: stored" "$WORK/sync1.log")
+eq "one saved_timestamp per transaction, shared by its rows" \
+    "$(sql "SELECT count(DISTINCT saved_timestamp) FROM v1.couchdb")" "$txns"
+ok "fewer transactions than batches" test "$txns" -lt 12
+ok "the largest group holds four batches (20 rows)" \
+    test "$(sql "SELECT max(n) FROM (SELECT count(*) AS n FROM v1.couchdb GROUP BY saved_timestamp) g")" -eq 20
+[ "$groups" -gt 0 ] || fail "some group was logged"
+replay_stop
+
+# 2. changes to stored ids and ids changed twice in different batches of one
+#    group (staged: the last change wins), a delete; held behind again
+{
+    for s in $(seq 61 100); do
+        case $s in
+            62) row 62 doc-1 2-b ;; 73) row 73 doc-1 3-c ;;  # batches 1 and 3 of a group
+            64) row 64 doc-2 2-b deleted ;;
+            66) row 66 twice 1-a ;; 79) row 79 twice 2-b ;;
+            *) row "$s" "doc-$s" 1-a ;;
+        esac
+    done
+} >"$WORK/feed2.ndjson"
+cat "$WORK/feed1.ndjson" "$WORK/feed2.ndjson" >"$WORK/all.ndjson"
+replay_start "$WORK/all.ndjson"
+held_sync "$WORK/sync2.log"
+eq "the second held sync exits 0" "$HELD_RC" "0"
+contains "a group of stored ids goes staged" "$(grep "batches in one transaction" "$WORK/sync2.log")" "batches in one transaction)"
+eq "the last change of each id wins across the batches of a group" "$(stored)" "$(expected "$WORK/all.ndjson")"
+eq "doc-1 is at its third revision" "$(sql "SELECT doc->>'_rev' FROM v1.couchdb WHERE _id = 'doc-1'")" "3-c"
+eq "the checkpoint is the last change" "$(sql "SELECT seq FROM v1.couchdb_progress")" "100"
+replay_stop
+
+# 3. then on as usual
+for s in $(seq 101 110); do row "$s" "late-$s" 1-a; done >"$WORK/feed3.ndjson"
+cat "$WORK/all.ndjson" "$WORK/feed3.ndjson" >"$WORK/all3.ndjson"
+replay_start "$WORK/all3.ndjson"
+out=$("$CHT_SYNC" sync --once 2>&1); rc=$?
+eq "the next sync exits 0" "$rc" "0"
+eq "the table holds every change" "$(stored)" "$(expected "$WORK/all3.ndjson")"
+replay_stop
+finish
