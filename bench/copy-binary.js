@@ -11,6 +11,7 @@
 
 const fs = require('fs');
 const readline = require('readline');
+const { once } = require('events');
 
 const args = {};
 for (let i = 2; i + 1 < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
@@ -27,14 +28,17 @@ const int16 = (v) => { const b = Buffer.alloc(2); b.writeInt16BE(v); return b; }
 const int32 = (v) => { const b = Buffer.alloc(4); b.writeInt32BE(v); return b; };
 const field = (bytes) => [int32(bytes.length), bytes];
 
-out.write(Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), int32(0), int32(0)]));
-const rl = readline.createInterface({ input: fs.createReadStream(args.docs) });
-rl.on('line', (line) => {
-    const doc = Buffer.from(line);
-    const id = Buffer.from(JSON.parse(line)._id);
-    const row = Buffer.concat([int16(5), ...field(ts), ...field(id), ...field(Buffer.from([0])), ...field(source),
-        int32(doc.length + 1), Buffer.from([1]), doc]);
-    if (!out.write(row)) { rl.pause(); out.once('drain', () => rl.resume()); }
-});
-rl.on('close', () => { out.end(int16(-1)); });
-out.on('error', (e) => { process.stderr.write(`copy-binary.js: ${e.message}\n`); process.exit(1); });
+async function main() {
+    out.write(Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), int32(0), int32(0)]));
+    const rl = readline.createInterface({ input: fs.createReadStream(args.docs), crlfDelay: Infinity });
+    for await (const line of rl) {
+        const doc = Buffer.from(line);
+        const id = Buffer.from(JSON.parse(line)._id);
+        const row = Buffer.concat([int16(5), ...field(ts), ...field(id), ...field(Buffer.from([0])),
+            ...field(source), int32(doc.length + 1), Buffer.from([1]), doc]);
+        if (!out.write(row)) await once(out, 'drain');
+    }
+    out.end(int16(-1));
+    await once(out, 'finish');
+}
+main().catch((e) => { process.stderr.write(`copy-binary.js: ${e.message}\n`); process.exit(1); });

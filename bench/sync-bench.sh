@@ -150,8 +150,8 @@ printf '   (doc jsonb): %s s (%s docs/s); the raw table: %s s (%s docs/s), binar
 shape() {
     sql "SELECT (SELECT string_agg(column_name || ' ' || data_type || ' ' || is_nullable, ', ' ORDER BY ordinal_position)
                    FROM information_schema.columns WHERE table_schema = '$1' AND table_name = '$2') || ' | ' ||
-                (SELECT string_agg(regexp_replace(indexdef, '^.* USING ', ''), ', ' ORDER BY 1)
-                   FROM pg_indexes WHERE schemaname = '$1' AND tablename = '$2')"
+                (SELECT string_agg(d, ', ' ORDER BY d) FROM (SELECT regexp_replace(indexdef, '^.* USING ', '') AS d
+                   FROM pg_indexes WHERE schemaname = '$1' AND tablename = '$2') i)"
 }
 TWIN_SHAPE=$(shape public bench_copy_raw)
 sql "DROP TABLE bench_copy; DROP TABLE bench_copy_raw; DROP TABLE bench_copy_bin; CHECKPOINT" >/dev/null

@@ -54,14 +54,24 @@ replay_start "$WORK/empty.ndjson"
 ok "sync of an empty feed" "$CHT_SYNC" sync --once
 replay_stop
 
-# 1. 60 changes of new ids (straight into the table), held behind
-for s in $(seq 1 60); do row "$s" "doc-$s" 1-a; done >"$WORK/feed1.ndjson"
+# 1. 60 changes of new ids (straight into the table, in binary COPY: ids
+#    that text COPY would have to escape must arrive as they are), held behind
+for s in $(seq 1 60); do
+    case $s in
+        7) row 7 'tab\there' 1-a ;; 8) row 8 'new\nline' 1-a ;; 9) row 9 'back\\slash' 1-a ;;
+        10) row 10 'caf\u00e9 \u2603' 1-a ;;
+        *) row "$s" "doc-$s" 1-a ;;
+    esac
+done >"$WORK/feed1.ndjson"
 replay_start "$WORK/feed1.ndjson"
 held_sync "$WORK/sync1.log"
 eq "the held sync exits 0" "$HELD_RC" "0"
 contains "batches waiting went in one transaction" "$(cat "$WORK/sync1.log")" "batches in one transaction, straight into the table"
 eq "the table holds every change" "$(stored)" "$(expected "$WORK/feed1.ndjson")"
 eq "the checkpoint is the last change" "$(sql "SELECT seq FROM v1.couchdb_progress")" "60"
+eq "ids with a tab, a newline, a backslash and non-ASCII are stored as they are" \
+    "$(sql "SELECT count(*) FROM v1.couchdb WHERE _id IN (E'tab\\there', E'new\\nline', E'back\\\\slash', 'café ☃')
+              AND doc->>'_id' = _id")" "4"
 groups=$(grep -c "batches in one transaction" "$WORK/sync1.log")
 txns=$(grep -c "debug medic: stored" "$WORK/sync1.log")
 eq "one saved_timestamp per transaction, shared by its rows" \
