@@ -8,31 +8,10 @@
 # table's writer lock (docs/ordering.md) until the reader has filled every
 # batch of its pool and says it waits.
 source "$(dirname "$0")/../lib.sh"
+source "$ROOT/tests/replay-lib.sh"
 pg_start
 export COUCHDB_DBS=medic BATCH_SIZE=5 LOG_LEVEL=debug
 
-row() { # seq id rev [deleted]
-    if [ -n "${4:-}" ]; then
-        printf '{"seq":%d,"id":"%s","changes":[{"rev":"%s"}],"deleted":true,"doc":{"_id":"%s","_rev":"%s","_deleted":true}}\n' "$1" "$2" "$3" "$2" "$3"
-    else
-        printf '{"seq":%d,"id":"%s","changes":[{"rev":"%s"}],"doc":{"_id":"%s","_rev":"%s","n":%d}}\n' "$1" "$2" "$3" "$2" "$3" "$1"
-    fi
-}
-replay_start() { # rows file
-    REPLAY_PORT=$(free_port)
-    node "$ROOT/bench/replay-feed.js" --rows "$1" --db medic --port "$REPLAY_PORT" >"$WORK/replay.log" 2>&1 &
-    REPLAY_PID=$!
-    PIDS_TO_KILL+=("$REPLAY_PID")
-    wait_until 30 grep -q listening "$WORK/replay.log" || { echo "replay-feed.js did not start"; exit 1; }
-    export COUCHDB_HOST=127.0.0.1 COUCHDB_PORT=$REPLAY_PORT COUCHDB_SECURE=false
-}
-replay_stop() { kill "$REPLAY_PID" 2>/dev/null; wait "$REPLAY_PID" 2>/dev/null; }
-expected() { # the last change of each id
-    jq -rs 'map({(.id): "\(.changes[0].rev) \(.deleted // false)"}) | add | to_entries[] | "\(.key) \(.value)"' "$1" | LC_ALL=C sort
-}
-stored() {
-    sql "SELECT _id || ' ' || (doc->>'_rev') || ' ' || _deleted FROM v1.couchdb" | LC_ALL=C sort
-}
 # runs sync --once with the writer held behind until the reader waits
 psql_open lock
 held_sync() { # log file
@@ -58,16 +37,16 @@ replay_stop
 #    that text COPY would have to escape must arrive as they are), held behind
 for s in $(seq 1 60); do
     case $s in
-        7) row 7 'tab\there' 1-a ;; 8) row 8 'new\nline' 1-a ;; 9) row 9 'back\\slash' 1-a ;;
-        10) row 10 'caf\u00e9 \u2603' 1-a ;;
-        *) row "$s" "doc-$s" 1-a ;;
+        7) feed_row 7 'tab\there' 1-a ;; 8) feed_row 8 'new\nline' 1-a ;; 9) feed_row 9 'back\\slash' 1-a ;;
+        10) feed_row 10 'caf\u00e9 \u2603' 1-a ;;
+        *) feed_row "$s" "doc-$s" 1-a ;;
     esac
 done >"$WORK/feed1.ndjson"
 replay_start "$WORK/feed1.ndjson"
 held_sync "$WORK/sync1.log"
 eq "the held sync exits 0" "$HELD_RC" "0"
 contains "batches waiting went in one transaction" "$(cat "$WORK/sync1.log")" "batches in one transaction, straight into the table"
-eq "the table holds every change" "$(stored)" "$(expected "$WORK/feed1.ndjson")"
+eq "the table holds every change" "$(raw_stored)" "$(feed_expected "$WORK/feed1.ndjson")"
 eq "the checkpoint is the last change" "$(sql "SELECT seq FROM v1.couchdb_progress")" "60"
 eq "ids with a tab, a newline, a backslash and non-ASCII are stored as they are" \
     "$(sql "SELECT count(*) FROM v1.couchdb WHERE _id IN (E'tab\\there', E'new\\nline', E'back\\\\slash', 'café ☃')
@@ -87,10 +66,10 @@ replay_stop
 {
     for s in $(seq 61 100); do
         case $s in
-            62) row 62 doc-1 2-b ;; 73) row 73 doc-1 3-c ;;  # batches 1 and 3 of a group
-            64) row 64 doc-2 2-b deleted ;;
-            66) row 66 twice 1-a ;; 79) row 79 twice 2-b ;;
-            *) row "$s" "doc-$s" 1-a ;;
+            62) feed_row 62 doc-1 2-b ;; 73) feed_row 73 doc-1 3-c ;;  # batches 1 and 3 of a group
+            64) feed_row 64 doc-2 2-b deleted ;;
+            66) feed_row 66 twice 1-a ;; 79) feed_row 79 twice 2-b ;;
+            *) feed_row "$s" "doc-$s" 1-a ;;
         esac
     done
 } >"$WORK/feed2.ndjson"
@@ -99,17 +78,17 @@ replay_start "$WORK/all.ndjson"
 held_sync "$WORK/sync2.log"
 eq "the second held sync exits 0" "$HELD_RC" "0"
 contains "a group of stored ids goes staged" "$(grep "batches in one transaction" "$WORK/sync2.log")" "batches in one transaction)"
-eq "the last change of each id wins across the batches of a group" "$(stored)" "$(expected "$WORK/all.ndjson")"
+eq "the last change of each id wins across the batches of a group" "$(raw_stored)" "$(feed_expected "$WORK/all.ndjson")"
 eq "doc-1 is at its third revision" "$(sql "SELECT doc->>'_rev' FROM v1.couchdb WHERE _id = 'doc-1'")" "3-c"
 eq "the checkpoint is the last change" "$(sql "SELECT seq FROM v1.couchdb_progress")" "100"
 replay_stop
 
 # 3. then on as usual
-for s in $(seq 101 110); do row "$s" "late-$s" 1-a; done >"$WORK/feed3.ndjson"
+for s in $(seq 101 110); do feed_row "$s" "late-$s" 1-a; done >"$WORK/feed3.ndjson"
 cat "$WORK/all.ndjson" "$WORK/feed3.ndjson" >"$WORK/all3.ndjson"
 replay_start "$WORK/all3.ndjson"
 out=$("$CHT_SYNC" sync --once 2>&1); rc=$?
 eq "the next sync exits 0" "$rc" "0"
-eq "the table holds every change" "$(stored)" "$(expected "$WORK/all3.ndjson")"
+eq "the table holds every change" "$(raw_stored)" "$(feed_expected "$WORK/all3.ndjson")"
 replay_stop
 finish
