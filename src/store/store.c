@@ -1094,10 +1094,6 @@ cs_result store_write_group(store *s, const batch *const *group, size_t n, store
     memset(st, 0, sizeof(*st));
     if (!s->conn)
         return cs_fail(err, CS_TRANSIENT, "not connected");
-    for (size_t g = 0; g < n; g++)
-        if (group[g]->kind != BATCH_CHANGES || (g > 0 && group[g]->restart) ||
-            (g + 1 < n && group[g]->caught_up))
-            return cs_fail(err, CS_PERMANENT, "a group holds a batch that must be written alone");
     return write_changes(s, group, n, st, err);
 }
 

@@ -66,8 +66,8 @@ cs_result store_write(store *s, const batch *b, store_stats *stats, cs_error *er
  * Writes n consecutive BATCH_CHANGES batches of the feed in one
  * transaction, as one batch holding all their rows: one timestamp, the
  * checkpoint of the latest batch that has one.  Only the first may start a
- * resync and only the last may be caught up (else CS_PERMANENT, nothing
- * written).  The writer groups batches already waiting when it falls
+ * resync and only the last may be caught up (the caller's rule, as
+ * worker.c's take_group keeps it).  The writer groups batches already waiting when it falls
  * behind, so that a backlog pays the transaction's fixed cost once per
  * group (docs/sync.md).
  */
