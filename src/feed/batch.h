@@ -42,21 +42,25 @@ typedef struct {
     long long pending;
     bool restart; /* the first batch of a resync from 0 */
     bool caught_up;
-    size_t bytes;    /* document bytes held */
-    char *error;     /* arena; BATCH_FAILED: what happened */
-    bool transient;  /* BATCH_FAILED: the reader retries; the database has not failed */
-    bool vanished;   /* BATCH_FAILED: a database we followed answers 404 */
-    double fetch_ms; /* time the reader spent on it */
-    arena_block *blocks;
+    size_t bytes;        /* document bytes held */
+    char *error;         /* arena; BATCH_FAILED: what happened */
+    bool transient;      /* BATCH_FAILED: the reader retries; the database has not failed */
+    bool vanished;       /* BATCH_FAILED: a database we followed answers 404 */
+    double fetch_ms;     /* time the reader spent on it */
+    arena_block *blocks; /* in use, newest first */
+    arena_block *spare;  /* kept from the last fill, for the next one */
 } batch;
 
 batch *batch_new(void);
 void batch_free(batch *b);
-/* empties the batch, freeing its arena (kind back to BATCH_CHANGES) */
+/* empties the batch (kind back to BATCH_CHANGES); its arena keeps the
+ * blocks this fill used for the next one (batch.c) */
 void batch_reset(batch *b);
 /* copies a parsed row in; false when out of memory */
 bool batch_add(batch *b, const change_row *row);
 /* a copy of s in the batch's arena, NULL when out of memory */
 char *batch_strdup(batch *b, const char *s);
+/* the bytes the arena holds from the allocator: blocks in use and spares */
+size_t batch_arena_bytes(const batch *b);
 
 #endif

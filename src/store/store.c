@@ -41,16 +41,19 @@ struct store {
     PGconn *conn;
     pg_limits lim;
     bool resyncing;
-    bool source_checked; /* adopt_case_variant ran */
-    char *raw;           /* "schema"."table" */
-    char *progress;      /* "schema"."couchdb_progress" */
-    char *rejects;       /* "schema"."table_rejects" */
-    char *raw_name;      /* schema.table, unquoted: the lock key's text and the NOTIFY payload */
-    buf copy;            /* one COPY row at a time */
-    char ts[64];         /* the batch's saved_timestamp, as PostgreSQL printed it */
-    bool rewrite;        /* this batch rewrites unchanged revisions too (a resync) */
-    char *copy_raw;      /* COPY straight into the raw table */
-    int direct_pause;    /* transactions to stage before trying direct again */
+    bool source_checked;    /* adopt_case_variant ran */
+    char *raw;              /* "schema"."table" */
+    char *progress;         /* "schema"."couchdb_progress" */
+    char *rejects;          /* "schema"."table_rejects" */
+    char *raw_name;         /* schema.table, unquoted: the lock key's text and the NOTIFY payload */
+    buf copy;               /* one COPY row at a time */
+    char ts[64];            /* the batch's saved_timestamp, as PostgreSQL printed it */
+    int64_t ts_us;          /* the same, in microseconds since 2000-01-01 (binary COPY) */
+    bool rewrite;           /* this batch rewrites unchanged revisions too (a resync) */
+    char *copy_raw;         /* COPY straight into the raw table */
+    int direct_pause;       /* transactions to stage before trying direct again */
+    const batch_row **rows; /* the rows of the group being written (txn) */
+    size_t rows_cap;
 };
 
 /* after a direct COPY met an id already stored, this many transactions
@@ -77,7 +80,8 @@ store *store_new(const cs_config *cfg, const char *source, const char *log_scope
         s->raw_name = NULL;
     buf_init(&s->copy, (size_t)cfg->max_doc_bytes * 2 + 65536);
     if (s->raw &&
-        asprintf(&s->copy_raw, "COPY %s (saved_timestamp, _id, _deleted, source, doc) FROM STDIN",
+        asprintf(&s->copy_raw,
+                 "COPY %s (saved_timestamp, _id, _deleted, source, doc) FROM STDIN (FORMAT binary)",
                  s->raw) < 0)
         s->copy_raw = NULL;
     if (!s->source || !s->scope || !s->raw || !s->progress || !s->rejects || !s->raw_name ||
@@ -107,6 +111,7 @@ void store_free(store *s)
     free(s->rejects);
     free(s->raw_name);
     free(s->copy_raw);
+    free(s->rows);
     buf_free(&s->copy);
     free(s);
 }
@@ -230,9 +235,14 @@ static cs_result prepare_all(store *s, cs_error *err)
      * statement of its own so that its snapshot sees the previous holder's
      * commit */
     PREPARE("lock", "SELECT pg_advisory_xact_lock(hashtextextended('cht-sync raw ' || $1, 0))");
+    /* the text (for text parameters) and microseconds since 2000-01-01
+     * (binary COPY), exact on every version: whole days, then the time of
+     * day, whose float seconds round to the right microsecond */
     PREPARE("batch_ts",
-            "SELECT set_config('cht_sync.ts', greatest(clock_timestamp() AT TIME ZONE 'UTC', "
-            "max(saved_timestamp) + interval '1 microsecond')::text, true) FROM %s",
+            "SELECT v, (v::timestamp::date - date '2000-01-01')::int8 * 86400000000 + "
+            "round(extract(epoch FROM v::timestamp::time) * 1000000)::int8 FROM (SELECT "
+            "set_config('cht_sync.ts', greatest(clock_timestamp() AT TIME ZONE 'UTC', "
+            "max(saved_timestamp) + interval '1 microsecond')::text, true) AS v FROM %s) ts",
             s->raw);
     /* only when this batch wrote raw rows: no other transaction writes
      * this timestamp, so a row carrying it is one of ours */
@@ -474,34 +484,99 @@ void store_copy_escaped(buf *b, const char *p, size_t n)
     }
 }
 
-/* What the transaction of one batch stores. */
+/* What the transaction of one group of consecutive batches stores. */
 typedef struct {
-    const batch *b;
-    bool any_doc;       /* some row has a document to upsert */
-    bool finish_resync; /* the batch catches up with a resync */
+    const batch *first, *last;
+    const batch_row **rows; /* every row of the group, in feed order (s->rows) */
+    size_t nrows;
+    const char *last_seq; /* the checkpoint: the latest batch's that has one */
+    bool any_doc;         /* some row has a document to upsert */
+    bool finish_resync;   /* the group catches up with a resync */
     const char *pending;
 } txn;
 
-static void txn_init(txn *t, const store *s, const batch *b, char *pending, size_t pending_size)
+/* false when out of memory for the rows' index */
+static bool txn_init(txn *t, store *s, const batch *const *group, size_t n, char *pending,
+                     size_t pending_size)
 {
-    t->b = b;
+    size_t total = 0;
+
+    for (size_t g = 0; g < n; g++)
+        total += group[g]->nrows;
+    if (total > s->rows_cap) {
+        const batch_row **rows = realloc(s->rows, total * sizeof(*rows));
+        if (!rows)
+            return false;
+        s->rows = rows;
+        s->rows_cap = total;
+    }
+    t->first = group[0];
+    t->last = group[n - 1];
+    t->rows = s->rows;
+    t->nrows = 0;
+    t->last_seq = NULL;
     t->any_doc = false;
-    for (size_t i = 0; i < b->nrows && !t->any_doc; i++)
-        t->any_doc = b->rows[i].doc != NULL;
-    t->finish_resync = b->caught_up && (s->resyncing || b->restart);
-    snprintf(pending, pending_size, "%lld", b->pending > 2147483647LL ? 2147483647LL : b->pending);
-    t->pending = b->has_pending ? pending : NULL;
+    for (size_t g = 0; g < n; g++) {
+        for (size_t i = 0; i < group[g]->nrows; i++) {
+            t->rows[t->nrows++] = &group[g]->rows[i];
+            t->any_doc = t->any_doc || group[g]->rows[i].doc != NULL;
+        }
+        if (group[g]->last_seq)
+            t->last_seq = group[g]->last_seq;
+    }
+    t->finish_resync = t->last->caught_up && (s->resyncing || t->first->restart);
+    snprintf(pending, pending_size, "%lld",
+             t->last->pending > 2147483647LL ? 2147483647LL : t->last->pending);
+    t->pending = t->last->has_pending ? pending : NULL;
+    return true;
+}
+
+/* big-endian integers of PostgreSQL's binary COPY format */
+static void put_be(buf *b, uint64_t v, int bytes)
+{
+    char out[8];
+
+    for (int i = bytes - 1; i >= 0; i--, v >>= 8)
+        out[i] = (char)(v & 0xff);
+    buf_append(b, out, (size_t)bytes);
+}
+
+/* one field: its length, then its bytes */
+static void put_field(buf *b, const void *data, size_t len)
+{
+    put_be(b, len, 4);
+    buf_append(b, data, len);
+}
+
+/* hands data to libpq; non-blocking: 0 means its buffer is full, send it first */
+static cs_result put_copy(store *s, const char *data, size_t len, cs_error *err)
+{
+    int sent;
+
+    while ((sent = PQputCopyData(s->conn, data, (int)len)) == 0) {
+        cs_result rc = pg_flush(s->conn, &s->lim, "could not send COPY data", err);
+        if (rc != CS_OK)
+            return rc;
+    }
+    return sent == 1 ? CS_OK : pg_fail(s->conn, NULL, "could not send COPY data", err);
 }
 
 /*
- * COPYs the documents of the batch, in feed order, with command: into the
- * staging table (staged: "ord\t_id\t_deleted\tdoc") or straight into the raw table
- * ("saved_timestamp\t_id\t_deleted\t source\tdoc", with the batch's timestamp s->ts).  *unique
- * (when not NULL) tells that the COPY failed on a unique index (SQLSTATE 23505).
+ * COPYs the documents of the batch, in feed order, in PostgreSQL's binary
+ * COPY format (a header; per row the field count, then each field's length
+ * and bytes; -1 at the end): into the staging table (staged: ord, _id,
+ * _deleted, doc) or straight into the raw table (saved_timestamp = the
+ * batch's timestamp s->ts_us, _id, _deleted, source, doc).  Nothing to
+ * escape on our side, no line to scan and no timestamp to parse on the
+ * server's: 13 % less time than the same COPY as text (docs/sync.md).
+ * *unique (when not NULL) tells that the COPY failed on a unique index
+ * (SQLSTATE 23505).
  */
 static cs_result copy_group(store *s, const char *command, const txn *t, bool staged, bool *unique,
                             cs_error *err)
 {
+    static const char header[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+    static const char jsonb_version = 1;
     PGresult *res = NULL;
     cs_result rc = CS_OK;
     int sent;
@@ -516,37 +591,37 @@ static cs_result copy_group(store *s, const char *command, const txn *t, bool st
         return rc;
     }
     PQclear(res);
-    for (size_t i = 0; i < t->b->nrows; i++) {
-        const batch_row *r = &t->b->rows[i];
+    rc = put_copy(s, header, sizeof(header), err);
+    for (size_t i = 0; i < t->nrows && rc == CS_OK; i++) {
+        const batch_row *r = t->rows[i];
         if (!r->doc)
             continue;
+        /* every field but the document, whose bytes go to libpq as they are */
         buf_reset(&s->copy);
-        if (staged)
-            buf_printf(&s->copy, "%zu\t", i);
-        else
-            buf_printf(&s->copy, "%s\t", s->ts);
-        store_copy_escaped(&s->copy, r->id, strlen(r->id));
-        buf_puts(&s->copy, r->deleted ? "\tt\t" : "\tf\t");
-        if (!staged) {
-            store_copy_escaped(&s->copy, s->source, strlen(s->source));
-            buf_putc(&s->copy, '\t');
+        put_be(&s->copy, staged ? 4 : 5, 2);
+        if (staged) {
+            put_be(&s->copy, 4, 4);
+            put_be(&s->copy, i, 4);
+        } else {
+            put_be(&s->copy, 8, 4);
+            put_be(&s->copy, (uint64_t)s->ts_us, 8);
         }
-        store_copy_escaped(&s->copy, r->doc, r->doc_len);
-        buf_putc(&s->copy, '\n');
-        if (!buf_ok(&s->copy)) {
+        put_field(&s->copy, r->id, strlen(r->id));
+        put_field(&s->copy, r->deleted ? "\1" : "\0", 1);
+        if (!staged)
+            put_field(&s->copy, s->source, strlen(s->source));
+        put_be(&s->copy, r->doc_len + 1, 4);
+        buf_append(&s->copy, &jsonb_version, 1);
+        if (!buf_ok(&s->copy) || r->doc_len >= INT32_MAX) {
             PQputCopyEnd(s->conn, "row too large");
             rc = cs_fail(err, CS_TRANSIENT, "out of memory staging \"%s\"", r->id);
             break;
         }
-        /* non-blocking: 0 means libpq's buffer is full, send it first */
-        while ((sent = PQputCopyData(s->conn, s->copy.data, (int)s->copy.len)) == 0)
-            if ((rc = pg_flush(s->conn, &s->lim, "could not send COPY data", err)) != CS_OK)
-                return rc;
-        if (sent != 1) {
-            rc = pg_fail(s->conn, NULL, "could not send COPY data", err);
-            break;
-        }
+        if ((rc = put_copy(s, s->copy.data, s->copy.len, err)) == CS_OK)
+            rc = put_copy(s, r->doc, r->doc_len, err);
     }
+    if (rc == CS_OK)
+        rc = put_copy(s, "\377\377", 2, err); /* the trailer: a field count of -1 */
     if (rc == CS_OK) {
         while ((sent = PQputCopyEnd(s->conn, NULL)) == 0)
             if ((rc = pg_flush(s->conn, &s->lim, "could not end COPY", err)) != CS_OK)
@@ -621,12 +696,12 @@ static cs_result probe_writes(store *s, cs_error *err)
  * fail the batch as well.  Rows are taken in feed order, so the last
  * change of an id wins here too.
  */
-static cs_result upsert_one_by_one(store *s, const batch *b, store_stats *st, cs_error *err)
+static cs_result upsert_one_by_one(store *s, const txn *t, store_stats *st, cs_error *err)
 {
     cs_result rc;
 
-    for (size_t i = 0; i < b->nrows; i++) {
-        const batch_row *r = &b->rows[i];
+    for (size_t i = 0; i < t->nrows; i++) {
+        const batch_row *r = t->rows[i];
         const char *params[6] = {s->source, r->id, r->deleted ? "t" : "f",
                                  r->doc,    s->ts, s->rewrite ? "t" : "f"};
         cs_error row_err;
@@ -660,6 +735,13 @@ static cs_result upsert_one_by_one(store *s, const batch *b, store_stats *st, cs
     return CS_OK;
 }
 
+/* the batch's timestamp, from the result of "batch_ts" */
+static void set_ts(store *s, const PGresult *res)
+{
+    snprintf(s->ts, sizeof(s->ts), "%s", PQgetvalue(res, 0, 0));
+    s->ts_us = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+}
+
 /*
  * docs/ordering.md, steps 2 and 3: the raw table's lock, shared by every
  * writer of the table in every process and held until the transaction
@@ -676,7 +758,7 @@ static cs_result lock_raw(store *s, cs_error *err)
         return rc;
     if ((rc = exec_prepared(s, "batch_ts", 0, NULL, &res, err)) != CS_OK)
         return rc;
-    snprintf(s->ts, sizeof(s->ts), "%s", PQgetvalue(res, 0, 0));
+    set_ts(s, res);
     PQclear(res);
     return CS_OK;
 }
@@ -693,12 +775,12 @@ static bool ids_distinct(const txn *t)
     uint64_t *slots;
     bool distinct = true;
 
-    while (cap < 2 * t->b->nrows)
+    while (cap < 2 * t->nrows)
         cap *= 2;
     if (!(slots = calloc(cap, sizeof(*slots))))
         return false;
-    for (size_t i = 0; i < t->b->nrows && distinct; i++) {
-        const batch_row *r = &t->b->rows[i];
+    for (size_t i = 0; i < t->nrows && distinct; i++) {
+        const batch_row *r = t->rows[i];
         uint64_t h = 1469598103934665603ULL;
         size_t j;
         if (!r->doc)
@@ -735,8 +817,8 @@ static cs_result send_tail(store *s, const txn *t, int *sent, int *stale_at, cs_
     const char *params[4] = {s->source};
     cs_result rc;
 
-    for (size_t i = 0; i < t->b->nrows; i++) {
-        const batch_row *r = &t->b->rows[i];
+    for (size_t i = 0; i < t->nrows; i++) {
+        const batch_row *r = t->rows[i];
         const char *p[5] = {s->source, r->id, r->rev, r->seq, r->reject_reason};
         if (!r->reject_reason)
             continue;
@@ -750,7 +832,7 @@ static cs_result send_tail(store *s, const txn *t, int *sent, int *stale_at, cs_
         if ((rc = send_prepared(s, "mark_stale", 1, params, sent, err)) != CS_OK)
             return rc;
     }
-    params[1] = t->b->last_seq;
+    params[1] = t->last_seq;
     params[2] = t->pending;
     params[3] = t->finish_resync ? "finish" : NULL;
     if ((rc = send_prepared(s, "progress", 4, params, sent, err)) != CS_OK)
@@ -800,12 +882,12 @@ static cs_result write_fast(store *s, const txn *t, bool direct, bool *unique, s
     PGresult **res = NULL;
     size_t nrej = 0;
     int nstmt, sent = 0, upsert_at = -1, stale_at = -1;
-    bool lock = t->any_doc || t->finish_resync || t->b->restart;
+    bool lock = t->any_doc || t->finish_resync || t->first->restart;
     cs_result rc;
 
     *unique = false;
-    for (size_t i = 0; i < t->b->nrows; i++)
-        nrej += t->b->rows[i].reject_reason != NULL;
+    for (size_t i = 0; i < t->nrows; i++)
+        nrej += t->rows[i]->reject_reason != NULL;
     nstmt = (int)nrej + 10;
     if (!(res = calloc((size_t)nstmt, sizeof(*res))))
         return cs_fail(err, CS_TRANSIENT, "out of memory");
@@ -819,7 +901,7 @@ static cs_result write_fast(store *s, const txn *t, bool direct, bool *unique, s
             rc = send_prepared(s, "batch_ts", 0, NULL, &sent, err);
         if ((rc = finish_pipeline(s, rc, res, sent, err)) != CS_OK)
             goto out;
-        snprintf(s->ts, sizeof(s->ts), "%s", PQgetvalue(res[2], 0, 0));
+        set_ts(s, res[2]);
         if ((rc = copy_group(s, s->copy_raw, t, false, unique, err)) != CS_OK)
             goto out;
         for (int i = 0; i < sent; i++) {
@@ -834,14 +916,16 @@ static cs_result write_fast(store *s, const txn *t, bool direct, bool *unique, s
             rc = send_tail(s, t, &sent, &stale_at, err);
         if ((rc = finish_pipeline(s, rc, res, sent, err)) != CS_OK)
             goto out;
-        for (size_t i = 0; i < t->b->nrows; i++)
-            st->stored += t->b->rows[i].doc != NULL;
+        for (size_t i = 0; i < t->nrows; i++)
+            st->stored += t->rows[i]->doc != NULL;
         st->direct = true;
         goto counted;
     }
     if (t->any_doc)
-        rc = copy_group(s, "BEGIN; COPY pg_temp.cs_stage (ord, _id, _deleted, doc) FROM STDIN", t,
-                        true, NULL, err);
+        rc = copy_group(s,
+                        "BEGIN; COPY pg_temp.cs_stage (ord, _id, _deleted, doc) FROM STDIN "
+                        "(FORMAT binary)",
+                        t, true, NULL, err);
     else
         rc = pg_run(s->conn, &s->lim, "BEGIN", err);
     if (rc != CS_OK)
@@ -852,7 +936,7 @@ static cs_result write_fast(store *s, const txn *t, bool direct, bool *unique, s
                  (rc = send_prepared(s, "batch_ts", 0, NULL, &sent, err)) != CS_OK))
         goto sent;
     params[0] = s->source;
-    if (t->b->restart) {
+    if (t->first->restart) {
         /* the resync starts at this batch's timestamp (see "progress") */
         params[1] = "0";
         params[2] = NULL;
@@ -901,21 +985,21 @@ static cs_result write_one_by_one(store *s, const txn *t, store_stats *st, cs_er
 
     if ((rc = pg_run(s->conn, &s->lim, "BEGIN", err)) != CS_OK)
         return rc;
-    if ((t->any_doc || t->finish_resync || t->b->restart) && (rc = lock_raw(s, err)) != CS_OK)
+    if ((t->any_doc || t->finish_resync || t->first->restart) && (rc = lock_raw(s, err)) != CS_OK)
         goto fail;
     params[0] = s->source;
-    if (t->b->restart) {
+    if (t->first->restart) {
         params[1] = "0";
         params[2] = NULL;
         params[3] = "start";
         if ((rc = exec_prepared(s, "progress", 4, params, NULL, err)) != CS_OK)
             goto fail;
     }
-    if (t->any_doc && (rc = upsert_one_by_one(s, t->b, st, err)) != CS_OK)
+    if (t->any_doc && (rc = upsert_one_by_one(s, t, st, err)) != CS_OK)
         goto fail;
-    for (size_t i = 0; i < t->b->nrows; i++) {
-        if (t->b->rows[i].reject_reason) {
-            if ((rc = reject(s, &t->b->rows[i], t->b->rows[i].reject_reason, err)) != CS_OK)
+    for (size_t i = 0; i < t->nrows; i++) {
+        if (t->rows[i]->reject_reason) {
+            if ((rc = reject(s, t->rows[i], t->rows[i]->reject_reason, err)) != CS_OK)
                 goto fail;
             st->rejected++;
         }
@@ -926,7 +1010,7 @@ static cs_result write_one_by_one(store *s, const txn *t, store_stats *st, cs_er
         st->marked_deleted = strtoull(PQcmdTuples(res), NULL, 10);
         PQclear(res);
     }
-    params[1] = t->b->last_seq;
+    params[1] = t->last_seq;
     params[2] = t->pending;
     params[3] = t->finish_resync ? "finish" : NULL;
     if ((rc = exec_prepared(s, "progress", 4, params, NULL, err)) != CS_OK)
@@ -951,14 +1035,16 @@ bool store_record_failure(store *s, const char *msg)
            exec_prepared(s, "failed", 3, params, NULL, &ignored) == CS_OK;
 }
 
-static cs_result write_changes(store *s, const batch *b, store_stats *st, cs_error *err)
+static cs_result write_changes(store *s, const batch *const *group, size_t n, store_stats *st,
+                               cs_error *err)
 {
     char pending[32];
     txn t;
     cs_result rc;
 
-    txn_init(&t, s, b, pending, sizeof(pending));
-    s->rewrite = s->resyncing || b->restart;
+    if (!txn_init(&t, s, group, n, pending, sizeof(pending)))
+        return cs_fail(err, CS_TRANSIENT, "out of memory");
+    s->rewrite = s->resyncing || t.first->restart;
     /* straight into the raw table while that works (catching up reads new
      * ids); after an id that was there already, staged for a while */
     if (t.any_doc && !s->rewrite && s->direct_pause == 0 && ids_distinct(&t)) {
@@ -995,11 +1081,20 @@ failed:
     if (rc != CS_OK)
         return rc;
 stored:
-    if (b->restart)
+    if (t.first->restart)
         s->resyncing = true;
-    if (b->caught_up)
+    if (t.last->caught_up)
         s->resyncing = false;
     return CS_OK;
+}
+
+cs_result store_write_group(store *s, const batch *const *group, size_t n, store_stats *st,
+                            cs_error *err)
+{
+    memset(st, 0, sizeof(*st));
+    if (!s->conn)
+        return cs_fail(err, CS_TRANSIENT, "not connected");
+    return write_changes(s, group, n, st, err);
 }
 
 cs_result store_write(store *s, const batch *b, store_stats *st, cs_error *err)
@@ -1012,7 +1107,7 @@ cs_result store_write(store *s, const batch *b, store_stats *st, cs_error *err)
         return cs_fail(err, CS_TRANSIENT, "not connected");
     switch (b->kind) {
     case BATCH_CHANGES:
-        return write_changes(s, b, st, err);
+        return write_changes(s, &b, 1, st, err);
     case BATCH_IDLE:
         snprintf(pending, sizeof(pending), "%lld", b->pending);
         params[0] = s->source;

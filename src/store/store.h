@@ -63,6 +63,18 @@ cs_result store_open(store *s, bool wait, char **seq, bool *vanished, cs_error *
 cs_result store_write(store *s, const batch *b, store_stats *stats, cs_error *err) CS_MUST_CHECK;
 
 /*
+ * Writes n consecutive BATCH_CHANGES batches of the feed in one
+ * transaction, as one batch holding all their rows: one timestamp, the
+ * checkpoint of the latest batch that has one.  Only the first may start a
+ * resync and only the last may be caught up (the caller's rule, as
+ * worker.c's take_group keeps it).  The writer groups batches already waiting when it falls
+ * behind, so that a backlog pays the transaction's fixed cost once per
+ * group (docs/sync.md).
+ */
+cs_result store_write_group(store *s, const batch *const *group, size_t n, store_stats *stats,
+                            cs_error *err) CS_MUST_CHECK;
+
+/*
  * Records msg as the source's error in the progress table (updated_at is
  * left alone, so monitoring sees the stall), outside any batch.  Best
  * effort: false when the connection cannot take it either.

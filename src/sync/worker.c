@@ -114,6 +114,9 @@ static batch *take_free(worker *w)
     batch *b = NULL;
 
     pthread_mutex_lock(&w->mu);
+    if ((w->npool == 0 || w->held >= 2 * w->max_bytes) && !*w->stop && !w->writer_gone)
+        log_debug(w->db, "the writer is behind (%d batches queued): the reader waits for it",
+                  w->nqueue);
     while ((w->npool == 0 || w->held >= 2 * w->max_bytes) && !*w->stop && !w->writer_gone) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -188,27 +191,30 @@ static const char *last_row_seq(const batch *b)
 }
 
 /*
- * Each row goes into the batch being filled; a full batch (BATCH_SIZE
- * rows or BATCH_MAX_BYTES of documents) is queued at once, checkpointed at
- * its last row's own seq, and the response goes on into a new batch.
- * Waiting for a free batch here holds the transfer (TCP holds the server).
+ * Each row goes into the batch being filled.  A full batch (BATCH_SIZE
+ * rows or BATCH_MAX_BYTES of documents) is queued when the next row
+ * arrives, checkpointed at its last row's own seq, and the response goes on
+ * into a new one; full when the answer ends, it takes the answer's
+ * last_seq, so an answer that ends at a cut costs no transaction of its
+ * own.  Waiting for a free batch here holds the transfer (TCP holds the
+ * server).
  */
 static cs_result on_row(void *ud, const change_row *row, cs_error *err)
 {
     read_ctx *rc = ud;
     batch *b = rc->b;
 
+    if (rp_cut_due(rc->pol, b->nrows, b->bytes)) {
+        b->last_seq = (char *)last_row_seq(b); /* in b's arena */
+        b->restart = rp_cut(rc->pol, b->last_seq);
+        b->fetch_ms = now_ms() - rc->b_start;
+        enqueue(rc->w, b);
+        rc->b_start = now_ms();
+        if (!(b = rc->b = take_free(rc->w)))
+            return cs_fail(err, CS_STOPPED, "stopped");
+    }
     if (!batch_add(b, row))
         return cs_fail(err, CS_TRANSIENT, "out of memory holding document \"%s\"", row->id);
-    if (!rp_cut_due(rc->pol, b->nrows, b->bytes))
-        return CS_OK;
-    b->last_seq = (char *)last_row_seq(b); /* in b's arena */
-    b->restart = rp_cut(rc->pol, b->last_seq);
-    b->fetch_ms = now_ms() - rc->b_start;
-    enqueue(rc->w, b);
-    rc->b_start = now_ms();
-    if (!(rc->b = take_free(rc->w)))
-        return cs_fail(err, CS_STOPPED, "stopped");
     return CS_OK;
 }
 
@@ -407,18 +413,67 @@ out:
 
 /* ---- the writer ---- */
 
-static void log_stored(worker *w, const batch *b, const store_stats *st, double ms)
+/* batches one transaction may take when they are already waiting: a
+ * backlog pays the transaction's fixed cost (round trips, lock, checkpoint,
+ * commit: about 2 ms) once per group instead of once per batch */
+#define GROUP_MAX 4
+
+/*
+ * Adds to group (holding the batch just dequeued) the batches already
+ * queued that may share its transaction (store_write_group): consecutive
+ * BATCH_CHANGES, none starting a resync, at most GROUP_MAX of them and
+ * BATCH_MAX_BYTES of documents in all, ending at one that catches up.
+ * Never waits: when the writer keeps up, every batch goes alone, at once.
+ * Returns the group's size.
+ */
+static size_t take_group(worker *w, batch **group)
 {
-    char pending[32] = "unknown";
+    size_t n = 1, bytes = group[0]->bytes;
+
+    if (group[0]->kind != BATCH_CHANGES || group[0]->caught_up)
+        return 1;
+    pthread_mutex_lock(&w->mu);
+    while (n < GROUP_MAX && w->nqueue > 0) {
+        batch *b = w->queue[0];
+        if (b->kind != BATCH_CHANGES || b->restart || bytes + b->bytes > w->max_bytes)
+            break;
+        memmove(&w->queue[0], &w->queue[1], (size_t)(w->nqueue - 1) * sizeof(batch *));
+        w->nqueue--;
+        group[n++] = b;
+        bytes += b->bytes;
+        if (b->caught_up)
+            break;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+/* the checkpoint a group's transaction stored: its latest batch's that has one */
+static const char *group_seq(batch *const *group, size_t n)
+{
+    for (size_t g = n; g-- > 0;)
+        if (group[g]->last_seq)
+            return group[g]->last_seq;
+    return NULL;
+}
+
+static void log_stored(worker *w, batch *const *group, size_t n, const store_stats *st, double ms)
+{
+    const batch *b = group[n - 1];
+    const char *seq = group_seq(group, n);
+    char pending[32] = "unknown", batches[32] = "";
 
     if (b->has_pending)
         snprintf(pending, sizeof(pending), "%lld", b->pending);
+    if (n > 1)
+        snprintf(batches, sizeof(batches), ", %zu batches in one transaction", n);
     /* per batch: debug (the progress display and its summary say it at info) */
-    log_debug(w->db,
-              "stored %zu docs up to seq \"%.40s%s\" in %.0f ms (read in %.0f ms, pending %s%s%s)",
-              st->stored, b->last_seq ? b->last_seq : "?",
-              b->last_seq && strlen(b->last_seq) > 40 ? "…" : "", ms, b->fetch_ms, pending,
-              st->direct ? ", straight into the table" : "", st->rejected ? ", some rejected" : "");
+    log_debug(
+        w->db,
+        "stored %zu docs up to seq \"%.40s%s\" in %.0f ms (read in %.0f ms, pending %s%s%s%s)",
+        st->stored, seq ? seq : "?", seq && strlen(seq) > 40 ? "…" : "", ms, b->fetch_ms, pending,
+        batches, st->direct ? ", straight into the table" : "",
+        st->rejected ? ", some rejected" : "");
     if (st->rejected)
         log_warn(w->db, "%zu documents recorded in the rejects table", st->rejected);
     if (st->marked_deleted)
@@ -463,7 +518,9 @@ static void *writer_main(void *arg)
     health_ok(&h, w->db, "PostgreSQL answers");
 
     for (;;) {
-        batch *b = dequeue(w);
+        batch *group[GROUP_MAX];
+        batch *b = group[0] = dequeue(w);
+        size_t n, rows = 0, bytes = 0;
         store_stats st;
         double t0 = now_ms();
         bool stored = false;
@@ -474,8 +531,16 @@ static void *writer_main(void *arg)
         }
         if (b->kind == BATCH_FAILED && !b->transient)
             w->failed = true;
+        n = take_group(w, group);
+        b = group[n - 1]; /* the group's pending and caught_up are its last batch's */
+        for (size_t g = 0; g < n; g++) {
+            rows += group[g]->nrows;
+            bytes += group[g]->bytes;
+        }
         while (seq && !given_up) {
-            cs_result rc = store_write(w->store, b, &st, &err);
+            cs_result rc =
+                n > 1 ? store_write_group(w->store, (const batch *const *)group, n, &st, &err)
+                      : store_write(w->store, b, &st, &err);
             if (rc == CS_OK) {
                 stored = true;
                 health_ok(&h, w->db, "PostgreSQL answers");
@@ -505,14 +570,16 @@ static void *writer_main(void *arg)
         }
         if (stored && b->kind != BATCH_FAILED)
             stats_db_stored(w->db,
-                            &(stats_batch){(long)b->nrows, (long)st.stored, (long)st.rejected,
-                                           (long)b->bytes, (now_ms() - t0) / 1000, b->last_seq,
+                            &(stats_batch){(long)rows, (long)st.stored, (long)st.rejected,
+                                           (long)bytes, (now_ms() - t0) / 1000, group_seq(group, n),
                                            b->has_pending ? b->pending : -1,
                                            b->kind == BATCH_IDLE || b->caught_up});
-        if (stored && b->kind == BATCH_CHANGES && b->nrows > 0) {
-            if (w->hooks && w->hooks->on_commit)
-                w->hooks->on_commit(w->hooks->ud, w->db, b->nrows);
-            log_stored(w, b, &st, now_ms() - t0);
+        if (stored && b->kind == BATCH_CHANGES && rows > 0) {
+            /* per batch: the model loop tells full batches (a backfill) from small ones */
+            for (size_t g = 0; g < n && w->hooks && w->hooks->on_commit; g++)
+                if (group[g]->nrows > 0)
+                    w->hooks->on_commit(w->hooks->ud, w->db, group[g]->nrows);
+            log_stored(w, group, n, &st, now_ms() - t0);
             w->failed = false;
         }
         if (given_up) {
@@ -522,7 +589,8 @@ static void *writer_main(void *arg)
             pthread_cond_broadcast(&w->cv);
             pthread_mutex_unlock(&w->mu);
         }
-        give_back(w, b, true);
+        for (size_t g = 0; g < n; g++)
+            give_back(w, group[g], true);
     }
     return NULL;
 }

@@ -11,44 +11,22 @@
 # The feed is served by bench/replay-feed.js from a crafted file, so that the
 # duplicates are where the test wants them.
 source "$(dirname "$0")/../lib.sh"
+source "$ROOT/tests/replay-lib.sh"
 pg_start
 export COUCHDB_DBS=medic BATCH_SIZE=5 LOG_LEVEL=debug
 
 # the feed: "gone" deleted at 8, "far" at 12 and 57, "was-rejected" at 15,
 # "twice" at 58 and 59 (one batch of BATCH_SIZE=5); everything else a new id
-row() { # seq id rev [deleted]
-    if [ -n "${4:-}" ]; then
-        printf '{"seq":%d,"id":"%s","changes":[{"rev":"%s"}],"deleted":true,"doc":{"_id":"%s","_rev":"%s","_deleted":true}}\n' "$1" "$2" "$3" "$2" "$3"
-    else
-        printf '{"seq":%d,"id":"%s","changes":[{"rev":"%s"}],"doc":{"_id":"%s","_rev":"%s","n":%d}}\n' "$1" "$2" "$3" "$2" "$3" "$1"
-    fi
-}
 feed() { # up to seq $1
     for s in $(seq 1 "$1"); do
         case $s in
-            58) row 58 twice 1-a ;; 59) row 59 twice 2-b ;;
-            8) row 8 gone 1-a deleted ;;
-            12) row 12 far 1-a ;; 57) row 57 far 2-b ;;
-            15) row 15 was-rejected 1-a ;;
-            *) row "$s" "doc-$s" 1-a ;;
+            58) feed_row 58 twice 1-a ;; 59) feed_row 59 twice 2-b ;;
+            8) feed_row 8 gone 1-a deleted ;;
+            12) feed_row 12 far 1-a ;; 57) feed_row 57 far 2-b ;;
+            15) feed_row 15 was-rejected 1-a ;;
+            *) feed_row "$s" "doc-$s" 1-a ;;
         esac
     done
-}
-replay_start() { # rows file
-    REPLAY_PORT=$(free_port)
-    node "$ROOT/bench/replay-feed.js" --rows "$1" --db medic --port "$REPLAY_PORT" >"$WORK/replay.log" 2>&1 &
-    REPLAY_PID=$!
-    PIDS_TO_KILL+=("$REPLAY_PID")
-    wait_until 30 grep -q listening "$WORK/replay.log" || { echo "replay-feed.js did not start"; exit 1; }
-    export COUCHDB_HOST=127.0.0.1 COUCHDB_PORT=$REPLAY_PORT COUCHDB_SECURE=false
-}
-replay_stop() { kill "$REPLAY_PID" 2>/dev/null; wait "$REPLAY_PID" 2>/dev/null; }
-# the expected table: last row of each id
-expected() {
-    jq -rs 'map({(.id): "\(.changes[0].rev) \(.deleted // false)"}) | add | to_entries[] | "\(.key) \(.value)"' "$1" | sort
-}
-stored() {
-    sql "SELECT _id || ' ' || (doc->>'_rev') || ' ' || _deleted FROM v1.couchdb ORDER BY _id COLLATE \"C\"" | LC_ALL=C sort
 }
 
 # 0. the tables, and a reject recorded for "was-rejected"
@@ -65,7 +43,7 @@ replay_start "$WORK/feed20.ndjson"
 out=$("$CHT_SYNC" sync --once 2>&1); rc=$?
 eq "first sync exits 0" "$rc" "0"
 contains "new documents go straight into the table" "$out" "straight into the table"
-eq "the table holds the feed, last change of each id" "$(stored)" "$(expected "$WORK/feed20.ndjson" | LC_ALL=C sort)"
+eq "the table holds the feed, last change of each id" "$(raw_stored)" "$(feed_expected "$WORK/feed20.ndjson")"
 eq "a deleted document new to the table is a tombstone" \
     "$(sql "SELECT _deleted || ' ' || (doc->>'_deleted') FROM v1.couchdb WHERE _id = 'gone'")" "true true"
 eq "a stored document leaves the rejects table" "$(sql "SELECT count(*) FROM v1.couchdb_rejects")" "0"
@@ -84,7 +62,7 @@ replay_start "$WORK/feed60.ndjson"
 out=$("$CHT_SYNC" sync --once 2>&1); rc=$?
 eq "resumed sync exits 0" "$rc" "0"
 contains "stored changes read again: the direct COPY falls back to the upsert" "$out" "is stored already"
-eq "the table holds the feed, last change of each id" "$(stored)" "$(expected "$WORK/feed60.ndjson" | LC_ALL=C sort)"
+eq "the table holds the feed, last change of each id" "$(raw_stored)" "$(feed_expected "$WORK/feed60.ndjson")"
 eq "no id twice" "$(sql "SELECT count(*) - count(DISTINCT _id) FROM v1.couchdb")" "0"
 eq "changes read again rewrite nothing" \
     "$(sql "SELECT count(*) FROM v1.couchdb WHERE _id IN ('doc-11', 'doc-13', 'doc-20') AND saved_timestamp <= (SELECT max(saved_timestamp) FROM v1.couchdb WHERE _id = 'doc-20')")" "3"
