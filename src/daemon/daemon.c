@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/signals.h"
 #include "common/xalloc.h"
 #include "daemon/listen.h"
 #include "daemon/origin.h"
@@ -56,26 +57,6 @@ static void wake(void)
     if (wake_fds[1] >= 0 && write(wake_fds[1], "w", 1) < 0) {
     }
     errno = saved;
-}
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-    wake();
-}
-
-static void install_signals(void)
-{
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
 }
 
 static double now_ms(void)
@@ -455,7 +436,7 @@ int daemon_main(const cs_config *cfg, int argc, char **argv)
         log_error(NULL, "could not create a pipe: %s", strerror(errno));
         return 1;
     }
-    install_signals();
+    signals_install(&stop_requested, wake); /* a signal wakes the model loop too */
     srandom((unsigned)time(NULL) ^ (unsigned)getpid());
     if (resolve(cfg, &o) != CS_OK) {
         rc = stop_requested ? 0 : 2;

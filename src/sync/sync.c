@@ -16,6 +16,7 @@
 
 #include "feed/couch.h"
 #include "common/log.h"
+#include "common/signals.h"
 #include "common/stats.h"
 #include "http/http.h"
 #include "store/store.h"
@@ -23,25 +24,6 @@
 #include "sync/worker.h"
 
 static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
-static void install_signals(void)
-{
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
-}
 
 /* Schema set-up, retried while PostgreSQL is unreachable. */
 static bool setup(const cs_config *cfg, volatile sig_atomic_t *stop)
@@ -92,7 +74,7 @@ int sync_main(const cs_config *cfg, int argc, char **argv)
         fprintf(stderr, "cht-sync sync: COUCHDB_DBS names no database\n");
         return 2;
     }
-    install_signals();
+    signals_install(&stop_requested, NULL);
     srandom((unsigned)time(NULL) ^ (unsigned)getpid());
     return sync_run(cfg, &o);
 }

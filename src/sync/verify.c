@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/signals.h"
 #include "feed/batch.h"
 #include "feed/couch.h"
 #include "feed/doclist.h"
@@ -47,12 +48,6 @@
 #define ID_SHOWN_MAX 160
 
 static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 static const char *const kind_names[DRIFT_KINDS] = {
     [DRIFT_MISSING] = "missing",
@@ -476,7 +471,6 @@ static void usage(FILE *out)
 
 int verify_main(const cs_config *cfg, int argc, char **argv)
 {
-    struct sigaction sa;
     bool do_repair = false;
     int show = SHOW_DEFAULT, status = EXIT_SUCCESS, drifting = 0, unchecked = 0;
 
@@ -504,13 +498,7 @@ int verify_main(const cs_config *cfg, int argc, char **argv)
         fprintf(stderr, "cht-sync verify: COUCHDB_DBS names no database\n");
         return EXIT_USAGE;
     }
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
+    signals_install(&stop_requested, NULL);
     if (!couch_global_init()) {
         log_error(NULL, "could not initialise libcurl");
         return EXIT_UNCHECKED;
