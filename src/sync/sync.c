@@ -33,7 +33,7 @@ static bool setup(const cs_config *cfg, volatile sig_atomic_t *stop)
     bool warned = false;
 
     for (;;) {
-        cs_result rc = store_setup(cfg, &stop_requested, &err);
+        cs_result rc = store_setup(cfg, stop, &err);
         if (rc == CS_OK)
             return true;
         if (rc != CS_TRANSIENT || *stop) {
