@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/monotime.h"
 #include "common/signals.h"
 #include "common/xalloc.h"
 #include "daemon/listen.h"
@@ -57,13 +58,6 @@ static void wake(void)
     if (wake_fds[1] >= 0 && write(wake_fds[1], "w", 1) < 0) {
     }
     errno = saved;
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
 static long backoff_ms(int attempt)
@@ -137,7 +131,7 @@ static cs_result run_once(model_loop *ml, bool *more)
 {
     runner_summary sum;
     cs_error err;
-    double t0 = now_ms();
+    double t0 = monotime_ms();
     cs_result rc = pipeline_session_run(ml->session, ml->select, NULL, false, &sum, &err);
 
     *more = false;
@@ -157,7 +151,7 @@ static cs_result run_once(model_loop *ml, bool *more)
     *more = ml->cfg->dbt_batch_size > 0 && sum.source_rows >= ml->cfg->dbt_batch_size;
     log_msg(sum.errors ? LOG_WARN : LOG_INFO, "models",
             "ran %d model%s in %.0f ms: %ld rows, %d error%s, %d skipped%s", sum.ok + sum.errors,
-            sum.ok + sum.errors == 1 ? "" : "s", now_ms() - t0, sum.rows, sum.errors,
+            sum.ok + sum.errors == 1 ? "" : "s", monotime_ms() - t0, sum.rows, sum.errors,
             sum.errors == 1 ? "" : "s", sum.skipped,
             *more ? "; catching up (a batch of DBT_BATCH_SIZE was full): running again" : "");
     return CS_OK;
@@ -221,7 +215,7 @@ static bool pace(model_loop *ml, double run_ms, unsigned partial_before)
     unsigned full = atomic_exchange(&full_commits, 0),
              partial = atomic_exchange(&partial_commits, 0);
     long ms = ml->sync ? pace_after_run(run_ms, full, partial + partial_before) : 0;
-    double deadline = now_ms() + (double)ms;
+    double deadline = monotime_ms() + (double)ms;
 
     partial += partial_before;
     if (ms == 0) {
@@ -240,7 +234,7 @@ static bool pace(model_loop *ml, double run_ms, unsigned partial_before)
               ms);
     /* a partial commit meanwhile ends the pause and is seen at the next look */
     while (!stop_requested && atomic_load(&partial_commits) == 0 && !atomic_load(&ml->sync->done)) {
-        double left = deadline - now_ms();
+        double left = deadline - monotime_ms();
         if (left <= 0)
             break;
         struct pollfd p = {.fd = wake_fds[0], .events = POLLIN};
@@ -282,11 +276,11 @@ static int loop_models(model_loop *ml)
             /* what this run will take; pace looks at what commits during it */
             atomic_store(&full_commits, 0);
             unsigned partial_before = atomic_exchange(&partial_commits, 0);
-            double t0 = now_ms();
+            double t0 = monotime_ms();
             cs_result rc = run_once(ml, &more);
             if (stop_requested)
                 break;
-            if (rc == CS_OK && pace(ml, now_ms() - t0, partial_before)) {
+            if (rc == CS_OK && pace(ml, monotime_ms() - t0, partial_before)) {
                 pending = true;
                 continue;
             }

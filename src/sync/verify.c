@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/monotime.h"
 #include "common/signals.h"
 #include "feed/batch.h"
 #include "feed/couch.h"
@@ -66,13 +67,6 @@ typedef struct {
     drift *drift;
     int show;
 } verifier;
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
 
 /* waits before the attempt-th repetition; false when asked to stop */
 static bool back_off(int attempt)
@@ -268,12 +262,12 @@ static cs_result check(verifier *v, drift_report *r, double *ms, cs_error *err)
     cs_result rc = CS_OK;
 
     for (int attempt = 0; attempt < DB_ATTEMPTS; attempt++) {
-        double t0 = now_ms();
+        double t0 = monotime_ms();
         drift_report_free(r);
         rc = list_all(v, err);
         if (rc == CS_OK)
             rc = drift_compare(v->drift, v->show, r, err);
-        *ms = now_ms() - t0;
+        *ms = monotime_ms() - t0;
         if (rc != CS_TRANSIENT)
             break;
         drift_disconnect(v->drift);
