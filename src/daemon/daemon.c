@@ -358,27 +358,6 @@ static void free_env(char **env)
     free(env);
 }
 
-/* schema set-up before the first model run, retried while PostgreSQL is down */
-static bool setup_schema(const cs_config *cfg)
-{
-    int attempt = 0;
-    cs_error err;
-
-    for (;;) {
-        cs_result rc = store_setup(cfg, &stop_requested, &err);
-        if (rc == CS_OK)
-            return true;
-        if (rc != CS_TRANSIENT || stop_requested) {
-            log_error(NULL, "%s", err.msg);
-            return false;
-        }
-        if (attempt == 0)
-            log_warn(NULL, "%s (retrying)", err.msg);
-        struct pollfd p = {.fd = wake_fds[0], .events = POLLIN};
-        poll(&p, 1, (int)backoff_ms(attempt++));
-    }
-}
-
 /* the project, retried while a git fetch fails and nothing is checked out */
 static cs_result resolve(const cs_config *cfg, origin *o)
 {
@@ -454,7 +433,7 @@ int daemon_main(const cs_config *cfg, int argc, char **argv)
     if (models_only) {
         ml.listen = listener_new(cfg);
     } else {
-        if (!setup_schema(cfg)) {
+        if (!sync_setup(cfg, &stop_requested)) { /* before the first model run */
             rc = stop_requested ? 0 : 1;
             goto out;
         }

@@ -25,8 +25,7 @@
 
 static volatile sig_atomic_t stop_requested;
 
-/* Schema set-up, retried while PostgreSQL is unreachable. */
-static bool setup(const cs_config *cfg, volatile sig_atomic_t *stop)
+bool sync_setup(const cs_config *cfg, volatile sig_atomic_t *stop)
 {
     cs_error err;
     long wait = 250;
@@ -94,7 +93,7 @@ int sync_run(const cs_config *cfg, const sync_options *o)
     for (int i = 0; i < cfg->ndbs; i++)
         stats_db_register(cfg->dbs[i], cfg->couchdb_host);
     http = http_start(cfg); /* /readyz says "not ready" until the first batch */
-    if (!setup(cfg, o->stop)) {
+    if (!sync_setup(cfg, o->stop)) {
         http_stop(http);
         couch_global_cleanup();
         return *o->stop ? 0 : 1;
