@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <string.h>
+#include <time.h>
 
 static volatile sig_atomic_t *stop_flag;
 static void (*wake_hook)(void);
@@ -33,4 +34,15 @@ void signals_install(volatile sig_atomic_t *stop, void (*wake)(void))
     sigaction(SIGINT, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
+}
+
+bool signals_sleep_ms(volatile sig_atomic_t *stop, long ms)
+{
+    while (ms > 0 && !*stop) {
+        long slice = ms < 50 ? ms : 50;
+        struct timespec ts = {0, slice * 1000000L};
+        nanosleep(&ts, NULL);
+        ms -= slice;
+    }
+    return !*stop;
 }

@@ -11,6 +11,7 @@
 #define CS_SIGNALS_H
 
 #include <signal.h>
+#include <stdbool.h>
 
 /*
  * Installs the handlers for the whole process.  From then on SIGTERM and
@@ -22,5 +23,13 @@
  * second call replaces the first.
  */
 void signals_install(volatile sig_atomic_t *stop, void (*wake)(void));
+
+/*
+ * Sleeps ms milliseconds, cut short when *stop is raised (it is looked at
+ * every 50 ms, and a signal ends the current slice at once).  True when the
+ * whole pause passed, false when stopped: the pause between two attempts
+ * of a command's retry loop.
+ */
+bool signals_sleep_ms(volatile sig_atomic_t *stop, long ms);
 
 #endif

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "pipeline/deps.h"
 #include "pipeline/seed.h"
@@ -513,10 +512,8 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
             rc = sum.errors ? 1 : 0;
         }
         full_refresh = false;
-        for (double waited = 0; watch > 0 && !stop_requested && waited < watch; waited += 0.05) {
-            struct timespec ts = {0, 50 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
+        if (watch > 0)
+            signals_sleep_ms(&stop_requested, (long)(watch * 1000));
     } while (watch > 0 && !stop_requested);
     http_stop(http);
 out:

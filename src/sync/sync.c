@@ -42,10 +42,7 @@ bool sync_setup(const cs_config *cfg, volatile sig_atomic_t *stop)
         if (!warned)
             log_warn(NULL, "%s (retrying)", err.msg);
         warned = true;
-        for (long left = wait; left > 0 && !*stop; left -= 100) {
-            struct timespec ts = {0, 100000000L};
-            nanosleep(&ts, NULL);
-        }
+        signals_sleep_ms(stop, wait);
         wait = wait * 2 > 30000 ? 30000 : wait * 2;
     }
 }

@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/log.h"
 #include "common/monotime.h"
@@ -71,14 +70,7 @@ typedef struct {
 /* waits before the attempt-th repetition; false when asked to stop */
 static bool back_off(int attempt)
 {
-    long ms = 250L << (attempt < 6 ? attempt : 6);
-
-    while (ms > 0 && !stop_requested) {
-        struct timespec ts = {0, 50000000L};
-        nanosleep(&ts, NULL);
-        ms -= 50;
-    }
-    return !stop_requested;
+    return signals_sleep_ms(&stop_requested, 250L << (attempt < 6 ? attempt : 6));
 }
 
 /* ---- printing ids for a terminal ---- */
