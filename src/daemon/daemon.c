@@ -39,7 +39,6 @@
 #include "daemon/origin.h"
 #include "daemon/pace.h"
 #include "pipeline/pipeline.h"
-#include "store/store.h"
 #include "sync/sync.h"
 
 #define BACKOFF_BASE_MS 250
