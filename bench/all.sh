@@ -17,8 +17,10 @@
 #    cycle with nothing to do and with 1,000 changed docs): steps 1 and 2 of
 #    bench/daemon-bench.sh (cht-sync run with the base models), read from
 #    its KEY=VALUE lines; NO_MODELS=1 leaves them out.
-# The table goes to stdout and to bench/results/all-<UTC time>.md with a
-# description of the machine.
+# The table goes to stdout and to build/bench/all-<UTC time>.md with a
+# description of the machine: a measurement of one machine at one time,
+# kept out of the repository (build/ is ignored); a figure worth keeping
+# goes into bench/README.md or an issue note with its command.
 N=${N:-50000}
 LAT_N=${LAT_N:-200}
 RUNS=${RUNS:-2}
@@ -29,7 +31,7 @@ set -o pipefail
 cd "$ROOT" || exit 1
 die() { echo "bench/all.sh: $*" >&2; exit 1; }
 make -s >/dev/null || die "make failed"
-RESULTS=$ROOT/bench/results
+RESULTS=$ROOT/build/bench
 mkdir -p "$RESULTS"
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=$RESULTS/all-$STAMP.md

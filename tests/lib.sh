@@ -235,3 +235,26 @@ sync_stop() {
     SYNC_STATUS=$?
     SYNC_PID=
 }
+
+# --- pipeline helpers ---
+
+# project_new NAME [YAML]: a fresh dbt project $WORK/NAME (models/ and
+# macros/), named NAME, whose dbt_project.yml is the usual header and YAML
+# after it; sets P to its folder.  pl ARGS runs `cht-sync pipeline ARGS`
+# on it.
+project_new() {
+    P=$WORK/$1
+    mkdir -p "$P/models" "$P/macros"
+    printf 'name: %s\nversion: "1.0.0"\nprofile: default\n%s' "$1" "${2:-}" > "$P/dbt_project.yml"
+}
+pl() { "$CHT_SYNC" pipeline "$@" --project-dir "$P"; }
+
+# pl_build WHAT [ARGS]: `pl run ARGS` must exit 0 (the check WHAT); the end
+# of its output is shown when it does not.  Leaves its output in out and
+# its status in rc.
+pl_build() {
+    out=$(pl run "${@:2}" 2>&1)
+    rc=$?
+    eq "$1" "$rc" 0
+    [ "$rc" -eq 0 ] || printf '%s\n' "$out" | tail -n 5
+}

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "common/log.h"
+#include "common/monotime.h"
 
 /* server NOTICEs ("index ... does not exist, skipping") are debug chatter */
 static void notice_to_log(void *arg, const char *message)
@@ -72,13 +73,6 @@ PGconn *pg_connect_zone(const cs_config *cfg, const char *application_name, bool
     return conn;
 }
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 /* PQcancel connects to the server and may block as long as TCP tries: it
  * runs on a detached thread of its own, so no wait of ours depends on it */
 static void *cancel_main(void *arg)
@@ -118,7 +112,7 @@ typedef struct {
 
 static wait_clock clock_start(const pg_limits *lim, int timeout_ms, int grace_ms)
 {
-    wait_clock c = {lim, timeout_ms, timeout_ms > 0 ? now_ms() + timeout_ms : 0, 0, grace_ms};
+    wait_clock c = {lim, timeout_ms, timeout_ms > 0 ? monotime_ms() + timeout_ms : 0, 0, grace_ms};
     return c;
 }
 
@@ -132,7 +126,7 @@ static cs_result wait_socket(PGconn *conn, wait_clock *c, bool for_write, const 
 {
     for (;;) {
         int fd = PQsocket(conn);
-        double now = now_ms();
+        double now = monotime_ms();
         struct pollfd p;
         int n;
 

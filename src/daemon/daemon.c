@@ -32,12 +32,13 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/monotime.h"
+#include "common/signals.h"
 #include "common/xalloc.h"
 #include "daemon/listen.h"
 #include "daemon/origin.h"
 #include "daemon/pace.h"
 #include "pipeline/pipeline.h"
-#include "store/store.h"
 #include "sync/sync.h"
 
 #define BACKOFF_BASE_MS 250
@@ -56,33 +57,6 @@ static void wake(void)
     if (wake_fds[1] >= 0 && write(wake_fds[1], "w", 1) < 0) {
     }
     errno = saved;
-}
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-    wake();
-}
-
-static void install_signals(void)
-{
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
 static long backoff_ms(int attempt)
@@ -156,7 +130,7 @@ static cs_result run_once(model_loop *ml, bool *more)
 {
     runner_summary sum;
     cs_error err;
-    double t0 = now_ms();
+    double t0 = monotime_ms();
     cs_result rc = pipeline_session_run(ml->session, ml->select, NULL, false, &sum, &err);
 
     *more = false;
@@ -176,7 +150,7 @@ static cs_result run_once(model_loop *ml, bool *more)
     *more = ml->cfg->dbt_batch_size > 0 && sum.source_rows >= ml->cfg->dbt_batch_size;
     log_msg(sum.errors ? LOG_WARN : LOG_INFO, "models",
             "ran %d model%s in %.0f ms: %ld rows, %d error%s, %d skipped%s", sum.ok + sum.errors,
-            sum.ok + sum.errors == 1 ? "" : "s", now_ms() - t0, sum.rows, sum.errors,
+            sum.ok + sum.errors == 1 ? "" : "s", monotime_ms() - t0, sum.rows, sum.errors,
             sum.errors == 1 ? "" : "s", sum.skipped,
             *more ? "; catching up (a batch of DBT_BATCH_SIZE was full): running again" : "");
     return CS_OK;
@@ -240,7 +214,7 @@ static bool pace(model_loop *ml, double run_ms, unsigned partial_before)
     unsigned full = atomic_exchange(&full_commits, 0),
              partial = atomic_exchange(&partial_commits, 0);
     long ms = ml->sync ? pace_after_run(run_ms, full, partial + partial_before) : 0;
-    double deadline = now_ms() + (double)ms;
+    double deadline = monotime_ms() + (double)ms;
 
     partial += partial_before;
     if (ms == 0) {
@@ -259,7 +233,7 @@ static bool pace(model_loop *ml, double run_ms, unsigned partial_before)
               ms);
     /* a partial commit meanwhile ends the pause and is seen at the next look */
     while (!stop_requested && atomic_load(&partial_commits) == 0 && !atomic_load(&ml->sync->done)) {
-        double left = deadline - now_ms();
+        double left = deadline - monotime_ms();
         if (left <= 0)
             break;
         struct pollfd p = {.fd = wake_fds[0], .events = POLLIN};
@@ -301,11 +275,11 @@ static int loop_models(model_loop *ml)
             /* what this run will take; pace looks at what commits during it */
             atomic_store(&full_commits, 0);
             unsigned partial_before = atomic_exchange(&partial_commits, 0);
-            double t0 = now_ms();
+            double t0 = monotime_ms();
             cs_result rc = run_once(ml, &more);
             if (stop_requested)
                 break;
-            if (rc == CS_OK && pace(ml, now_ms() - t0, partial_before)) {
+            if (rc == CS_OK && pace(ml, monotime_ms() - t0, partial_before)) {
                 pending = true;
                 continue;
             }
@@ -383,27 +357,6 @@ static void free_env(char **env)
     free(env);
 }
 
-/* schema set-up before the first model run, retried while PostgreSQL is down */
-static bool setup_schema(const cs_config *cfg)
-{
-    int attempt = 0;
-    cs_error err;
-
-    for (;;) {
-        cs_result rc = store_setup(cfg, &stop_requested, &err);
-        if (rc == CS_OK)
-            return true;
-        if (rc != CS_TRANSIENT || stop_requested) {
-            log_error(NULL, "%s", err.msg);
-            return false;
-        }
-        if (attempt == 0)
-            log_warn(NULL, "%s (retrying)", err.msg);
-        struct pollfd p = {.fd = wake_fds[0], .events = POLLIN};
-        poll(&p, 1, (int)backoff_ms(attempt++));
-    }
-}
-
 /* the project, retried while a git fetch fails and nothing is checked out */
 static cs_result resolve(const cs_config *cfg, origin *o)
 {
@@ -455,7 +408,7 @@ int daemon_main(const cs_config *cfg, int argc, char **argv)
         log_error(NULL, "could not create a pipe: %s", strerror(errno));
         return 1;
     }
-    install_signals();
+    signals_install(&stop_requested, wake); /* a signal wakes the model loop too */
     srandom((unsigned)time(NULL) ^ (unsigned)getpid());
     if (resolve(cfg, &o) != CS_OK) {
         rc = stop_requested ? 0 : 2;
@@ -479,7 +432,7 @@ int daemon_main(const cs_config *cfg, int argc, char **argv)
     if (models_only) {
         ml.listen = listener_new(cfg);
     } else {
-        if (!setup_schema(cfg)) {
+        if (!sync_setup(cfg, &stop_requested)) { /* before the first model run */
             rc = stop_requested ? 0 : 1;
             goto out;
         }

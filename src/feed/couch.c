@@ -20,10 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/monotime.h"
 
 #define ERROR_BODY_MAX (64 * 1024)
 #define INFO_BODY_MAX (1024 * 1024)
@@ -66,19 +66,12 @@ void couch_global_cleanup(void)
     curl_global_cleanup();
 }
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 static size_t write_cb(char *data, size_t size, size_t nmemb, void *userp)
 {
     couch_client *c = userp;
     size_t len = size * nmemb;
 
-    c->last_byte_ms = now_ms();
+    c->last_byte_ms = monotime_ms();
     if (c->status == 0)
         curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &c->status);
     c->received += len;
@@ -102,7 +95,7 @@ static int progress_cb(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_o
         return 1;
     /* a silence, not a slow transfer: libcurl calls this at least once a
      * second while nothing arrives */
-    if (c->silence_ms > 0 && now_ms() - c->last_byte_ms > (double)c->silence_ms) {
+    if (c->silence_ms > 0 && monotime_ms() - c->last_byte_ms > (double)c->silence_ms) {
         c->silent = true;
         return 1;
     }
@@ -254,7 +247,7 @@ static cs_result perform(couch_client *c, const char *url, const char *post_body
         c->received = 0;
         c->silence_ms = silent ? silence_ms : 0;
         c->silent = false;
-        c->last_byte_ms = now_ms();
+        c->last_byte_ms = monotime_ms();
         c->on_body = on_body;
         c->ud = ud;
         c->cb_rc = CS_OK;

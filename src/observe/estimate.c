@@ -31,6 +31,7 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/monotime.h"
 #include "common/pg.h"
 #include "feed/batch.h"
 #include "feed/changes.h"
@@ -55,13 +56,6 @@ typedef struct {
     long long heap, index;          /* bytes the sample added to the raw table and its indexes */
     double scale_bytes, scale_rows;
 } sample;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* ud: the batch being filled (batch **) */
 static cs_result on_row(void *ud, const change_row *row, cs_error *err)
@@ -139,10 +133,10 @@ static void *writer_main(void *arg)
         if (!b)
             return NULL;
         store_stats stats;
-        double t0 = now_s();
+        double t0 = monotime_s();
         cs_result rc = h->rc == CS_OK ? store_write(h->st, b, &stats, &h->err) : h->rc;
         pthread_mutex_lock(&h->mu);
-        h->store_s += now_s() - t0;
+        h->store_s += monotime_s() - t0;
         h->rc = rc;
         h->full = NULL;
         pthread_cond_broadcast(&h->cv);
@@ -185,7 +179,7 @@ static cs_result take_sample(const cs_config *cfg, const cs_config *scratch, sam
     handoff h = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .rc = CS_OK};
     bool writing = false;
     body_ctx ctx = {p};
-    double t0 = now_s();
+    double t0 = monotime_s();
 
     snprintf(source, sizeof(source), "%s/%s", cfg->source_name, s->db);
     h.st = store_new(scratch, source, s->db, &stop);
@@ -206,8 +200,8 @@ static cs_result take_sample(const cs_config *cfg, const cs_config *scratch, sam
         goto out;
     }
     writing = true;
-    s->open_s = now_s() - t0;
-    t0 = now_s();
+    s->open_s = monotime_s() - t0;
+    t0 = monotime_s();
     for (int k = 0; s->rows < want; k++) {
         int limit = cfg->batch_size < want - s->rows ? cfg->batch_size : (int)(want - s->rows);
         bool timed_out = false;
@@ -217,13 +211,13 @@ static cs_result take_sample(const cs_config *cfg, const cs_config *scratch, sam
         batch_reset(b);
         changes_parser_reset(p);
         cur = b;
-        double r0 = now_s();
+        double r0 = monotime_s();
         rc = couch_changes(couch, since, limit, limit, 0, on_body, &ctx, &timed_out, err);
         if (rc == CS_OK)
             rc = changes_parser_finish(p, err);
         if (rc != CS_OK)
             goto out;
-        s->read_s += now_s() - r0;
+        s->read_s += monotime_s() - r0;
         const char *last = changes_parser_last_seq(p);
         size_t n = changes_parser_rows(p);
         b->kind = BATCH_CHANGES;
@@ -249,7 +243,7 @@ out:
         }
         pthread_join(h.thread_id, NULL);
     }
-    s->wall_s = now_s() - t0;
+    s->wall_s = monotime_s() - t0;
     s->store_s = h.store_s;
     couch_db_info_free(&info);
     store_free(h.st);
@@ -416,14 +410,14 @@ int estimate_main(const cs_config *cfg, int argc, char **argv)
         fprintf(stderr, "cht-sync estimate: could not initialise libcurl\n");
         return 1;
     }
-    setup_s = now_s();
+    setup_s = monotime_s();
     conn = pg_connect(cfg, "cht-sync estimate", &err);
     if (!conn || store_setup(&scratch, NULL, &err) != CS_OK) {
         fprintf(stderr, "cht-sync estimate: %s\n", err.msg);
         rc = 1;
         goto out;
     }
-    setup_s = now_s() - setup_s;
+    setup_s = monotime_s() - setup_s;
     for (int i = 0; i < cfg->ndbs; i++) {
         sample *s = &ss[n];
         long long heap0 = 0, index0 = 0;

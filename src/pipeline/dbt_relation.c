@@ -844,120 +844,139 @@ static void drop_keyword(buf *q, const char *type)
                                                          : "table");
 }
 
-/* adapter.drop_relation(relation): drop ... if exists ... cascade; a
- * relation that does not exist is nothing to do */
-static cs_result n_drop_relation(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
-                                 cs_error *err)
+/* writes one DDL statement on the relation arguments rel into q; an
+ * empty q is nothing to run */
+typedef cs_result (*ddl_fn)(dbt_worker *w, tpl_value *const *rel, buf *q, cs_error *err);
+
+/*
+ * The one shape of the relation-DDL methods: nothing while parsing
+ * (parse_skip), then the relation arguments named in args (at most two,
+ * NULL-terminated: positional in that order, or by keyword) into rel, ""
+ * as the call's value, and the statement ddl writes, run in the model's
+ * transaction.  what names the method in errors.
+ */
+static cs_result ddl_method(dbt_worker *w, const tpl_args *a, const char *what,
+                            const char *const *args, ddl_fn ddl, tpl_value **out, cs_error *err)
 {
-    tpl_value *r;
-    const char *type;
+    tpl_value *rel[2] = {NULL, NULL};
     cs_result rc;
     buf q;
 
-    if (parse_skip(ud, GIVE_TEXT, out))
+    if (parse_skip(w, GIVE_TEXT, out))
         return CS_OK;
-    if ((rc = relation_arg(a, 0, "relation", "drop_relation", &r, err)) != CS_OK)
-        return rc;
+    for (size_t i = 0; i < 2 && args[i]; i++)
+        if ((rc = relation_arg(a, i, args[i], what, &rel[i], err)) != CS_OK)
+            return rc;
     *out = tpl_str("");
-    if (!live(ud) || tpl_truthy(tpl_dict_get(r, "is_cte")))
-        return CS_OK;
-    if ((rc = type_of(ud, r, &type, err)) != CS_OK || !type)
-        return rc;
     buf_init(&q, 0);
-    buf_puts(&q, "drop ");
-    drop_keyword(&q, type);
-    buf_puts(&q, " if exists ");
-    sql_relation(&q, r);
-    buf_puts(&q, " cascade");
-    return exec_stmt(ud, &q, err);
+    if ((rc = ddl(w, rel, &q, err)) != CS_OK || q.len == 0) {
+        buf_free(&q);
+        return rc;
+    }
+    return exec_stmt(w, &q, err);
+}
+
+static const char *const ONE_RELATION[] = {"relation", NULL};
+
+/* drop ... if exists ... cascade; a relation that does not exist, or a
+ * CTE, is nothing to do */
+static cs_result drop_relation_ddl(dbt_worker *w, tpl_value *const *rel, buf *q, cs_error *err)
+{
+    const char *type;
+    cs_result rc;
+
+    if (tpl_truthy(tpl_dict_get(rel[0], "is_cte")))
+        return CS_OK;
+    if ((rc = type_of(w, rel[0], &type, err)) != CS_OK || !type)
+        return rc;
+    buf_puts(q, "drop ");
+    drop_keyword(q, type);
+    buf_puts(q, " if exists ");
+    sql_relation(q, rel[0]);
+    buf_puts(q, " cascade");
+    return CS_OK;
+}
+
+/* adapter.drop_relation(relation) */
+static cs_result n_drop_relation(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
+                                 cs_error *err)
+{
+    return ddl_method(ud, a, "drop_relation", ONE_RELATION, drop_relation_ddl, out, err);
+}
+
+static cs_result truncate_relation_ddl(dbt_worker *w, tpl_value *const *rel, buf *q, cs_error *err)
+{
+    buf_puts(q, "truncate table ");
+    sql_relation(q, rel[0]);
+    return CS_OK;
 }
 
 /* adapter.truncate_relation(relation) */
 static cs_result n_truncate_relation(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
                                      cs_error *err)
 {
-    tpl_value *r;
-    cs_result rc;
-    buf q;
-
-    if (parse_skip(ud, GIVE_TEXT, out))
-        return CS_OK;
-    if ((rc = relation_arg(a, 0, "relation", "truncate_relation", &r, err)) != CS_OK)
-        return rc;
-    *out = tpl_str("");
-    buf_init(&q, 0);
-    buf_puts(&q, "truncate table ");
-    sql_relation(&q, r);
-    return exec_stmt(ud, &q, err);
+    return ddl_method(ud, a, "truncate_relation", ONE_RELATION, truncate_relation_ddl, out, err);
 }
 
-/* adapter.rename_relation(from_relation, to_relation): within a schema,
- * as PostgreSQL renames */
+/* within a schema, as PostgreSQL renames */
+static cs_result rename_relation_ddl(dbt_worker *w, tpl_value *const *rel, buf *q, cs_error *err)
+{
+    const char *type, *to = attr_str(rel[1], "identifier");
+    cs_result rc;
+
+    if ((rc = type_of(w, rel[0], &type, err)) != CS_OK)
+        return rc;
+    buf_puts(q, "alter ");
+    drop_keyword(q, type ? type : "table");
+    buf_putc(q, ' ');
+    sql_relation(q, rel[0]);
+    buf_puts(q, " rename to ");
+    mat_quote_ident(q, to ? to : "");
+    return CS_OK;
+}
+
+/* adapter.rename_relation(from_relation, to_relation) */
 static cs_result n_rename_relation(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
                                    cs_error *err)
 {
-    tpl_value *from, *to;
-    const char *type;
-    cs_result rc;
-    buf q;
+    static const char *const args[] = {"from_relation", "to_relation", NULL};
+    return ddl_method(ud, a, "rename_relation", args, rename_relation_ddl, out, err);
+}
 
-    if (parse_skip(ud, GIVE_TEXT, out))
-        return CS_OK;
-    if ((rc = relation_arg(a, 0, "from_relation", "rename_relation", &from, err)) != CS_OK ||
-        (rc = relation_arg(a, 1, "to_relation", "rename_relation", &to, err)) != CS_OK)
-        return rc;
-    *out = tpl_str("");
-    if (!live(ud))
-        return CS_OK;
-    if ((rc = type_of(ud, from, &type, err)) != CS_OK)
-        return rc;
-    buf_init(&q, 0);
-    buf_puts(&q, "alter ");
-    drop_keyword(&q, type ? type : "table");
-    buf_putc(&q, ' ');
-    sql_relation(&q, from);
-    buf_puts(&q, " rename to ");
-    mat_quote_ident(&q, attr_str(to, "identifier") ? attr_str(to, "identifier") : "");
-    return exec_stmt(ud, &q, err);
+/* the relation's schema, quoted ("" when it names none) */
+static void sql_schema(buf *q, tpl_value *r)
+{
+    const char *schema = attr_str(r, "schema");
+    mat_quote_ident(q, schema ? schema : "");
+}
+
+static cs_result create_schema_ddl(dbt_worker *w, tpl_value *const *rel, buf *q, cs_error *err)
+{
+    buf_puts(q, "create schema if not exists ");
+    sql_schema(q, rel[0]);
+    return CS_OK;
 }
 
 /* adapter.create_schema(relation) */
-static cs_result n_schema_ddl(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
-                              cs_error *err)
+static cs_result n_create_schema(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
+                                 cs_error *err)
 {
-    dbt_worker *w = ud;
-    tpl_value *r;
-    cs_result rc;
-    buf q;
-
-    if (parse_skip(ud, GIVE_TEXT, out))
-        return CS_OK;
-    if ((rc = relation_arg(a, 0, "relation", "create_schema", &r, err)) != CS_OK)
-        return rc;
-    *out = tpl_str("");
-    buf_init(&q, 0);
-    buf_puts(&q, "create schema if not exists ");
-    mat_quote_ident(&q, attr_str(r, "schema") ? attr_str(r, "schema") : "");
-    return exec_stmt(w, &q, err);
+    return ddl_method(ud, a, "create_schema", ONE_RELATION, create_schema_ddl, out, err);
 }
 
+static cs_result drop_schema_ddl(dbt_worker *w, tpl_value *const *rel, buf *q, cs_error *err)
+{
+    buf_puts(q, "drop schema if exists ");
+    sql_schema(q, rel[0]);
+    buf_puts(q, " cascade");
+    return CS_OK;
+}
+
+/* adapter.drop_schema(relation) */
 static cs_result n_drop_schema(void *ud, tpl_call *call, const tpl_args *a, tpl_value **out,
                                cs_error *err)
 {
-    tpl_value *r;
-    cs_result rc;
-    buf q;
-
-    if (parse_skip(ud, GIVE_TEXT, out))
-        return CS_OK;
-    if ((rc = relation_arg(a, 0, "relation", "drop_schema", &r, err)) != CS_OK)
-        return rc;
-    *out = tpl_str("");
-    buf_init(&q, 0);
-    buf_puts(&q, "drop schema if exists ");
-    mat_quote_ident(&q, attr_str(r, "schema") ? attr_str(r, "schema") : "");
-    buf_puts(&q, " cascade");
-    return exec_stmt(ud, &q, err);
+    return ddl_method(ud, a, "drop_schema", ONE_RELATION, drop_schema_ddl, out, err);
 }
 
 /* the schema names (all, or the one named) as a new list */
@@ -1054,7 +1073,7 @@ void dbt_adapter_add_methods(tpl_value *adapter, dbt_worker *w)
         {"drop_relation", n_drop_relation},
         {"truncate_relation", n_truncate_relation},
         {"rename_relation", n_rename_relation},
-        {"create_schema", n_schema_ddl},
+        {"create_schema", n_create_schema},
         {"drop_schema", n_drop_schema},
         {"list_schemas", n_list_schemas},
         {"check_schema_exists", n_check_schema_exists},

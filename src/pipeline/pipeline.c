@@ -7,13 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "pipeline/deps.h"
 #include "pipeline/seed.h"
 #include "pipeline/dbt_ctx.h"
 #include "pipeline/graph.h"
 #include "common/log.h"
+#include "common/signals.h"
 #include "http/http.h"
 #include "pipeline/project.h"
 #include "pipeline/select.h"
@@ -208,13 +208,8 @@ void pipeline_session_close(pipeline_session *s)
 
 /* ---- the command line ---- */
 
+/* raised by SIGTERM/SIGINT in --watch mode (common/signals.h) */
 static volatile sig_atomic_t stop_requested;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 /*
  * `seed`, and `build`: the seeds, then the models, then the tests, as
@@ -506,12 +501,8 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
     pipeline_session_set_target(s, target);
     http_server *http = NULL;
     if (watch > 0) {
-        struct sigaction sa;
         http = http_start(cfg); /* a long-running runner publishes its models' metrics */
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_signal;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
+        signals_install(&stop_requested, NULL);
     }
     do {
         if (pipeline_session_run(s, select, exclude, full_refresh, &sum, &err) != CS_OK) {
@@ -521,10 +512,8 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
             rc = sum.errors ? 1 : 0;
         }
         full_refresh = false;
-        for (double waited = 0; watch > 0 && !stop_requested && waited < watch; waited += 0.05) {
-            struct timespec ts = {0, 50 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
+        if (watch > 0)
+            signals_sleep_ms(&stop_requested, (long)(watch * 1000));
     } while (watch > 0 && !stop_requested);
     http_stop(http);
 out:

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/monotime.h"
 #include "common/stats.h"
 #include "pipeline/materialize.h"
 #include "common/pg.h"
@@ -195,8 +196,6 @@ void runner_pool_free(runner_pool *pool)
     free(pool);
 }
 
-static double now_s(void);
-
 /*
  * Server messages below an error.  NOTICE and lower ("relation already
  * exists, skipping") are debug output.  A WARNING is what a model's SQL
@@ -212,7 +211,7 @@ static void on_notice(void *arg, const PGresult *res)
     pool_notices *pn = arg;
     const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
     const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-    double now = now_s();
+    double now = monotime_s();
 
     if (!msg)
         msg = "";
@@ -254,13 +253,6 @@ static PGconn *pool_conn(runner_pool *pool, int k, cs_error *err)
     if (pool->conns[k])
         PQsetNoticeReceiver(pool->conns[k], on_notice, &pool->notices[k]);
     return pool->conns[k];
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* wall-clock UTC time as text for dbt_results */
@@ -1887,7 +1879,7 @@ static void *worker_main(void *arg)
 
         char detail[128] = "";
         long rows = 0;
-        double t0 = now_s();
+        double t0 = monotime_s();
         cs_result rc;
         utc_text(c->res[i].start, sizeof(c->res[i].start));
         conn = pool_conn(c->pool, wa->slot, &err);
@@ -1897,7 +1889,7 @@ static void *worker_main(void *arg)
             rc = compile_model(c, w, conn, i, &err);
         else
             rc = build_model(c, w, conn, wa->slot, i, &rows, detail, sizeof(detail), &err);
-        c->res[i].seconds = now_s() - t0;
+        c->res[i].seconds = monotime_s() - t0;
         utc_text(c->res[i].end, sizeof(c->res[i].end));
         c->res[i].rows = rows;
         bool tests_failed = false;
@@ -2172,7 +2164,8 @@ static cs_result write_results(run_ctx *c, PGconn *conn, cs_error *err)
         any = true;
     }
     /* the 14-day cleanup scans dbt_results: once per period and session */
-    if (c->pool->last_cleanup == 0 || now_s() - c->pool->last_cleanup >= RESULTS_CLEANUP_PERIOD_S) {
+    if (c->pool->last_cleanup == 0 ||
+        monotime_s() - c->pool->last_cleanup >= RESULTS_CLEANUP_PERIOD_S) {
         buf_puts(&b, ";\nDELETE FROM ");
         mat_relation(&b, m->set.schema, "dbt_results");
         buf_puts(&b, " WHERE start_time < (now() AT TIME ZONE 'UTC') - interval '14 days'");
@@ -2180,7 +2173,7 @@ static cs_result write_results(run_ctx *c, PGconn *conn, cs_error *err)
     }
     rc = any ? exec_sql(conn, b.data, "could not record the run in dbt_results", NULL, err) : CS_OK;
     if (rc == CS_OK && any && cleanup)
-        c->pool->last_cleanup = now_s();
+        c->pool->last_cleanup = monotime_s();
     buf_free(&b);
     return rc;
 }
@@ -2420,17 +2413,17 @@ static int test_step(run_ctx *c, dbt_worker *w, sql_ud *sud, size_t t)
     static const char *const names[] = {"PASS", "WARN", "FAIL", "ERROR", "SKIP"};
     char failures[64] = "0", d[160];
     cs_error terr = {0};
-    double t0 = now_s();
+    double t0 = monotime_s();
     int st, index;
 
     st = test_blocked(c, t) ? TEST_SKIP
                             : run_one_test(c, w, sud, t, failures, sizeof(failures), &terr);
     if (st == TEST_WARN || st == TEST_FAIL)
-        snprintf(d, sizeof(d), "%s %s in %.2fs", names[st], failures, now_s() - t0);
+        snprintf(d, sizeof(d), "%s %s in %.2fs", names[st], failures, monotime_s() - t0);
     else if (st == TEST_SKIP)
         snprintf(d, sizeof(d), "SKIP");
     else
-        snprintf(d, sizeof(d), "%s in %.2fs", names[st], now_s() - t0);
+        snprintf(d, sizeof(d), "%s in %.2fs", names[st], monotime_s() - t0);
     pthread_mutex_lock(&c->mu);
     index = ++rt->index;
     rt->status[t] = st + 1;
@@ -2579,7 +2572,7 @@ static cs_result run_seeds(run_ctx *c, PGconn *conn, runner_summary *sum)
         char what[400], d[160];
         size_t rows = 0;
         cs_error e;
-        double t0 = now_s();
+        double t0 = monotime_s();
         if (c->o->selected_seeds && !c->o->selected_seeds[i])
             continue;
         index++;
@@ -2588,14 +2581,14 @@ static cs_result run_seeds(run_ctx *c, PGconn *conn, runner_summary *sum)
                       &e) == CS_OK) {
             char line[480];
             snprintf(line, sizeof(line), "loaded seed %s (%zu rows)", what, rows);
-            snprintf(d, sizeof(d), "INSERT %zu in %.2fs", rows, now_s() - t0);
+            snprintf(d, sizeof(d), "INSERT %zu in %.2fs", rows, monotime_s() - t0);
             step_line(c->o->out, index, total, "OK", line, d);
             sum->ok++;
             sum->rows += (long)rows;
         } else {
             char line[480];
             snprintf(line, sizeof(line), "loading seed %s", what);
-            snprintf(d, sizeof(d), "ERROR in %.2fs", now_s() - t0);
+            snprintf(d, sizeof(d), "ERROR in %.2fs", monotime_s() - t0);
             step_line(c->o->out, index, total, "ERROR", line, d);
             log_error(s->name, "%s", e.msg);
             sum->errors++;
@@ -2655,7 +2648,7 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
     pthread_t threads[RUNNER_MAX_THREADS];
     worker_arg args[RUNNER_MAX_THREADS];
     int nthreads = o->threads < 1 ? 1 : o->threads > pool->n ? pool->n : o->threads;
-    double t0 = now_s();
+    double t0 = monotime_s();
     cs_result rc = CS_OK;
     PGconn *conn;
     sql_ud sud;
@@ -2785,7 +2778,7 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
             rc = write_results(&c, conn, err);
     }
 out:
-    sum->seconds = now_s() - t0;
+    sum->seconds = monotime_s() - t0;
     if (rc == CS_OK && o->mode == RUNNER_BUILD)
         fprintf(o->out, "Finished running %d model%s in %.3fs: %d OK, %d error%s, %d skipped\n",
                 c.total, c.total == 1 ? "" : "s", sum->seconds, sum->ok, sum->errors,

@@ -16,6 +16,7 @@
 
 #include "feed/couch.h"
 #include "common/log.h"
+#include "common/signals.h"
 #include "common/stats.h"
 #include "http/http.h"
 #include "store/store.h"
@@ -24,34 +25,14 @@
 
 static volatile sig_atomic_t stop_requested;
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
-static void install_signals(void)
-{
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
-}
-
-/* Schema set-up, retried while PostgreSQL is unreachable. */
-static bool setup(const cs_config *cfg, volatile sig_atomic_t *stop)
+bool sync_setup(const cs_config *cfg, volatile sig_atomic_t *stop)
 {
     cs_error err;
     long wait = 250;
     bool warned = false;
 
     for (;;) {
-        cs_result rc = store_setup(cfg, &stop_requested, &err);
+        cs_result rc = store_setup(cfg, stop, &err);
         if (rc == CS_OK)
             return true;
         if (rc != CS_TRANSIENT || *stop) {
@@ -61,10 +42,7 @@ static bool setup(const cs_config *cfg, volatile sig_atomic_t *stop)
         if (!warned)
             log_warn(NULL, "%s (retrying)", err.msg);
         warned = true;
-        for (long left = wait; left > 0 && !*stop; left -= 100) {
-            struct timespec ts = {0, 100000000L};
-            nanosleep(&ts, NULL);
-        }
+        signals_sleep_ms(stop, wait);
         wait = wait * 2 > 30000 ? 30000 : wait * 2;
     }
 }
@@ -92,7 +70,7 @@ int sync_main(const cs_config *cfg, int argc, char **argv)
         fprintf(stderr, "cht-sync sync: COUCHDB_DBS names no database\n");
         return 2;
     }
-    install_signals();
+    signals_install(&stop_requested, NULL);
     srandom((unsigned)time(NULL) ^ (unsigned)getpid());
     return sync_run(cfg, &o);
 }
@@ -112,7 +90,7 @@ int sync_run(const cs_config *cfg, const sync_options *o)
     for (int i = 0; i < cfg->ndbs; i++)
         stats_db_register(cfg->dbs[i], cfg->couchdb_host);
     http = http_start(cfg); /* /readyz says "not ready" until the first batch */
-    if (!setup(cfg, o->stop)) {
+    if (!sync_setup(cfg, o->stop)) {
         http_stop(http);
         couch_global_cleanup();
         return *o->stop ? 0 : 1;

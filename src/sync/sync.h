@@ -35,6 +35,15 @@ typedef struct {
 int sync_main(const cs_config *cfg, int argc, char **argv);
 
 /*
+ * The schema set-up (store_setup), retried with a doubling pause (250 ms
+ * to 30 s) while PostgreSQL is unreachable; the first failure is logged
+ * as a warning.  False, logged as an error, on a permanent failure or when
+ * *stop was raised (seen within 50 ms).  sync_run starts with it; `cht-sync
+ * run` calls it before its first model run as well.
+ */
+bool sync_setup(const cs_config *cfg, volatile sig_atomic_t *stop);
+
+/*
  * Sets up the schema (retried while PostgreSQL is unreachable) and follows
  * every database until *o->stop (or, with once, until all caught up).
  * Returns the exit status sync_main documents: 0 or 1.

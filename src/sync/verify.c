@@ -22,9 +22,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/log.h"
+#include "common/monotime.h"
+#include "common/signals.h"
 #include "feed/batch.h"
 #include "feed/couch.h"
 #include "feed/doclist.h"
@@ -48,12 +49,6 @@
 
 static volatile sig_atomic_t stop_requested;
 
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
-
 static const char *const kind_names[DRIFT_KINDS] = {
     [DRIFT_MISSING] = "missing",
     [DRIFT_EXTRA] = "extra",
@@ -72,24 +67,10 @@ typedef struct {
     int show;
 } verifier;
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 /* waits before the attempt-th repetition; false when asked to stop */
 static bool back_off(int attempt)
 {
-    long ms = 250L << (attempt < 6 ? attempt : 6);
-
-    while (ms > 0 && !stop_requested) {
-        struct timespec ts = {0, 50000000L};
-        nanosleep(&ts, NULL);
-        ms -= 50;
-    }
-    return !stop_requested;
+    return signals_sleep_ms(&stop_requested, 250L << (attempt < 6 ? attempt : 6));
 }
 
 /* ---- printing ids for a terminal ---- */
@@ -273,12 +254,12 @@ static cs_result check(verifier *v, drift_report *r, double *ms, cs_error *err)
     cs_result rc = CS_OK;
 
     for (int attempt = 0; attempt < DB_ATTEMPTS; attempt++) {
-        double t0 = now_ms();
+        double t0 = monotime_ms();
         drift_report_free(r);
         rc = list_all(v, err);
         if (rc == CS_OK)
             rc = drift_compare(v->drift, v->show, r, err);
-        *ms = now_ms() - t0;
+        *ms = monotime_ms() - t0;
         if (rc != CS_TRANSIENT)
             break;
         drift_disconnect(v->drift);
@@ -476,7 +457,6 @@ static void usage(FILE *out)
 
 int verify_main(const cs_config *cfg, int argc, char **argv)
 {
-    struct sigaction sa;
     bool do_repair = false;
     int show = SHOW_DEFAULT, status = EXIT_SUCCESS, drifting = 0, unchecked = 0;
 
@@ -504,13 +484,7 @@ int verify_main(const cs_config *cfg, int argc, char **argv)
         fprintf(stderr, "cht-sync verify: COUCHDB_DBS names no database\n");
         return EXIT_USAGE;
     }
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
+    signals_install(&stop_requested, NULL);
     if (!couch_global_init()) {
         log_error(NULL, "could not initialise libcurl");
         return EXIT_UNCHECKED;

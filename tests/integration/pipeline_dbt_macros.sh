@@ -7,9 +7,10 @@
 . "$(dirname "$0")/../lib.sh"
 pg_start
 export POSTGRES_SCHEMA=v1
-P=$WORK/macros
-mkdir -p "$P/models" "$P/macros"
-printf 'name: macros\nversion: "1.0.0"\nprofile: default\nmodels:\n  macros:\n    +materialized: table\n' > "$P/dbt_project.yml"
+project_new macros 'models:
+  macros:
+    +materialized: table
+'
 cat > "$P/models/vals.sql" <<'M'
 select
   {{ dbt.dateadd('day', 3, "'2024-01-30'::date") }}::date::text as add_day,
@@ -66,10 +67,7 @@ M
 cat > "$P/models/series.sql" <<'M'
 {{ dbt.generate_series(5) }}
 M
-pl() { "$CHT_SYNC" pipeline "$@" --project-dir "$P"; }
-out=$(pl run 2>&1); rc=$?
-eq "a project calling the dbt namespace builds" "$rc" 0
-[ "$rc" -eq 0 ] || printf '%s\n' "$out" | tail -n 5
+pl_build "a project calling the dbt namespace builds"
 v() { sql "select $1 from v1.vals"; }
 eq "dateadd day" "$(v add_day)" "2024-02-02"
 eq "dateadd month keeps the month's end" "$(v add_month)" "2024-02-29"
@@ -131,14 +129,12 @@ cat > "$P/models/over.sql" <<'M'
 select {{ pkg.concat_of(["'a'", "'b'"]) }} as via_pkg, {{ dbt.concat(["'c'", "'d'"]) }} as direct,
   {{ dbt.string_literal(dbt.type_string()) }} as str_type
 M
-out=$(pl run -s over 2>&1); rc=$?
-eq "the override project builds" "$rc" 0
+pl_build "the override project builds" -s over
 eq "a package's dbt.concat uses the root's default__concat" "$(sql "select via_pkg from v1.over")" "a+b"
 eq "dbt.concat in the root uses it too" "$(sql "select direct from v1.over")" "c+d"
 eq "without search_order a package's default__ does not win over dbt's" "$(sql "select str_type from v1.over")" "TEXT"
 printf 'dispatch:\n  - macro_namespace: dbt\n    search_order: [pkg, dbt]\n' >> "$P/dbt_project.yml"
-out=$(pl run -s over 2>&1); rc=$?
-eq "with dispatch: search_order [pkg, dbt]" "$rc" 0
+pl_build "with dispatch: search_order [pkg, dbt]" -s over
 eq "the package's default__type_string wins" "$(sql "select str_type from v1.over")" "varchar"
 eq "the root is not in that search order" "$(sql "select direct from v1.over")" "cd"
 finish

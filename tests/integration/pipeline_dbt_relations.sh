@@ -8,17 +8,11 @@
 . "$(dirname "$0")/../lib.sh"
 pg_start
 export POSTGRES_SCHEMA=v1
-P=$WORK/rels
-mkdir -p "$P/models"
-cat > "$P/dbt_project.yml" <<'Y'
-name: rels
-version: "1.0.0"
-profile: default
-on-run-start:
+project_new rels 'on-run-start:
   - "create schema if not exists v1"
   - "create table if not exists v1.scratch (x int)"
   - "create or replace view v1.scratch_view as select 1 as y"
-Y
+'
 cat > "$P/models/base_tbl.sql" <<'M'
 {{ config(materialized='table') }}
 select 1::int as id, 'x'::varchar(20) as "Name", 2.5::numeric(10,2) as amount, 'free'::text as note,
@@ -63,10 +57,7 @@ select '{{ target.type }}|{{ target.schema }}|{{ target.database }}|{{ target.na
   '{{ run_started_at.strftime("%Y-%m-%d") }}' as started_day,
   '{{ graph.nodes["model.rels.base_tbl"].config.materialized }}|{{ graph.nodes["model.rels.rels"].depends_on.nodes | join(",") }}|{{ graph.nodes | length }}' as graph_v
 M
-pl() { "$CHT_SYNC" pipeline "$@" --project-dir "$P"; }
-out=$(pl run 2>&1); rc=$?
-eq "the project builds" "$rc" 0
-[ "$rc" -eq 0 ] || printf '%s\n' "$out" | tail -n 5
+pl_build "the project builds"
 c() { sql "select $1 from v1.cols"; }
 eq "columns: an integer" "$(c c1)" "id|integer|\"id\"|False|True|False"
 eq "columns: a sized varchar keeps its case and size" "$(c c2)" "Name|character varying(20)|\"Name\"|True|False|False"
