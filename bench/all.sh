@@ -45,11 +45,14 @@ echo "== 1. bench/sync-bench.sh (N=$N)"
 N=$N BATCH_SIZE=$BATCH_SIZE bench/sync-bench.sh > "$WORK/sync-bench.out" 2>&1 || { tail -n 20 "$WORK/sync-bench.out"; die "sync-bench.sh failed"; }
 sed -n '/^== results/,$p' "$WORK/sync-bench.out"
 pick() { awk -v k="$1" -v o="$2" 'index($0, k) == 1 { print $(NF - o) }' "$WORK/sync-bench.out" | head -n 1; }
-SRC_RATE=$(pick "source read (curl" 1)
+SRC_RATE=$(pick "source single-stream read (curl" 1)
 COPY_RATE=$(pick "PostgreSQL COPY into (doc jsonb)" 1)
-COPY_RAW_RATE=$(pick "PostgreSQL COPY into raw-shaped" 1)
-SYNC_RATE=$(pick "cht-sync sync --once" 1)
-RSS_MIB=$(pick "sync peak RSS" 0)
+COPY_RAW_RATE=$(pick "PostgreSQL COPY into the raw table's twin" 1)
+SYNC_RATE=$(pick "cht-sync from pouchdb-server" 1)
+RSS_MIB=$(pick "peak RSS (MiB): from pouchdb" 2)
+for v in "$SRC_RATE" "$COPY_RATE" "$COPY_RAW_RATE" "$SYNC_RATE" "$RSS_MIB"; do
+    [ -n "$v" ] || die "a figure of sync-bench.sh was not found in its output (a label changed?)"
+done
 
 # servers for 2 and 3 ---------------------------------------------------------
 pg_start
@@ -135,9 +138,9 @@ m() { echo "${model[$1]:-not measured (NO_MODELS set, or bench/daemon-bench.sh f
     echo
     echo "| figure | value |"
     echo "|---|---|"
-    echo "| source read rate (curl, pages of $BATCH_SIZE) | $SRC_RATE docs/s |"
+    echo "| source single-stream read rate (curl) | $SRC_RATE docs/s |"
     echo "| PostgreSQL COPY into (doc jsonb) | $COPY_RATE docs/s |"
-    echo "| PostgreSQL COPY into a raw-shaped table | $COPY_RAW_RATE docs/s |"
+    echo "| PostgreSQL COPY into the raw table's twin | $COPY_RAW_RATE docs/s |"
     echo "| cht-sync backfill (sync-bench, N=$N) | $SYNC_RATE docs/s |"
     echo "| cht-sync peak RSS | $RSS_MIB MiB |"
     echo "| write → raw row latency p50 / p99 (n=$LAT_N) | $LAT_P50 / $LAT_P99 ms |"

@@ -46,7 +46,7 @@ struct store {
     char *progress;         /* "schema"."couchdb_progress" */
     char *rejects;          /* "schema"."table_rejects" */
     char *raw_name;         /* schema.table, unquoted: the lock key's text and the NOTIFY payload */
-    buf copy;               /* one COPY row at a time */
+    buf copy;               /* a COPY row's fields before its document */
     char ts[64];            /* the batch's saved_timestamp, as PostgreSQL printed it */
     int64_t ts_us;          /* the same, in microseconds since 2000-01-01 (binary COPY) */
     bool rewrite;           /* this batch rewrites unchanged revisions too (a resync) */

@@ -14,6 +14,8 @@
 #include "feed/changes.h"
 #include "feed/couch.h"
 #include "common/log.h"
+#include "common/monotime.h"
+#include "common/signals.h"
 #include "common/stats.h"
 #include "store/store.h"
 #include "sync/reader_policy.h"
@@ -49,25 +51,6 @@ struct worker {
 };
 
 /* ---- helpers ---- */
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-/* Sleeps ms in short slices; false when stop was raised meanwhile. */
-static bool sleep_ms(volatile sig_atomic_t *stop, long ms)
-{
-    while (ms > 0 && !*stop) {
-        long slice = ms < 100 ? ms : 100;
-        struct timespec ts = {0, slice * 1000000L};
-        nanosleep(&ts, NULL);
-        ms -= slice;
-    }
-    return !*stop;
-}
 
 /* Capped exponential back-off with full jitter: the attempt-th wait. */
 static long backoff_ms(int attempt)
@@ -207,9 +190,9 @@ static cs_result on_row(void *ud, const change_row *row, cs_error *err)
     if (rp_cut_due(rc->pol, b->nrows, b->bytes)) {
         b->last_seq = (char *)last_row_seq(b); /* in b's arena */
         b->restart = rp_cut(rc->pol, b->last_seq);
-        b->fetch_ms = now_ms() - rc->b_start;
+        b->fetch_ms = monotime_ms() - rc->b_start;
         enqueue(rc->w, b);
-        rc->b_start = now_ms();
+        rc->b_start = monotime_ms();
         if (!(b = rc->b = take_free(rc->w)))
             return cs_fail(err, CS_STOPPED, "stopped");
     }
@@ -322,7 +305,7 @@ static void *reader_main(void *arg)
             if (!(ctx.b = take_free(w)))
                 break;
             changes_parser_reset(ctx.parser);
-            ctx.b_start = now_ms();
+            ctx.b_start = monotime_ms();
             rc = couch_changes(w->couch, pol.since, pol.limit, pol.batch_size,
                                rp_wait_ms(&pol, w->cfg->longpoll_seconds * 1000), on_body, &ctx,
                                &timed_out, &err);
@@ -354,7 +337,7 @@ static void *reader_main(void *arg)
             if (h.attempts == 0 || strcmp(h.last, err.msg) != 0)
                 report_failure(w, &err, true, pol.vanished);
             health_failed(&h, w->db, &err, wait);
-            if (!sleep_ms(w->stop, wait))
+            if (!signals_sleep_ms(w->stop, wait))
                 break;
             continue;
         }
@@ -365,7 +348,7 @@ static void *reader_main(void *arg)
                 break;
             log_info(w->db, "will look at the database again in %d s", RP_RECHECK_FAILED_MS / 1000);
             h.attempts = 0;
-            if (!sleep_ms(w->stop, RP_RECHECK_FAILED_MS))
+            if (!signals_sleep_ms(w->stop, RP_RECHECK_FAILED_MS))
                 break;
             continue;
         }
@@ -373,7 +356,7 @@ static void *reader_main(void *arg)
 
         batch *b = ctx.b;
         ctx.b = NULL;
-        b->fetch_ms = now_ms() - ctx.b_start;
+        b->fetch_ms = monotime_ms() - ctx.b_start;
         rp_response r = {.idle = b->kind == BATCH_IDLE};
         if (!r.idle) {
             const char *last = changes_parser_last_seq(ctx.parser);
@@ -502,7 +485,7 @@ static void *writer_main(void *arg)
         long wait = rc == CS_PERMANENT ? BACKOFF_CAP_MS : backoff_ms(h.attempts);
         stats_db_failed(w->db, STATS_POSTGRES, rc, err.msg, true);
         health_failed(&h, w->db, &err, wait);
-        sleep_ms(w->stop, wait);
+        signals_sleep_ms(w->stop, wait);
     }
     pthread_mutex_lock(&w->mu);
     if (seq) {
@@ -522,7 +505,7 @@ static void *writer_main(void *arg)
         batch *b = group[0] = dequeue(w);
         size_t n, rows = 0, bytes = 0;
         store_stats st;
-        double t0 = now_ms();
+        double t0 = monotime_ms();
         bool stored = false;
 
         if (b->kind == BATCH_END) {
@@ -562,7 +545,7 @@ static void *writer_main(void *arg)
             if (rc == CS_PERMANENT)
                 store_record_failure(w->store, err.msg);
             store_disconnect(w->store);
-            sleep_ms(w->stop, wait);
+            signals_sleep_ms(w->stop, wait);
             char *ignored = NULL;
             if (store_open(w->store, !w->once, &ignored, NULL, &err) != CS_OK)
                 store_disconnect(w->store);
@@ -571,15 +554,15 @@ static void *writer_main(void *arg)
         if (stored && b->kind != BATCH_FAILED)
             stats_db_stored(w->db,
                             &(stats_batch){(long)rows, (long)st.stored, (long)st.rejected,
-                                           (long)bytes, (now_ms() - t0) / 1000, group_seq(group, n),
-                                           b->has_pending ? b->pending : -1,
+                                           (long)bytes, (monotime_ms() - t0) / 1000,
+                                           group_seq(group, n), b->has_pending ? b->pending : -1,
                                            b->kind == BATCH_IDLE || b->caught_up});
         if (stored && b->kind == BATCH_CHANGES && rows > 0) {
             /* per batch: the model loop tells full batches (a backfill) from small ones */
             for (size_t g = 0; g < n && w->hooks && w->hooks->on_commit; g++)
                 if (group[g]->nrows > 0)
                     w->hooks->on_commit(w->hooks->ud, w->db, group[g]->nrows);
-            log_stored(w, group, n, &st, now_ms() - t0);
+            log_stored(w, group, n, &st, monotime_ms() - t0);
             w->failed = false;
         }
         if (given_up) {
