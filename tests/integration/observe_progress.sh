@@ -3,7 +3,9 @@
 # database with done of total, docs/s and the time left, redrawn in place,
 # then "caught up".  Without one: a summary line instead of a line per
 # batch.  CouchDB is paused (SIGSTOP) mid-way so the in-progress line is
-# there to read, not a matter of timing.
+# there to read, not a matter of timing: the sync's writers are held at
+# their first batch (the raw table's writer lock, docs/ordering.md) until
+# CouchDB is paused, so the reader has at most its batches and one page.
 source "$(dirname "$0")/../lib.sh"
 pg_start
 couch_start
@@ -19,19 +21,30 @@ pane() { tmux_ capture-pane -p -t progress; }
 pane_has() { pane | grep -q "$1"; }
 trap 'kill -CONT "$COUCH_PID" 2>/dev/null; tmux_stop; cleanup' EXIT
 
+psql_open lock
+psql_send lock "SELECT pg_advisory_lock(hashtextextended('cht-sync raw v1.couchdb', 0));"
+wait_sql 10 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted" 1 \
+    || fail "the test session holds the writer lock"
 tmux_ new-session -d -s progress -x 160 -y 30 "'$CHT_SYNC' sync --once; echo \"exit status \$?\"; sleep 300"
-# pause CouchDB once some of medic is stored, far from all of it
-wait_sql 30 "SELECT count(*) >= 400 FROM v1.couchdb WHERE source = '$(source_of medic)'" t
+# a writer waits for the lock: pause CouchDB, then let the writers store what they hold
+wait_sql 30 "SELECT count(*) >= 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted" t \
+    || fail "a writer waits for the lock" "$(pane)"
 kill -STOP "$COUCH_PID"
+psql_send lock "SELECT pg_advisory_unlock_all();"
+wait_sql 30 "SELECT count(*) > 0 FROM v1.couchdb WHERE source = '$(source_of medic)'" t
 stored=$(sql "SELECT count(*) FROM v1.couchdb WHERE source = '$(source_of medic)'")
 if wait_until 10 pane_has "^medic  .* of $total (.*docs/s"; then
     pass "terminal: medic shows done of $total and docs/s"
 else
     fail "terminal: medic shows done of $total and docs/s" "$(pane)"
 fi
+# the line is redrawn: wait for one drawn after the count above
+done_n() { pane | grep "^medic  " | tail -n 1 | awk '{ print $2 }'; }
+shown_stored() { [[ "$(done_n)" =~ ^[0-9]+$ ]] && [ "$(done_n)" -ge "$stored" ]; }
+wait_until 10 shown_stored
 line=$(pane | grep "^medic  " | tail -n 1)
-done_n=$(printf '%s\n' "$line" | awk '{ print $2 }')
-if [ "$done_n" -ge "$stored" ] && [ "$done_n" -lt "$total" ]; then pass "terminal: done ($done_n) between stored ($stored) and total"; else fail "terminal: done between stored and total" "line: $line"; fi
+n=$(done_n)
+if [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge "$stored" ] && [ "$n" -lt "$total" ]; then pass "terminal: done ($n) between stored ($stored) and total"; else fail "terminal: done between stored and total" "line: $line"; fi
 if wait_until 10 pane_has "^medic  .*ETA [0-9]*:[0-9][0-9]"; then pass "terminal: a time left while catching up"; else fail "terminal: a time left while catching up" "$(pane)"; fi
 eq "terminal: one line per database, redrawn in place" "$(pane | grep -c '^medic  ')" "1"
 kill -CONT "$COUCH_PID"
