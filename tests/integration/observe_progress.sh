@@ -26,12 +26,14 @@ psql_send lock "SELECT pg_advisory_lock(hashtextextended('cht-sync raw v1.couchd
 wait_sql 10 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted" 1 \
     || fail "the test session holds the writer lock"
 tmux_ new-session -d -s progress -x 160 -y 30 "'$CHT_SYNC' sync --once; echo \"exit status \$?\"; sleep 300"
-# a writer waits for the lock: pause CouchDB, then let the writers store what they hold
-wait_sql 30 "SELECT count(*) >= 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted" t \
-    || fail "a writer waits for the lock" "$(pane)"
+# both writers wait for the lock with a first batch: pause CouchDB, then
+# let them store what they hold
+wait_sql 30 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted" 2 \
+    || fail "both writers wait for the lock" "$(pane)"
 kill -STOP "$COUCH_PID"
 psql_send lock "SELECT pg_advisory_unlock_all();"
-wait_sql 30 "SELECT count(*) > 0 FROM v1.couchdb WHERE source = '$(source_of medic)'" t
+wait_sql 30 "SELECT count(*) > 0 FROM v1.couchdb WHERE source = '$(source_of medic)'" t \
+    || fail "medic's first batch is stored" "$(pane)"
 stored=$(sql "SELECT count(*) FROM v1.couchdb WHERE source = '$(source_of medic)'")
 if wait_until 10 pane_has "^medic  .* of $total (.*docs/s"; then
     pass "terminal: medic shows done of $total and docs/s"
