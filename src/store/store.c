@@ -1081,6 +1081,7 @@ failed:
     if (rc != CS_OK)
         return rc;
 stored:
+    st->seq = t.last_seq;
     if (t.first->restart)
         s->resyncing = true;
     if (t.last->caught_up)
@@ -1109,6 +1110,7 @@ cs_result store_write(store *s, const batch *b, store_stats *st, cs_error *err)
     case BATCH_CHANGES:
         return write_changes(s, &b, 1, st, err);
     case BATCH_IDLE:
+        st->seq = b->last_seq;
         snprintf(pending, sizeof(pending), "%lld", b->pending);
         params[0] = s->source;
         params[1] = b->last_seq;

@@ -26,6 +26,7 @@ typedef struct {
     size_t rejected;       /* rows recorded in the rejects table */
     size_t marked_deleted; /* rows of a vanished incarnation marked deleted */
     bool direct;           /* COPYed straight into the raw table (no staging) */
+    const char *seq;       /* the checkpoint written (a batch's string), NULL: unchanged */
 } store_stats;
 
 /*

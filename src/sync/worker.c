@@ -431,19 +431,10 @@ static size_t take_group(worker *w, batch **group)
     return n;
 }
 
-/* the checkpoint a group's transaction stored: its latest batch's that has one */
-static const char *group_seq(batch *const *group, size_t n)
-{
-    for (size_t g = n; g-- > 0;)
-        if (group[g]->last_seq)
-            return group[g]->last_seq;
-    return NULL;
-}
-
 static void log_stored(worker *w, batch *const *group, size_t n, const store_stats *st, double ms)
 {
     const batch *b = group[n - 1];
-    const char *seq = group_seq(group, n);
+    const char *seq = st->seq;
     char pending[32] = "unknown", batches[32] = "";
 
     if (b->has_pending)
@@ -552,11 +543,10 @@ static void *writer_main(void *arg)
             free(ignored);
         }
         if (stored && b->kind != BATCH_FAILED)
-            stats_db_stored(w->db,
-                            &(stats_batch){(long)rows, (long)st.stored, (long)st.rejected,
-                                           (long)bytes, (monotime_ms() - t0) / 1000,
-                                           group_seq(group, n), b->has_pending ? b->pending : -1,
-                                           b->kind == BATCH_IDLE || b->caught_up});
+            stats_db_stored(w->db, &(stats_batch){(long)rows, (long)st.stored, (long)st.rejected,
+                                                  (long)bytes, (monotime_ms() - t0) / 1000, st.seq,
+                                                  b->has_pending ? b->pending : -1,
+                                                  b->kind == BATCH_IDLE || b->caught_up});
         if (stored && b->kind == BATCH_CHANGES && rows > 0) {
             /* per batch: the model loop tells full batches (a backfill) from small ones */
             for (size_t g = 0; g < n && w->hooks && w->hooks->on_commit; g++)
