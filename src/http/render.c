@@ -168,7 +168,8 @@ static void metrics_dbs(buf *out, const stats_snapshot *s)
     }
 
     head(out, "cht_sync_batch_duration_seconds", "histogram",
-         "duration of a batch's transaction (any kind, idle included)");
+         "duration of a writer's transaction: one batch or a group of waiting batches (any kind, "
+         "idle included)");
     for (int i = 0; i < s->ndbs; i++) {
         const stats_db *d = &s->dbs[i];
         uint64_t cum = 0;
