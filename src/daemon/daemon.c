@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/backoff.h"
 #include "common/log.h"
 #include "common/monotime.h"
 #include "common/signals.h"
@@ -40,9 +41,6 @@
 #include "daemon/pace.h"
 #include "pipeline/pipeline.h"
 #include "sync/sync.h"
-
-#define BACKOFF_BASE_MS 250
-#define BACKOFF_CAP_MS 30000
 
 extern char **environ;
 
@@ -57,14 +55,6 @@ static void wake(void)
     if (wake_fds[1] >= 0 && write(wake_fds[1], "w", 1) < 0) {
     }
     errno = saved;
-}
-
-static long backoff_ms(int attempt)
-{
-    long cap = BACKOFF_BASE_MS;
-    for (int i = 0; i < attempt && cap < BACKOFF_CAP_MS; i++)
-        cap *= 2;
-    return cap > BACKOFF_CAP_MS ? BACKOFF_CAP_MS : cap;
 }
 
 /* ---- the sync, on its own thread ---- */

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/backoff.h"
+
 static bool all_digits(const char *s)
 {
     if (!s || !*s)
@@ -75,19 +77,9 @@ rp_resync rp_inspected(reader_policy *p, const char *update_seq, bool is_number,
     return why;
 }
 
-long rp_backoff_ms(int attempt, unsigned long rnd)
-{
-    long cap = RP_BACKOFF_BASE_MS;
-    for (int i = 0; i < attempt && cap < RP_BACKOFF_CAP_MS; i++)
-        cap *= 2;
-    if (cap > RP_BACKOFF_CAP_MS)
-        cap = RP_BACKOFF_CAP_MS;
-    return cap / 2 + (long)(rnd % (unsigned long)(cap / 2 + 1));
-}
-
 long rp_transient(reader_policy *p, unsigned long rnd)
 {
-    return rp_backoff_ms(p->attempts++, rnd);
+    return backoff_jitter_ms(p->attempts++, rnd);
 }
 
 void rp_permanent(reader_policy *p, long http_status)

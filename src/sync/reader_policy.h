@@ -16,9 +16,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* a failing side waits BACKOFF_BASE_MS, doubling up to BACKOFF_CAP_MS */
-#define RP_BACKOFF_BASE_MS 250
-#define RP_BACKOFF_CAP_MS 30000
 /* how often a database that failed permanently is looked at again */
 #define RP_RECHECK_FAILED_MS 30000
 /* changes asked for per request, in batches: one request is cut into
@@ -111,9 +108,5 @@ bool rp_cut(reader_policy *p, const char *seq);
  * to its last_seq (kept as it was if the copy runs out of memory: the
  * same changes are then read again, which is harmless). */
 rp_outcome rp_fetched(reader_policy *p, const rp_response *r);
-
-/* The attempt-th wait of a capped exponential back-off with full jitter;
- * shared with the writer. */
-long rp_backoff_ms(int attempt, unsigned long rnd);
 
 #endif

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "feed/couch.h"
+#include "common/backoff.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "common/stats.h"
@@ -28,7 +29,7 @@ static volatile sig_atomic_t stop_requested;
 bool sync_setup(const cs_config *cfg, volatile sig_atomic_t *stop)
 {
     cs_error err;
-    long wait = 250;
+    int attempt = 0;
     bool warned = false;
 
     for (;;) {
@@ -42,8 +43,7 @@ bool sync_setup(const cs_config *cfg, volatile sig_atomic_t *stop)
         if (!warned)
             log_warn(NULL, "%s (retrying)", err.msg);
         warned = true;
-        signals_sleep_ms(stop, wait);
-        wait = wait * 2 > 30000 ? 30000 : wait * 2;
+        signals_sleep_ms(stop, backoff_ms(attempt++));
     }
 }
 

@@ -13,6 +13,7 @@
 #include "feed/batch.h"
 #include "feed/changes.h"
 #include "feed/couch.h"
+#include "common/backoff.h"
 #include "common/log.h"
 #include "common/monotime.h"
 #include "common/signals.h"
@@ -20,7 +21,6 @@
 #include "store/store.h"
 #include "sync/reader_policy.h"
 
-#define BACKOFF_CAP_MS RP_BACKOFF_CAP_MS
 #define MAX_DEPTH 512
 
 struct worker {
@@ -51,12 +51,6 @@ struct worker {
 };
 
 /* ---- helpers ---- */
-
-/* Capped exponential back-off with full jitter: the attempt-th wait. */
-static long backoff_ms(int attempt)
-{
-    return rp_backoff_ms(attempt, (unsigned long)random());
-}
 
 /*
  * Tracks one side's health so that a failure is logged when it starts (and
@@ -473,7 +467,8 @@ static void *writer_main(void *arg)
             given_up = true;
             break;
         }
-        long wait = rc == CS_PERMANENT ? BACKOFF_CAP_MS : backoff_ms(h.attempts);
+        long wait = rc == CS_PERMANENT ? BACKOFF_CAP_MS
+                                       : backoff_jitter_ms(h.attempts, (unsigned long)random());
         stats_db_failed(w->db, STATS_POSTGRES, rc, err.msg, true);
         health_failed(&h, w->db, &err, wait);
         signals_sleep_ms(w->stop, wait);
@@ -529,7 +524,8 @@ static void *writer_main(void *arg)
                 w->failed = w->failed || rc == CS_PERMANENT;
                 break;
             }
-            long wait = rc == CS_PERMANENT ? BACKOFF_CAP_MS : backoff_ms(h.attempts);
+            long wait = rc == CS_PERMANENT ? BACKOFF_CAP_MS
+                                           : backoff_jitter_ms(h.attempts, (unsigned long)random());
             stats_db_failed(w->db, STATS_POSTGRES, rc, err.msg, true);
             health_failed(&h, w->db, &err, wait);
             /* a batch PostgreSQL refuses for good stalls the source: say so */

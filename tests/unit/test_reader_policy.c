@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 
+#include "common/backoff.h"
 #include "sync/reader_policy.h"
 #include "unit.h"
 
@@ -87,8 +88,9 @@ static void test_outage_backoff_bounds(void)
     start(&p, "5", 100);
     for (int i = 0; i < (int)(sizeof(caps) / sizeof(caps[0])); i++) {
         /* the lowest and highest jitter of this attempt */
-        CHECK_INT(rp_backoff_ms(i, (unsigned long)caps[i] / 2), caps[i]);
-        CHECK_INT(rp_backoff_ms(i, (unsigned long)caps[i] / 2 + 1), caps[i] / 2); /* never above */
+        CHECK_INT(backoff_jitter_ms(i, (unsigned long)caps[i] / 2), caps[i]);
+        CHECK_INT(backoff_jitter_ms(i, (unsigned long)caps[i] / 2 + 1),
+                  caps[i] / 2); /* never above */
         CHECK_INT(rp_transient(&p, 0), caps[i] / 2);
     }
     CHECK_INT(rp_next(&p), RP_FETCH); /* a transient failure keeps the state */
