@@ -458,7 +458,12 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
         rc = 2;
         goto out;
     }
-    if (pipeline_session_open(&local, dir, environ, vars, &s, &err) != CS_OK) {
+    /* --watch stops at SIGINT/SIGTERM after the models in flight, not
+     * after the whole run (a run can take minutes) */
+    pipeline_session_opts sopts = {.stop = watch > 0 ? &stop_requested : NULL};
+    if (watch > 0)
+        signals_install(&stop_requested, NULL);
+    if (pipeline_session_open_with(&local, dir, environ, vars, &sopts, &s, &err) != CS_OK) {
         fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);
         rc = 2;
         goto out;
@@ -500,10 +505,8 @@ int pipeline_main(const cs_config *cfg, int argc, char **argv)
     }
     pipeline_session_set_target(s, target);
     http_server *http = NULL;
-    if (watch > 0) {
+    if (watch > 0)
         http = http_start(cfg); /* a long-running runner publishes its models' metrics */
-        signals_install(&stop_requested, NULL);
-    }
     do {
         if (pipeline_session_run(s, select, exclude, full_refresh, &sum, &err) != CS_OK) {
             fprintf(stderr, "cht-sync pipeline: %s\n", err.msg);

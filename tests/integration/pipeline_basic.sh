@@ -97,4 +97,19 @@ if wait_until 10 tbl_changed; then pass "watch mode picked up the changed model"
 kill -TERM "$wpid"; wait "$wpid"; rc=$?; [ "$rc" -eq 0 ] || cat "$WORK/watch.log"
 eq "watch mode stops cleanly on SIGTERM" "$rc" 0
 contains "watch mode logged the reload" "$(cat "$WORK/watch.log")" "project files changed"
+
+# SIGTERM during a watched run: the model in flight finishes, the next one
+# does not start, and the process exits then, not after the whole run
+project_new slow
+printf '{{ config(materialized="table") }}\nselect 1 as n from pg_sleep(1.5)\n' > "$P/models/slow_first.sql"
+printf 'select n from {{ ref("slow_first") }}\n' > "$P/models/after_slow.sql"
+"$CHT_SYNC" pipeline run --watch 60 --project-dir "$P" > "$WORK/watch2.log" 2>&1 &
+wpid=$!
+sleeping() { [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")" -gt 0 ]; }
+wait_until 10 sleeping || fail "the slow model runs"
+kill -TERM "$wpid"; wait "$wpid"; rc=$?
+eq "SIGTERM during a watched run: exit 0" "$rc" 0
+eq "the model in flight was built" "$(sql "select n from v1.slow_first")" "1"
+eq "the next model did not start" "$(sql "select count(*) from pg_class where relname = 'after_slow'")" "0"
+contains "the stop is reported" "$(cat "$WORK/watch2.log")" "SKIP (stopping)"
 finish
