@@ -294,8 +294,11 @@ typedef struct {
     char *kinds;        /* relkind of each model's relation, 0 when absent */
     char *tmp_kinds;    /* of its leftover __cs_tmp / __cs_backup */
     char *bak_kinds;
-    cs_error fatal;
-    bool failed_fatal;
+    /* a model lost its connection to PostgreSQL (a restart, a killed backend): no
+     * other model starts and the run is a transient failure, retried as a
+     * whole, not a model's error */
+    bool lost;
+    cs_error lost_err;
     char inv[40];        /* this run's invocation_id */
     runner_tests *tests; /* build and test: the tests' statuses and numbering */
     dbt_run_info run;    /* what every template of the run sees (invocation_id, flags, ...) */
@@ -1848,11 +1851,14 @@ static void *worker_main(void *arg)
     for (;;) {
         long pick = -1;
         while (c->finished < c->total) {
-            if (c->o->stop && *c->o->stop) {
-                /* asked to stop: the models in flight finish, no other starts */
+            if ((c->o->stop && *c->o->stop) || c->lost) {
+                /* asked to stop, or a connection was lost: the models in
+                 * flight finish, no other starts */
                 for (size_t k = 0; k < c->m->p->nmodels; k++) {
                     if (c->state[k] == ST_PENDING) {
-                        mark_skipped(c, k, "SKIP (stopping)");
+                        mark_skipped(c, k,
+                                     c->lost ? "SKIP (connection to PostgreSQL lost)"
+                                             : "SKIP (stopping)");
                     }
                 }
                 pthread_cond_broadcast(&c->cv);
@@ -1924,6 +1930,11 @@ static void *worker_main(void *arg)
                 print_line(c, i, "ERROR creating", d);
             log_error(c->m->p->models[i].name, "%s", err.msg);
             skip_dependants(c, i);
+            if (rc == CS_TRANSIENT && (!conn || PQstatus(conn) != CONNECTION_OK) && !c->lost) {
+                c->lost = true;
+                cs_fail(&c->lost_err, CS_TRANSIENT, "model %s: %s", c->m->p->models[i].name,
+                        err.msg);
+            }
         }
         c->finished++;
         pthread_cond_broadcast(&c->cv);
@@ -2756,6 +2767,11 @@ cs_result runner_run(const dbt_manifest *m, runner_pool *pool, const runner_opts
         if (m->nodes[i].mat == MAT_INCREMENTAL && !reads_a_model(m, i, 0) &&
             c.res[i].rows > sum->source_rows)
             sum->source_rows = c.res[i].rows;
+    }
+    if (c.lost) {
+        *err = c.lost_err;
+        rc = CS_TRANSIENT;
+        goto out;
     }
     if (o->mode == RUNNER_BUILD) {
         pv *results = results_value(&c);
