@@ -10,7 +10,6 @@ cp -r "$ROOT/tests/fixtures/projects/basic" "$P"
 sql "CREATE SCHEMA v1; CREATE TABLE v1.raw (id int, kind text, val int, saved timestamp);
      CREATE TABLE v1.run_log (what text, at timestamptz default clock_timestamp());
      INSERT INTO v1.raw VALUES (1,'a',10,'2024-01-01'),(2,'b',20,'2024-01-02'),(3,'a',30,'2024-01-03')"
-pl() { "$CHT_SYNC" pipeline "$@" --project-dir "$P"; }
 
 out=$(pl run 2>&1); rc=$?
 eq "first run exits 0" "$rc" 0

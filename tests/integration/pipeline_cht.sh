@@ -11,7 +11,6 @@ export POSTGRES_SCHEMA=v1 POSTGRES_TABLE=couchdb
 unset DBT_BATCH_SIZE
 P=$WORK/cht_style
 cp -r "$ROOT/tests/fixtures/projects/cht_style" "$P"
-pl() { "$CHT_SYNC" pipeline "$@" --project-dir "$P"; }
 # plrun: pl run, counted in $WORK/runs (it runs in subshells)
 plrun() { echo run >> "$WORK/runs"; pl run "$@"; }
 # line MODEL: the progress line of MODEL in $out

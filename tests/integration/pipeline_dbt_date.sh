@@ -8,10 +8,9 @@ SHARED=${CHT_SHARED_DBT:-$ROOT/../../shared/dbt}
 [ -d "$SHARED" ] || SHARED=/work/shared/dbt
 pg_start
 export POSTGRES_SCHEMA=v1
-P=$WORK/dates
-mkdir -p "$P/models" "$P/dbt_packages"
+project_new dates $'vars:\n  "dbt_date:time_zone": "America/Los_Angeles"\nmodels:\n  dates:\n    +materialized: table\n'
+mkdir -p "$P/dbt_packages"
 cp -r "$SHARED/dbt_date-0.10.0" "$P/dbt_packages/dbt_date"
-printf 'name: dates\nversion: "1.0.0"\nprofile: default\nvars:\n  "dbt_date:time_zone": "America/Los_Angeles"\nmodels:\n  dates:\n    +materialized: table\n' > "$P/dbt_project.yml"
 printf 'packages:\n  - package: calogica/dbt_date\n    version: 0.10.0\n' > "$P/packages.yml"
 echo "{{ dbt_date.get_date_dimension('2024-01-01', '2024-01-08') }}" > "$P/models/dim.sql"
 cat > "$P/models/fns.sql" <<'M'

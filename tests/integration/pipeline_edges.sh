@@ -6,9 +6,7 @@
 . "$(dirname "$0")/../lib.sh"
 pg_start
 export POSTGRES_SCHEMA=v1
-P=$WORK/edges
-mkdir -p "$P/models"
-printf 'name: edges\nversion: "1.0.0"\nconfig-version: 2\n' > "$P/dbt_project.yml"
+project_new edges $'config-version: 2\n'
 printf 'version: 2\nsources:\n  - name: src\n    schema: raw\n    tables:\n      - name: docs\n' > "$P/models/sources.yml"
 sql "CREATE SCHEMA raw; CREATE TABLE raw.docs (id int, val int); INSERT INTO raw.docs SELECT g, g FROM generate_series(1, 10) g" >/dev/null
 

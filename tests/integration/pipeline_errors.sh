@@ -6,9 +6,7 @@
 . "$(dirname "$0")/../lib.sh"
 pg_start
 export POSTGRES_SCHEMA=v1
-P=$WORK/errs
-mkdir -p "$P/models"
-printf 'name: errs\nversion: "1.0.0"\nconfig-version: 2\n' > "$P/dbt_project.yml"
+project_new errs $'config-version: 2\n'
 cat > "$P/models/good.sql" <<'SQL'
 {{ config(materialized='table') }}
 select 1 as id

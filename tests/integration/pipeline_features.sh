@@ -12,7 +12,6 @@ sql "CREATE SCHEMA v1;
      INSERT INTO v1.people VALUES (1,'ann',false),(2,'bob',false);
      CREATE TABLE v1.wide_src (id int, a text);
      INSERT INTO v1.wide_src VALUES (1,'x')"
-pl() { "$CHT_SYNC" pipeline "$@" --project-dir "$P"; }
 
 # ---- contracts and cascades ----
 out=$(pl run --select tag:family 2>&1); rc=$?

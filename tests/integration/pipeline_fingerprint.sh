@@ -8,9 +8,7 @@
 . "$(dirname "$0")/../lib.sh"
 pg_start
 export POSTGRES_SCHEMA=v1
-P=$WORK/fp
-mkdir -p "$P/models" "$P/macros"
-printf 'name: fp\nversion: "1.0.0"\nconfig-version: 2\n' > "$P/dbt_project.yml"
+project_new fp $'config-version: 2\n'
 cat > "$P/models/props.yml" <<'YML'
 version: 2
 sources:

@@ -20,9 +20,8 @@ sql "CREATE SCHEMA v1; CREATE TABLE v1.log (n serial, what text, in_txn boolean)
 # (in a transaction block now() is the time of BEGIN, before the statement's own)
 log() { printf "insert into v1.log (what, in_txn) values ('%s', now() <> statement_timestamp())" "$1"; }
 
-P=$WORK/proj
-mkdir -p "$P/models" "$P/macros" "$P/dbt_packages"
-printf 'name: proj\nversion: "1.0.0"\nconfig-version: 2\nprofile: default\n' > "$P/dbt_project.yml"
+project_new proj $'config-version: 2\n'
+mkdir -p "$P/dbt_packages"
 # CHT Pipeline as the package cht_pipeline_base, with only its raw_sql block
 # (the models and hooks are checked in models_compat and pipeline_cht_package)
 mkdir -p "$P/dbt_packages/cht_pipeline_base/macros"

@@ -18,9 +18,7 @@ contains "pipeline run --help lists --watch" "$out" "--watch SECONDS"
 
 pg_start
 export POSTGRES_SCHEMA=v1
-P=$WORK/chain
-mkdir -p "$P/models"
-printf 'name: chain\nversion: "1.0.0"\nconfig-version: 2\nmodels:\n  chain:\n    +materialized: incremental\n' > "$P/dbt_project.yml"
+project_new chain $'config-version: 2\nmodels:\n  chain:\n    +materialized: incremental\n'
 printf 'version: 2\nsources:\n  - name: src\n    schema: v1\n    tables:\n      - name: raw\n      - name: wide_src\n' > "$P/models/sources.yml"
 cat > "$P/models/root.sql" <<'SQL'
 {{ config(unique_key='uuid') }}
@@ -57,7 +55,6 @@ sql "CREATE SCHEMA v1; CREATE TABLE v1.run_log (what text);
      CREATE TABLE v1.raw (id int, saved_timestamp timestamp, val int);
      INSERT INTO v1.raw SELECT g, '2024-01-01'::timestamp + g * interval '1 minute', g FROM generate_series(1, 5) g;
      CREATE TABLE v1.wide_src (id int, a text); INSERT INTO v1.wide_src VALUES (1, 'x')" >/dev/null
-pl() { "$CHT_SYNC" pipeline "$@" --project-dir "$P"; }
 
 out=$(pl run 2>&1); rc=$?
 eq "first run builds" "$rc" 0

@@ -8,9 +8,7 @@
 . "$(dirname "$0")/../lib.sh"
 pg_start
 export POSTGRES_SCHEMA=v1
-P=$WORK/rb
-mkdir -p "$P/models"
-printf 'name: rb\nversion: "1.0.0"\nconfig-version: 2\n' > "$P/dbt_project.yml"
+project_new rb $'config-version: 2\n'
 printf 'version: 2\nsources:\n  - name: src\n    schema: raw\n    tables:\n      - name: docs\n' > "$P/models/sources.yml"
 cat > "$P/models/par.sql" <<'SQL'
 {{ config(materialized='table') }}

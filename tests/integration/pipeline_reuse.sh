@@ -9,9 +9,7 @@
 . "$(dirname "$0")/../lib.sh"
 pg_start
 export POSTGRES_SCHEMA=v1 DBT_THREAD_COUNT=2
-P=$WORK/chain
-mkdir -p "$P/models"
-printf 'name: chain\nversion: "1.0.0"\nconfig-version: 2\nmodels:\n  chain:\n    +materialized: incremental\n' > "$P/dbt_project.yml"
+project_new chain $'config-version: 2\nmodels:\n  chain:\n    +materialized: incremental\n'
 printf 'version: 2\nsources:\n  - name: src\n    schema: raw\n    tables:\n      - name: docs\n' > "$P/models/sources.yml"
 IDX="indexes=[{'columns': ['uuid'], 'type': 'hash'}, {'columns': ['saved_timestamp']}]"
 cat > "$P/models/root.sql" <<SQL

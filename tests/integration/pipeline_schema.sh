@@ -40,7 +40,6 @@ models:
       - name: id
         tests: [unique, not_null]
 Y
-pl() { "$CHT_SYNC" pipeline "$@" --project-dir "$P"; }
 
 out=$(pl build 2>&1); rc=$?
 eq "build with custom model schemas exits 0" "$rc" 0

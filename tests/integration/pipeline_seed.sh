@@ -36,7 +36,6 @@ printf 'code;Label\n01;one\n002;two\n' > "$P/seeds/sub/codes.csv"
 printf "{{ config(materialized='table') }}\nselect p.id, c.code from {{ ref('places') }} p join {{ ref('codes') }} c on c.code = lpad(p.id::text, 2, '0')\n" > "$P/models/uses_seed.sql"
 printf 'version: 2\nmodels:\n  - name: uses_seed\n    columns:\n      - name: id\n        tests: [not_null, unique]\n' > "$P/models/schema.yml"
 sql "CREATE SCHEMA v1; CREATE TABLE v1.hook_log (what text)"
-pl() { "$CHT_SYNC" pipeline "$@" --project-dir "$P"; }
 types() { sql "select string_agg(column_name || ':' || data_type, ' ' order by ordinal_position) from information_schema.columns where table_schema = 'v1' and table_name = '$1'"; }
 
 out=$(pl seed 2>&1); rc=$?

@@ -5,9 +5,8 @@
 # the models that read the source), and a warning when a selection matches
 # no model.  `pipeline ls` needs no database.
 . "$(dirname "$0")/../lib.sh"
-P=$WORK/sel
+project_new sel $'config-version: 2\nmodels:\n  sel:\n    contacts:\n      +tags: [base]\n'
 mkdir -p "$P/models/contacts" "$P/models/forms"
-printf 'name: sel\nversion: "1.0.0"\nconfig-version: 2\nmodels:\n  sel:\n    contacts:\n      +tags: [base]\n' > "$P/dbt_project.yml"
 cp /work/shared/dbt/cht-pipeline-2.0.0/selectors.yml "$P/selectors.yml" 2>/dev/null ||
     printf 'selectors:\n  - name: base_models\n    definition:\n      tag: "base"\n' > "$P/selectors.yml"
 cat > "$P/models/sources.yml" <<'YML'

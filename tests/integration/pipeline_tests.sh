@@ -101,7 +101,6 @@ seeds:
         tests: [is_even, not_null]
 Y
 sql "CREATE SCHEMA v1; CREATE TABLE v1.src (n int); INSERT INTO v1.src VALUES (2), (4)"
-pl() { "$CHT_SYNC" pipeline "$@" --project-dir "$P"; }
 # line WHAT OUTPUT REGEX: a line of the output matches
 line() { if grep -Eq -- "$3" <<<"$2"; then pass "$1"; else fail "$1" "no line matches: $3"; fi; }
 

@@ -10,7 +10,6 @@ cp -r "$ROOT/tests/fixtures/projects/basic" "$P"
 sql "CREATE SCHEMA v1; CREATE TABLE v1.raw (id int, kind text, val int, saved timestamp);
      CREATE TABLE v1.run_log (what text, at timestamptz default clock_timestamp());
      INSERT INTO v1.raw VALUES (1,'a',10,'2024-01-01')"
-pl() { "$CHT_SYNC" pipeline "$@" --project-dir "$P"; }
 
 printf "{{ config(materialized='table') }}\nselect 1 as a,\n  {{ no_such_var }} as b\n" > "$P/models/bad.sql"
 printf "{{ config(materialized='table') }}\n{%% do print('printed ' ~ 42) %%}\nselect {{ 1 if nope is defined else 2 }} as a, '{{ nope | default('d') }}' as b\n" > "$P/models/lenient.sql"
