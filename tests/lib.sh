@@ -147,6 +147,10 @@ pg_stop() {
 # sql QUERY: one value per line, fields separated by |
 sql() { psql -qAtX -v ON_ERROR_STOP=1 -c "$1"; }
 
+# pg_sleeping: some backend is in pg_sleep (a slow model or trigger of the
+# test is running)
+pg_sleeping() { [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")" -gt 0 ]; }
+
 # psql_open NAME: a psql session that stays open (to hold a lock, a
 # transaction or a LISTEN while the test goes on), fed through a FIFO;
 # psql_send NAME SQL sends it a statement; its output goes to $WORK/NAME.out

@@ -18,7 +18,6 @@ sql "CREATE FUNCTION v1.slow_down() RETURNS trigger LANGUAGE plpgsql AS \$\$
      BEGIN IF NEW._id LIKE 'slow-%' THEN PERFORM pg_sleep(0.3); END IF; RETURN NEW; END \$\$;
      CREATE TRIGGER slow_down BEFORE INSERT OR UPDATE ON v1.couchdb FOR EACH ROW EXECUTE FUNCTION v1.slow_down()"
 
-sleeping() { [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")" -gt 0 ]; }
 # medic: many quick batches; medic-sentinel: batches of 4 slow rows each
 $GEN_CHT --url "$COUCH_URL" --db medic --count 3000 --seed 61 --batch 25 >/dev/null &
 gen=$!
@@ -26,7 +25,7 @@ for i in $(seq 1 12); do
     docs=$(for k in 1 2 3 4; do printf '{"_id":"slow-%d-%d","type":"data_record","form":"late"},' "$i" "$k"; done)
     couch POST /medic-sentinel/_bulk_docs "{\"docs\":[${docs%,}]}" >/dev/null
     # let the previous slow batch start its transaction before the next write
-    wait_until 5 sleeping
+    wait_until 5 pg_sleeping
 done
 wait $gen
 want=$(( $(couch GET /medic/_changes | jq '.results | length') + $(couch GET /medic-sentinel/_changes | jq '.results | length') ))

@@ -14,8 +14,7 @@ export DBT_LOCAL_PATH=$P CHT_PIPELINE_BASE=project DATAEMON_INTERVAL=3600
 sql "CREATE SCHEMA IF NOT EXISTS v1"
 
 run_bg --models-only
-sleeping() { [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")" -gt 0 ]; }
-wait_until 20 sleeping || fail "the slow model runs"
+wait_until 20 pg_sleeping || fail "the slow model runs"
 eq "its backend is terminated" \
     "$(sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")" "t"
 built() { [ "$(sql "SELECT count(*) FROM pg_class WHERE relname = 'after_slow'")" = 1 ]; }
@@ -35,7 +34,7 @@ sql "DROP TABLE v1.slow CASCADE; DROP TABLE v1.after_slow"
 printf '{{ config(materialized="table") }}\nselect 2 as n\n' > "$P/models/zz_other.sql"
 pl run --threads 1 > "$WORK/pl.log" 2>&1 &
 plpid=$!
-wait_until 20 sleeping || fail "the slow model runs again"
+wait_until 20 pg_sleeping || fail "the slow model runs again"
 sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'" >/dev/null
 wait "$plpid"; rc=$?
 eq "pipeline run: exit status 1" "$rc" "1"

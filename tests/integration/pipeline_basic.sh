@@ -104,8 +104,7 @@ printf '{{ config(materialized="table") }}\nselect 1 as n from pg_sleep(1.5)\n' 
 printf 'select n from {{ ref("slow_first") }}\n' > "$P/models/after_slow.sql"
 "$CHT_SYNC" pipeline run --watch 60 --project-dir "$P" > "$WORK/watch2.log" 2>&1 &
 wpid=$!
-sleeping() { [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")" -gt 0 ]; }
-wait_until 10 sleeping || fail "the slow model runs"
+wait_until 10 pg_sleeping || fail "the slow model runs"
 kill -TERM "$wpid"; wait "$wpid"; rc=$?
 eq "SIGTERM during a watched run: exit 0" "$rc" 0
 eq "the model in flight was built" "$(sql "select n from v1.slow_first")" "1"
